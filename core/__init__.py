@@ -1,0 +1,1 @@
+"""The small core of medzoo: interfaces, the plugin system, composition, recipes, training and the CLI."""

@@ -1,0 +1,32 @@
+"""The Connector interface: vision features -> language-model embeddings."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class Connector(nn.Module):
+    """Maps ``[B, N, vision_dim]`` to ``[B, N', language_dim]``; ``N'`` may be smaller than ``N``."""
+
+    def __init__(self, vision_dim: int, language_dim: int, num_input_tokens: int, **options: Any):
+        super().__init__()
+        self.vision_dim = vision_dim
+        self.language_dim = language_dim
+        self.num_input_tokens = num_input_tokens
+
+    @property
+    def num_output_tokens(self) -> int:
+        """Tokens per image after the connector (default: unchanged)."""
+        return self.num_input_tokens
+
+    @abstractmethod
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """``[B, N, vision_dim] -> [B, num_output_tokens, language_dim]``."""
+
+    def options(self) -> dict[str, Any]:
+        """The options needed to rebuild this connector."""
+        return {}

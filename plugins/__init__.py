@@ -1,0 +1,1 @@
+"""Concrete medzoo components, registered through the same hooks third-party plugins use."""

@@ -1,0 +1,7 @@
+"""The built-in plugins: name -> module holding ``@hookimpl`` registration functions.
+
+They are loaded exactly like third-party plugins (one module per plugin, the same hooks).
+"""
+
+BUILTIN_PLUGINS: dict[str, str] = {
+}

@@ -1,0 +1,13 @@
+"""Maps the repository root onto the ``medzoo`` package (core/ -> medzoo.core, plugins/ -> medzoo.plugins)."""
+
+from setuptools import find_packages, setup
+
+SUBPACKAGE_ROOTS = ["core", "plugins"]
+
+setup(
+    packages=["medzoo"]
+    + [
+        f"medzoo.{name}"
+        for name in find_packages(include=[f"{root}*" for root in SUBPACKAGE_ROOTS])
+    ],
+)
