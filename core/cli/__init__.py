@@ -1,0 +1,1 @@
+"""The ``medzoo`` command line."""

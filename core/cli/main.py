@@ -1,0 +1,62 @@
+"""The root ``medzoo`` command: built-in commands plus those plugins add through ``register_commands``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from medzoo.core.errors import MedzooError
+
+# module path -> attribute holding a click command or group; each file holds one command (group)
+BUILTIN_COMMANDS: dict[str, str] = {
+}
+
+
+class MedzooGroup(click.Group):
+    """Adds built-in and plugin commands on first use, so importing the CLI has no side effects."""
+
+    _loaded = False
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        for module_path, attribute in BUILTIN_COMMANDS.items():
+            command = getattr(importlib.import_module(module_path), attribute)
+            self.add_command(command)
+        from medzoo.core.plugin_manager import plugin_system
+
+        plugin_system().manager.hook.register_commands(cli=self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        self._load()
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=MedzooGroup)
+@click.version_option(package_name="medzoo")
+def cli() -> None:
+    """medzoo: a plugin-based model zoo for biomedical vision-language assistants."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors print one line and exit with code 2, without a traceback."""
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except MedzooError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(error.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as error:
+        sys.exit(error.exit_code)

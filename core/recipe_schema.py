@@ -1,0 +1,148 @@
+"""The recipe schema (omegaconf structured configs). Stages are a list; every component is named by plugin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ComponentConfig:
+    """A component chosen by plugin name.
+
+    ``pretrained``: hub id or local path of real weights (ignored under ``shrink``);
+    ``config``: architecture for a random init (default: the plugin's tiny config);
+    ``options``: keyword arguments for the plugin class.
+    """
+
+    name: str = "???"
+    pretrained: str | None = None
+    config: dict[str, Any] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LanguageConfig(ComponentConfig):
+    #: conversation template plugin name used for instruction stages and inference
+    template: str = "???"
+
+
+@dataclass
+class ModelConfig:
+    vision: ComponentConfig = field(default_factory=ComponentConfig)
+    connector: ComponentConfig = field(default_factory=ComponentConfig)
+    language: LanguageConfig = field(default_factory=LanguageConfig)
+    #: "placeholder": one <image> token expanded to the image features (v1.5);
+    #: "im_start_end": <im_start> + N x <im_patch> + <im_end> (v1.0)
+    image_markup: str = "placeholder"
+    #: weights dtype: float32 | bfloat16 | float16
+    dtype: str = "float32"
+    #: attention implementation passed to transformers: sdpa | eager | flash_attention_2
+    attention: str = "sdpa"
+
+
+@dataclass
+class TuningConfig:
+    """Per-module tuning: plugin name (frozen | full | lora) and its options (LoRA r, alpha, dropout, targets)."""
+
+    vision: str = "frozen"
+    connector: str = "full"
+    language: str = "frozen"
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "???"
+    path: str = "???"
+    image_root: str | None = None
+    #: sampling weight in a stage's mixture (relative)
+    weight: float = 1.0
+    #: take at most this many records (None: all)
+    limit: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adamw"
+    lr: float = 2e-5
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    fused: bool = False
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "cosine"
+    warmup_ratio: float = 0.03
+
+
+@dataclass
+class StageConfig:
+    name: str = "???"
+    #: alignment | instruct | downstream | custom (curricula select and combine stages by role)
+    role: str = "custom"
+    #: stage whose weights this one starts from (default: the previous stage)
+    init_from: str | None = None
+    #: template for this stage (default: the language model's; stage 1 uses "plain")
+    template: str | None = None
+    datasets: list[DatasetConfig] = field(default_factory=list)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    epochs: float = 1.0
+    max_steps: int | None = None
+    global_batch_size: int = 128
+    micro_batch_size: int = 4
+    max_length: int = 2048
+    gradient_checkpointing: bool = False
+    #: fp32 | bf16 | fp16
+    precision: str = "bf16"
+    seed: int = 42
+    #: group samples of similar length into batches (less padding)
+    group_by_length: bool = True
+    save_every_steps: int | None = None
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class CurriculumConfig:
+    name: str = "llava-med"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BenchmarkConfig:
+    name: str = "???"
+    path: str | None = None
+    image_root: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """Where data lives; ``${data.root}`` may be used in dataset paths."""
+
+    root: str = "data"
+    #: skip | error: what to do with a malformed record or a missing / corrupt image
+    on_bad_record: str = "skip"
+    #: create the built-in synthetic set under root if it is missing
+    synthesize: bool = False
+    synth_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Recipe:
+    name: str = "???"
+    description: str = ""
+    #: base recipe(s) this one inherits from (names in recipes/ or paths)
+    defaults: list[str] = field(default_factory=list)
+    #: build every component tiny and random (same types) instead of loading pretrained weights
+    shrink: bool = False
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    stages: list[StageConfig] = field(default_factory=list)
+    benchmarks: list[BenchmarkConfig] = field(default_factory=list)
+    citation: str = ""
