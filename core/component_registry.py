@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,13 +60,29 @@ class ComponentRegistry:
         self._entries[kind][name] = Registration(kind, name, factory, provider, dict(info))
 
     def get(self, kind: str, name: str) -> Registration:
+        """Exact lookup; a family registered with ``pattern=`` (e.g. ``mlp(?P<depth>\\d+)x_gelu``) matches whole names
+        and its factory receives the named groups as integer or string keyword arguments."""
         table = self._entries.get(kind)
         if table is None:
             raise PluginError(f"unknown component kind {kind!r}; expected one of {', '.join(KINDS)}")
         if name not in table:
+            family = self._match_family(table, name)
+            if family is not None:
+                return family
             known = ", ".join(sorted(table)) or "none registered"
             raise PluginError(f"unknown {kind} {name!r}{did_you_mean(name, table)}; known: {known}")
         return table[name]
+
+    @staticmethod
+    def _match_family(table: dict[str, Registration], name: str) -> Registration | None:
+        for entry in table.values():
+            pattern = entry.info.get("pattern")
+            match = re.fullmatch(pattern, name) if pattern else None
+            if match:
+                arguments = {k: int(v) if v.isdigit() else v for k, v in match.groupdict().items()}
+                factory = functools.partial(entry.factory, **arguments)
+                return Registration(entry.kind, name, factory, entry.provider, dict(entry.info, family=entry.name))
+        return None
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._entries[kind])
