@@ -1,0 +1,127 @@
+"""Conversation + image -> model tensors: render with the template, tokenise once, label assistant spans,
+expand image placeholders to the encoder's token count, truncate (and say so)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from medzoo.core.conversation import ConversationTemplate, Message
+from medzoo.core.image_markup import ImageMarkup
+from medzoo.core.image_processing import ImageTransform
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class EncodedSample:
+    input_ids: list[int]
+    labels: list[int]
+    pixel_values: torch.Tensor | None
+    truncated: bool = False
+    sample_id: str = ""
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+class SampleTooLong(ValueError):
+    """Truncation would cut through the image tokens, so the sample cannot be used."""
+
+
+class MultimodalProcessor:
+    """Turns conversations and images into ``input_ids``, ``labels`` and ``pixel_values``."""
+
+    def __init__(
+        self,
+        tokenizer,
+        template: ConversationTemplate,
+        image_transform: ImageTransform,
+        num_image_tokens: int,
+        markup: ImageMarkup,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.template = template
+        self.image_transform = image_transform
+        self.num_image_tokens = num_image_tokens
+        self.markup = markup
+
+    @property
+    def eos_token(self) -> str:
+        return self.tokenizer.eos_token or ""
+
+    def encode(
+        self,
+        messages: Sequence[Message],
+        images: Sequence[Image.Image] = (),
+        max_length: int | None = None,
+        add_generation_prompt: bool = False,
+        sample_id: str = "",
+    ) -> EncodedSample:
+        rendered = self.template.render(messages, self.eos_token, add_generation_prompt=add_generation_prompt)
+        encoding = self.tokenizer(rendered.text, return_offsets_mapping=True, add_special_tokens=True)
+        ids: list[int] = list(encoding["input_ids"])
+        labels = _label_spans(ids, encoding["offset_mapping"], rendered.target_spans)
+        n_placeholders = sum(1 for token in ids if token == self.markup.placeholder_id)
+        if n_placeholders != len(images):
+            raise ValueError(
+                f"sample {sample_id or '?'}: {n_placeholders} <image> placeholder(s) in the text but {len(images)} image(s)"
+            )
+        ids, labels = self._expand_images(ids, labels)
+        truncated = False
+        if max_length is not None and len(ids) > max_length:
+            if self.markup.fill_id in ids[max_length:] or (
+                self.markup.end_id is not None and self.markup.end_id in ids[max_length:]
+            ):
+                raise SampleTooLong(f"sample {sample_id or '?'}: max_length {max_length} cuts through the image tokens")
+            ids, labels, truncated = ids[:max_length], labels[:max_length], True
+        pixel_values = self.image_transform.batch(list(images)) if images else None
+        return EncodedSample(ids, labels, pixel_values, truncated, sample_id)
+
+    def _expand_images(self, ids: list[int], labels: list[int]) -> tuple[list[int], list[int]]:
+        expansion = self.markup.expansion(self.num_image_tokens)
+        out_ids: list[int] = []
+        out_labels: list[int] = []
+        for token, label in zip(ids, labels, strict=True):
+            if token == self.markup.placeholder_id:
+                out_ids.extend(expansion)
+                out_labels.extend([IGNORE_INDEX] * len(expansion))
+            else:
+                out_ids.append(token)
+                out_labels.append(label)
+        return out_ids, out_labels
+
+
+def _label_spans(ids: list[int], offsets, spans: list[tuple[int, int]]) -> list[int]:
+    """Label a token with its id when its characters lie inside a target span, else IGNORE_INDEX."""
+    labels = [IGNORE_INDEX] * len(ids)
+    for index, ((start, end), token) in enumerate(zip(offsets, ids, strict=True)):
+        if end <= start:
+            continue
+        for span_start, span_end in spans:
+            if start < span_end and end > span_start:
+                labels[index] = token
+                break
+    return labels
+
+
+def collate(samples: Sequence[EncodedSample], pad_id: int, padding_side: str = "right") -> dict[str, torch.Tensor]:
+    """Pad a batch; images of all samples are stacked in sample order (samples without images add none)."""
+    width = max(len(sample) for sample in samples)
+    input_ids = torch.full((len(samples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(samples), width), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(samples), width), dtype=torch.long)
+    for row, sample in enumerate(samples):
+        n = len(sample)
+        columns = slice(width - n, width) if padding_side == "left" else slice(0, n)
+        input_ids[row, columns] = torch.tensor(sample.input_ids)
+        labels[row, columns] = torch.tensor(sample.labels)
+        attention_mask[row, columns] = 1
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    pixels = [sample.pixel_values for sample in samples if sample.pixel_values is not None]
+    if pixels:
+        batch["pixel_values"] = torch.cat(pixels)
+    return batch

@@ -1,0 +1,1 @@
+"""Tuning strategies: frozen, full fine-tuning and LoRA (peft)."""
