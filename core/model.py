@@ -112,6 +112,19 @@ class MultimodalModel(nn.Module):
             inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=True, **generation_kwargs
         )
 
+    # -- persistence --------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, directory: str, dtype: str | None = None) -> MultimodalModel:
+        """Load a medzoo model directory (see ``medzoo.core.model_io``)."""
+        from medzoo.core.model_io import load_model
+
+        return load_model(directory, dtype=dtype)
+
+    def save_pretrained(self, directory: str, extra: dict[str, Any] | None = None) -> None:
+        from medzoo.core.model_io import save_model
+
+        save_model(self, directory, extra=extra)
+
     # -- training helpers ---------------------------------------------------------------------------------
     def modules_by_name(self) -> dict[str, nn.Module]:
         return {"vision": self.vision, "connector": self.connector, "language": self.language}
