@@ -172,6 +172,7 @@ def load_model(directory: str | Path, dtype: str | None = None) -> MultimodalMod
         connector.load_state_dict(load_file(str(directory / "connector.safetensors")))
 
     model = MultimodalModel(vision, connector, language, spec.get("image_markup", "placeholder"), spec=spec)
+    model.trained_modules = saved & {"vision", "connector", "language"}
     for name, info in manifest.get("adapters", {}).items():
         _load_adapter(model, name, directory / info["path"])
     target_dtype = DTYPES[dtype or spec.get("dtype", "float32")]

@@ -61,14 +61,27 @@ class MultimodalProcessor:
         add_generation_prompt: bool = False,
         sample_id: str = "",
     ) -> EncodedSample:
+        sample = self.encode_text(messages, len(images), max_length, add_generation_prompt, sample_id)
+        sample.pixel_values = self.image_transform.batch(list(images)) if images else None
+        return sample
+
+    def encode_text(
+        self,
+        messages: Sequence[Message],
+        num_images: int,
+        max_length: int | None = None,
+        add_generation_prompt: bool = False,
+        sample_id: str = "",
+    ) -> EncodedSample:
+        """Token ids and labels only (images are transformed later, e.g. when the batch is assembled)."""
         rendered = self.template.render(messages, self.eos_token, add_generation_prompt=add_generation_prompt)
         encoding = self.tokenizer(rendered.text, return_offsets_mapping=True, add_special_tokens=True)
         ids: list[int] = list(encoding["input_ids"])
         labels = _label_spans(ids, encoding["offset_mapping"], rendered.target_spans)
         n_placeholders = sum(1 for token in ids if token == self.markup.placeholder_id)
-        if n_placeholders != len(images):
+        if n_placeholders != num_images:
             raise ValueError(
-                f"sample {sample_id or '?'}: {n_placeholders} <image> placeholder(s) in the text but {len(images)} image(s)"
+                f"sample {sample_id or '?'}: {n_placeholders} <image> placeholder(s) in the text but {num_images} image(s)"
             )
         ids, labels = self._expand_images(ids, labels)
         truncated = False
@@ -78,8 +91,7 @@ class MultimodalProcessor:
             ):
                 raise SampleTooLong(f"sample {sample_id or '?'}: max_length {max_length} cuts through the image tokens")
             ids, labels, truncated = ids[:max_length], labels[:max_length], True
-        pixel_values = self.image_transform.batch(list(images)) if images else None
-        return EncodedSample(ids, labels, pixel_values, truncated, sample_id)
+        return EncodedSample(ids, labels, None, truncated, sample_id)
 
     def _expand_images(self, ids: list[int], labels: list[int]) -> tuple[list[int], list[int]]:
         expansion = self.markup.expansion(self.num_image_tokens)

@@ -5,4 +5,5 @@ They are loaded exactly like third-party plugins (one module per plugin, the sam
 
 BUILTIN_PLUGINS: dict[str, str] = {
     "tuning": "medzoo.plugins.tuning.registration",
+    "curricula": "medzoo.plugins.curricula.registration",
 }

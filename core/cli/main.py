@@ -9,8 +9,9 @@ import click
 
 from medzoo.core.errors import MedzooError
 
-# module path -> attribute holding a click command or group; each file holds one command (group)
+# module path -> attribute(s) holding click commands or groups (comma-separated)
 BUILTIN_COMMANDS: dict[str, str] = {
+    "medzoo.core.cli.train": "train, merge_lora_command, model_group",
 }
 
 
@@ -23,9 +24,10 @@ class MedzooGroup(click.Group):
         if self._loaded:
             return
         self._loaded = True
-        for module_path, attribute in BUILTIN_COMMANDS.items():
-            command = getattr(importlib.import_module(module_path), attribute)
-            self.add_command(command)
+        for module_path, attributes in BUILTIN_COMMANDS.items():
+            module = importlib.import_module(module_path)
+            for attribute in attributes.split(","):
+                self.add_command(getattr(module, attribute.strip()))
         from medzoo.core.plugin_manager import plugin_system
 
         plugin_system().manager.hook.register_commands(cli=self)

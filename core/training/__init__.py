@@ -1,0 +1,1 @@
+"""Curriculum training: stage data, batching, the training loop, checkpoints and resume."""

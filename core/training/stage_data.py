@@ -1,0 +1,109 @@
+"""A stage's training data: read every dataset of the stage, encode the conversations, report what was skipped."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from PIL import Image
+
+from medzoo.core.build import as_dict
+from medzoo.core.dataset import Record
+from medzoo.core.errors import DataError
+from medzoo.core.generation import processor_for
+from medzoo.core.model import MultimodalModel
+from medzoo.core.plugin_manager import components
+from medzoo.core.processor import EncodedSample, SampleTooLong, collate
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StageData:
+    """Encoded samples of a stage (token ids and labels; images load when a batch is assembled)."""
+
+    samples: list[EncodedSample]
+    images: list[Any]
+    dataset_of: list[int]
+    sizes: list[int]
+    weights: list[float]
+    reports: list[str] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)
+    truncated: int = 0
+
+    def lengths(self) -> list[int]:
+        return [len(sample) for sample in self.samples]
+
+
+def load_stage_data(model: MultimodalModel, stage: Any, on_bad_record: str) -> StageData:
+    registry = components()
+    samples: list[EncodedSample] = []
+    images: list[Any] = []
+    dataset_of: list[int] = []
+    sizes: list[int] = []
+    weights: list[float] = []
+    data = StageData(samples, images, dataset_of, sizes, weights)
+    for index, dataset in enumerate(stage.datasets):
+        spec = as_dict(dataset)
+        options = dict(spec.get("options") or {})
+        template = options.pop("template", None) or stage.template or model.language.template_name
+        reader = registry.get("dataset", spec["name"]).factory(**options)
+        records, report = reader.read(spec["path"], spec.get("image_root"), on_bad_record)
+        if spec.get("limit"):
+            records = records[: spec["limit"]]
+        data.reports.append(report.summary())
+        for reason, count in report.skipped.items():
+            data.skipped[f"{spec['name']}: {reason}"] += count
+        processor = processor_for(model, template)
+        kept = 0
+        for record in records:
+            encoded = _encode(processor, record, stage.max_length, on_bad_record, data)
+            if encoded is None:
+                continue
+            samples.append(encoded)
+            images.append(record.image)
+            dataset_of.append(index)
+            kept += 1
+        sizes.append(kept)
+        weights.append(float(spec.get("weight", 1.0)))
+    if not samples:
+        raise DataError(f"stage {stage.name!r}: no usable training records in {len(stage.datasets)} dataset(s)")
+    return data
+
+
+def _encode(processor, record: Record, max_length: int, policy: str, data: StageData) -> EncodedSample | None:
+    try:
+        sample = processor.encode_text(
+            record.messages, 1 if record.image else 0, max_length=max_length, sample_id=record.id
+        )
+    except (SampleTooLong, ValueError) as error:
+        if policy == "error":
+            raise DataError(str(error)) from None
+        data.skipped["too long or image markup mismatch"] += 1
+        return None
+    if all(label < 0 for label in sample.labels):
+        if policy == "error":
+            raise DataError(f"record {record.id}: no target tokens left after truncation")
+        data.skipped["no target tokens"] += 1
+        return None
+    data.truncated += int(sample.truncated)
+    return sample
+
+
+def assemble_batch(
+    model: MultimodalModel, data: StageData, indices: list[int], pad_id: int
+) -> dict[str, torch.Tensor]:
+    transform = model.vision.transform
+    batch_samples = []
+    for i in indices:
+        sample = data.samples[i]
+        image = data.images[i]
+        pixels = None
+        if image is not None:
+            with Image.open(image) as handle:
+                pixels = transform(handle).unsqueeze(0)
+        batch_samples.append(EncodedSample(sample.input_ids, sample.labels, pixels, sample.truncated, sample.sample_id))
+    return collate(batch_samples, pad_id, padding_side="right")

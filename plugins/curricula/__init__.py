@@ -1,0 +1,1 @@
+"""Curriculum schedules: the paper's two/three-stage curriculum and its ablations."""

@@ -1,0 +1,19 @@
+"""``llava-med``: alignment, then instruction tuning, then (optionally) downstream fine-tuning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medzoo.core.curriculum import Curriculum
+
+ROLE_ORDER = ("alignment", "instruct", "downstream")
+
+
+class LlavaMedCurriculum(Curriculum):
+    """Runs the recipe's stages in order; ``downstream`` stages run only with ``options.downstream: true``."""
+
+    name = "llava-med"
+
+    def plan(self, stages: list[Any]) -> list[Any]:
+        downstream = bool(self.options.get("downstream", False))
+        return [stage for stage in stages if stage.role != "downstream" or downstream]
