@@ -12,6 +12,7 @@ from medzoo.core.errors import MedzooError
 # module path -> attribute(s) holding click commands or groups (comma-separated)
 BUILTIN_COMMANDS: dict[str, str] = {
     "medzoo.core.cli.train": "train, merge_lora_command, model_group",
+    "medzoo.core.cli.evaluate": "evaluate_command",
 }
 
 

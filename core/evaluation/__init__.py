@@ -1,0 +1,1 @@
+"""Evaluation: answering a benchmark with a model, scoring, image ablations."""
