@@ -13,6 +13,7 @@ from medzoo.core.errors import MedzooError
 BUILTIN_COMMANDS: dict[str, str] = {
     "medzoo.core.cli.train": "train, merge_lora_command, model_group",
     "medzoo.core.cli.evaluate": "evaluate_command",
+    "medzoo.core.cli.run": "run_command, sweep_command",
 }
 
 
