@@ -1,0 +1,142 @@
+"""ColonINST benchmarks: classification (CLS), referring expression generation (REG) and
+comprehension (REC), on the seen (val) or unseen (test) split.
+
+Prompt: the record's own human turn (``<image>\\n{question}``); greedy decoding, 40 new tokens, as the
+ColonINST evaluation does. Option ``split``: ``seen`` (val) or ``unseen`` (test, the default).
+Real data: give the json file as a path, or ``root=DIR`` holding ``<val|test>/<task>_<val|test>.json``;
+the ``synth-*`` variants read ``ROOT/coloninst/<val|test>/<task>_<val|test>.json`` with images in ``ROOT/images``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from medzoo.core.benchmark import Benchmark, BenchmarkItem
+from medzoo.core.dataset import LoadReport
+from medzoo.core.errors import DataError
+from medzoo.plugins.benchmarks.common import option_int, predictions_for, synth_root
+from medzoo.plugins.datasets.colon_inst import ColonInstReader
+from medzoo.plugins.metrics.scoring import score_coloninst
+
+SPLIT_FILES = {"seen": "val", "unseen": "test"}
+
+
+class ColonInstBenchmark(Benchmark):
+    """One ColonINST task on one split. Options: ``split`` (seen|unseen), ``path``, ``root``,
+    ``require_images`` (default true), ``max_new_tokens``."""
+
+    name = "coloninst"
+    task: ClassVar[str] = "cls"
+    metric: ClassVar[str] = "coloninst"
+    headline_metrics: ClassVar[tuple[str, ...]] = ("accuracy",)
+    prompt_format: ClassVar[str] = "<image>\n{question}"
+    decoding: ClassVar[dict[str, Any]] = {"do_sample": False, "max_new_tokens": 40}
+    synthetic: ClassVar[bool] = False
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        split = str(options.get("split", "unseen"))
+        if split not in SPLIT_FILES:
+            raise DataError(f"benchmark {self.name}: option split={split!r}; expected seen (val) or unseen (test)")
+        self.split = split
+        self.decoding = dict(type(self).decoding)
+        self.decoding["max_new_tokens"] = option_int(options, "max_new_tokens", self.decoding["max_new_tokens"])
+        self.last_report: LoadReport | None = None
+
+    def default_paths(self) -> tuple[Path, Path | None]:
+        """(json file, image root) when no path is given."""
+        file_split = SPLIT_FILES[self.split]
+        file_name = f"{self.task}_{file_split}.json"
+        if self.synthetic:
+            root = synth_root(self.name, self.options)
+            return root / "coloninst" / file_split / file_name, root / "images"
+        if not self.options.get("root"):
+            raise DataError(
+                f"benchmark {self.name}: give the ColonINST {self.task.upper()} {file_split} json as a path, "
+                "or the option root=DIR holding <val|test>/<task>_<val|test>.json"
+            )
+        root = Path(str(self.options["root"])).expanduser()
+        return root / file_split / file_name, None
+
+    def load(self, path: str | None = None, image_root: str | None = None) -> list[BenchmarkItem]:
+        path = path or self.options.get("path")
+        if path is None:
+            default_file, default_images = self.default_paths()
+            path = str(default_file)
+            image_root = image_root or (str(default_images) if default_images else None)
+        image_root = image_root or self.options.get("image_root")
+        reader = ColonInstReader(task=self.task, require_images=self.options.get("require_images", True))
+        records, self.last_report = reader.read(str(path), image_root=image_root)
+        items = []
+        for record in records:
+            metadata = {"task": self.task, "split": self.split, "source_id": record.metadata["source_id"]}
+            if "prediction" in record.metadata:
+                metadata["prediction"] = record.metadata["prediction"]
+            items.append(
+                BenchmarkItem(
+                    question_id=record.id,
+                    question=record.metadata["question"],
+                    answer=record.metadata["answer"],
+                    image=record.image,
+                    answer_type="open",
+                    metadata=metadata,
+                )
+            )
+        return items
+
+    def prompt(self, item: BenchmarkItem) -> str:
+        return self.prompt_format.format(question=item.question)
+
+    def score(self, predictions: dict[str, str], items: list[BenchmarkItem]) -> dict[str, float]:
+        texts, missing = predictions_for(predictions, items)
+        result = score_coloninst(texts, [item.answer for item in items], self.task)
+        result["n_missing"] = len(missing)
+        return result
+
+
+class ColonInstClsBenchmark(ColonInstBenchmark):
+    """ColonINST classification: exact-match accuracy of the category name."""
+
+    name = "coloninst-cls"
+    task = "cls"
+
+
+class ColonInstRegBenchmark(ColonInstBenchmark):
+    """ColonINST referring expression generation: category of a given box, exact-match accuracy."""
+
+    name = "coloninst-reg"
+    task = "reg"
+
+
+class ColonInstRecBenchmark(ColonInstBenchmark):
+    """ColonINST referring expression comprehension: the box of a named finding; mean IoU and IoU > 0.5."""
+
+    name = "coloninst-rec"
+    task = "rec"
+    headline_metrics = ("mean_iou", "acc_at_0_5")
+
+
+class SynthColonInstClsBenchmark(ColonInstClsBenchmark):
+    name = "synth-coloninst-cls"
+    synthetic = True
+
+
+class SynthColonInstRegBenchmark(ColonInstRegBenchmark):
+    name = "synth-coloninst-reg"
+    synthetic = True
+
+
+class SynthColonInstRecBenchmark(ColonInstRecBenchmark):
+    name = "synth-coloninst-rec"
+    synthetic = True
+
+
+COLONINST_BENCHMARKS: tuple[type[ColonInstBenchmark], ...] = (
+    ColonInstClsBenchmark,
+    ColonInstRegBenchmark,
+    ColonInstRecBenchmark,
+    SynthColonInstClsBenchmark,
+    SynthColonInstRegBenchmark,
+    SynthColonInstRecBenchmark,
+)

@@ -1,0 +1,40 @@
+"""ColonINST metrics (an ``evaluate`` module; loads offline from this folder).
+
+    metric = evaluate.load("/path/to/medzoo/plugins/metrics/coloninst")
+    metric.compute(predictions=["{<1><2><30><40>}"], references=["{<1><2><30><40>}"], task="rec")
+"""
+
+import datasets
+import evaluate
+
+from medzoo.plugins.metrics.scoring import score_coloninst
+
+_DESCRIPTION = """ColonINST metrics in percent. Both sides are lower-cased and <|endoftext|> is removed.
+task="cls" or "reg": accuracy (exact match). task="rec": the integers inside <...> form the box (anything but
+four -> IoU 0), IoU with inclusive pixel corners (VOC +1); mean_iou and acc_at_0_5 (IoU > 0.5)."""
+
+_CITATION = """@article{ji2024frontiers,
+  title={Frontiers in Intelligent Colonoscopy},
+  author={Ji, Ge-Peng and Liu, Jingyi and Xu, Peng and others},
+  journal={arXiv preprint arXiv:2410.17241},
+  year={2024}
+}"""
+
+_INPUTS = """predictions: model outputs; references: ground-truth answers; task: cls, reg or rec (keyword)."""
+
+
+class Coloninst(evaluate.Metric):
+    """ColonINST CLS / REG / REC scoring."""
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_INPUTS,
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+            ),
+        )
+
+    def _compute(self, predictions, references, task="cls"):
+        return score_coloninst(predictions, references, task)
