@@ -4,6 +4,8 @@ They are loaded exactly like third-party plugins (one module per plugin, the sam
 """
 
 BUILTIN_PLUGINS: dict[str, str] = {
+    "vision": "medzoo.plugins.vision.registration",
+    "connectors": "medzoo.plugins.connectors.registration",
     "vqa-datasets": "medzoo.plugins.datasets.vqa_registration",
     "benchmarks": "medzoo.plugins.benchmarks.registration",
     "tuning": "medzoo.plugins.tuning.registration",

@@ -1,0 +1,1 @@
+"""Built-in connectors: vision features -> language-model embeddings."""

@@ -1,0 +1,33 @@
+"""Registers the built-in connectors."""
+
+from __future__ import annotations
+
+from medzoo.core.hookspecs import Register, hookimpl
+
+
+@hookimpl
+def register_connectors(register: Register) -> None:
+    from medzoo.plugins.connectors.identity import IdentityConnector
+    from medzoo.plugins.connectors.linear import LinearConnector
+    from medzoo.plugins.connectors.mlp import FAMILY_PATTERN, MlpGeluConnector
+    from medzoo.plugins.connectors.multigranularity import MultiGranularityConnector
+
+    register("linear", LinearConnector, description="one Linear layer (LLaVA-Med v1.0)")
+    register(
+        "mlpnx_gelu",
+        MlpGeluConnector,
+        pattern=FAMILY_PATTERN,
+        examples=("mlp1x_gelu", "mlp2x_gelu", "mlp3x_gelu"),
+        description="mlp{N}x_gelu: Linear, then N-1 times GELU + Linear (LLaVA-Med v1.5: mlp2x_gelu)",
+    )
+    register(
+        "identity",
+        IdentityConnector,
+        preserves_dim=True,
+        description="no projection; vision and language widths must be equal",
+    )
+    register(
+        "multigranularity",
+        MultiGranularityConnector,
+        description="ColonGPT-style: GELU MLP then average pooling of the patch grid to several sizes",
+    )

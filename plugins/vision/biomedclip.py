@@ -1,0 +1,252 @@
+"""BiomedCLIP's vision tower: the timm ViT trunk of an open_clip checkpoint (``model.visual.trunk``).
+
+Only the vision tower is built: the open_clip config names the timm model, the checkpoint's
+``visual.trunk.*`` weights are loaded strictly, and the text tower (PubMedBERT) is never instantiated,
+so loading needs neither its config nor its weights.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from open_clip.factory import load_state_dict, merge_preprocess_dict
+from open_clip.pretrained import download_pretrained_from_hf
+from open_clip.transform import PreprocessCfg
+from timm.layers import to_2tuple
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from medzoo.core.errors import PluginError
+from medzoo.core.image_processing import ImageTransform
+from medzoo.core.vision_encoder import FeatureSelect, VisionEncoder
+from medzoo.plugins.vision import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, blocks_to_run
+from medzoo.plugins.vision.clip import resolve_dtype
+
+BIOMEDCLIP_HUB_ID = "microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
+HF_HUB_PREFIX = "hf-hub:"
+OPEN_CLIP_CONFIG = "open_clip_config.json"
+# open_clip's own preference order for weights in a hub-layout directory.
+WEIGHT_FILES = (
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.safetensors",
+    "open_clip_pytorch_model.bin",
+    "open_clip_pytorch_model.pth",
+)
+TRUNK_PREFIX = "visual.trunk."
+
+
+class BiomedClipVisionEncoder(VisionEncoder):
+    """A timm ViT trunk; ``forward`` returns the output of hidden state ``feature_layer`` after selection.
+
+    Hidden states are numbered like CLIP's: 0 is the embedding output (after ``norm_pre``), ``i`` the output
+    of block ``i - 1``; -2 is the penultimate block. The final ``norm`` is never applied, as in LLaVA.
+    """
+
+    def __init__(
+        self,
+        trunk: VisionTransformer,
+        timm_model_name: str,
+        image_mean: tuple[float, ...] = OPENAI_CLIP_MEAN,
+        image_std: tuple[float, ...] = OPENAI_CLIP_STD,
+        feature_layer: int = -2,
+        feature_select: FeatureSelect = "patch",
+        image_aspect: str = "pad",
+    ):
+        super().__init__(feature_layer, feature_select, image_aspect)
+        if not isinstance(trunk, VisionTransformer):
+            raise PluginError(
+                f"vision encoder 'biomedclip': timm model {timm_model_name!r} is a {type(trunk).__name__}; "
+                "expected a timm VisionTransformer"
+            )
+        self.trunk = trunk
+        self.timm_model_name = timm_model_name
+        self.image_mean = tuple(float(value) for value in image_mean)
+        self.image_std = tuple(float(value) for value in image_std)
+        self.num_blocks = blocks_to_run(feature_layer, len(trunk.blocks), "biomedclip")
+        self._transform = ImageTransform(self.image_size, self.image_mean, self.image_std, image_aspect)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        source: str = BIOMEDCLIP_HUB_ID,
+        feature_layer: int = -2,
+        feature_select: FeatureSelect = "patch",
+        image_aspect: str = "pad",
+        dtype: torch.dtype | str | None = None,
+        **_: Any,
+    ) -> BiomedClipVisionEncoder:
+        """Load from a hub id (``[hf-hub:]microsoft/BiomedCLIP-...``) or a local directory in the hub layout
+        (``open_clip_config.json`` plus ``open_clip_pytorch_model.bin`` or ``.safetensors``)."""
+        config_path, weights_path = locate_checkpoint(source)
+        config = read_open_clip_config(config_path)
+        vision = config["model_cfg"].get("vision_cfg", {})
+        name = vision.get("timm_model_name")
+        if not name:
+            raise PluginError(
+                f"{config_path}: model_cfg.vision_cfg has no timm_model_name; "
+                "biomedclip needs an open_clip model whose vision tower is a timm ViT"
+            )
+        trunk = timm.create_model(name, pretrained=False, num_classes=0)
+        declared_size = to_2tuple(vision.get("image_size", trunk.patch_embed.img_size))
+        if tuple(declared_size) != tuple(trunk.patch_embed.img_size):
+            raise PluginError(
+                f"{config_path}: vision_cfg.image_size {declared_size[0]} differs from timm {name!r}'s input size "
+                f"{trunk.patch_embed.img_size[0]}"
+            )
+        state = load_state_dict(str(weights_path))
+        trunk_state = {
+            key[len(TRUNK_PREFIX) :]: value for key, value in state.items() if key.startswith(TRUNK_PREFIX)
+        }
+        if not trunk_state:
+            raise PluginError(
+                f"{weights_path}: no '{TRUNK_PREFIX}*' weights; expected an open_clip checkpoint"
+            )
+        incompatible = trunk.load_state_dict(trunk_state, strict=False)
+        if incompatible.missing_keys or incompatible.unexpected_keys:
+            raise PluginError(
+                f"{weights_path}: the {TRUNK_PREFIX}* weights do not fit timm {name!r} "
+                f"(missing {list(incompatible.missing_keys)[:3]}, unexpected {list(incompatible.unexpected_keys)[:3]})"
+            )
+        preprocess = merge_preprocess_dict(asdict(PreprocessCfg()), config.get("preprocess_cfg", {}))
+        trunk = trunk.to(resolve_dtype(dtype)).eval()
+        return cls(
+            trunk,
+            name,
+            tuple(preprocess["mean"]),
+            tuple(preprocess["std"]),
+            feature_layer,
+            feature_select,
+            image_aspect,
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        config: dict[str, Any],
+        feature_layer: int = -2,
+        feature_select: FeatureSelect = "patch",
+        image_aspect: str = "pad",
+        dtype: torch.dtype | str | None = None,
+        **_: Any,
+    ) -> BiomedClipVisionEncoder:
+        """Random trunk: ``timm.create_model(config["timm_model_name"], **overrides)`` where the overrides are
+        the other keys (``img_size``, ``patch_size``, ``embed_dim``, ``depth``, ``num_heads``, ``mlp_ratio``)."""
+        overrides = dict(config)
+        name = overrides.pop("timm_model_name", None)
+        if not name:
+            raise PluginError(
+                "vision encoder 'biomedclip': config needs 'timm_model_name' (e.g. vit_base_patch16_224)"
+            )
+        trunk = timm.create_model(name, pretrained=False, num_classes=0, **overrides)
+        trunk = trunk.to(resolve_dtype(dtype))
+        return cls(
+            trunk, name, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, feature_layer, feature_select, image_aspect
+        )
+
+    @classmethod
+    def tiny_config(cls) -> dict[str, Any]:
+        return {
+            "timm_model_name": "vit_base_patch16_224",
+            "img_size": 32,
+            "patch_size": 8,
+            "embed_dim": 32,
+            "depth": 2,
+            "num_heads": 4,
+            "mlp_ratio": 2.0,
+        }
+
+    def architecture_config(self) -> dict[str, Any]:
+        first_block = self.trunk.blocks[0]
+        return {
+            "timm_model_name": self.timm_model_name,
+            "img_size": self.image_size,
+            "patch_size": self.patch_size,
+            "embed_dim": self.hidden_size,
+            "depth": len(self.trunk.blocks),
+            "num_heads": first_block.attn.num_heads,
+            "mlp_ratio": first_block.mlp.fc1.out_features / self.hidden_size,
+        }
+
+    @property
+    def hidden_size(self) -> int:
+        return self.trunk.embed_dim
+
+    @property
+    def image_size(self) -> int:
+        return int(self.trunk.patch_embed.img_size[0])
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.trunk.patch_embed.patch_size[0])
+
+    @property
+    def has_cls_token(self) -> bool:
+        return self.trunk.cls_token is not None
+
+    @property
+    def block_class(self) -> type[nn.Module]:
+        return type(self.trunk.blocks[0])
+
+    @property
+    def transform(self) -> ImageTransform:
+        return self._transform
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        trunk = self.trunk
+        hidden = trunk.patch_embed(pixel_values.to(trunk.pos_embed.dtype))
+        hidden = trunk.norm_pre(trunk.patch_drop(trunk._pos_embed(hidden)))
+        for block in trunk.blocks[: self.num_blocks]:
+            if trunk.grad_checkpointing and self.training and torch.is_grad_enabled():
+                hidden = checkpoint(block, hidden, use_reentrant=False)
+            else:
+                hidden = block(hidden)
+        return self.select(hidden)
+
+    def select(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Drop every prefix token (class and register tokens); ``cls_patch`` puts the class token back in front."""
+        patches = hidden[:, self.trunk.num_prefix_tokens :]
+        if self.feature_select == "cls_patch" and self.has_cls_token:
+            return torch.cat([hidden[:, :1], patches], dim=1)
+        return patches
+
+    def set_gradient_checkpointing(self, enabled: bool) -> None:
+        self.trunk.set_grad_checkpointing(enabled)
+
+
+def locate_checkpoint(source: str) -> tuple[Path, Path]:
+    """``(open_clip_config.json, weights)`` for a local hub-layout directory or a hub id (downloaded)."""
+    directory = Path(source).expanduser()
+    if directory.is_dir():
+        config_path = directory / OPEN_CLIP_CONFIG
+        if not config_path.is_file():
+            raise PluginError(f"{directory}: no {OPEN_CLIP_CONFIG}; expected an open_clip model directory")
+        for name in WEIGHT_FILES:
+            if (directory / name).is_file():
+                return config_path, directory / name
+        raise PluginError(f"{directory}: no open_clip weights; expected one of {', '.join(WEIGHT_FILES)}")
+    hub_id = source[len(HF_HUB_PREFIX) :] if source.startswith(HF_HUB_PREFIX) else source
+    try:
+        config_path = Path(download_pretrained_from_hf(hub_id, filename=OPEN_CLIP_CONFIG))
+        weights_path = Path(download_pretrained_from_hf(hub_id))
+    except Exception as error:  # huggingface_hub raises many types (offline, missing repo, missing file)
+        raise PluginError(
+            f"vision encoder 'biomedclip': {source!r} is neither a local directory nor a reachable hub id "
+            f"({type(error).__name__})"
+        ) from error
+    return config_path, weights_path
+
+
+def read_open_clip_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise PluginError(f"{path}: unreadable open_clip config ({error})") from error
+    if not isinstance(config, dict) or not isinstance(config.get("model_cfg"), dict):
+        raise PluginError(f"{path}: expected a JSON object with a 'model_cfg' object")
+    return config

@@ -1,0 +1,24 @@
+"""Registers the built-in vision encoders."""
+
+from __future__ import annotations
+
+from medzoo.core.hookspecs import Register, hookimpl
+
+
+@hookimpl
+def register_vision_encoders(register: Register) -> None:
+    from medzoo.plugins.vision.biomedclip import BIOMEDCLIP_HUB_ID, BiomedClipVisionEncoder
+    from medzoo.plugins.vision.clip import ClipVisionEncoder
+
+    register(
+        "clip",
+        ClipVisionEncoder,
+        description="CLIP ViT vision tower (transformers CLIPVisionModel); LLaVA-Med v1.0 / v1.5",
+        hub_ids=("openai/clip-vit-large-patch14", "openai/clip-vit-large-patch14-336"),
+    )
+    register(
+        "biomedclip",
+        BiomedClipVisionEncoder,
+        description="BiomedCLIP ViT-B/16 trunk (timm, from an open_clip checkpoint); LLaVA-Med paper ablation",
+        hub_ids=(BIOMEDCLIP_HUB_ID,),
+    )
