@@ -11,6 +11,8 @@ from medzoo.core.errors import MedzooError
 
 # module path -> attribute(s) holding click commands or groups (comma-separated)
 BUILTIN_COMMANDS: dict[str, str] = {
+    "medzoo.core.cli.score": "score",
+    "medzoo.core.cli.leaderboard": "leaderboard",
     "medzoo.core.cli.train": "train, merge_lora_command, model_group",
     "medzoo.core.cli.evaluate": "evaluate_command",
     "medzoo.core.cli.run": "run_command, sweep_command",

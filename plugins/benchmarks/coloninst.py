@@ -33,6 +33,7 @@ class ColonInstBenchmark(Benchmark):
     prompt_format: ClassVar[str] = "<image>\n{question}"
     decoding: ClassVar[dict[str, Any]] = {"do_sample": False, "max_new_tokens": 40}
     synthetic: ClassVar[bool] = False
+    split: str = "unseen"
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -1,0 +1,1 @@
+"""Leaderboards: our runs beside published results, as markdown, csv or self-contained html."""

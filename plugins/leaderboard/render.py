@@ -1,0 +1,40 @@
+"""Leaderboard entry point: run directories (+ published rows) -> a rendered table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from medzoo.core.errors import DataError
+from medzoo.plugins.leaderboard.published import published_rows
+from medzoo.plugins.leaderboard.render_html import render_html
+from medzoo.plugins.leaderboard.render_text import render_csv, render_markdown
+from medzoo.plugins.leaderboard.runs import run_row
+from medzoo.plugins.leaderboard.table import Leaderboard, ModelRow, build_leaderboard
+
+RENDERERS = {"md": render_markdown, "csv": render_csv, "html": render_html}
+
+
+def leaderboard_from_runs(run_dirs: Iterable[str | Path], published: bool = False) -> Leaderboard:
+    """Rows for the runs (in the given order), then the published rows when asked.
+
+    With ``published`` only published benchmarks that one of the runs also reports are kept, unless no
+    run is given at all (then every published result is shown).
+    """
+    rows: list[ModelRow] = [run_row(run_dir) for run_dir in run_dirs]
+    if published:
+        run_benchmarks = {group.benchmark for row in rows for group in row.scores}
+        for row in published_rows():
+            if run_benchmarks:
+                row.scores = {g: v for g, v in row.scores.items() if g.benchmark in run_benchmarks}
+            if row.scores:
+                rows.append(row)
+    return build_leaderboard(rows)
+
+
+def render(board: Leaderboard, fmt: str = "md") -> str:
+    """The leaderboard as ``md``, ``csv`` or ``html`` text."""
+    renderer = RENDERERS.get(fmt)
+    if renderer is None:
+        raise DataError(f"leaderboard format {fmt!r}: expected one of {', '.join(RENDERERS)}")
+    return renderer(board)

@@ -1,0 +1,93 @@
+"""Reading evaluation runs into leaderboard rows.
+
+Run-directory contract (what ``medzoo eval`` / ``medzoo run`` leave behind):
+
+    RUN_DIR/run.json                        optional; the model name from "model_name", "model" (a string, or
+                                            an object with "name") or "name"; else the folder name
+    RUN_DIR/eval/<benchmark>/metrics.json   one per benchmark (RUN_DIR/<benchmark>/metrics.json is accepted
+                                            when there is no eval/ folder)
+
+``metrics.json`` is either ``{"benchmark": ..., "split": ..., "metrics": {name: percent, ...}}`` or a flat
+``{name: percent}``; without a split the benchmark's default split is assumed (test; unseen for ColonINST).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from medzoo.core.errors import DataError
+from medzoo.plugins.leaderboard.table import ColumnGroup, ModelRow
+
+
+def default_split(benchmark: str) -> str:
+    """The split a registered benchmark evaluates by default (``test`` when unknown)."""
+    from medzoo.core.errors import PluginError
+    from medzoo.core.plugin_manager import components
+
+    try:
+        factory = components().get("benchmark", benchmark).factory
+    except PluginError:
+        return "test"
+    split = getattr(factory, "split", "test")
+    return split if isinstance(split, str) else "test"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise DataError(f"{path}: not a readable json file ({error})") from None
+
+
+def model_name(run_dir: Path) -> str:
+    run_file = run_dir / "run.json"
+    if run_file.is_file():
+        info = _read_json(run_file)
+        if isinstance(info, dict):
+            for key in ("model_name", "model", "name"):
+                value = info.get(key)
+                if isinstance(value, dict):
+                    value = value.get("name")
+                if isinstance(value, str) and value:
+                    return value
+    return run_dir.resolve().name
+
+
+def read_metrics_file(path: Path, benchmark: str) -> tuple[ColumnGroup, dict[str, float]]:
+    """The column group and numeric metrics of one ``metrics.json``."""
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a json object of metrics")
+    metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else data
+    values = {
+        key: float(value)
+        for key, value in metrics.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+    if not values:
+        raise DataError(f"{path}: no numeric metrics found")
+    name = str(data.get("benchmark") or benchmark)
+    split = str(data.get("split") or default_split(name))
+    return ColumnGroup(name, split), values
+
+
+def metrics_files(run_dir: Path) -> list[Path]:
+    base = run_dir / "eval" if (run_dir / "eval").is_dir() else run_dir
+    return sorted(base.glob("*/metrics.json"))
+
+
+def run_row(run_dir: str | Path) -> ModelRow:
+    """The leaderboard row of one run directory."""
+    folder = Path(run_dir).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a run directory")
+    files = metrics_files(folder)
+    if not files:
+        raise DataError(f"{folder}: no eval/<benchmark>/metrics.json found")
+    row = ModelRow(model=model_name(folder), source=str(folder), kind="run")
+    for path in files:
+        group, values = read_metrics_file(path, path.parent.name)
+        row.scores.setdefault(group, {}).update(values)
+    return row
