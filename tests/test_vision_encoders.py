@@ -89,6 +89,10 @@ def test_feature_layer_selects_a_different_hidden_state(name):
 def test_architecture_config_rebuilds_the_same_architecture(name):
     encoder = build_tiny(name)
     factory = type(encoder)
+    config = {**encoder.architecture_config(), "image_mean": [0.1, 0.2, 0.3], "image_std": [0.3, 0.2, 0.1]}
+    custom = factory.from_config(config)
+    assert (custom.image_mean, custom.image_std) == ((0.1, 0.2, 0.3), (0.3, 0.2, 0.1))
+    assert custom.architecture_config() == config  # the image statistics survive a rebuild
     rebuilt = factory.from_config(encoder.architecture_config()).eval()
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
         k: v.shape for k, v in encoder.state_dict().items()

@@ -136,8 +136,11 @@ class BiomedClipVisionEncoder(VisionEncoder):
         **_: Any,
     ) -> BiomedClipVisionEncoder:
         """Random trunk: ``timm.create_model(config["timm_model_name"], **overrides)`` where the overrides are
-        the other keys (``img_size``, ``patch_size``, ``embed_dim``, ``depth``, ``num_heads``, ``mlp_ratio``)."""
+        the other keys (``img_size``, ``patch_size``, ``embed_dim``, ``depth``, ``num_heads``, ``mlp_ratio``);
+        optional ``image_mean`` / ``image_std`` keys (default: CLIP's, as BiomedCLIP) set the image statistics."""
         overrides = dict(config)
+        mean = overrides.pop("image_mean", OPENAI_CLIP_MEAN)
+        std = overrides.pop("image_std", OPENAI_CLIP_STD)
         name = overrides.pop("timm_model_name", None)
         if not name:
             raise PluginError(
@@ -145,9 +148,7 @@ class BiomedClipVisionEncoder(VisionEncoder):
             )
         trunk = timm.create_model(name, pretrained=False, num_classes=0, **overrides)
         trunk = trunk.to(resolve_dtype(dtype))
-        return cls(
-            trunk, name, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, feature_layer, feature_select, image_aspect
-        )
+        return cls(trunk, name, tuple(mean), tuple(std), feature_layer, feature_select, image_aspect)
 
     @classmethod
     def tiny_config(cls) -> dict[str, Any]:
@@ -171,6 +172,8 @@ class BiomedClipVisionEncoder(VisionEncoder):
             "depth": len(self.trunk.blocks),
             "num_heads": first_block.attn.num_heads,
             "mlp_ratio": first_block.mlp.fc1.out_features / self.hidden_size,
+            "image_mean": list(self.image_mean),
+            "image_std": list(self.image_std),
         }
 
     @property

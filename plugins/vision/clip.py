@@ -96,9 +96,13 @@ class ClipVisionEncoder(VisionEncoder):
         dtype: torch.dtype | str | None = None,
         **_: Any,
     ) -> ClipVisionEncoder:
-        """Randomly initialised tower from ``CLIPVisionConfig(**config)``, with CLIP's image statistics."""
+        """Randomly initialised tower from ``CLIPVisionConfig(**config)``; optional ``image_mean`` / ``image_std``
+        keys (default: CLIP's) set the image statistics."""
+        config = dict(config)
+        mean = config.pop("image_mean", OPENAI_CLIP_MEAN)
+        std = config.pop("image_std", OPENAI_CLIP_STD)
         model = CLIPVisionModel(CLIPVisionConfig(**config)).to(resolve_dtype(dtype))
-        return cls(model, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, feature_layer, feature_select, image_aspect)
+        return cls(model, mean, std, feature_layer, feature_select, image_aspect)
 
     @classmethod
     def tiny_config(cls) -> dict[str, Any]:
@@ -112,7 +116,8 @@ class ClipVisionEncoder(VisionEncoder):
         }
 
     def architecture_config(self) -> dict[str, Any]:
-        return {key: getattr(self.model.config, key) for key in ARCHITECTURE_KEYS}
+        config = {key: getattr(self.model.config, key) for key in ARCHITECTURE_KEYS}
+        return {**config, "image_mean": list(self.image_mean), "image_std": list(self.image_std)}
 
     @property
     def hidden_size(self) -> int:
