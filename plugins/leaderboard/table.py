@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 
 COUNT_KEYS = frozenset({"n", "n_open", "n_closed", "n_missing", "n_malformed"})
 DEFAULT_SPLITS = ("test", "")
+#: column groups come in this order (real benchmarks, then their synthetic twins), unknown ones after
+BENCHMARK_ORDER = ("vqa-rad", "slake", "pathvqa", "coloninst-cls", "coloninst-reg", "coloninst-rec")
+SPLIT_ORDER = ("test", "seen", "unseen")
 
 
 @dataclass(frozen=True)
@@ -73,19 +76,27 @@ def registered_headline_metrics(benchmark: str) -> tuple[str, ...] | None:
     return tuple(declared) if declared else None
 
 
+def group_sort_key(group: ColumnGroup) -> tuple:
+    """Known benchmarks first (real before synthetic), then by name; splits test, seen, unseen."""
+    name = group.benchmark.removeprefix("synth-")
+    rank = BENCHMARK_ORDER.index(name) if name in BENCHMARK_ORDER else len(BENCHMARK_ORDER)
+    split = SPLIT_ORDER.index(group.split) if group.split in SPLIT_ORDER else len(SPLIT_ORDER)
+    return (group.benchmark.startswith("synth-"), rank, name, split, group.split)
+
+
 def build_leaderboard(
     rows: Sequence[ModelRow],
     headline: Callable[[str], Iterable[str] | None] = registered_headline_metrics,
 ) -> Leaderboard:
     """Columns: each group's headline metrics that at least one row reports (every reported metric for a
-    benchmark without declared headline metrics), groups in order of first appearance."""
+    benchmark without declared headline metrics), groups in ``group_sort_key`` order."""
     groups: dict[ColumnGroup, list[str]] = {}
     for row in rows:
         for group, metrics in row.scores.items():
             seen = groups.setdefault(group, [])
             seen.extend(metric for metric in metrics if metric not in seen and metric not in COUNT_KEYS)
     columns = []
-    for group, reported in groups.items():
+    for group, reported in sorted(groups.items(), key=lambda entry: group_sort_key(entry[0])):
         declared = headline(group.benchmark)
         chosen = [metric for metric in declared if metric in reported] if declared else reported
         columns.extend(Column(group, metric) for metric in chosen)

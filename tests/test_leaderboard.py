@@ -1,0 +1,117 @@
+"""Leaderboard: run directories and published rows rendered as markdown, csv and html."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from medzoo.core.cli.main import cli
+from medzoo.core.errors import DataError
+from medzoo.plugins.leaderboard.published import PUBLISHED_CSV, published_rows, read_published
+from medzoo.plugins.leaderboard.render import leaderboard_from_runs, render
+from medzoo.plugins.leaderboard.table import ColumnGroup
+
+REFERENCE_CSV = Path("/work/shared/reference/published-results.csv")
+
+
+def _run(root: Path, name: str, model: str | None, metrics: dict[str, dict]) -> Path:
+    run_dir = root / name
+    for benchmark, values in metrics.items():
+        folder = run_dir / "eval" / benchmark
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps(values))
+    if model:
+        (run_dir / "run.json").write_text(json.dumps({"model": {"name": model}}))
+    return run_dir
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> list[Path]:
+    first = _run(
+        tmp_path, "run-a", "tiny-llava-med",
+        {"vqa-rad": {"benchmark": "vqa-rad", "split": "test",
+                     "metrics": {"open_recall": 41.5, "closed_accuracy": 70.25, "f1": 12.0, "n": 451}},
+         "coloninst-rec": {"mean_iou": 33.333, "acc_at_0_5": 30.0, "n": 10}},
+    )  # fmt: skip
+    second = _run(tmp_path, "run-b", None, {"vqa-rad": {"open_recall": 55.0, "closed_accuracy": 60.0}})
+    return [first, second]
+
+
+def test_published_csv_keeps_the_reference_facts():
+    rows = read_published()
+    assert len(rows) == 135 and all(row["source"] for row in rows)
+    if REFERENCE_CSV.is_file():
+        assert PUBLISHED_CSV.read_text() == REFERENCE_CSV.read_text()
+
+
+def test_published_rows_map_names_and_label_repeated_models():
+    rows = {row.model: row for row in published_rows()}
+    vicuna = rows["LLaVA-Med (from Vicuna)"]
+    assert vicuna.scores[ColumnGroup("vqa-rad", "test")]["open_recall"] == 64.39
+    assert vicuna.source == "LLaVA-Med paper VQA table" and vicuna.kind == "published"
+    colongpt = rows["ColonGPT (ColonGPT)"]
+    assert colongpt.scores[ColumnGroup("coloninst-rec", "seen")]["mean_iou"] == 65.89
+    assert colongpt.scores[ColumnGroup("coloninst-cls", "unseen")]["accuracy"] == 85.81
+    assert "SigLIP" in colongpt.details
+
+
+def test_board_columns_follow_headline_metrics(runs):
+    board = leaderboard_from_runs(runs)
+    assert [row.model for row in board.rows] == ["tiny-llava-med", "run-b"]
+    assert [column.key for column in board.columns] == [
+        "vqa-rad:test:open_recall", "vqa-rad:test:closed_accuracy",
+        "coloninst-rec:unseen:mean_iou", "coloninst-rec:unseen:acc_at_0_5",
+    ]  # fmt: skip
+    assert board.value(board.rows[1], board.columns[2]) is None
+
+
+def test_markdown_and_csv(runs):
+    board = leaderboard_from_runs(runs, published=True)
+    markdown = render(board, "md")
+    assert "| tiny-llava-med |" in markdown and "33.33" in markdown and "—" in markdown
+    assert "LLaVA-Med (from LLaVA)" in markdown and "LLaVA-Med paper VQA table" in markdown
+    assert "ColonGPT" in markdown  # published coloninst-rec rows come along with our coloninst-rec run
+    assert "ColonINST-CLS" not in markdown and "coloninst-cls" not in markdown  # benchmarks no run reports
+    table = list(csv.DictReader(io.StringIO(render(board, "csv"))))
+    ours = next(row for row in table if row["model"] == "tiny-llava-med")
+    assert ours["vqa-rad:test:closed_accuracy"] == "70.25" and ours["kind"] == "run"
+    m2i2 = next(row for row in table if row["model"] == "M2I2")
+    assert m2i2["vqa-rad:test:open_recall"] == "" and m2i2["vqa-rad:test:closed_accuracy"] == "83.50"
+
+
+def test_html_is_self_contained_sortable_and_charted(runs):
+    page = render(leaderboard_from_runs(runs, published=True), "html")
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<svg" in page and "<rect" in page and "addEventListener" in page
+    assert 'class="sortable" data-col="vqa-rad:test:open_recall"' in page
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", page)
+    assert "tiny-llava-med" in page and "LLaVA-Med paper VQA table" in page
+
+
+def test_run_directory_errors_name_the_path(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="empty: no eval/<benchmark>/metrics.json"):
+        leaderboard_from_runs([tmp_path / "empty"])
+    bad = _run(tmp_path, "bad", None, {"slake": {"note": "text only"}})
+    with pytest.raises(DataError, match="no numeric metrics"):
+        leaderboard_from_runs([bad])
+    with pytest.raises(DataError, match="expected one of md, csv, html"):
+        render(leaderboard_from_runs([]), "pdf")
+
+
+def test_leaderboard_command(runs, tmp_path):
+    result = CliRunner().invoke(cli, ["leaderboard", *map(str, runs), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].startswith("model,kind,source,details,vqa-rad:test:open_recall")
+    output = tmp_path / "board.html"
+    result = CliRunner().invoke(cli, ["leaderboard", str(runs[0]), "--published", "--format", "html", "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    assert "<table" in output.read_text()
+    result = CliRunner().invoke(cli, ["leaderboard", "--published"])
+    assert result.exit_code == 0 and "ColonGPT (ColonGPT)" in result.stdout and "LLaVA-Tri" in result.stdout
