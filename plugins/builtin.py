@@ -4,6 +4,8 @@ They are loaded exactly like third-party plugins (one module per plugin, the sam
 """
 
 BUILTIN_PLUGINS: dict[str, str] = {
+    "language": "medzoo.plugins.language.registration",
+    "templates": "medzoo.plugins.templates.registration",
     "vision": "medzoo.plugins.vision.registration",
     "connectors": "medzoo.plugins.connectors.registration",
     "vqa-datasets": "medzoo.plugins.datasets.vqa_registration",

@@ -1,0 +1,162 @@
+"""Build the tiny Llama-style tokenizer medzoo ships (``assets/tiny-tokenizer``), deterministically.
+
+The tokenizer is a sentencepiece-like BPE (Metaspace pre-tokenization, ``▁`` marks a word start) with byte
+fallback, so any text round-trips. The layout matches Llama's: ``<unk>``=0, ``<s>``=1, ``</s>``=2, the 256 byte
+pieces ``<0x00>``..``<0xFF>`` at ids 3..258, then the learned pieces; the multimodal and padding tokens follow
+as added special tokens. The corpus is written below (no downloads); the same code always yields the same
+files. Run ``python plugins/language/assets/build_tiny_tokenizer.py [OUTPUT_DIR]`` to regenerate them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from pathlib import Path
+
+BASE_SPECIAL_TOKENS = ("<unk>", "<s>", "</s>")
+ADDED_SPECIAL_TOKENS = ("<image>", "<im_start>", "<im_end>", "<im_patch>", "<pad>")
+PAD_TOKEN = "<pad>"
+MAX_VOCAB_SIZE = 1536  # cap on base specials + byte pieces + learned pieces (the corpus yields fewer)
+WORD_START = "▁"
+DEFAULT_OUTPUT = Path(__file__).resolve().parent / "tiny-tokenizer"
+
+TEMPLATE_LINES = (
+    "[INST] <image>\nWhat does this image show? [/INST] A chest radiograph. </s>",
+    "[INST] Is there a polyp? [/INST] Yes, there is a polyp in the lower left. </s>",
+    "### Human: <image>\nDescribe the figure.\n### Assistant: A histology tile stained with H&E.\n###",
+    "### Human: Which organ is shown?\n### Assistant: The liver.\n###",
+    "USER: <image>\nWhat is the modality? ASSISTANT: CT</s>",
+    "USER: Is the effusion present? ASSISTANT: No.</s>",
+    "<<SYS>>\nYou are a helpful medical imaging assistant.\n<</SYS>>\n\n",
+    "A chat between a curious user and an artificial intelligence assistant.",
+    "The assistant gives helpful, detailed, and polite answers to the user's questions.",
+)
+
+MODALITIES = ("chest radiograph", "chest X-ray", "CT scan", "MRI", "ultrasound", "PET", "mammogram",
+              "histology slide", "colonoscopy frame", "endoscopy image", "fundus photograph", "dermoscopy image")
+ORGANS = ("lung", "lungs", "heart", "liver", "kidney", "brain", "spleen", "pancreas", "colon", "rectum",
+          "stomach", "bladder", "prostate", "breast", "bone", "spine", "chest", "abdomen", "pelvis", "skull")
+FINDINGS = ("opacity", "effusion", "pneumothorax", "consolidation", "nodule", "mass", "lesion", "tumor",
+            "polyp", "adenoma", "carcinoma", "cyst", "edema", "hemorrhage", "fracture", "cardiomegaly",
+            "atelectasis", "infiltrate", "inflammation", "ulcer", "metastasis", "calcification", "stenosis")
+SIDES = ("left", "right", "bilateral", "upper", "lower", "middle", "anterior", "posterior", "medial", "lateral")
+STAINS = ("H&E", "hematoxylin and eosin", "immunohistochemistry", "Ki-67", "PAS", "trichrome")
+CELLS = ("nuclei", "cells", "lymphocytes", "neutrophils", "macrophages", "epithelium", "glands", "stroma",
+         "mitoses", "fibroblasts", "tissue", "mucosa", "crypts", "vessels")
+SIZES = ("small", "large", "medium", "enlarged", "irregular", "round", "oval", "dense", "pleomorphic")
+POLYP_WORDS = ("sessile", "pedunculated", "hyperplastic", "serrated", "adenomatous", "flat", "bleeding",
+               "diverticulum", "ulcerative colitis", "Crohn's disease", "bounding box", "coordinates")
+QUESTIONS = (
+    "What does this image show?", "Is there any abnormality?", "Which organ is shown?",
+    "What is the modality of this image?", "Is the {finding} on the {side} side?", "Where is the {finding}?",
+    "How many {cells} are visible?", "Describe the figure in detail.", "Is this a normal {organ}?",
+    "What stain was used?", "Can you locate the polyp?", "Does the patient have {finding}?",
+)
+ANSWERS = (
+    "Yes.", "No.", "yes", "no", "The {finding} is in the {side} {organ}.", "This is a {modality} of the {organ}.",
+    "There are {number} {size} {cells}.", "The image shows a {size} {finding} in the {side} {organ}.",
+    "The stain is {stain}.", "The polyp is at [{x1}, {y1}, {x2}, {y2}].", "No {finding} is seen.",
+)
+CAPTIONS = (
+    "Figure {number}: {modality} of the {organ} showing a {size} {finding} ({side}).",
+    "Fig. {number}. {stain} staining of {organ} tissue; {cells} are {size} (scale bar, {number} um).",
+    "Axial {modality} demonstrates a {finding} measuring {number}.{digit} cm in the {side} {organ}.",
+    "Colonoscopy reveals a {size} polyp, {number} mm, in the {side} colon; biopsy confirmed {finding}.",
+    "Panel (a) shows the {organ}; panel (b) shows {cells} at {number}x magnification.",
+)
+EXTRA_WORDS = (
+    "patient", "patients", "diagnosis", "clinical", "radiology", "pathology", "biomedical", "medical",
+    "imaging", "image", "images", "figure", "caption", "scan", "slice", "axial", "coronal", "sagittal",
+    "contrast", "enhanced", "arrow", "arrows", "normal", "abnormal", "benign", "malignant", "grade",
+    "biopsy", "specimen", "magnification", "resolution", "pixel", "region", "finding", "findings",
+    "question", "answer", "describe", "shows", "showing", "visible", "present", "absent", "evidence",
+    "suggests", "consistent", "with", "without", "and", "or", "the", "of", "in", "on", "is", "are", "a",
+    "an", "this", "that", "there", "what", "which", "where", "how", "many", "does", "can", "you", "see",
+)
+PUNCTUATION_LINE = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ 0123456789 3.5 12% (n=42) 1:1000 x2 10mm 64x64 0.05"
+
+
+def corpus_lines() -> list[str]:
+    """The fixed training corpus: template markers, medical vocabulary, questions, answers and captions."""
+    lines: list[str] = list(TEMPLATE_LINES) + [PUNCTUATION_LINE, " ".join(EXTRA_WORDS)]
+    lines += [" ".join(group) for group in (MODALITIES, ORGANS, FINDINGS, SIDES, STAINS, CELLS, SIZES, POLYP_WORDS)]
+    lines += [str(number) for number in range(0, 1001, 7)]
+    slots = itertools.product(range(len(FINDINGS)), range(len(ORGANS)))
+    for index, (finding_index, organ_index) in enumerate(slots):
+        values = {
+            "finding": FINDINGS[finding_index],
+            "organ": ORGANS[organ_index],
+            "side": SIDES[index % len(SIDES)],
+            "cells": CELLS[index % len(CELLS)],
+            "size": SIZES[index % len(SIZES)],
+            "modality": MODALITIES[index % len(MODALITIES)],
+            "stain": STAINS[index % len(STAINS)],
+            "number": str(index % 97 + 1),
+            "digit": str(index % 10),
+            "x1": str(index % 61), "y1": str(index % 53), "x2": str(index % 61 + 3), "y2": str(index % 53 + 5),
+        }
+        lines.append(QUESTIONS[index % len(QUESTIONS)].format(**values))
+        lines.append(ANSWERS[index % len(ANSWERS)].format(**values))
+        lines.append(CAPTIONS[index % len(CAPTIONS)].format(**values))
+        lines.append(TEMPLATE_LINES[index % 6])
+    return lines
+
+
+def byte_pieces() -> list[str]:
+    return [f"<0x{value:02X}>" for value in range(256)]
+
+
+def train_pieces(lines: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Learn BPE pieces within words (merges never cross a word start) and lay out the Llama-style vocab."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    reserved = len(BASE_SPECIAL_TOKENS) + 256
+    learner = Tokenizer(models.BPE(unk_token="<unk>"))
+    learner.pre_tokenizer = pre_tokenizers.Metaspace(replacement=WORD_START, prepend_scheme="always", split=True)
+    alphabet = sorted({chr(code) for code in range(32, 127)} | {WORD_START, "\n"})
+    trainer = trainers.BpeTrainer(
+        vocab_size=MAX_VOCAB_SIZE - reserved,
+        min_frequency=2,
+        initial_alphabet=alphabet,
+        special_tokens=[],
+        show_progress=False,
+    )
+    learner.train_from_iterator(lines, trainer=trainer)
+    learned = json.loads(learner.to_str())["model"]
+    vocab: dict[str, int] = {token: index for index, token in enumerate(BASE_SPECIAL_TOKENS)}
+    for piece in byte_pieces():
+        vocab[piece] = len(vocab)
+    for piece, _ in sorted(learned["vocab"].items(), key=lambda item: item[1]):
+        if piece not in vocab:
+            vocab[piece] = len(vocab)
+    merges = [tuple(merge.split(" ")) if isinstance(merge, str) else tuple(merge) for merge in learned["merges"]]
+    return vocab, merges
+
+
+def build(output: Path = DEFAULT_OUTPUT) -> Path:
+    """Train and write the tokenizer files (``tokenizer.json``, ``tokenizer_config.json``) into ``output``."""
+    from transformers import LlamaTokenizerFast
+
+    vocab, merges = train_pieces(corpus_lines())
+    tokenizer = LlamaTokenizerFast(
+        vocab=vocab,
+        merges=merges,
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token=PAD_TOKEN,
+        add_bos_token=True,
+        add_eos_token=False,
+        extra_special_tokens=[token for token in ADDED_SPECIAL_TOKENS if token != PAD_TOKEN],
+        padding_side="right",
+        model_max_length=2048,
+    )
+    output.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(str(output))
+    return output
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_OUTPUT
+    print(f"wrote {build(target)}")

@@ -1,0 +1,283 @@
+"""A LanguageModel over any Hugging Face causal LM: real weights from a hub id or directory, or a random model
+built from a config dict (with the tiny shipped tokenizer by default).
+
+Subclasses name the transformers config class, the causal-LM class and the default conversation template.
+
+Padding policy (``ensure_pad_token``): keep the tokenizer's pad token; otherwise use ``<pad>`` when the vocabulary
+has it, else the unknown token (what LLaVA does for Llama and Mistral); only when neither exists is a new
+``<pad>`` token added (the embeddings grow). EOS is never used as padding, so masking padding by id can never
+hide a real end-of-sequence token.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from medzoo.core.errors import RecipeError, did_you_mean
+from medzoo.core.language_model import LanguageModel
+from medzoo.plugins.language.tiny_tokenizer import TINY_TOKENIZER_NAME, resolve_tokenizer_source
+
+logger = logging.getLogger(__name__)
+
+PAD_TOKEN = "<pad>"
+#: keys of a medzoo language-model config that are not fields of the transformers config
+TOKENIZER_KEY = "tokenizer"
+ADDED_TOKENS_KEY = "added_tokens"
+#: bookkeeping fields of a transformers config that are not architecture
+_NON_ARCHITECTURE_KEYS = frozenset(
+    {"transformers_version", "model_type", "architectures", "_name_or_path", "dtype", "torch_dtype",
+     "_attn_implementation_autoset", "use_cache"}
+)
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+           "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def parse_dtype(dtype: str | torch.dtype | None, allow_auto: bool = False) -> str | torch.dtype | None:
+    """``None``, a ``torch.dtype`` or one of float32/float16/bfloat16 (fp32/fp16/bf16; ``auto`` when loading)."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if allow_auto and dtype == "auto":
+        return dtype
+    if dtype not in _DTYPES:
+        allowed = ", ".join(sorted(_DTYPES) + (["auto"] if allow_auto else []))
+        raise RecipeError(f"language model dtype {dtype!r} is not supported; expected one of {allowed}")
+    return _DTYPES[dtype]
+
+
+def ensure_pad_token(tokenizer: Any) -> None:
+    """Give ``tokenizer`` a pad token following the module's padding policy (never EOS)."""
+    if tokenizer.pad_token is not None:
+        return
+    if PAD_TOKEN in tokenizer.get_vocab():
+        tokenizer.pad_token = PAD_TOKEN
+    elif tokenizer.unk_token is not None:
+        tokenizer.pad_token = tokenizer.unk_token
+    else:
+        tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+        logger.info("tokenizer had no pad, <pad> or unknown token: added %s", PAD_TOKEN)
+
+
+def load_tokenizer(source: str, padding_side: str = "right", trust_remote_code: bool = False) -> Any:
+    """A fast tokenizer from a hub id, a directory or ``medzoo-tiny``, with a pad token."""
+    from transformers import AutoTokenizer
+
+    if padding_side not in ("left", "right"):
+        raise RecipeError(f"tokenizer padding_side {padding_side!r} is not supported; expected left or right")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            resolve_tokenizer_source(source), use_fast=True, padding_side=padding_side,
+            trust_remote_code=trust_remote_code,
+        )
+    except (OSError, ValueError) as error:
+        raise RecipeError(f"cannot load tokenizer {source!r}: {str(error).splitlines()[0]}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise RecipeError(f"tokenizer {source!r} has no fast (tokenizers) version; medzoo needs offsets")
+    ensure_pad_token(tokenizer)
+    return tokenizer
+
+
+class HFCausalLanguageModel(LanguageModel):
+    """``self.model`` is a transformers causal LM, ``self.tokenizer`` its fast tokenizer."""
+
+    #: registry name, used in messages
+    component_name: ClassVar[str] = "hf-causal"
+    #: the transformers config class (e.g. ``LlamaConfig``) and causal-LM class (e.g. ``LlamaForCausalLM``)
+    config_class: ClassVar[type]
+    causal_lm_class: ClassVar[type]
+    #: ``model_type`` values of other checkpoints whose language-model weights this class can read
+    compatible_model_types: ClassVar[tuple[str, ...]] = ()
+    default_template: ClassVar[str]
+    default_hub_id: ClassVar[str]
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        template: str | None = None,
+        tokenizer_source: str = TINY_TOKENIZER_NAME,
+        added_tokens: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+        self.template_name = template or self.default_template
+        self.tokenizer_source = tokenizer_source
+        #: tokens added on top of the tokenizer source (``from_config`` re-adds them)
+        self.added_tokens: list[str] = list(dict.fromkeys(added_tokens or []))
+        self._check_template(self.template_name)
+        ensure_pad_token(tokenizer)
+        if self.added_tokens:
+            LanguageModel.add_special_tokens(self, self.added_tokens)
+        if len(tokenizer) > self.input_embeddings().num_embeddings:
+            self.model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        self._sync_special_token_ids()
+
+    # ---- building -------------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        source: str,
+        template: str | None = None,
+        dtype: str | torch.dtype | None = None,
+        attention: str = "sdpa",
+        tokenizer: str | None = None,
+        trust_remote_code: bool = False,
+        padding_side: str = "right",
+        **_: Any,
+    ) -> HFCausalLanguageModel:
+        """Load weights and tokenizer from a hub id or a local directory (``tokenizer`` overrides where the
+        tokenizer comes from). Remote code runs only with ``trust_remote_code=True``."""
+        from transformers import AutoModelForCausalLM, PretrainedConfig
+
+        cls._check_template(template)
+        try:
+            config_dict, _unused = PretrainedConfig.get_config_dict(source)
+        except OSError as error:
+            raise RecipeError(
+                f"language_model {cls.component_name!r}: cannot read a config from {source!r}: "
+                f"{str(error).splitlines()[0]}"
+            ) from None
+        model_type = config_dict.get("model_type")
+        native_type = cls.config_class.model_type
+        options = {"dtype": parse_dtype(dtype, allow_auto=True), "attn_implementation": attention}
+        if model_type == native_type or (trust_remote_code and model_type not in cls.compatible_model_types):
+            model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=trust_remote_code, **options)
+            if not isinstance(model, cls.causal_lm_class) and not trust_remote_code:
+                raise RecipeError(f"{source!r} loads as {type(model).__name__}, not {cls.causal_lm_class.__name__}")
+        elif model_type in cls.compatible_model_types:
+            # e.g. a LLaVA checkpoint: read its language-model weights; multimodal keys are left unused
+            config = cls.config_class.from_pretrained(source)
+            model = cls.causal_lm_class.from_pretrained(source, config=config, **options)
+        else:
+            accepted = ", ".join((native_type, *cls.compatible_model_types))
+            raise RecipeError(
+                f"language_model {cls.component_name!r}: {source!r} has model_type {model_type!r}; "
+                f"expected one of {accepted}"
+            )
+        tokenizer_source = tokenizer or source
+        loaded_tokenizer = load_tokenizer(tokenizer_source, padding_side, trust_remote_code)
+        return cls(model, loaded_tokenizer, template=template, tokenizer_source=tokenizer_source)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: dict[str, Any],
+        template: str | None = None,
+        dtype: str | torch.dtype | None = None,
+        attention: str = "sdpa",
+        padding_side: str = "right",
+        **_: Any,
+    ) -> HFCausalLanguageModel:
+        """Random weights. ``config`` holds transformers config fields plus ``tokenizer`` (``medzoo-tiny``,
+        a hub id or a path) and optionally ``added_tokens``; ``vocab_size`` defaults to the tokenizer's size."""
+        cls._check_template(template)
+        options = dict(config)
+        tokenizer_source = str(options.pop(TOKENIZER_KEY, TINY_TOKENIZER_NAME))
+        added_tokens = list(options.pop(ADDED_TOKENS_KEY, []) or [])
+        cls._check_config_keys(options)
+        tokenizer = load_tokenizer(tokenizer_source, padding_side)
+        missing = [token for token in added_tokens if token not in tokenizer.get_vocab()]
+        if missing:
+            tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
+        vocab_size = options.setdefault("vocab_size", len(tokenizer))
+        if vocab_size < len(tokenizer):
+            raise RecipeError(
+                f"language_model config key 'vocab_size' is {vocab_size} but tokenizer {tokenizer_source!r} "
+                f"has {len(tokenizer)} tokens; expected at least {len(tokenizer)} (or leave it out)"
+            )
+        for key in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            options[key] = getattr(tokenizer, key)
+        hf_config = cls.config_class(**options)
+        model = cls.causal_lm_class._from_config(hf_config, dtype=parse_dtype(dtype), attn_implementation=attention)
+        return cls(model, tokenizer, template=template, tokenizer_source=tokenizer_source, added_tokens=added_tokens)
+
+    @classmethod
+    def _check_config_keys(cls, options: dict[str, Any]) -> None:
+        known = set(cls.config_class().to_dict()) - _NON_ARCHITECTURE_KEYS | {"use_cache"}
+        for key in options:
+            if key not in known:
+                raise RecipeError(
+                    f"language_model {cls.component_name!r}: unknown config key {key!r}{did_you_mean(key, known)}; "
+                    f"expected {cls.config_class.__name__} fields, {TOKENIZER_KEY!r} or {ADDED_TOKENS_KEY!r}"
+                )
+
+    @classmethod
+    def tiny_config(cls) -> dict[str, Any]:
+        return {
+            TOKENIZER_KEY: TINY_TOKENIZER_NAME,
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 4,
+            "max_position_embeddings": 512,
+        }
+
+    def architecture_config(self) -> dict[str, Any]:
+        config = {
+            key: value
+            for key, value in self.model.config.to_diff_dict().items()
+            if key not in _NON_ARCHITECTURE_KEYS and key in self.config_class().to_dict()
+        }
+        config["vocab_size"] = self.input_embeddings().num_embeddings
+        config[TOKENIZER_KEY] = self.tokenizer_source
+        if self.added_tokens:
+            config[ADDED_TOKENS_KEY] = list(self.added_tokens)
+        return config
+
+    # ---- the LanguageModel interface ------------------------------------------------------------------------
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.get_text_config().hidden_size)
+
+    @property
+    def decoder_layer_class(self) -> type[nn.Module]:
+        layers = getattr(self.model.get_decoder(), "layers", None)
+        if not layers:
+            raise TypeError(f"{type(self.model).__name__} exposes no decoder layers")
+        return type(layers[0])
+
+    def add_special_tokens(self, tokens: list[str]) -> list[int]:
+        new = [token for token in tokens if token not in self.tokenizer.get_vocab() and token not in self.added_tokens]
+        ids = super().add_special_tokens(tokens)
+        self.added_tokens.extend(dict.fromkeys(new))
+        return ids
+
+    def save_pretrained(self, directory: str, save_weights: bool = True) -> None:
+        """Write the transformers config (and weights when asked) plus the tokenizer, loadable by
+        ``from_pretrained(directory)``."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        if save_weights:
+            self.model.save_pretrained(str(path))
+        else:
+            self.model.config.save_pretrained(str(path))
+        self.tokenizer.save_pretrained(str(path))
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute decoder activations in the backward pass (non-reentrant, so frozen inputs are fine)."""
+        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.model.config.use_cache = False
+
+    # ---- helpers --------------------------------------------------------------------------------------------
+    @classmethod
+    def _check_template(cls, template: str | None) -> None:
+        """Fail on an unknown template name before any weights are loaded."""
+        from medzoo.core.plugin_manager import components
+
+        components().get("template", template or cls.default_template)
+
+    def _sync_special_token_ids(self) -> None:
+        for target in (self.model.config, getattr(self.model, "generation_config", None)):
+            if target is None:
+                continue
+            target.pad_token_id = self.tokenizer.pad_token_id
+            if self.tokenizer.bos_token_id is not None:
+                target.bos_token_id = self.tokenizer.bos_token_id
+            if self.tokenizer.eos_token_id is not None:
+                target.eos_token_id = self.tokenizer.eos_token_id

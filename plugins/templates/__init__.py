@@ -1,0 +1,1 @@
+"""Conversation templates: how each language model was trained to read a conversation."""
