@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from medzoo.core.cli.main import cli
 from medzoo.core.errors import DataError
 from medzoo.plugins.leaderboard.published import PUBLISHED_CSV, published_rows, read_published
-from medzoo.plugins.leaderboard.render import leaderboard_from_runs, render
+from medzoo.plugins.leaderboard.render import leaderboard_from_runs, render, render_run_dirs
 from medzoo.plugins.leaderboard.table import ColumnGroup
 
 REFERENCE_CSV = Path("/work/shared/reference/published-results.csv")
@@ -115,3 +115,16 @@ def test_leaderboard_command(runs, tmp_path):
     assert "<table" in output.read_text()
     result = CliRunner().invoke(cli, ["leaderboard", "--published"])
     assert result.exit_code == 0 and "ColonGPT (ColonGPT)" in result.stdout and "LLaVA-Tri" in result.stdout
+
+
+def test_flat_metrics_file_as_the_evaluator_writes_it(tmp_path):
+    run_dir = _run(
+        tmp_path, "runs-tiny", None,
+        {"synth-coloninst-rec": {"mean_iou": 12.5, "acc_at_0_5": 10.0, "n": 4, "seconds": 3.2,
+                                 "benchmark": "synth-coloninst-rec", "split": "seen", "model_id": "model",
+                                 "image_ablation": {"kind": "noise", "metrics": {"mean_iou": 1.0}}}},
+    )  # fmt: skip
+    (run_dir / "run.json").write_text(json.dumps({"recipe": "tiny", "stages": []}))
+    text = render_run_dirs([run_dir], fmt="md")
+    assert "| tiny |" in text and "synth-coloninst-rec (seen) mean_iou" in text and "12.50" in text
+    assert "seconds" not in text and "ColonGPT" not in text

@@ -38,3 +38,8 @@ def render(board: Leaderboard, fmt: str = "md") -> str:
     if renderer is None:
         raise DataError(f"leaderboard format {fmt!r}: expected one of {', '.join(RENDERERS)}")
     return renderer(board)
+
+
+def render_run_dirs(run_dirs: Iterable[str | Path], fmt: str = "md", published: bool = False) -> str:
+    """Shortcut for ``render(leaderboard_from_runs(run_dirs, published), fmt)``."""
+    return render(leaderboard_from_runs(run_dirs, published=published), fmt)

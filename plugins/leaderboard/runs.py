@@ -3,12 +3,13 @@
 Run-directory contract (what ``medzoo eval`` / ``medzoo run`` leave behind):
 
     RUN_DIR/run.json                        optional; the model name from "model_name", "model" (a string, or
-                                            an object with "name") or "name"; else the folder name
+                                            an object with "name"), "name" or "recipe"; else the folder name
     RUN_DIR/eval/<benchmark>/metrics.json   one per benchmark (RUN_DIR/<benchmark>/metrics.json is accepted
                                             when there is no eval/ folder)
 
 ``metrics.json`` is either ``{"benchmark": ..., "split": ..., "metrics": {name: percent, ...}}`` or a flat
-``{name: percent}``; without a split the benchmark's default split is assumed (test; unseen for ColonINST).
+``{name: percent, ..., "benchmark": ..., "split": ...}`` (non-numeric entries are ignored); without a split
+the benchmark's default split is assumed (test; unseen for ColonINST).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def model_name(run_dir: Path) -> str:
     if run_file.is_file():
         info = _read_json(run_file)
         if isinstance(info, dict):
-            for key in ("model_name", "model", "name"):
+            for key in ("model_name", "model", "name", "recipe"):
                 value = info.get(key)
                 if isinstance(value, dict):
                     value = value.get("name")
