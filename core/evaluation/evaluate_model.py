@@ -126,6 +126,8 @@ def evaluate(
             },
         }
     metrics["benchmark"] = benchmark_name
+    if getattr(benchmark, "split", None):
+        metrics["split"] = benchmark.split
     metrics["model_id"] = model_id
     write_atomically(output_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
