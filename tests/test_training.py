@@ -1,0 +1,181 @@
+"""Curriculum training on tiny models: losses fall, kill -9 + --resume gives the uninterrupted weights,
+LoRA adapters save in PEFT format and merge to the same logits (Mistral base included)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+from safetensors.torch import load_file
+
+TINY_MODEL = {
+    "vision": {"name": "clip", "config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                                          "num_attention_heads": 4, "image_size": 32, "patch_size": 8}},
+    "connector": {"name": "mlp2x_gelu"},
+    "language": {"name": "mistral", "template": "mistral_instruct",
+                 "config": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512,
+                            "tokenizer": "medzoo-tiny"}},
+}
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 20)}
+
+
+def make_dataset(root: Path, n: int = 48) -> Path:
+    images = root / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    records = []
+    names = list(COLOURS)
+    for i in range(n):
+        colour = names[i % len(names)]
+        Image.new("RGB", (32, 32), COLOURS[colour]).save(images / f"{i}.png")
+        records.append({
+            "id": f"r{i}",
+            "image": f"{i}.png",
+            "answer_type": "OPEN",
+            "question_type": "colour",
+            "conversations": [
+                {"from": "human", "value": "<image>\nWhat colour is the square?"},
+                {"from": "gpt", "value": f"The square is {colour}."},
+            ],
+        })
+    path = root / "train.json"
+    path.write_text(json.dumps(records))
+    return path
+
+
+def stage(name: str, role: str, data: Path, tuning: dict, lr: float, steps: int, template: str | None = None) -> dict:
+    return {
+        "name": name, "role": role, "template": template,
+        # LLaVA-Med test.json layout, read by the med-vqa reader
+        "datasets": [{"name": "med-vqa", "path": str(data), "image_root": str(data.parent / "images"),
+                      "options": {"split": "all"}}],
+        "tuning": tuning, "optimizer": {"lr": lr}, "max_steps": steps, "global_batch_size": 8,
+        "micro_batch_size": 4, "max_length": 128, "precision": "fp32", "seed": 7, "save_every_steps": 2,
+        "schedule": {"warmup_ratio": 0.1},
+    }
+
+
+def write_recipe(tmp_path: Path, steps: int = 6, language_tuning: str = "full") -> Path:
+    data = make_dataset(tmp_path / "data")
+    recipe = {
+        "name": "test-tiny",
+        "model": TINY_MODEL,
+        "stages": [
+            stage("alignment", "alignment", data, {"vision": "frozen", "connector": "full", "language": "frozen"},
+                  2e-3, steps),
+            stage("instruct", "instruct", data,
+                  {"vision": "frozen", "connector": "full", "language": language_tuning,
+                   "options": {"language": {"r": 4, "alpha": 8}} if language_tuning == "lora" else {}},
+                  1e-3, steps),
+        ],
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def medzoo(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "medzoo.core.cli", *args], capture_output=True, text=True, **kwargs)
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    weights = {}
+    for file in sorted((run_dir / "final").rglob("*.safetensors")):
+        for key, value in load_file(str(file)).items():
+            weights[f"{file.name}:{key}"] = value
+    return weights
+
+
+def test_two_stages_train_and_loss_falls(tmp_path):
+    recipe = write_recipe(tmp_path, steps=8)
+    result = medzoo("train", str(recipe), "--output-dir", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert [s["stage"] for s in run["stages"]] == ["alignment", "instruct"]
+    for summary in run["stages"]:
+        assert summary["last_loss"] < summary["first_loss"], summary
+    for stage_dir in ("01-alignment", "02-instruct"):
+        lines = (tmp_path / "run" / stage_dir / "metrics.jsonl").read_text().splitlines()
+        assert len(lines) == 8 and {"loss", "lr", "samples_per_s"} <= set(json.loads(lines[0]))
+        assert (tmp_path / "run" / stage_dir / "loss.png").stat().st_size > 0
+    from medzoo.core.model import MultimodalModel
+
+    model = MultimodalModel.from_pretrained(str(tmp_path / "run" / "final"))
+    assert model.num_image_tokens == 16
+
+
+def test_kill_and_resume_reproduces_uninterrupted_weights(tmp_path):
+    recipe = write_recipe(tmp_path, steps=6)
+    reference = medzoo("train", str(recipe), "--output-dir", str(tmp_path / "reference"))
+    assert reference.returncode == 0, reference.stderr[-2000:]
+
+    run_dir = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "medzoo.core.cli", "train", str(recipe), "--output-dir", str(run_dir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.time() + 120
+    marker = run_dir / "02-instruct" / "checkpoints" / "latest"
+    while time.time() < deadline and not marker.exists() and process.poll() is None:
+        time.sleep(0.05)
+    assert process.poll() is None, "training finished before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (run_dir / "final").exists()
+
+    resumed = medzoo("train", str(recipe), "--output-dir", str(run_dir), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resume from" in resumed.stdout and "already complete" in resumed.stdout
+    expected, actual = final_weights(tmp_path / "reference"), final_weights(run_dir)
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        assert torch.equal(expected[key], actual[key]), key
+
+
+def test_lora_adapters_are_peft_format_and_merge_to_same_logits(tmp_path):
+    recipe = write_recipe(tmp_path, steps=3, language_tuning="lora")
+    result = medzoo("train", str(recipe), "--output-dir", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    final = tmp_path / "run" / "final"
+    adapter = final / "adapters" / "language"
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and config["r"] == 4
+    assert all(k.startswith("base_model.model.") for k in load_file(str(adapter / "adapter_model.safetensors")))
+
+    merged_dir = tmp_path / "merged"
+    merged = medzoo("merge-lora", str(final), "--output", str(merged_dir))
+    assert merged.returncode == 0, merged.stderr[-2000:]
+    from medzoo.core.model import MultimodalModel
+    from medzoo.plugins.tuning.lora import has_lora
+
+    with_adapters = MultimodalModel.from_pretrained(str(final))
+    plain = MultimodalModel.from_pretrained(str(merged_dir))
+    assert has_lora(with_adapters.language.model) and not has_lora(plain.language.model)
+    assert type(plain.language.model).__name__.startswith("Mistral")
+    ids = torch.tensor([[1] + [with_adapters.markup.fill_id] * 16 + [5, 6, 7]])
+    pixels = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        a = with_adapters(input_ids=ids, pixel_values=pixels).logits
+        b = plain(input_ids=ids, pixel_values=pixels).logits
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_non_finite_loss_stops_with_step_and_batch_ids(tmp_path, monkeypatch):
+    from medzoo.core.errors import TrainingError
+
+    recipe_path = write_recipe(tmp_path, steps=2)
+    from medzoo.core.recipe import load_recipe
+    from medzoo.core.training.run import train_recipe
+
+    config = load_recipe(str(recipe_path), ["stages.0.optimizer.lr=1e30", "stages.0.max_grad_norm=0"]).config
+    with pytest.raises(TrainingError, match=r"non-finite loss .* at step \d+, batch ids \['r"):
+        train_recipe(config, tmp_path / "nan-run", echo=lambda *_: None)
