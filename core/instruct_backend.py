@@ -26,3 +26,7 @@ class InstructBackend(ABC):
     @abstractmethod
     async def complete(self, messages: list[dict[str, str]], **params: Any) -> Completion:
         """One chat completion; raises on transport errors so the caller can retry."""
+
+    async def aclose(self) -> None:
+        """Release connections or other resources; called once when a run ends (default: nothing to do)."""
+        return None

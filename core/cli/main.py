@@ -11,6 +11,8 @@ from medzoo.core.errors import MedzooError
 
 # module path -> attribute(s) holding click commands or groups (comma-separated)
 BUILTIN_COMMANDS: dict[str, str] = {
+    "medzoo.core.cli.instruct": "instruct",
+    "medzoo.core.cli.judge": "judge",
     "medzoo.core.cli.score": "score",
     "medzoo.core.cli.leaderboard": "leaderboard",
     "medzoo.core.cli.train": "train, merge_lora_command, model_group",

@@ -1,0 +1,137 @@
+"""Orchestrating generation: caption records -> prompts -> backend replies -> LLaVA instruction records + summary."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medzoo.core.dataset import LoadReport
+from medzoo.plugins.instruct.captions import CaptionRecord
+from medzoo.plugins.instruct.parsing import image_first, parse_conversation, to_llava_conversations
+from medzoo.plugins.instruct.prompts import build_generation_messages
+from medzoo.plugins.instruct.runner import RequestRunner
+
+REASON_REQUEST_FAILED = "request failed"
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """What shapes the prompt and the sampled reply (part of every cache key through the request params)."""
+
+    inline_mentions: bool = False
+    seed: int = 0
+    temperature: float = 0.0
+    max_tokens: int = 1024
+
+    def request_params(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens}
+
+
+@dataclass
+class GenerationResult:
+    """The instruction records in input order and a summary of what was kept, dropped and spent."""
+
+    records: list[dict[str, Any]]
+    dropped: Counter = field(default_factory=Counter)
+    dropped_turns: Counter = field(default_factory=Counter)
+    dropped_examples: dict[str, list[str]] = field(default_factory=dict)
+    request_errors: list[str] = field(default_factory=list)
+
+    def drop(self, reason: str, pair_id: str) -> None:
+        self.dropped[reason] += 1
+        examples = self.dropped_examples.setdefault(reason, [])
+        if len(examples) < 5:
+            examples.append(pair_id)
+
+
+def llava_record(record: CaptionRecord, turns: list[tuple[str, str]], seed: int) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": record.pair_id,
+        "image": record.image,
+        "conversations": to_llava_conversations(turns, image_first(seed, record.pair_id)),
+    }
+    if record.domain:
+        entry["domain"] = record.domain
+    if record.fig_label:
+        entry["fig_label"] = record.fig_label
+    return entry
+
+
+async def generate_instructions(
+    captions: list[CaptionRecord], runner: RequestRunner, settings: GenerationSettings
+) -> GenerationResult:
+    """Ask the backend for one conversation per caption (concurrently, bounded by the runner) and parse them."""
+    params = settings.request_params()
+    outcomes = await asyncio.gather(
+        *(runner.request(build_generation_messages(c, settings.inline_mentions), **params) for c in captions)
+    )
+    result = GenerationResult(records=[])
+    for caption, outcome in zip(captions, outcomes, strict=True):
+        if outcome.completion is None:
+            result.drop(REASON_REQUEST_FAILED, caption.pair_id)
+            if len(result.request_errors) < 5:
+                result.request_errors.append(f"{caption.pair_id}: {outcome.error}")
+            continue
+        parsed = parse_conversation(outcome.completion.text)
+        result.dropped_turns.update(parsed.dropped_turns)
+        if parsed.reason is not None:
+            result.drop(parsed.reason, caption.pair_id)
+            continue
+        result.records.append(llava_record(caption, parsed.turns, settings.seed))
+    return result
+
+
+def generation_summary(
+    result: GenerationResult, load_report: LoadReport, runner: RequestRunner, settings: GenerationSettings
+) -> dict[str, Any]:
+    """Counts for people and scripts: captions read and skipped, conversations kept and dropped, tokens."""
+    return {
+        "backend": runner.backend.name,
+        "model": runner.backend.model,
+        "settings": {
+            "inline_mentions": settings.inline_mentions,
+            "seed": settings.seed,
+            **settings.request_params(),
+        },
+        "captions": {
+            "read": load_report.kept + load_report.total_skipped,
+            "skipped": dict(load_report.skipped),
+            "skipped_examples": load_report.examples,
+        },
+        "conversations": {
+            "kept": len(result.records),
+            "dropped": dict(sorted(result.dropped.items())),
+            "dropped_examples": result.dropped_examples,
+            "turns_kept": sum(len(r["conversations"]) // 2 for r in result.records),
+            "turns_dropped": dict(sorted(result.dropped_turns.items())),
+        },
+        "request_errors": result.request_errors,
+        "usage": runner.stats.as_dict(),
+    }
+
+
+def write_json_atomic(path: str | Path, payload: Any) -> None:
+    """Write json through a temporary file in the same folder and rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, ensure_ascii=False, indent=1)
+            handle.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def summary_path(output: str | Path) -> Path:
+    """Where the summary of a run writing ``output`` goes: ``instruct.json`` -> ``instruct.summary.json``."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.summary.json")

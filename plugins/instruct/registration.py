@@ -1,0 +1,21 @@
+"""Registers the built-in instruction backends ``openai`` and ``hf`` (torch loads only when ``hf`` runs)."""
+
+from __future__ import annotations
+
+from medzoo.core.hookspecs import hookimpl
+from medzoo.plugins.instruct.backends.hf_backend import HFBackend
+from medzoo.plugins.instruct.backends.openai_backend import OpenAIBackend
+
+
+@hookimpl
+def register_instruct_backends(register) -> None:
+    register(
+        "openai",
+        OpenAIBackend,
+        description="any OpenAI-compatible /v1/chat/completions endpoint (OpenAI, Azure v1, vLLM, medzoo serve)",
+    )
+    register(
+        "hf",
+        HFBackend,
+        description="a local transformers causal LM (hub id or folder), generating in a worker thread",
+    )
