@@ -41,6 +41,7 @@ REPARSE_REQUEST = (
 STATUS_OK = "ok"
 STATUS_UNPARSEABLE = "unparseable"
 STATUS_FAILED = "request_failed"
+_ASSISTANT_LABEL = re.compile(r"assistant\s*[12]", re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?![\w.])")
 
 
@@ -146,11 +147,13 @@ def build_judge_messages(question: ChatQuestion, answer: str) -> list[dict[str, 
 
 
 def parse_scores(reply: str) -> tuple[float, float] | None:
-    """The two scores on the first non-empty line (``8 6``, ``8, 6``, ``**8 6**``), each within 1..10."""
+    """The two scores on the first non-empty line (``8 6``, ``8, 6``, ``**8 6**``, ``Assistant 1: 8, Assistant 2: 6``),
+    each within 1..10; anything else is None."""
     lines = [line for line in reply.strip().splitlines() if line.strip()]
     if not lines:
         return None
-    numbers = _NUMBER.findall(lines[0].replace(",", " ").replace("/10", " "))
+    first = _ASSISTANT_LABEL.sub(" ", lines[0]).replace(",", " ").replace("/10", " ")
+    numbers = _NUMBER.findall(first)
     if len(numbers) != 2:
         return None
     reference, model = (float(n) for n in numbers)
