@@ -371,3 +371,30 @@ def test_hf_backend_uses_a_chat_template_when_present(tiny_causal_lm):
     assert completion.completion_tokens <= 4 and backend.generate_calls == 1
     with pytest.raises(PluginError, match="cannot load model"):
         HFBackend(str(tiny_causal_lm / "missing")).load()
+
+
+def test_output_is_accepted_by_the_llava_json_reader(fake, tmp_path):
+    from PIL import Image
+
+    from medzoo.core.errors import PluginError as LookupFailure
+    from medzoo.core.plugin_manager import components
+
+    try:
+        reader_class = components().get("dataset", "llava-json").factory
+    except LookupFailure:
+        pytest.skip("the llava-json dataset reader is not registered in this checkout")
+    captions_file = write_captions(tmp_path / "c.jsonl", 3)
+    for index in range(3):
+        image = tmp_path / "images" / f"cxr/train_{index:06d}.png"
+        image.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (64, 64), (index * 40, 0, 0)).save(image)
+    output = tmp_path / "instruct.json"
+    with fake.FakeOpenAI(conversation_reply, max_requests=5) as server:
+        run_cli(["generate", "--captions", str(captions_file), "--output", str(output), "--backend", "openai",
+                 "--model", "m", "--base-url", server.base_url])
+    records, report = reader_class().read(str(output), image_root=str(tmp_path / "images"), on_bad_record="error")
+    assert len(records) == 3 and report.total_skipped == 0
+    for record in records:
+        assert record.image is not None and record.image.is_file()
+        assert IMAGE_PLACEHOLDER in record.messages[0].content and record.messages[0].role == "user"
+        assert [m.role for m in record.messages if m.role != "system"] == ["user", "assistant"] * 2
