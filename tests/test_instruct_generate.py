@@ -398,3 +398,17 @@ def test_output_is_accepted_by_the_llava_json_reader(fake, tmp_path):
         assert record.image is not None and record.image.is_file()
         assert IMAGE_PLACEHOLDER in record.messages[0].content and record.messages[0].role == "user"
         assert [m.role for m in record.messages if m.role != "system"] == ["user", "assistant"] * 2
+
+
+def test_identical_prompts_in_one_run_are_sent_once(fake, tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(
+        json.dumps({"pair_id": f"P{i}", "image": f"{i}.png", "fig_caption": "Same caption.\nAgain."}) + "\n"
+        for i in range(3)
+    ))
+    captions, _ = read_captions(path)
+    with fake.FakeOpenAI(conversation_reply, max_requests=5) as server:
+        backend = OpenAIBackend("fake", base_url=server.base_url, timeout=5)
+        runner = RequestRunner(backend, None, concurrency=3, policy=FAST)
+        result = asyncio.run(generate_instructions(captions, runner, GenerationSettings()))
+        assert server.request_count == 1 and [r["id"] for r in result.records] == ["P0", "P1", "P2"]
