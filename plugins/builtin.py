@@ -4,6 +4,7 @@ They are loaded exactly like third-party plugins (one module per plugin, the sam
 """
 
 BUILTIN_PLUGINS: dict[str, str] = {
+    "datasets": "medzoo.plugins.datasets.registration",
     "instruct": "medzoo.plugins.instruct.registration",
     "language": "medzoo.plugins.language.registration",
     "templates": "medzoo.plugins.templates.registration",

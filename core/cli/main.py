@@ -11,6 +11,7 @@ from medzoo.core.errors import MedzooError
 
 # module path -> attribute(s) holding click commands or groups (comma-separated)
 BUILTIN_COMMANDS: dict[str, str] = {
+    "medzoo.core.cli.data": "data",
     "medzoo.core.cli.instruct": "instruct",
     "medzoo.core.cli.judge": "judge",
     "medzoo.core.cli.score": "score",

@@ -1,0 +1,1 @@
+"""Built-in data: the synthetic biomedical data set written in the real dataset formats."""

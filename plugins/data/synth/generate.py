@@ -1,0 +1,110 @@
+"""Orchestration: render every image, then write each dataset format and a manifest.
+
+Layout under ``output_dir`` (all image paths in the files are relative to ``output_dir/images``)::
+
+    manifest.json                                   seed, sizes, counts, format version
+    images/<domain>/<split>_<n>.png                 64x64 RGB PNG
+    pmc/captions.jsonl                              PMC-style figure captions (train images)
+    llava_med/alignment.json, instruct.json         LLaVA-Med stage-1 / stage-2 llava-json
+    vqa_rad/vqa_rad.json, vqa_rad/test.json         VQA-RAD OSF json, LLaVA-Med test.json
+    slake/{train,validation,test}.json              SLAKE
+    pathvqa/qas/{train,test}/{split}_qa.pkl         PathVQA
+    coloninst/{train,val,test}/{cls,reg,rec}_{split}.json   ColonINST
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from medzoo.core.errors import DataError
+from medzoo.plugins.data.synth import sampling, writers
+from medzoo.plugins.data.synth.catalog import (
+    DOMAINS,
+    RADIOLOGY,
+    SPLITS,
+    SynthImage,
+    per_domain_counts,
+    render_split,
+)
+
+FORMAT_VERSION = 1
+DEFAULT_SEED = 0
+#: images per split, over all five domains
+DEFAULT_SIZES: dict[str, int] = {"train": 400, "val": 50, "test": 150}
+#: the top-level entries ``synthesize`` writes (and ``--overwrite`` may replace)
+OUTPUT_ENTRIES = ("manifest.json", "images", "pmc", "llava_med", "vqa_rad", "slake", "pathvqa", "coloninst")
+
+
+def resolve_sizes(sizes: Mapping[str, int] | None) -> dict[str, int]:
+    """Defaults updated with ``sizes``; unknown keys or negative / non-integer values raise DataError."""
+    resolved = dict(DEFAULT_SIZES)
+    for key, value in (sizes or {}).items():
+        if key not in DEFAULT_SIZES:
+            raise DataError(f"synthetic data size {key!r} is unknown; expected one of {', '.join(DEFAULT_SIZES)}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise DataError(f"synthetic data size {key}={value!r}: expected a non-negative integer")
+        resolved[key] = value
+    return resolved
+
+
+def synthesize(output_dir: str | Path, seed: int = DEFAULT_SEED, sizes: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """Write the synthetic data set into ``output_dir`` and return its manifest (also written to manifest.json).
+
+    The same seed and sizes give byte-identical files.
+    """
+    root = Path(output_dir)
+    resolved = resolve_sizes(sizes)
+    images: dict[str, dict[str, list[SynthImage]]] = {domain.name: {} for domain in DOMAINS}
+    for split in SPLITS:
+        for domain in DOMAINS:
+            count = per_domain_counts(resolved[split])[domain.name]
+            images[domain.name][split] = render_split(domain, split, count, seed, root / "images")
+
+    def radiology(split: str) -> list[SynthImage]:
+        return [image for name in RADIOLOGY for image in images[name][split]]
+
+    train_images = [image for domain in DOMAINS for image in images[domain.name]["train"]]
+    files: dict[str, Any] = {}
+
+    captions = writers.pmc_caption_records(train_images, sampling.stream(seed, "pmc"))
+    files["pmc/captions.jsonl"] = captions
+    files["llava_med/alignment.json"] = writers.alignment_records(captions)
+    files["llava_med/instruct.json"] = writers.instruct_records(train_images, sampling.stream(seed, "instruct"))
+
+    osf, test_json = writers.vqa_rad_records(radiology("train"), radiology("test"), sampling.stream(seed, "vqa_rad"))
+    files["vqa_rad/vqa_rad.json"], files["vqa_rad/test.json"] = osf, test_json
+
+    slake = writers.slake_records({"train": radiology("train"), "validation": radiology("val"),
+                                   "test": radiology("test")}, sampling.stream(seed, "slake"))
+    for split, records in slake.items():
+        files[f"slake/{split}.json"] = records
+
+    for split in ("train", "test"):
+        rows = writers.pathvqa_records(images["histology"][split], sampling.stream(seed, f"pathvqa/{split}"))
+        files[f"pathvqa/qas/{split}/{split}_qa.pkl"] = rows
+
+    for split in SPLITS:
+        for task, records in writers.coloninst_records(images["colonoscopy"][split], split).items():
+            files[f"coloninst/{split}/{task}_{split}.json"] = records
+
+    for relative, records in files.items():
+        path = root / relative
+        if relative.endswith(".jsonl"):
+            writers.write_jsonl(path, records)
+        elif relative.endswith(".pkl"):
+            writers.write_pickle(path, records)
+        else:
+            writers.write_json(path, records)
+
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "generator": "medzoo.plugins.data.synth",
+        "seed": seed,
+        "sizes": resolved,
+        "images": {name: {split: len(items) for split, items in by_split.items()} for name, by_split in images.items()},
+        "counts": {relative: len(records) for relative, records in files.items()},
+    }
+    writers.write_json(root / "manifest.json", manifest)
+    return manifest
