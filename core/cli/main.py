@@ -19,6 +19,7 @@ BUILTIN_COMMANDS: dict[str, str] = {
     "medzoo.core.cli.train": "train, merge_lora_command, model_group",
     "medzoo.core.cli.evaluate": "evaluate_command",
     "medzoo.core.cli.run": "run_command, sweep_command",
+    "medzoo.core.cli.interop": "import_command, export_command, apply_delta_command, make_delta_command",
 }
 
 
