@@ -1,0 +1,245 @@
+"""hf-llava export: transformers loads it with no missing/unexpected keys, its logits, greedy tokens, processor
+ids and chat-template text equal medzoo's; what the format cannot hold is refused; LoRA is merged first."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+from transformers import LlavaForConditionalGeneration, LlavaProcessor
+
+from medzoo.core.build import build_model
+from medzoo.core.cli.main import cli
+from medzoo.core.conversation import Message
+from medzoo.core.generation import processor_for
+from medzoo.core.interop.hf_llava_export import ExportRefused, check_exportable, export_hf_llava
+from medzoo.core.interop.llava_import import import_checkpoint
+from medzoo.core.model import MultimodalModel
+from medzoo.core.processor import collate
+from medzoo.core.templates import get_template
+
+ATOL = 1e-5
+CONVERSATIONS = [
+    [Message("user", "<image>\nWhat organ is shown?")],
+    [Message("user", "Describe the finding.\n<image>")],
+    [
+        Message("system", "You answer briefly."),
+        Message("user", "<image>\nIs this a CT?"),
+        Message("assistant", "Yes."),
+        Message("user", "Which side?"),
+    ],
+]
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def tiny_model(language: str = "mistral", template: str = "mistral_instruct", connector: str = "mlp2x_gelu",
+               vision: str = "clip", seed: int = 0, markup: str = "placeholder", **vision_options) -> MultimodalModel:
+    torch.manual_seed(seed)
+    options = {"feature_layer": -2, "feature_select": "patch", "image_aspect": "pad", **vision_options}
+    spec = {
+        "vision": {"name": vision, "options": options if vision == "clip" else {}},
+        "connector": {"name": connector},
+        "language": {"name": language, "template": template},
+        "image_markup": markup,
+    }
+    return build_model(spec).eval()
+
+
+def image(width: int = 40, height: int = 28, seed: int = 5) -> Image.Image:
+    pixels = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+def load_export(directory) -> LlavaForConditionalGeneration:
+    model, info = LlavaForConditionalGeneration.from_pretrained(str(directory), output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
+    return model.eval()
+
+
+def batch_for(model: MultimodalModel, conversations, padding_side: str = "left"):
+    processor = processor_for(model)
+    samples = [processor.encode(messages, [image(seed=i)], add_generation_prompt=True)
+               for i, messages in enumerate(conversations)]
+    batch = collate(samples, model.tokenizer.pad_token_id, padding_side=padding_side)
+    batch.pop("labels")
+    return batch
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    model = tiny_model()
+    directory = tmp_path_factory.mktemp("hf-llava")
+    export_hf_llava(model, directory)
+    return model, directory, load_export(directory)
+
+
+def test_export_writes_the_classic_llava_hf_layout(exported):
+    model, directory, _ = exported
+    from safetensors import safe_open
+
+    with safe_open(str(directory / "model.safetensors"), framework="pt") as handle:
+        keys = set(handle.keys())  # noqa: SIM118 - not a dict
+    prefixes = {key.split(".")[0] + ("." + key.split(".")[1] if key.startswith("language_model") else "")
+                for key in keys}
+    assert prefixes == {"vision_tower", "multi_modal_projector", "language_model.model", "language_model.lm_head"}
+    assert {"multi_modal_projector.linear_1.weight", "multi_modal_projector.linear_2.bias",
+            "vision_tower.vision_model.embeddings.patch_embedding.weight", "language_model.lm_head.weight"} <= keys
+    config = json.loads((directory / "config.json").read_text())
+    assert config["model_type"] == "llava" and config["text_config"]["model_type"] == "mistral"
+    assert config["image_token_index"] == model.markup.placeholder_id
+    assert config["vision_feature_layer"] == -2 and config["vision_feature_select_strategy"] == "default"
+    assert config["projector_hidden_act"] == "gelu"
+    assert config["image_seq_length"] == model.num_image_tokens
+    for name in ("tokenizer_config.json", "chat_template.jinja", "preprocessor_config.json", "processor_config.json"):
+        assert (directory / name).is_file(), name
+
+
+def test_export_logits_equal_medzoo(exported):
+    model, _, hf = exported
+    batch = batch_for(model, CONVERSATIONS[:1])
+    with torch.no_grad():
+        ours = model(**batch).logits
+        theirs = hf(**batch).logits
+    torch.testing.assert_close(theirs, ours, atol=ATOL, rtol=0)
+
+
+def test_export_greedy_tokens_equal_medzoo(exported):
+    model, _, hf = exported
+    batch = batch_for(model, CONVERSATIONS)
+    settings = {"max_new_tokens": 8, "do_sample": False, "min_new_tokens": 8}
+    ours = model.generate(**batch, **settings)
+    with torch.no_grad():
+        theirs = hf.generate(**batch, **settings)[:, batch["input_ids"].shape[1]:]
+    assert theirs.tolist() == ours.tolist()
+
+
+@pytest.mark.parametrize("conversation", range(len(CONVERSATIONS)))
+def test_llava_processor_gives_medzoo_input_ids(exported, conversation):
+    model, directory, _ = exported
+    messages = CONVERSATIONS[conversation]
+    processor = processor_for(model)
+    ours = processor.encode(messages, [image()], add_generation_prompt=True)
+    hf_processor = LlavaProcessor.from_pretrained(str(directory))
+    prompt = processor.template.prompt(messages, processor.eos_token)
+    theirs = hf_processor(text=prompt, images=image(), return_tensors="pt")
+    assert theirs["input_ids"][0].tolist() == ours.input_ids
+
+
+def test_pixel_values_equal_for_a_square_image_of_the_tower_size(exported):
+    model, directory, _ = exported
+    square = image(model.vision.image_size, model.vision.image_size)
+    hf_pixels = LlavaProcessor.from_pretrained(str(directory)).image_processor(square, return_tensors="pt")
+    torch.testing.assert_close(hf_pixels["pixel_values"][0], model.vision.transform(square), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("template", ["mistral_instruct", "vicuna_v1", "llava_med_v1"])
+@pytest.mark.parametrize("conversation", range(len(CONVERSATIONS)))
+def test_chat_template_renders_like_the_medzoo_template(exported, template, conversation):
+    from medzoo.core.interop.chat_templates import chat_template_for
+
+    _, directory, _ = exported
+    tokenizer = LlavaProcessor.from_pretrained(str(directory)).tokenizer
+    messages = CONVERSATIONS[conversation]
+    hf_messages = [{"role": m.role, "content": m.content} for m in messages]
+    expected = tokenizer.bos_token + get_template(template).prompt(messages, tokenizer.eos_token)
+    rendered = tokenizer.apply_chat_template(hf_messages, chat_template=chat_template_for(template),
+                                             add_generation_prompt=True, tokenize=False)
+    assert rendered == expected
+    answered = [*messages, Message("assistant", "Left lung.")]
+    full = get_template(template).render(answered, tokenizer.eos_token).text
+    rendered = tokenizer.apply_chat_template([*hf_messages, {"role": "assistant", "content": "Left lung."}],
+                                             chat_template=chat_template_for(template), tokenize=False)
+    assert rendered == tokenizer.bos_token + full
+
+
+def test_processor_chat_template_with_image_parts(exported):
+    model, directory, _ = exported
+    hf_processor = LlavaProcessor.from_pretrained(str(directory))
+    parts = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What organ is shown?"}]}]
+    text = hf_processor.apply_chat_template(parts, add_generation_prompt=True)
+    prompt = processor_for(model).template.prompt(CONVERSATIONS[0], model.tokenizer.eos_token)
+    assert text == model.tokenizer.bos_token + prompt
+
+
+def test_llama_cls_patch_last_layer_export(tmp_path):
+    model = tiny_model("vicuna", "vicuna_v1", seed=1, feature_select="cls_patch", feature_layer=-1,
+                       image_aspect="crop")
+    export_hf_llava(model, tmp_path, max_shard_bytes=50_000)
+    assert (tmp_path / "model.safetensors.index.json").is_file()
+    hf = load_export(tmp_path)
+    assert hf.config.vision_feature_select_strategy == "full"
+    batch = batch_for(model, CONVERSATIONS[:1])
+    with torch.no_grad():
+        torch.testing.assert_close(hf(**batch).logits, model(**batch).logits, atol=ATOL, rtol=0)
+    hf_processor = LlavaProcessor.from_pretrained(str(tmp_path))
+    prompt = processor_for(model).template.prompt(CONVERSATIONS[0], model.tokenizer.eos_token)
+    ids = hf_processor(text=prompt, images=image(), return_tensors="pt")["input_ids"][0].tolist()
+    assert ids == batch["input_ids"][0].tolist()
+
+
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"vision": "biomedclip"}, "BiomedClip"),
+    ({"connector": "linear"}, "LinearConnector"),
+    ({"connector": "mlp3x_gelu"}, "mlp3x_gelu"),
+    ({"markup": "im_start_end"}, "im_start"),
+])
+def test_unrepresentable_models_are_refused_in_one_line(tmp_path, changes, reason):
+    model = tiny_model(**changes)
+    with pytest.raises(ExportRefused, match=reason) as caught:
+        check_exportable(model)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(ExportRefused):
+        export_hf_llava(model, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_lora_is_merged_before_export(tmp_path):
+    from medzoo.plugins.tuning.lora import LoraTuning, has_lora
+
+    model = tiny_model(seed=3)
+    LoraTuning(r=4, alpha=8).apply(model.language.model, "language")
+    with torch.no_grad():
+        for name, parameter in model.language.model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.05)
+    model.save_pretrained(str(tmp_path / "with-lora"))
+    reloaded = MultimodalModel.from_pretrained(str(tmp_path / "with-lora"))
+    assert has_lora(reloaded.language.model)
+    batch = batch_for(reloaded, CONVERSATIONS[:1])
+    with torch.no_grad():
+        expected = reloaded(**batch).logits
+
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "with-lora"), "--output", str(tmp_path / "hf")])
+    assert result.exit_code == 0, result.output
+    assert "merged LoRA adapters of: language" in result.output
+    with torch.no_grad():
+        torch.testing.assert_close(load_export(tmp_path / "hf")(**batch).logits, expected, atol=ATOL, rtol=0)
+
+
+def test_cli_export_refusal_is_one_line(tmp_path):
+    from medzoo.core.cli.main import main
+
+    tiny_model(connector="linear").save_pretrained(str(tmp_path / "linear"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", str(tmp_path / "linear"), "--output", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+
+
+def test_hf_llava_round_trip_import(exported, tmp_path):
+    model, directory, _ = exported
+    report = import_checkpoint(directory, "hf-llava", tmp_path / "back")
+    back = MultimodalModel.from_pretrained(str(tmp_path / "back"))
+    assert back.spec["language"] == {"name": "mistral", "template": "mistral_instruct"}
+    assert back.vision.image_aspect == "pad" and report.vision_source == "checkpoint"
+    batch = batch_for(model, CONVERSATIONS[:1])
+    with torch.no_grad():
+        torch.testing.assert_close(back(**batch).logits, model(**batch).logits, atol=ATOL, rtol=0)
+    assert (tmp_path / "back" / "vision_tower" / "config.json").is_file()
