@@ -142,31 +142,33 @@ def test_pixel_values_equal_for_a_square_image_of_the_tower_size(exported):
 
 @pytest.mark.parametrize("template", ["mistral_instruct", "vicuna_v1", "llava_med_v1"])
 @pytest.mark.parametrize("conversation", range(len(CONVERSATIONS)))
-def test_chat_template_renders_like_the_medzoo_template(exported, template, conversation):
-    from medzoo.core.interop.chat_templates import chat_template_for
+def test_chat_template_gives_medzoo_ids(exported, template, conversation):
+    from medzoo.core.interop.chat_templates import calibrated_chat_template
 
     _, directory, _ = exported
     tokenizer = LlavaProcessor.from_pretrained(str(directory)).tokenizer
+    jinja = calibrated_chat_template(template, tokenizer)
+    assert jinja is not None
     messages = CONVERSATIONS[conversation]
-    hf_messages = [{"role": m.role, "content": m.content} for m in messages]
-    expected = tokenizer.bos_token + get_template(template).prompt(messages, tokenizer.eos_token)
-    rendered = tokenizer.apply_chat_template(hf_messages, chat_template=chat_template_for(template),
-                                             add_generation_prompt=True, tokenize=False)
-    assert rendered == expected
     answered = [*messages, Message("assistant", "Left lung.")]
-    full = get_template(template).render(answered, tokenizer.eos_token).text
-    rendered = tokenizer.apply_chat_template([*hf_messages, {"role": "assistant", "content": "Left lung."}],
-                                             chat_template=chat_template_for(template), tokenize=False)
-    assert rendered == tokenizer.bos_token + full
+    for turns, generation_prompt in ((messages, True), (answered, False)):
+        text = get_template(template).render(turns, tokenizer.eos_token, add_generation_prompt=generation_prompt).text
+        hf_messages = [{"role": m.role, "content": m.content} for m in turns]
+        rendered = tokenizer.apply_chat_template(hf_messages, chat_template=jinja,
+                                                 add_generation_prompt=generation_prompt, tokenize=False)
+        assert rendered in (tokenizer.bos_token + text, tokenizer.bos_token + " " + text)
+        assert tokenizer(rendered, add_special_tokens=False).input_ids == tokenizer(text).input_ids
 
 
-def test_processor_chat_template_with_image_parts(exported):
+def test_processor_chat_template_with_image_parts_gives_medzoo_ids(exported):
     model, directory, _ = exported
     hf_processor = LlavaProcessor.from_pretrained(str(directory))
+    assert hf_processor.chat_template == (directory / "chat_template.jinja").read_text()
     parts = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What organ is shown?"}]}]
     text = hf_processor.apply_chat_template(parts, add_generation_prompt=True)
-    prompt = processor_for(model).template.prompt(CONVERSATIONS[0], model.tokenizer.eos_token)
-    assert text == model.tokenizer.bos_token + prompt
+    theirs = hf_processor(text=text, images=image(), return_tensors="pt", add_special_tokens=False)
+    ours = processor_for(model).encode(CONVERSATIONS[0], [image()], add_generation_prompt=True)
+    assert theirs["input_ids"][0].tolist() == ours.input_ids
 
 
 def test_llama_cls_patch_last_layer_export(tmp_path):

@@ -184,3 +184,19 @@ def test_cli_import(tmp_path, tower_dir):
     assert result.exit_code == 0, result.output
     assert "config fields not used" in result.output and "feature_outs" in result.output
     assert (tmp_path / "out" / "medzoo_model.json").is_file()
+
+
+def test_import_cached_imports_once(tmp_path, tower_dir):
+    from medzoo.core.interop.llava_import import import_cached
+
+    checkpoint = helpers.official_model("mistral", tower_dir=tower_dir).save(tmp_path / "src")
+    first = import_cached(str(checkpoint), "llava-med-v1.5", cache_root=tmp_path / "cache")
+    stamp = (first / "medzoo_model.json").stat().st_mtime_ns
+    second = import_cached(str(checkpoint), "llava-med-v1.5", cache_root=tmp_path / "cache")
+    assert second == first and (second / "medzoo_model.json").stat().st_mtime_ns == stamp
+    assert MultimodalModel.from_pretrained(str(second)).spec["language"]["template"] == "mistral_instruct"
+
+
+def test_source_that_is_neither_a_directory_nor_a_hub_id(tmp_path):
+    with pytest.raises(InteropError, match="no such directory"):
+        import_checkpoint(tmp_path / "missing" / "dir", "llava-med-v1.5", tmp_path / "out")

@@ -26,7 +26,7 @@ import torch
 
 from medzoo.core.build import DTYPES
 from medzoo.core.interop import InteropError
-from medzoo.core.interop.chat_templates import chat_template_for
+from medzoo.core.interop.chat_templates import calibrated_chat_template, chat_template_for
 from medzoo.core.interop.checkpoint_files import DEFAULT_SHARD_BYTES, save_state_dict
 from medzoo.core.model import MultimodalModel
 
@@ -203,12 +203,14 @@ def generation_config(model: MultimodalModel) -> dict[str, Any]:
 def write_processor_files(model: MultimodalModel, output: Path, report: ExportReport) -> list[str]:
     """Tokenizer + chat template, image processor and ``LlavaProcessor`` settings."""
     vision = model.vision
-    template = chat_template_for(model.language.template_name)
+    template_name = model.language.template_name
+    template = calibrated_chat_template(template_name, model.tokenizer)
     tokenizer = copy.deepcopy(model.tokenizer)
     files = []
     if template is None:
-        report.notes.append(f"no chat template equivalent for medzoo template {model.language.template_name!r}; "
-                            "prompts must be rendered by the caller")
+        why = "has no Jinja equivalent" if chat_template_for(template_name) is None else "cannot reproduce its ids"
+        report.notes.append(f"no chat template written: medzoo template {template_name!r} {why}; "
+                            "render prompts with medzoo (or by hand) and tokenise them with special tokens")
     else:
         tokenizer.chat_template = template
         (output / "chat_template.jinja").write_text(template)
