@@ -139,7 +139,7 @@ def merge_all_lora(model: MultimodalModel) -> list[str]:
 
 
 def hf_llava_state_dict(model: MultimodalModel, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """The model's tensors under the classic llava-hf keys (a copy; tied weights written twice)."""
+    """The model's tensors under the classic llava-hf keys (tied weights are written twice)."""
     tensors: dict[str, torch.Tensor] = {}
     for key, value in model.vision.model.state_dict().items():
         tensors[f"vision_tower.vision_model.{key.removeprefix('vision_model.')}"] = value
@@ -149,7 +149,15 @@ def hf_llava_state_dict(model: MultimodalModel, dtype: torch.dtype) -> dict[str,
         tensors[projector[prefix] + key[len(prefix):]] = value
     for key, value in model.language.model.state_dict().items():
         tensors[f"language_model.{key}"] = value
-    return {key: value.detach().to(dtype).clone().contiguous() for key, value in tensors.items()}
+    converted: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for key, value in tensors.items():
+        tensor = value.detach().to(dtype).contiguous()
+        if tensor.data_ptr() in seen:  # tied weights: safetensors stores each tensor once
+            tensor = tensor.clone()
+        seen.add(tensor.data_ptr())
+        converted[key] = tensor
+    return converted
 
 
 def hf_llava_config(model: MultimodalModel, dtype: torch.dtype) -> dict[str, Any]:
