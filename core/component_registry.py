@@ -40,8 +40,10 @@ class Registration:
 class ComponentRegistry:
     """Components by kind and name; names are exact (no substring matching) and unique per kind."""
 
-    def __init__(self) -> None:
+    def __init__(self, note: str = "") -> None:
         self._entries: dict[str, dict[str, Registration]] = {kind: {} for kind in KINDS}
+        #: appended to unknown-name errors (e.g. which installed plugins failed to load)
+        self.note = note
 
     def add(self, kind: str, name: str, factory: Any, provider: str, **info: Any) -> None:
         if kind not in self._entries:
@@ -70,7 +72,8 @@ class ComponentRegistry:
             if family is not None:
                 return family
             known = ", ".join(sorted(table)) or "none registered"
-            raise PluginError(f"unknown {kind} {name!r}{did_you_mean(name, table)}; known: {known}")
+            note = f"; {self.note}" if self.note else ""
+            raise PluginError(f"unknown {kind} {name!r}{did_you_mean(name, table)}; known: {known}{note}")
         return table[name]
 
     @staticmethod

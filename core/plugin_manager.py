@@ -1,7 +1,8 @@
 """Loading plugins: built-ins and installed packages (entry-point group ``medzoo``), lazily and once.
 
 ``MEDZOO_PLUGINS=a,b`` restricts which installed (entry-point) plugins load; built-ins always load.
-A plugin that fails to import is recorded with its distribution name and does not stop the others.
+A plugin that fails to import is recorded with its distribution name and does not stop the others;
+a plugin whose hooks are malformed (a misspelt hook name, wrong arguments) fails loudly with a ``PluginError``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import pluggy
 
 from medzoo.core import hookspecs
 from medzoo.core.component_registry import HOOK_KINDS, ComponentRegistry
-from medzoo.core.errors import PluginError
+from medzoo.core.errors import PluginError, did_you_mean
 
 ENTRY_POINT_GROUP = "medzoo"
 RESTRICT_ENV_VAR = "MEDZOO_PLUGINS"
@@ -40,8 +42,17 @@ class PluginSystem:
     def __init__(self) -> None:
         self.manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.manager.add_hookspecs(hookspecs)
-        self.failures: list[PluginFailure] = []
+        #: installed plugins that could not be imported, and hooks that raised while the registry was built
+        self.load_failures: list[PluginFailure] = []
+        self.hook_failures: list[PluginFailure] = []
+        #: plugin name -> distribution name, for entry-point plugins
+        self.distributions: dict[str, str] = {}
         self._registry: ComponentRegistry | None = None
+
+    @property
+    def failures(self) -> list[PluginFailure]:
+        """Every plugin that failed (hook failures are known once ``registry`` has been built)."""
+        return [*self.load_failures, *self.hook_failures]
 
     def load_builtins(self) -> None:
         from medzoo.plugins.builtin import BUILTIN_PLUGINS
@@ -51,25 +62,67 @@ class PluginSystem:
             self.manager.register(module, name=f"medzoo.{name}")
 
     def load_entry_points(self, allowed: set[str] | None) -> None:
+        found: set[str] = set()
         for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            found.add(entry_point.name)
             if allowed is not None and entry_point.name not in allowed:
                 continue
             distribution = entry_point.dist.name if entry_point.dist else "unknown distribution"
             if self.manager.has_plugin(entry_point.name):
+                earlier = self.distributions.get(entry_point.name, "medzoo")
+                if earlier != distribution:  # the same distribution seen twice on sys.path is harmless
+                    self._fail(entry_point.name, distribution, f"plugin name already taken by {earlier}")
                 continue
             try:
                 plugin = entry_point.load()
+            except Exception as error:  # a plugin that cannot be imported must not take the others down
+                self._fail(entry_point.name, distribution, f"{type(error).__name__}: {error}")
+                continue
+            try:
                 self.manager.register(plugin, name=entry_point.name)
-            except Exception as error:  # a broken plugin must not take the others down
-                failure = PluginFailure(entry_point.name, distribution, f"{type(error).__name__}: {error}")
-                self.failures.append(failure)
-                logger.warning("medzoo plugin %r from %s failed to load: %s", entry_point.name, distribution, failure.error)
+            except pluggy.PluginValidationError as error:  # a hook with wrong arguments is a bug: fail loudly
+                raise PluginError(f"plugin {entry_point.name} ({distribution}): {one_line(error)}") from None
+            except ValueError as error:  # the same module under a second name
+                self._fail(entry_point.name, distribution, str(error))
+                continue
+            self.distributions[entry_point.name] = distribution
+        for name in sorted((allowed or set()) - found):
+            self._fail(name, "not installed", f"{RESTRICT_ENV_VAR} names it but no installed package provides it")
+
+    def _fail(self, plugin: str, distribution: str, error: str, into: list[PluginFailure] | None = None) -> None:
+        failure = PluginFailure(plugin, distribution, one_line(error))
+        (self.load_failures if into is None else into).append(failure)
+        logger.warning("medzoo plugin %r from %s failed to load: %s", plugin, distribution, failure.error)
+
+    def failure_note(self) -> str:
+        """One line naming the plugins that failed to load (appended to unknown-component errors)."""
+        if not self.failures:
+            return ""
+        listed = "; ".join(f"{f.plugin} ({f.distribution}): {f.error}" for f in self.failures)
+        return f"plugins that failed to load: {listed}"
 
     def check(self) -> None:
+        """Fail loudly on a hook implementation that matches no hook specification (e.g. a misspelt name)."""
         try:
             self.manager.check_pending()
         except pluggy.PluginValidationError as error:
-            raise PluginError(f"plugin {error.plugin!r}: {error}") from None
+            known = self.hook_names(specified=True)
+            unknown = [
+                f"{name!r}{did_you_mean(name, known)}"
+                for name in self.hook_names(specified=False)
+                if any(impl.plugin is error.plugin for impl in getattr(self.manager.hook, name).get_hookimpls())
+            ]
+            raise PluginError(
+                f"plugin {self.provider_name(error.plugin)}: unknown hook {', '.join(unknown)}; "
+                f"expected one of {', '.join(known)} (leave the plugin out with {RESTRICT_ENV_VAR})"
+            ) from None
+
+    def hook_names(self, specified: bool) -> list[str]:
+        """Names of the hooks with (or without) a specification."""
+        hooks = self.manager.hook
+        return sorted(
+            name for name in vars(hooks) if not name.startswith("_") and getattr(hooks, name).has_spec() == specified
+        )
 
     @property
     def registry(self) -> ComponentRegistry:
@@ -78,27 +131,43 @@ class PluginSystem:
         return self._registry
 
     def _collect(self) -> ComponentRegistry:
+        """Call every registration hook. A hook that raises (e.g. its lazy import fails) is recorded and its
+        components are left out; a bad name or a duplicate raises ``PluginError``."""
         registry = ComponentRegistry()
+        self.hook_failures = []
         for hook_name, kind in HOOK_KINDS.items():
             hook = getattr(self.manager.hook, hook_name)
-            for impl in reversed(hook.get_hookimpls()):
+            for impl in hook.get_hookimpls():  # registration order: built-ins first
                 provider = self.provider_name(impl.plugin)
+                pending: list[tuple[Any, Any, dict[str, Any]]] = []
 
-                def register(name, factory, _kind=kind, _provider=provider, **info):
-                    registry.add(_kind, name, factory, _provider, **info)
+                def register(name, factory, _pending=pending, **info):
+                    _pending.append((name, factory, info))
 
-                impl.function(register=register)
+                try:
+                    impl.function(register=register)
+                except Exception as error:  # a failing plugin must not take the others down
+                    name = self.manager.get_name(impl.plugin) or repr(impl.plugin)
+                    distribution = self.distributions.get(name, "medzoo" if name.startswith("medzoo.") else "in-process")
+                    self._fail(name, distribution, f"{hook_name}: {type(error).__name__}: {error}", self.hook_failures)
+                    continue
+                for name, factory, info in pending:
+                    registry.add(kind, name, factory, provider, **info)
+        registry.note = self.failure_note()
         return registry
 
     def provider_name(self, plugin: object) -> str:
+        """The plugin's name, with its distribution for installed (entry-point) plugins."""
         name = self.manager.get_name(plugin) or repr(plugin)
-        for dist_plugin, dist in self.manager.list_plugin_distinfo():
-            if dist_plugin is plugin:
-                return f"{name} ({dist.project_name})"
-        return name
+        distribution = self.distributions.get(name)
+        return f"{name} ({distribution})" if distribution else name
 
 
 _lock = threading.Lock()
+
+
+def one_line(message: object) -> str:
+    return " ".join(str(message).split())
 
 
 def allowed_plugins() -> set[str] | None:
@@ -129,11 +198,22 @@ def components() -> ComponentRegistry:
 
 
 def register_plugin(plugin: object, name: str | None = None) -> None:
-    """Register an in-process plugin object (tests, notebooks); the registry is rebuilt on next use."""
+    """Register an in-process plugin object (tests, notebooks); the registry is rebuilt on next use.
+
+    A plugin with a misspelt or ill-formed hook raises ``PluginError`` and stays unregistered.
+    """
     system = plugin_system()
-    system.manager.register(plugin, name=name)
-    system.check()
-    system._registry = None
+    try:
+        system.manager.register(plugin, name=name)
+    except (ValueError, pluggy.PluginValidationError) as error:
+        raise PluginError(f"plugin {name or plugin!r}: {one_line(error)}") from None
+    try:
+        system.check()
+    except PluginError:
+        system.manager.unregister(plugin)
+        raise
+    finally:
+        system._registry = None
 
 
 def unregister_plugin(plugin: object) -> None:
