@@ -8,7 +8,7 @@ import click
 
 
 @click.command("eval")
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("model")
 @click.option("--benchmark", "-b", required=True, help="Benchmark plugin name (see `medzoo plugins`).")
 @click.option("--data", default=None, help="Benchmark file (default: the benchmark's own data path).")
 @click.option("--image-root", default=None, help="Folder the benchmark's image paths are relative to.")
@@ -17,15 +17,21 @@ import click
 @click.option("--image-ablation", type=click.Choice(["noise", "blank"]), default=None,
               help="Also score with every image replaced, and report the drop.")
 @click.option("--option", "options", multiple=True, help="Benchmark option key=value (repeatable).")
-def evaluate_command(model_dir, benchmark, data, image_root, output_dir, batch_size, image_ablation, options) -> None:
-    """Answer BENCHMARK with the model in MODEL_DIR; writes predictions.jsonl and metrics.json (resumable)."""
+@click.option("--delta-base", default=None,
+              help="Base model for a variant published as delta weights (default: the registry's).")
+def evaluate_command(model, benchmark, data, image_root, output_dir, batch_size, image_ablation, options,
+                     delta_base) -> None:
+    """Answer BENCHMARK with MODEL (a model directory, or a registry variant such as llava-med-v1.5 whose
+    published weights are imported on first use); writes predictions.jsonl and metrics.json (resumable)."""
     from medzoo.core.evaluation.evaluate_model import evaluate
+    from medzoo.core.interop.published import resolve_model
     from medzoo.core.model import MultimodalModel
 
     parsed = dict(option.split("=", 1) for option in options)
-    model = MultimodalModel.from_pretrained(model_dir)
+    model_dir = resolve_model(model, delta_base=delta_base, echo=click.echo)
+    loaded = MultimodalModel.from_pretrained(str(model_dir))
     metrics = evaluate(
-        model, benchmark, output_dir, data=data, image_root=image_root, options=parsed, batch_size=batch_size,
-        image_ablation=image_ablation, model_id=model_dir, echo=click.echo,
+        loaded, benchmark, output_dir, data=data, image_root=image_root, options=parsed, batch_size=batch_size,
+        image_ablation=image_ablation, model_id=model, echo=click.echo,
     )
     click.echo(json.dumps(metrics, indent=2))

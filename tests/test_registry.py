@@ -1,0 +1,250 @@
+"""registry.yaml and the registered plugins agree both ways; every catalogued component builds from its tiny config;
+the catalogue loader's errors are one line naming the file and the key; `medzoo plugins` and `medzoo zoo`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from medzoo.core.catalog import CatalogError, ComponentEntry, load_catalog
+from medzoo.core.cli.main import cli
+from medzoo.core.conversation import Message
+from medzoo.core.instruct_backend import InstructBackend
+from medzoo.core.plugin_manager import components
+from medzoo.core.recipe import load_recipe
+from medzoo.core.resources import recipes_dir
+from medzoo.plugins.builtin import BUILTIN_PLUGINS
+
+CATALOG = load_catalog()
+BUILTIN_PROVIDERS = {f"medzoo.{name}" for name in BUILTIN_PLUGINS}
+
+
+def builtin_registrations():
+    return [entry for entry in components() if entry.provider in BUILTIN_PROVIDERS]
+
+
+def test_every_builtin_component_is_catalogued_and_every_entry_is_registered():
+    registered = {(entry.kind, entry.name) for entry in builtin_registrations()}
+    catalogued = {(entry.kind, entry.plugin) for entry in CATALOG.components}
+    assert registered - catalogued == set(), "registered but missing from registry.yaml"
+    assert catalogued - registered == set(), "in registry.yaml but not registered"
+
+
+def test_hub_ids_and_licences_match_what_the_plugins_declare():
+    for registration in builtin_registrations():
+        entry = CATALOG.component(registration.kind, registration.name)
+        if "hub_ids" in registration.info:
+            assert set(entry.hub_ids) == set(registration.info["hub_ids"]), registration.name
+        if "licence" in registration.info:
+            assert entry.licence == registration.info["licence"], registration.name
+
+
+@pytest.mark.parametrize("variant", CATALOG.variants, ids=lambda v: v.name)
+def test_every_variant_recipe_exists_and_loads(variant):
+    if variant.recipe is None:
+        assert variant.weights, "a variant without a recipe must have published weights"
+        return
+    assert (recipes_dir() / f"{variant.recipe}.yaml").is_file()
+    config = load_recipe(variant.recipe).config
+    assert config.name == variant.recipe
+
+
+def test_every_shipped_recipe_is_a_variant():
+    shipped = {path.stem for path in recipes_dir().glob("*.yaml")}
+    named = {variant.recipe for variant in CATALOG.variants}
+    assert shipped - named == set()
+
+
+def test_published_weights_of_the_paper_models():
+    v15 = CATALOG.variant("llava-med-v1.5").weights[0]
+    assert (v15.source, v15.format) == ("microsoft/llava-med-v1.5-mistral-7b", "llava-med-v1.5")
+    v10 = CATALOG.variant("llava-med-v1.0").weights[0]
+    assert (v10.source, v10.format, v10.merged_format) == ("microsoft/llava-med-7b-delta", "delta", "llava-med-v1.0")
+    assert v10.base == "huggyllama/llama-7b"
+
+
+# ---- every component from its tiny config -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory) -> Path:
+    from medzoo.plugins.data.synth.generate import synthesize
+
+    root = tmp_path_factory.mktemp("synth")
+    synthesize(root, seed=3, sizes={"train": 10, "val": 5, "test": 10})
+    return root
+
+
+def substitute(value: Any, root: Path) -> Any:
+    if isinstance(value, str):
+        return value.replace("{synth}", str(root))
+    if isinstance(value, dict):
+        return {key: substitute(item, root) for key, item in value.items()}
+    if isinstance(value, list):
+        return [substitute(item, root) for item in value]
+    return value
+
+
+def build_vision(entry: ComponentEntry, factory, tiny: dict) -> None:
+    encoder = factory.from_config(tiny["config"], **tiny.get("options", {}))
+    with torch.no_grad():
+        features = encoder(torch.rand(2, 3, encoder.image_size, encoder.image_size))
+    assert features.shape == (2, encoder.num_tokens, encoder.hidden_size)
+
+
+def build_connector(entry: ComponentEntry, factory, tiny: dict) -> None:
+    if "name" in tiny:
+        factory = components().get("connector", tiny["name"]).factory
+    connector = factory(tiny["vision_dim"], tiny["language_dim"], tiny["num_input_tokens"], **tiny.get("options", {}))
+    output = connector(torch.rand(2, tiny["num_input_tokens"], tiny["vision_dim"]))
+    assert output.shape == (2, connector.num_output_tokens, tiny["language_dim"])
+
+
+def build_language(entry: ComponentEntry, factory, tiny: dict) -> None:
+    language = factory.from_config(tiny["config"], **tiny.get("options", {}))
+    ids = language.tokenizer("A chest radiograph.", return_tensors="pt").input_ids
+    with torch.no_grad():
+        logits = language(input_ids=ids).logits
+    assert logits.shape[:2] == ids.shape and torch.isfinite(logits).all()
+
+
+def build_template(entry: ComponentEntry, factory, tiny: dict) -> None:
+    template = factory() if isinstance(factory, type) else factory
+    messages = [Message("user", "<image>\nWhat is shown?"), Message("assistant", "A chest radiograph.")]
+    rendered = template.render(messages, eos_token="</s>")
+    targets = "".join(rendered.text[start:end] for start, end in rendered.target_spans)
+    assert "A chest radiograph." in targets and "What is shown?" not in targets
+
+
+TUNING_EXPECTED = {"frozen": "none", "full": "all", "lora": "adapters"}
+
+
+def build_tuning(entry: ComponentEntry, factory, tiny: dict) -> None:
+    from medzoo.plugins.connectors.mlp import MlpGeluConnector
+
+    module = MlpGeluConnector(8, 16, 4, depth=2)
+    module = factory(**tiny.get("options", {})).apply(module, "connector") or module
+    trainable = [name for name, parameter in module.named_parameters() if parameter.requires_grad]
+    expected = TUNING_EXPECTED[entry.plugin]
+    if expected == "none":
+        assert trainable == []
+    elif expected == "all":
+        assert len(trainable) == len(list(module.parameters()))
+    else:
+        assert trainable and all("lora_" in name for name in trainable)
+    assert module(torch.rand(1, 4, 8)).shape == (1, 4, 16)
+
+
+def build_dataset(entry: ComponentEntry, factory, tiny: dict) -> None:
+    records, report = factory(**tiny.get("options", {})).read(tiny["path"], tiny.get("image_root"), "error")
+    assert records and all(record.messages for record in records)
+
+
+def build_curriculum(entry: ComponentEntry, factory, tiny: dict) -> None:
+    stages = load_recipe("llava-med-v1.0").config.stages
+    planned = factory(**tiny.get("options", {})).plan([stage.copy() for stage in stages])
+    assert planned and {stage.role for stage in planned} <= {"alignment", "instruct", "downstream", "custom"}
+
+
+def build_benchmark(entry: ComponentEntry, factory, tiny: dict) -> None:
+    benchmark = factory(**tiny.get("options", {}))
+    items = benchmark.load(tiny.get("path"), tiny.get("image_root"))
+    assert items and all(item.image is not None and Path(item.image).is_file() for item in items)
+    assert "<image>" in benchmark.prompt(items[0])
+    metrics = benchmark.score({item.question_id: item.answer for item in items}, items)
+    headline = components().get("benchmark", entry.plugin).info["headline_metrics"]
+    assert headline and all(metrics[name] == pytest.approx(100.0) for name in headline), metrics
+
+
+def build_backend(entry: ComponentEntry, factory, tiny: dict) -> None:
+    backend = factory(tiny["model"], **tiny.get("options", {}))
+    assert isinstance(backend, InstructBackend) and backend.model == tiny["model"]
+
+
+BUILDERS = {
+    "vision_encoder": build_vision,
+    "connector": build_connector,
+    "language_model": build_language,
+    "template": build_template,
+    "tuning": build_tuning,
+    "dataset": build_dataset,
+    "curriculum": build_curriculum,
+    "benchmark": build_benchmark,
+    "instruct_backend": build_backend,
+}
+
+
+@pytest.mark.parametrize("entry", CATALOG.components, ids=lambda e: f"{e.kind}-{e.plugin}")
+def test_component_builds_from_its_tiny_config(entry, synth_root):
+    torch.manual_seed(0)
+    factory = components().get(entry.kind, entry.plugin).factory
+    BUILDERS[entry.kind](entry, factory, substitute(entry.tiny, synth_root))
+
+
+# ---- the loader's errors ------------------------------------------------------------------------------------
+GOOD_VARIANT = {"name": "v", "recipe": "tiny"}
+GOOD_COMPONENT = {"kind": "connector", "plugin": "linear", "tiny": {}}
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"variants": [GOOD_VARIANT], "componets": []}, r"componets: unknown key \(did you mean \"components\"\?\)"),
+        ({"variants": [{**GOOD_VARIANT, "recipe": 3}]}, r"variants\[0\]\.recipe: expected a string, got int 3"),
+        ({"components": [{**GOOD_COMPONENT, "kind": "conector"}]},
+         r"components\[0\]\.kind: 'conector' is not allowed \(did you mean \"connector\"\?\)"),
+        ({"components": [{**GOOD_COMPONENT, "hub_ids": "a/b"}]}, r"components\[0\]\.hub_ids: expected a list of strings"),
+        ({"variants": [{**GOOD_VARIANT, "weights": [{"source": "a/b", "format": "delta",
+                                                     "merged_format": "llava-med-v1.0"}]}]},
+         r"variants\[0\]\.weights\[0\]\.base: missing; delta weights need the base model"),
+        ({"variants": [{**GOOD_VARIANT, "weights": [{"source": "a/b", "format": "llava-med-v15"}]}]},
+         r"variants\[0\]\.weights\[0\]\.format: 'llava-med-v15' is not allowed \(did you mean \"llava-med-v1.5\"\?\)"),
+        ({"variants": [GOOD_VARIANT, GOOD_VARIANT]}, r"variants\[1\]: duplicate entry 'v'"),
+        ({"variants": [{"name": "w", "recipe": None}]}, r"variants\[0\]: 'w' has neither a recipe nor weights"),
+        ({"version": 2}, r"version: 2 is not supported; expected 1"),
+        ({"variants": [{"recipe": "tiny"}]}, r"variants\[0\]\.name: missing; expected a string"),
+    ],
+)
+def test_catalogue_errors_name_the_file_and_key(tmp_path, data, expected):
+    path = tmp_path / "registry.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(CatalogError, match=rf"^{path}: {expected}") as raised:
+        load_catalog(path)
+    assert "\n" not in str(raised.value)
+
+
+def test_catalogue_yaml_syntax_error_names_the_line(tmp_path):
+    path = tmp_path / "registry.yaml"
+    path.write_text("variants:\n  - name: [unclosed\n")
+    with pytest.raises(CatalogError, match=rf"^{path} \(line \d+, column \d+\): YAML syntax error"):
+        load_catalog(path)
+
+
+def test_unknown_variant_suggests_the_close_name():
+    with pytest.raises(CatalogError, match=r"'llava-med-v15' is not a variant .*did you mean \"llava-med-v1.5\""):
+        CATALOG.variant("llava-med-v15")
+
+
+# ---- the commands -------------------------------------------------------------------------------------------
+def test_plugins_command_lists_every_registered_component():
+    result = CliRunner().invoke(cli, ["plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = {(row["kind"], row["name"], row["provider"]) for row in json.loads(result.output)["components"]}
+    assert listed == {(entry.kind, entry.name, entry.provider) for entry in components()}
+    table = CliRunner().invoke(cli, ["plugins"]).output
+    assert any(line.split()[:3] == ["connector", "mlpnx_gelu", "medzoo.connectors"] for line in table.splitlines())
+
+
+def test_zoo_command_prints_the_catalogue():
+    result = CliRunner().invoke(cli, ["zoo", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert [v["name"] for v in payload["variants"]] == [v.name for v in CATALOG.variants]
+    assert len(payload["components"]) == len(CATALOG.components)
+    table = CliRunner().invoke(cli, ["zoo"]).output
+    assert "microsoft/llava-med-v1.5-mistral-7b (format llava-med-v1.5)" in table
+    assert "microsoft/llava-med-7b-delta (delta on huggyllama/llama-7b)" in table
