@@ -1,8 +1,7 @@
 """Models by registry name: ``medzoo eval llava-med-v1.5`` finds the variant's published weights in
 ``registry.yaml`` and imports them once into the import cache (``$MEDZOO_IMPORT_CACHE`` or
-``~/.cache/medzoo/imported``); later calls reuse the imported directory without touching the hub.
-
-Full checkpoints go through ``import_cached``; delta weights (LLaVA-Med v1.0) are added to their base first.
+``~/.cache/medzoo/imported``, the cache ``import_cached`` uses); later calls reuse the imported directory
+without touching the hub. Delta weights (LLaVA-Med v1.0) are added to their base model first.
 """
 
 from __future__ import annotations
@@ -63,16 +62,20 @@ def fetch_published(
     echo: Callable[[str], None] = print,
 ) -> Path:
     """The imported directory of ``weights`` in the cache, importing (and for deltas merging) it first."""
-    from medzoo.core.interop.llava_import import import_cached
+    from medzoo.core.interop.checkpoint_files import resolve_checkpoint_dir
+    from medzoo.core.interop.llava_import import import_checkpoint
     from medzoo.core.model_io import MANIFEST
 
     root = import_cache_root(cache_root)
     if not weights.is_delta:
         target = root / _cache_name(f"{weights.source}@{weights.format}")
-        if not (target / MANIFEST).is_file():
-            echo(f"importing {weights.source} ({weights.format}) into {target}")
+        if (target / MANIFEST).is_file():
+            return target
+        echo(f"importing {weights.source} ({weights.format}) into {target}")
+        checkpoint = resolve_checkpoint_dir(weights.source)
         tokenizer = tokenizer_dir(weights.tokenizer) if weights.tokenizer else None
-        return import_cached(weights.source, weights.format, root, tokenizer=tokenizer)
+        import_checkpoint(checkpoint, weights.format, target, tokenizer=tokenizer)
+        return target
     base = delta_base or weights.base
     target = root / _cache_name(f"{weights.source}+{base}@{weights.merged_format}")
     if not (target / MANIFEST).is_file():
