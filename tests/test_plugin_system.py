@@ -236,21 +236,26 @@ def test_broken_plugin_is_reported_with_its_distribution_and_spares_the_others(s
     [failure] = plugin_system().failures
     assert failure == plugin_manager.PluginFailure("broken", "medzoo-broken", "ImportError: needs libfoo.so")
     assert "'broken' from medzoo-broken failed to load" in caplog.text
-    with pytest.raises(PluginError, match=r"unknown connector 'broken-conn'.*broken \(medzoo-broken\): ImportError"):
+    with pytest.raises(
+        PluginError, match=r"unknown connector 'broken-conn'.*broken \(medzoo-broken\): ImportError"
+    ):
         components().get("connector", "broken-conn")
 
 
 def test_hook_whose_lazy_import_fails_is_reported_and_registers_nothing(site):
     install_connector(site, "alpha", "alpha-conn")
     source = CONNECTOR_PLUGIN.format(name="lazy-conn").replace(
-        "    register(", "    register('lazy-early', LinearConnector)\n    import medzoo_missing_dependency  # noqa\n    register("
+        "    register(",
+        "    register('lazy-early', LinearConnector)\n    import medzoo_missing_dependency  # noqa\n    register(",
     )
     install(site, "medzoo-lazy", "lazy", source)
     names = components().names("connector")
     assert "alpha-conn" in names and "lazy-early" not in names and "lazy-conn" not in names
     [failure] = plugin_system().failures
     assert failure == plugin_manager.PluginFailure(
-        "lazy", "medzoo-lazy", "register_connectors: ModuleNotFoundError: No module named 'medzoo_missing_dependency'"
+        "lazy",
+        "medzoo-lazy",
+        "register_connectors: ModuleNotFoundError: No module named 'medzoo_missing_dependency'",
     )
 
 
@@ -267,8 +272,11 @@ def test_installed_plugin_with_misspelt_hook_fails_loudly(site):
         "typo",
         "from medzoo.core.hookspecs import hookimpl\n\n@hookimpl\ndef register_conectors(register):\n    pass\n",
     )
-    with pytest.raises(PluginError, match=r"^plugin typo \(medzoo-typo\): unknown hook 'register_conectors' "
-                       r"\(did you mean \"register_connectors\"\?\)"):
+    with pytest.raises(
+        PluginError,
+        match=r"^plugin typo \(medzoo-typo\): unknown hook 'register_conectors' "
+        r"\(did you mean \"register_connectors\"\?\)",
+    ):
         components()
 
 
@@ -293,9 +301,13 @@ def test_same_distribution_twice_on_the_path_loads_once(site, tmp_path_factory, 
 def test_two_distributions_claiming_one_plugin_name_is_reported(site, tmp_path_factory, monkeypatch):
     install(site, "medzoo-first", "shared", CONNECTOR_PLUGIN.format(name="first-conn"), FAKE_PREFIX + "first")
     other = tmp_path_factory.mktemp("other-site")
-    install(other, "medzoo-second", "shared", CONNECTOR_PLUGIN.format(name="second-conn"), FAKE_PREFIX + "second")
+    install(
+        other, "medzoo-second", "shared", CONNECTOR_PLUGIN.format(name="second-conn"), FAKE_PREFIX + "second"
+    )
     monkeypatch.syspath_prepend(str(other))  # found first
     names = components().names("connector")
     assert "second-conn" in names and "first-conn" not in names
     [failure] = plugin_system().failures
-    assert failure == plugin_manager.PluginFailure("shared", "medzoo-first", "plugin name already taken by medzoo-second")
+    assert failure == plugin_manager.PluginFailure(
+        "shared", "medzoo-first", "plugin name already taken by medzoo-second"
+    )

@@ -1,0 +1,27 @@
+"""The plugin module named by the ``medzoo`` entry point: registration hooks only, heavy imports deferred."""
+
+from __future__ import annotations
+
+from medzoo.core.hookspecs import Register, hookimpl
+
+
+@hookimpl
+def register_vision_encoders(register: Register) -> None:
+    from medzoo_example.encoder import ConvViTEncoder
+
+    register(
+        "conv-vit",
+        ConvViTEncoder,
+        description="ViT with a convolutional stem (Xiao et al. 2021); local weights",
+    )
+
+
+@hookimpl
+def register_connectors(register: Register) -> None:
+    from medzoo_example.resampler import PerceiverResampler
+
+    register(
+        "perceiver-resampler",
+        PerceiverResampler,
+        description="Flamingo-style perceiver resampler: num_latents learned queries attend to the image features",
+    )
