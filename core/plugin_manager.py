@@ -87,9 +87,13 @@ class PluginSystem:
                 continue
             self.distributions[entry_point.name] = distribution
         for name in sorted((allowed or set()) - found):
-            self._fail(name, "not installed", f"{RESTRICT_ENV_VAR} names it but no installed package provides it")
+            self._fail(
+                name, "not installed", f"{RESTRICT_ENV_VAR} names it but no installed package provides it"
+            )
 
-    def _fail(self, plugin: str, distribution: str, error: str, into: list[PluginFailure] | None = None) -> None:
+    def _fail(
+        self, plugin: str, distribution: str, error: str, into: list[PluginFailure] | None = None
+    ) -> None:
         failure = PluginFailure(plugin, distribution, one_line(error))
         (self.load_failures if into is None else into).append(failure)
         logger.warning("medzoo plugin %r from %s failed to load: %s", plugin, distribution, failure.error)
@@ -110,7 +114,9 @@ class PluginSystem:
             unknown = [
                 f"{name!r}{did_you_mean(name, known)}"
                 for name in self.hook_names(specified=False)
-                if any(impl.plugin is error.plugin for impl in getattr(self.manager.hook, name).get_hookimpls())
+                if any(
+                    impl.plugin is error.plugin for impl in getattr(self.manager.hook, name).get_hookimpls()
+                )
             ]
             raise PluginError(
                 f"plugin {self.provider_name(error.plugin)}: unknown hook {', '.join(unknown)}; "
@@ -121,7 +127,9 @@ class PluginSystem:
         """Names of the hooks with (or without) a specification."""
         hooks = self.manager.hook
         return sorted(
-            name for name in vars(hooks) if not name.startswith("_") and getattr(hooks, name).has_spec() == specified
+            name
+            for name in vars(hooks)
+            if not name.startswith("_") and getattr(hooks, name).has_spec() == specified
         )
 
     @property
@@ -148,8 +156,15 @@ class PluginSystem:
                     impl.function(register=register)
                 except Exception as error:  # a failing plugin must not take the others down
                     name = self.manager.get_name(impl.plugin) or repr(impl.plugin)
-                    distribution = self.distributions.get(name, "medzoo" if name.startswith("medzoo.") else "in-process")
-                    self._fail(name, distribution, f"{hook_name}: {type(error).__name__}: {error}", self.hook_failures)
+                    distribution = self.distributions.get(
+                        name, "medzoo" if name.startswith("medzoo.") else "in-process"
+                    )
+                    self._fail(
+                        name,
+                        distribution,
+                        f"{hook_name}: {type(error).__name__}: {error}",
+                        self.hook_failures,
+                    )
                     continue
                 for name, factory, info in pending:
                     registry.add(kind, name, factory, provider, **info)
