@@ -104,6 +104,10 @@ class StageConfig:
     group_by_length: bool = True
     save_every_steps: int | None = None
     max_grad_norm: float = 1.0
+    #: pack several samples into rows of up to max_length tokens (position ids restart per sample, no padding)
+    packing: bool = False
+    #: wrap the model in torch.compile for training
+    compile: bool = False
 
 
 @dataclass

@@ -63,9 +63,13 @@ def train_recipe(recipe: Any, output_dir: str | Path, resume: bool = False, echo
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     stages = planned_stages(recipe)
-    ensure_data(recipe, echo)
     accelerator = make_accelerator()
     main = accelerator.is_main_process
+    if not main:  # one process speaks for the run
+        echo = _silent
+    if main:
+        ensure_data(recipe, echo)
+    accelerator.wait_for_everyone()
     if main:
         write_atomically(output_dir / "recipe.yaml", OmegaConf.to_yaml(recipe, resolve=True))
     results: list[dict[str, Any]] = []
@@ -113,3 +117,7 @@ def train_recipe(recipe: Any, output_dir: str | Path, resume: bool = False, echo
         write_atomically(output_dir / "run.json", json.dumps({"recipe": recipe.name, "stages": results}, indent=2))
     accelerator.wait_for_everyone()
     return final
+
+
+def _silent(*_: Any, **__: Any) -> None:
+    return None

@@ -17,6 +17,7 @@ from medzoo.core.generation import processor_for
 from medzoo.core.model import MultimodalModel
 from medzoo.core.plugin_manager import components
 from medzoo.core.processor import EncodedSample, SampleTooLong, collate
+from medzoo.core.training.packing import pack_samples
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,13 @@ class StageData:
 
     def lengths(self) -> list[int]:
         return [len(sample) for sample in self.samples]
+
+    def num_targets(self, indices: list[int]) -> int:
+        """Predicted tokens of these samples (labels after the first that are not ignored)."""
+        return sum(sum(1 for label in self.samples[i].labels[1:] if label >= 0) for i in indices)
+
+    def num_tokens(self, indices: list[int]) -> int:
+        return sum(len(self.samples[i]) for i in indices)
 
 
 def load_stage_data(model: MultimodalModel, stage: Any, on_bad_record: str) -> StageData:
@@ -93,9 +101,8 @@ def _encode(processor, record: Record, max_length: int, policy: str, data: Stage
     return sample
 
 
-def assemble_batch(
-    model: MultimodalModel, data: StageData, indices: list[int], pad_id: int
-) -> dict[str, torch.Tensor]:
+def load_samples(model: MultimodalModel, data: StageData, indices: list[int]) -> list[EncodedSample]:
+    """The samples at ``indices`` with their images opened and transformed."""
     transform = model.vision.transform
     batch_samples = []
     for i in indices:
@@ -106,4 +113,20 @@ def assemble_batch(
             with Image.open(image) as handle:
                 pixels = transform(handle).unsqueeze(0)
         batch_samples.append(EncodedSample(sample.input_ids, sample.labels, pixels, sample.truncated, sample.sample_id))
-    return collate(batch_samples, pad_id, padding_side="right")
+    return batch_samples
+
+
+def assemble_batch(
+    model: MultimodalModel,
+    data: StageData,
+    indices: list[int],
+    pad_id: int,
+    packing: bool = False,
+    capacity: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """Right-padded rows (``attention_mask``), or with ``packing`` rows of up to ``capacity`` tokens holding
+    several samples each (``position_ids`` restarting per sample, no ``attention_mask``)."""
+    samples = load_samples(model, data, indices)
+    if packing:
+        return pack_samples(samples, pad_id, capacity or max(len(sample) for sample in samples))
+    return collate(samples, pad_id, padding_side="right")

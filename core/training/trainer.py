@@ -14,13 +14,15 @@ from tqdm.auto import tqdm
 from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
 from medzoo.core.build import as_dict
-from medzoo.core.errors import RecipeError, TrainingError
+from medzoo.core.errors import DataError, RecipeError, TrainingError
 from medzoo.core.model import MultimodalModel
 from medzoo.core.plugin_manager import components
-from medzoo.core.training.batching import length_grouped_batches, mixture_indices
 from medzoo.core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from medzoo.core.training.distributed import check_resumable, configure_fsdp
+from medzoo.core.training.loss import step_loss
 from medzoo.core.training.metrics_log import MetricsLog
-from medzoo.core.training.stage_data import StageData, assemble_batch, load_stage_data
+from medzoo.core.training.plan import StepPlan, micro_batches
+from medzoo.core.training.stage_data import assemble_batch, load_stage_data
 
 SCHEDULES = {"cosine": get_cosine_schedule_with_warmup, "constant": get_constant_schedule_with_warmup}
 
@@ -49,31 +51,6 @@ def apply_tuning(model: MultimodalModel, tuning: Any) -> dict[str, str]:
     return chosen
 
 
-class EpochPlan:
-    """Micro-batches of every epoch, derived from the seed alone, so a position is just an index."""
-
-    def __init__(self, data: StageData, micro_batch_size: int, seed: int, group_by_length: bool) -> None:
-        self.data = data
-        self.micro_batch_size = micro_batch_size
-        self.seed = seed
-        self.group_by_length = group_by_length
-        self._cache: dict[int, list[list[int]]] = {}
-        self.offsets = [sum(data.sizes[:i]) for i in range(len(data.sizes))]
-        self.per_epoch = len(self._epoch(0))
-
-    def _epoch(self, epoch: int) -> list[list[int]]:
-        if epoch not in self._cache:
-            pairs = mixture_indices(self.data.sizes, self.data.weights, self.seed + epoch)
-            samples = [self.offsets[d] + i for d, i in pairs]
-            lengths = [len(self.data.samples[s]) for s in samples]
-            batches = length_grouped_batches(lengths, self.micro_batch_size, self.seed + epoch, self.group_by_length)
-            self._cache = {epoch: [[samples[i] for i in batch] for batch in batches]}
-        return self._cache[epoch]
-
-    def micro_batch(self, index: int) -> list[int]:
-        return self._epoch(index // self.per_epoch)[index % self.per_epoch]
-
-
 def build_optimizer(model: torch.nn.Module, stage: Any) -> torch.optim.Optimizer:
     parameters = [p for p in model.parameters() if p.requires_grad]
     if not parameters:
@@ -81,9 +58,8 @@ def build_optimizer(model: torch.nn.Module, stage: Any) -> torch.optim.Optimizer
     config = stage.optimizer
     if config.name != "adamw":
         raise RecipeError(f"stages.{stage.name}.optimizer.name: unknown optimizer {config.name!r}; expected 'adamw'")
-    fused = bool(config.fused) and torch.cuda.is_available()
     return torch.optim.AdamW(
-        parameters, lr=config.lr, weight_decay=config.weight_decay, betas=tuple(config.betas), fused=fused or None
+        parameters, lr=config.lr, weight_decay=config.weight_decay, betas=tuple(config.betas), fused=bool(config.fused) or None
     )
 
 
@@ -109,10 +85,16 @@ def train_stage(
         echo(f"  data  skipped while encoding: {dict(data.skipped) or 0}; truncated to max_length: {data.truncated}")
 
     world = accelerator.num_processes
-    accumulation = max(1, stage.global_batch_size // (stage.micro_batch_size * world))
-    plan = EpochPlan(data, stage.micro_batch_size, stage.seed, stage.group_by_length)
-    per_step = accumulation * world
-    total_steps = stage.max_steps or max(1, math.floor(stage.epochs * plan.per_epoch / per_step))
+    if stage.global_batch_size % world:
+        raise RecipeError(
+            f"stages.{stage.name}.global_batch_size: {stage.global_batch_size} is not divisible by {world} processes"
+        )
+    plan = StepPlan(data.lengths(), data.sizes, data.weights, stage.global_batch_size, stage.seed, stage.group_by_length)
+    if plan.per_epoch == 0:
+        raise DataError(
+            f"stage {stage.name!r}: {len(data.samples)} samples do not fill one global batch of {stage.global_batch_size}"
+        )
+    total_steps = stage.max_steps or max(1, math.floor(stage.epochs * plan.per_epoch))
 
     optimizer = build_optimizer(model, stage)
     schedule = SCHEDULES.get(stage.schedule.name)
@@ -120,8 +102,12 @@ def train_stage(
         raise RecipeError(f"stages.{stage.name}.schedule.name: unknown schedule {stage.schedule.name!r}; expected {sorted(SCHEDULES)}")
     warmup = math.ceil(stage.schedule.warmup_ratio * total_steps)
     scheduler = schedule(optimizer, warmup, total_steps) if schedule is get_cosine_schedule_with_warmup else schedule(optimizer, warmup)
+    check_resumable(accelerator, stage)
+    configure_fsdp(accelerator, model)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
+    forward = torch.compile(wrapped, dynamic=True) if stage.compile else wrapped
 
+    main = accelerator.is_main_process
     checkpoints = stage_dir / "checkpoints"
     start_step = 0
     found = latest_checkpoint(checkpoints) if resume else None
@@ -129,8 +115,9 @@ def train_stage(
         info = load_checkpoint(found, model, optimizer, scheduler)
         start_step = info["step"]
         echo(f"  resume from {found} (step {start_step}/{total_steps})")
-    log = MetricsLog(stage_dir / "metrics.jsonl", resume_after_step=start_step if found else None)
-    (stage_dir / "stage.yaml").write_text(OmegaConf.to_yaml(stage))
+    log = MetricsLog(stage_dir / "metrics.jsonl", resume_after_step=start_step if found else None) if main else None
+    if main:
+        (stage_dir / "stage.yaml").write_text(OmegaConf.to_yaml(stage))
 
     pad_id = model.tokenizer.pad_token_id
     autocast = torch.autocast(
@@ -143,57 +130,55 @@ def train_stage(
     started = time.perf_counter()
     samples_seen = 0
     progress = tqdm(
-        total=total_steps, initial=start_step, desc=f"stage {stage.name}", disable=not accelerator.is_main_process,
-        dynamic_ncols=True,
+        total=total_steps, initial=start_step, desc=f"stage {stage.name}", disable=not main, dynamic_ncols=True,
     )
     for step in range(start_step, total_steps):
         step_started = time.perf_counter()
-        step_loss = 0.0
-        step_samples = step_tokens = 0
-        for micro in range(accumulation):
-            index = (step * world + accelerator.process_index) * accumulation + micro
-            indices = plan.micro_batch(index)
-            batch = {k: v.to(accelerator.device) for k, v in assemble_batch(model, data, indices, pad_id).items()}
+        global_batch = plan.step_batch(step)
+        num_targets = data.num_targets(global_batch)
+        micros = micro_batches(global_batch, world, accelerator.process_index, stage.micro_batch_size)
+        step_loss_value = 0.0
+        for micro, indices in enumerate(micros):
+            batch = assemble_batch(model, data, indices, pad_id, stage.packing, stage.max_length)
+            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
             with autocast:
-                loss = wrapped(**batch).loss / accumulation
+                loss = step_loss(forward, batch, num_targets, scale=world)
             if not torch.isfinite(loss):
                 ids = [data.samples[i].sample_id for i in indices]
                 raise TrainingError(f"stage {stage.name!r}: non-finite loss {loss.item()} at step {step + 1}, batch ids {ids}")
-            sync = micro == accumulation - 1
+            sync = micro == len(micros) - 1
             context = accelerator.no_sync(wrapped) if not sync and world > 1 else _nullcontext()
             with context:
                 accelerator.backward(loss)
-            step_loss += loss.item()
-            step_samples += len(indices)
-            step_tokens += int(batch["attention_mask"].sum())
+            step_loss_value += loss.item()
         if stage.max_grad_norm:
             accelerator.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], stage.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        loss_value = _mean_across(accelerator, step_loss)
+        loss_value = _mean_across(accelerator, step_loss_value)
         first_loss = loss_value if step == start_step and math.isnan(first_loss) else first_loss
         last_loss = loss_value
         seconds = time.perf_counter() - step_started
-        samples_seen += step_samples * world
+        samples_seen += len(global_batch)
         record = {
             "step": step + 1,
-            "epoch": round((step + 1) * per_step / plan.per_epoch, 4),
+            "epoch": round((step + 1) / plan.per_epoch, 4),
             "loss": round(loss_value, 6),
             "lr": scheduler.get_last_lr()[0],
-            "samples_per_s": round(step_samples * world / seconds, 2),
-            "tokens_per_s": round(step_tokens * world / seconds, 1),
+            "samples_per_s": round(len(global_batch) / seconds, 2),
+            "tokens_per_s": round(data.num_tokens(global_batch) / seconds, 1),
         }
-        if accelerator.is_main_process:
+        if log is not None:
             log.write(record)
         progress.set_postfix(loss=f"{loss_value:.4f}", lr=f"{record['lr']:.2e}", sps=record["samples_per_s"])
         progress.update(1)
         every = stage.save_every_steps
-        if every and (step + 1) % every == 0 and step + 1 < total_steps and accelerator.is_main_process:
+        if every and (step + 1) % every == 0 and step + 1 < total_steps and main:
             save_checkpoint(checkpoints, step + 1, model, optimizer, scheduler, {"stage": stage.name})
         accelerator.wait_for_everyone()
     progress.close()
-    if accelerator.is_main_process:
+    if log is not None:
         log.plot(stage_dir / "loss.png", f"stage {stage.name}")
     model.set_gradient_checkpointing(False)
     return StageResult(stage.name, total_steps, first_loss, last_loss, time.perf_counter() - started, samples_seen)
