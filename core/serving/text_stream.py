@@ -1,0 +1,83 @@
+"""Turning generated tokens into text as they arrive: incremental detokenisation and stop strings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class IncrementalDecoder:
+    """Decodes a growing token list piece by piece without re-decoding it all (keeps word-start spaces,
+    waits for the rest of a multi-byte character)."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.tokens: list[int] = []
+        self._prefix = 0
+        self._read = 0
+
+    def _decode(self, tokens: list[int]) -> str:
+        return self.tokenizer.decode(tokens, skip_special_tokens=True)
+
+    def push(self, token: int) -> str:
+        """Add one token; return the new text it completes (may be empty)."""
+        self.tokens.append(token)
+        return self._advance(final=False)
+
+    def flush(self) -> str:
+        """Text of the tokens still held back (an incomplete character at the end)."""
+        return self._advance(final=True)
+
+    def _advance(self, final: bool) -> str:
+        before = self._decode(self.tokens[self._prefix : self._read])
+        after = self._decode(self.tokens[self._prefix :])
+        if len(after) <= len(before) or (after.endswith("\ufffd") and not final):
+            return ""
+        self._prefix, self._read = self._read, len(self.tokens)
+        return after[len(before) :]
+
+
+class StopScanner:
+    """Accumulates answer text, cuts it at the first stop string and releases only text that cannot be
+    the beginning of a stop string. Whitespace around the answer is dropped (trailing whitespace is held
+    until more text follows it)."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = [stop for stop in stops if stop]
+        self._longest = max((len(stop) for stop in self.stops), default=0)
+        self.text = ""
+        self.released = 0
+        self.stopped = False
+
+    def feed(self, piece: str) -> str:
+        """Add generated text; return the text now safe to show."""
+        if self.stopped:
+            return ""
+        if not self.text:
+            piece = piece.lstrip()
+        start = max(0, len(self.text) - self._longest + 1)
+        self.text += piece
+        hits = [index for stop in self.stops if (index := self.text.find(stop, start)) >= 0]
+        if hits:
+            self.text = self.text[: min(hits)]
+            self.stopped = True
+            return self.finish()
+        return self._release(min(len(self.text) - self._held(), len(self.text.rstrip())))
+
+    def finish(self) -> str:
+        """Release everything still held back except trailing whitespace."""
+        self.text = self.text.rstrip()
+        return self._release(len(self.text))
+
+    def _held(self) -> int:
+        for size in range(min(self._longest - 1, len(self.text)), 0, -1):
+            tail = self.text[-size:]
+            if any(stop.startswith(tail) for stop in self.stops):
+                return size
+        return 0
+
+    def _release(self, upto: int) -> str:
+        if upto <= self.released:
+            return ""
+        piece = self.text[self.released : upto]
+        self.released = upto
+        return piece

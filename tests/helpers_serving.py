@@ -1,0 +1,77 @@
+"""A tiny model for the serving tests: built random, then taught in a few seconds to name a square's colour.
+
+Loaded by the serving tests with ``importlib`` (no ``sys.path`` changes).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+TINY_SPEC = {
+    "vision": {"name": "clip", "config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                                          "num_attention_heads": 4, "image_size": 32, "patch_size": 8}},
+    "connector": {"name": "mlp2x_gelu"},
+    "language": {"name": "mistral", "template": "mistral_instruct",
+                 "config": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512,
+                            "tokenizer": "medzoo-tiny"}},
+}
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+QUESTION = "What colour is the square?"
+
+
+def square(colour: str, size: int = 32) -> Image.Image:
+    return Image.new("RGB", (size, size), COLOURS[colour])
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def data_url(image: Image.Image) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
+
+
+def make_tiny_model(directory: Path, steps: int = 40, seed: int = 0) -> Path:
+    """Train connector + language model on 'What colour is the square?' -> 'The square is <colour>.'"""
+    from medzoo.core.build import build_model
+    from medzoo.core.conversation import Message
+    from medzoo.core.generation import processor_for
+    from medzoo.core.processor import collate
+
+    torch.manual_seed(seed)
+    model = build_model(TINY_SPEC)
+    processor = processor_for(model)
+    samples = [
+        processor.encode(
+            [Message("user", f"<image>\n{QUESTION}"), Message("assistant", f"The square is {colour}.")], [square(colour)]
+        )
+        for colour in COLOURS
+    ]
+    batch = collate(samples, model.tokenizer.pad_token_id)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        loss = model(**batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    model.save_pretrained(str(directory))
+    return directory
+
+
+def cached_tiny_model(base: Path) -> Path:
+    """The trained tiny model under a session's base temp folder (built once per test session)."""
+    directory = base / "serving-tiny-model"
+    if not (directory / "medzoo_model.json").is_file():
+        make_tiny_model(directory)
+    return directory
