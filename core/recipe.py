@@ -12,10 +12,11 @@ from typing import Any
 
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import InterpolationKeyError, OmegaConfBaseException
 
 from medzoo.core.errors import RecipeError, did_you_mean
 from medzoo.core.recipe_schema import Recipe, StageConfig
+from medzoo.core.recipe_structure import check_structure
 from medzoo.core.resources import recipes_dir
 
 
@@ -46,6 +47,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text()
     except OSError as error:
         raise RecipeError(f"{path}: cannot read the recipe: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise RecipeError(f"{path}: cannot read the recipe: byte {error.start} is not UTF-8 text; expected a YAML file") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -68,6 +71,13 @@ def _key_path(error: OmegaConfBaseException) -> str:
 def _schema_error(path: Path, error: OmegaConfBaseException) -> RecipeError:
     key = _key_path(error)
     message = str(error).splitlines()[0]
+    if isinstance(error, InterpolationKeyError):
+        reference = message.split("'")[1] if message.count("'") >= 2 else "?"
+        known = _key_paths(OmegaConf.to_container(OmegaConf.structured(Recipe)))
+        return RecipeError(
+            f"{path}: {key}: ${{{reference}}} refers to no key{did_you_mean(reference, known)}; "
+            "expected the dotted path of a recipe key such as data.root"
+        )
     if "not in struct" in message or "Key '" in message and "not" in message:
         parent = key.rsplit(".", 1)[0] if "." in key else ""
         leaf = key.rsplit(".", 1)[-1]
@@ -76,6 +86,18 @@ def _schema_error(path: Path, error: OmegaConfBaseException) -> RecipeError:
     if "Value '" in message and "could not be converted" in message or "Invalid type" in message:
         return RecipeError(f"{path}: {key}: {message}")
     return RecipeError(f"{path}: {key}: {message}")
+
+
+def _key_paths(node: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of every mapping key (interpolation targets)."""
+    if not isinstance(node, dict):
+        return []
+    paths = []
+    for key, value in node.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        paths.append(dotted)
+        paths.extend(_key_paths(value, dotted))
+    return paths
 
 
 def _allowed_keys(parent: str) -> list[str]:
@@ -144,7 +166,7 @@ def _resolved_data(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str, A
 
 def _apply_override(data: dict[str, Any], override: str, path: Path) -> None:
     if "=" not in override:
-        raise RecipeError(f"override {override!r}: expected key=value (e.g. stages.instruct.optimizer.lr=1e-4)")
+        raise RecipeError(f"{path}: override {override!r}: expected key=value (e.g. stages.instruct.optimizer.lr=1e-4)")
     key, raw = override.split("=", 1)
     try:
         value = yaml.safe_load(raw) if raw != "" else ""
@@ -161,6 +183,9 @@ def _apply_override(data: dict[str, Any], override: str, path: Path) -> None:
             else:
                 node = node[position]
             continue
+        if not isinstance(node, dict):
+            done = ".".join(parts[:index])
+            raise RecipeError(f"{path}: override {key}: {done} is {node!r}, not a mapping; cannot set {part!r} in it")
         if last:
             node[part] = value
         else:
@@ -184,6 +209,7 @@ def load_recipe(source: str | Path, overrides: Sequence[str] = ()) -> LoadedReci
     data, chain = _resolved_data(path)
     for override in overrides:
         _apply_override(data, override, path)
+    check_structure(data, path)
     schema = OmegaConf.structured(Recipe)
     try:
         config = OmegaConf.merge(schema, data)

@@ -7,6 +7,7 @@ from typing import Any
 
 from medzoo.core.errors import PluginError, RecipeError, did_you_mean
 from medzoo.core.plugin_manager import components
+from medzoo.core.recipe_structure import stage_key
 
 CHOICES = {
     "model.image_markup": ("placeholder", "im_start_end"),
@@ -40,7 +41,7 @@ def validate_recipe(config: Any, path: Path) -> None:
     _check_plugin(path, "curriculum.name", "curriculum", config.curriculum.name)
     seen: list[str] = []
     for index, stage in enumerate(config.stages):
-        where = f"stages[{index}]"
+        where = stage_key(index, stage)
         if stage.name in seen:
             raise RecipeError(f"{path}: {where}.name: duplicate stage name {stage.name!r}")
         for key, choices in STAGE_CHOICES.items():
