@@ -61,26 +61,30 @@ def test_install_leaves_no_build_output_in_the_repo(target):
 
 
 SCRIPT = """
-    import json, os, sys
+    import json
     import torch
+    from click.testing import CliRunner
     from PIL import Image
     from omegaconf import OmegaConf
     from medzoo.core.build import build_model
     from medzoo.core.conversation import Message
     from medzoo.core.generation import ChatRequest, GenerationSettings, Generator, processor_for
-    from medzoo.core.plugin_manager import components, plugin_system, reset_plugins
+    from medzoo.core.cli.main import cli
+    from medzoo.core.plugin_manager import reset_plugins
     from medzoo.core.processor import collate
     from medzoo.core.recipe import load_recipe
 
-    def providers():
+    def listed(**env):
+        # medzoo plugins --json, for a fresh plugin system under env
+        reset_plugins()
+        result = CliRunner().invoke(cli, ["plugins", "--json"], env=env)
+        assert result.exit_code == 0, result.output
+        listing = json.loads(result.stdout)
         names = ("conv-vit", "perceiver-resampler", "clip")
-        return {r.name: r.provider for r in components() if r.name in names}
+        found = {row["name"]: row["provider"] for row in listing["components"] if row["name"] in names}
+        return found, [failure["plugin"] for failure in listing["failures"]]
 
-    found, failures = providers(), [f.plugin for f in plugin_system().failures]
-    os.environ["MEDZOO_PLUGINS"] = ""
-    reset_plugins()
-    restricted = providers()
-    del os.environ["MEDZOO_PLUGINS"]
+    (found, failures), (restricted, _) = listed(), listed(MEDZOO_PLUGINS="")
     reset_plugins()
 
     recipe, tiny = load_recipe(RECIPE).config, load_recipe("tiny").config
@@ -104,7 +108,7 @@ SCRIPT = """
 
 @pytest.fixture(scope="module")
 def run(target) -> dict:
-    """Discovery (as ``medzoo plugins`` sees it, then under ``MEDZOO_PLUGINS=``) and one build/forward/generate
+    """Discovery (``medzoo plugins --json``, then under ``MEDZOO_PLUGINS=``) and one build/forward/generate
     of the example recipe, in a fresh interpreter that has the plugin on its path."""
     result = run_python(SCRIPT.replace("RECIPE", repr(str(target / RECIPE)), 1), target)
     assert result.returncode == 0, result.stderr[-3000:]
