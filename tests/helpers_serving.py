@@ -6,6 +6,7 @@ Loaded by the serving tests with ``importlib`` (no ``sys.path`` changes).
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 from pathlib import Path
 
@@ -41,6 +42,11 @@ def data_url(image: Image.Image) -> str:
 
 def make_tiny_model(directory: Path, steps: int = 40, seed: int = 0) -> Path:
     """Train connector + language model on 'What colour is the square?' -> 'The square is <colour>.'"""
+    with single_thread():
+        return _train(directory, steps, seed)
+
+
+def _train(directory: Path, steps: int, seed: int) -> Path:
     from medzoo.core.build import build_model
     from medzoo.core.conversation import Message
     from medzoo.core.generation import processor_for
@@ -67,6 +73,17 @@ def make_tiny_model(directory: Path, steps: int = 40, seed: int = 0) -> Path:
     model.eval()
     model.save_pretrained(str(directory))
     return directory
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Tiny models run fastest on one thread (several spin against each other on a shared machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def cached_tiny_model(base: Path) -> Path:

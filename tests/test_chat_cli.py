@@ -30,6 +30,12 @@ def model_dir(tmp_path_factory) -> Path:
     return helpers.cached_tiny_model(tmp_path_factory.getbasetemp())
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    with helpers.single_thread():
+        yield
+
+
 def answers(output: str) -> list[str]:
     return [line.split("ASSISTANT> ", 1)[1].strip() for line in output.splitlines() if "ASSISTANT> " in line]
 

@@ -63,8 +63,7 @@ def image_folder(tmp_path_factory) -> Path:
 def server(model_dir, image_folder):
     config = ServeConfig(MODEL, api_key=KEY, image_folder=image_folder, limits=LIMITS)
     app = create_app(load_engine(str(model_dir), device="cpu"), config)
-    with BackgroundServer(app) as running:
-        running.app = app
+    with helpers.single_thread(), BackgroundServer(app) as running:
         yield running
 
 
@@ -265,7 +264,7 @@ def test_concurrent_requests_share_one_batch(model_dir):
     colours = ["red", "green", "blue", "red", "green", "blue", "green", "red"]
     answers: dict[int, str] = {}
     start = threading.Barrier(len(colours))
-    with BackgroundServer(app) as running:
+    with helpers.single_thread(), BackgroundServer(app) as running:
         client = openai.OpenAI(base_url=running.url + "/v1", api_key="unused", max_retries=0, timeout=60)
 
         def one(index: int) -> None:

@@ -26,9 +26,10 @@ import click
 @click.option("--max-image-mb", default=10.0, show_default=True)
 @click.option("--max-image-pixels", default=4096 * 4096, show_default=True)
 @click.option("--max-body-mb", default=20.0, show_default=True)
+@click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice).")
 def serve_command(model_dir, host, port, api_key, image_folder, model_name, device, dtype, batch_window_ms,
                   max_batch_size, max_pending, max_tokens_cap, max_images, max_image_mb, max_image_pixels,
-                  max_body_mb) -> None:
+                  max_body_mb, threads) -> None:
     """Serve the model in MODEL_DIR: POST /v1/chat/completions, GET /v1/models, /health, and a chat page at /."""
     import uvicorn
     from PIL import Image
@@ -51,6 +52,10 @@ def serve_command(model_dir, host, port, api_key, image_folder, model_name, devi
     if not loopback and api_key is None:
         click.echo(f"warning: serving on {host} without --api-key: anyone who can reach it can use the model",
                    err=True)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     engine = load_engine(model_dir, device=device, dtype=dtype)
     config = ServeConfig(
         model_name=model_name or Path(model_dir).resolve().name, api_key=api_key, image_folder=image_folder,
