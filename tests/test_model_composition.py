@@ -24,16 +24,20 @@ from medzoo.core.vision_encoder import VisionEncoder
 
 
 def concrete_connectors() -> list[str]:
-    names = []
+    """Registered connector names, with each family (``pattern=``) replaced by its ``examples``."""
+    names: list[str] = []
     for name in components().names("connector"):
         info = components().get("connector", name).info
-        names.extend(info.get("examples", ())) if info.get("pattern") else names.append(name)
+        if info.get("pattern"):
+            names.extend(info.get("examples", ()))
+        else:
+            names.append(name)
     return names
 
 
 VISION_ENCODERS = components().names("vision_encoder")
 CONNECTORS = concrete_connectors()
-LANGUAGE_MODELS = ["llama", "mistral"]
+LANGUAGE_MODELS = components().names("language_model")
 PAIRS = [(vision, connector) for vision in VISION_ENCODERS for connector in CONNECTORS]
 # every encoder with the v1.5 connector, and every connector with CLIP
 STAR = [(vision, "mlp2x_gelu") for vision in VISION_ENCODERS] + [
@@ -244,10 +248,8 @@ def test_labels_cover_only_the_replies(language):
     labelled = labels != IGNORE_INDEX
     assert torch.equal(labels[labelled], ids[labelled])
     assert not labelled[ids == model.markup.fill_id].any()
-    first_target = int(labelled.nonzero()[0])
-    assert (
-        ids[:first_target] == model.markup.fill_id
-    ).sum() == model.num_image_tokens  # image and prompt first
+    first_target = int(labelled.nonzero()[0])  # the image and the first question come before it
+    assert int((ids[:first_target] == model.markup.fill_id).sum()) == model.num_image_tokens
     assert "What is shown?" in model.tokenizer.decode(ids[:first_target])
     text = model.tokenizer.decode(ids[labelled])
     assert "A polyp." in text and "About 8 mm." in text
