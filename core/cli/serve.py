@@ -19,6 +19,8 @@ import click
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1...")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None)
 @click.option("--batch-window-ms", default=10.0, show_default=True, help="Wait this long to gather a batch.")
+@click.option("--batch-max-wait-ms", default=50.0, show_default=True,
+              help="After the window, keep gathering while requests are still being read, up to this long.")
 @click.option("--max-batch-size", default=32, show_default=True)
 @click.option("--max-pending", default=256, show_default=True, help="Queued requests beyond this get 503.")
 @click.option("--max-tokens-cap", default=1024, show_default=True)
@@ -28,7 +30,7 @@ import click
 @click.option("--max-body-mb", default=20.0, show_default=True)
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice).")
 def serve_command(model_dir, host, port, api_key, image_folder, model_name, device, dtype, batch_window_ms,
-                  max_batch_size, max_pending, max_tokens_cap, max_images, max_image_mb, max_image_pixels,
+                  batch_max_wait_ms, max_batch_size, max_pending, max_tokens_cap, max_images, max_image_mb, max_image_pixels,
                   max_body_mb, threads) -> None:
     """Serve the model in MODEL_DIR: POST /v1/chat/completions, GET /v1/models, /health, and a chat page at /."""
     import uvicorn
@@ -60,7 +62,8 @@ def serve_command(model_dir, host, port, api_key, image_folder, model_name, devi
     config = ServeConfig(
         model_name=model_name or Path(model_dir).resolve().name, api_key=api_key, image_folder=image_folder,
         limits=limits, allowed_hosts=LOOPBACK_HOSTS if loopback else None,
-        batching=BatchingSettings(window_s=batch_window_ms / 1000, max_batch_size=max_batch_size,
+        batching=BatchingSettings(window_s=batch_window_ms / 1000, max_wait_s=batch_max_wait_ms / 1000,
+                                  max_batch_size=max_batch_size,
                                   max_pending=max_pending),
     )
     click.echo(f"serving {config.model_name!r} on http://{host}:{port} (chat page at /)", err=True)

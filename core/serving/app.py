@@ -129,12 +129,13 @@ def create_app(engine: BatchEngine, config: ServeConfig) -> FastAPI:
         if request.model != config.model_name:
             raise RequestError(404, f"model {request.model!r} is not served here; this server serves "
                                f"{config.model_name!r}", param="model", code="model_not_found")
-        prepared = await run_in_threadpool(prepare, request, engine, loader, config.limits)
-        job = AsyncJob(RowRequest(prepared.sample, prepared.params), request.stream, asyncio.get_running_loop())
-        try:
-            batcher.submit(job)
-        except QueueFull as error:
-            raise RequestError(503, str(error), code="server_busy", kind="server_error") from None
+        with batcher.preparing():
+            prepared = await run_in_threadpool(prepare, request, engine, loader, config.limits)
+            job = AsyncJob(RowRequest(prepared.sample, prepared.params), request.stream, asyncio.get_running_loop())
+            try:
+                batcher.submit(job)
+            except QueueFull as error:
+                raise RequestError(503, str(error), code="server_busy", kind="server_error") from None
         completion_id = new_id()
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)

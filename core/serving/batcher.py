@@ -7,6 +7,8 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,6 +19,8 @@ from medzoo.core.serving.engine import BatchEngine, Completion, RowRequest
 class BatchingSettings:
     #: how long the worker waits for more requests after the first one of a batch arrives
     window_s: float = 0.010
+    #: after the window, keep waiting (up to this long in all) while requests are still being prepared
+    max_wait_s: float = 0.050
     max_batch_size: int = 32
     #: requests waiting beyond this many are refused (503)
     max_pending: int = 256
@@ -48,6 +52,19 @@ class DynamicBatcher:
         #: sizes of the most recent batches, oldest first
         self.batch_sizes: deque[int] = deque(maxlen=1000)
         self.requests_done = 0
+        self._preparing = 0
+        self._preparing_lock = threading.Lock()
+
+    @contextmanager
+    def preparing(self) -> Iterator[None]:
+        """Mark a request as on its way (images being decoded): a batch being gathered waits for it."""
+        with self._preparing_lock:
+            self._preparing += 1
+        try:
+            yield
+        finally:
+            with self._preparing_lock:
+                self._preparing -= 1
 
     @property
     def pending(self) -> int:
@@ -85,15 +102,19 @@ class DynamicBatcher:
         except queue.Empty:
             return []
         batch = [first]
-        deadline = time.monotonic() + self.settings.window_s
+        start = time.monotonic()
+        window_end, wait_end = start + self.settings.window_s, start + max(self.settings.max_wait_s, 0.0)
         while len(batch) < self.settings.max_batch_size:
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = window_end - now
             if remaining <= 0:
-                break
+                if self._preparing == 0 or now >= wait_end:
+                    break
+                remaining = min(0.002, wait_end - now)
             try:
                 batch.append(self._queue.get(timeout=remaining))
             except queue.Empty:
-                break
+                continue
         return batch
 
     def _work(self) -> None:
