@@ -99,6 +99,7 @@ def train_recipe(recipe: Any, output_dir: str | Path, resume: bool = False, echo
         summary = {
             "stage": stage.name, "role": stage.role, "steps": result.steps, "first_loss": result.first_loss,
             "last_loss": result.last_loss, "seconds": round(result.seconds, 2), "samples": result.samples,
+            "processes": accelerator.num_processes,
         }
         if main:
             model.save_pretrained(str(stage_dir / "model"), extra={"stage": stage.name, "recipe": recipe.name})

@@ -1,0 +1,141 @@
+"""Data parallelism on CPU: ``accelerate launch --multi_gpu --num_processes 2`` (gloo, no CUDA) trains a recipe to the losses of
+one process with the same global batch, writes logs and checkpoints once, and resumes after ``kill -9``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+from safetensors.torch import load_file
+
+pytestmark = pytest.mark.skipif(shutil.which("accelerate", path=os.path.dirname(sys.executable)) is None,
+                                reason="accelerate launcher not installed")
+MODEL = {
+    "vision": {"name": "clip", "config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                                          "num_attention_heads": 4, "image_size": 32, "patch_size": 8}},
+    "connector": {"name": "mlp2x_gelu"},
+    "language": {"name": "mistral", "template": "mistral_instruct",
+                 "config": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512,
+                            "tokenizer": "medzoo-tiny"}},
+}
+
+
+def write_recipe(root: Path, steps: int, instruct_steps: int | None = None) -> Path:
+    images = root / "images"
+    images.mkdir(parents=True)
+    records = []
+    for i in range(48):
+        Image.new("RGB", (32, 32), (30 + 4 * i, 200 - 3 * i, 90)).save(images / f"{i}.png")
+        records.append({"id": f"r{i}", "image": f"{i}.png", "answer_type": "OPEN", "question_type": "x",
+                        "conversations": [{"from": "human", "value": "<image>\n" + "What is shown? " * (1 + i % 3)},
+                                          {"from": "gpt", "value": "A square " + "of colour " * (i % 4)}]})
+    (root / "train.json").write_text(json.dumps(records))
+
+    def stage(name: str, role: str, language: str, lr: float, steps: int) -> dict:
+        return {"name": name, "role": role,
+                "datasets": [{"name": "med-vqa", "path": str(root / "train.json"), "image_root": str(images),
+                              "options": {"split": "all"}}],
+                "tuning": {"vision": "frozen", "connector": "full", "language": language}, "optimizer": {"lr": lr},
+                "max_steps": steps, "global_batch_size": 8, "micro_batch_size": 2, "max_length": 128,
+                "precision": "fp32", "seed": 5, "save_every_steps": 2, "schedule": {"warmup_ratio": 0.1}}
+
+    recipe = {"name": "ddp-tiny", "model": MODEL,
+              "stages": [stage("alignment", "alignment", "frozen", 2e-3, steps),
+                         stage("instruct", "instruct", "full", 1e-3, instruct_steps or steps)]}
+    path = root / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def command(recipe: Path, run: Path, processes: int, *extra: str) -> list[str]:
+    tail = ["-m", "medzoo.core.cli", "train", str(recipe), "--output-dir", str(run), *extra]
+    if processes == 1:
+        return [sys.executable, *tail]
+    launcher = os.path.join(os.path.dirname(sys.executable), "accelerate")
+    # accelerate's --cpu flag selects its single-process launcher; --multi_gpu starts torchrun, and on a machine
+    # without CUDA the trainer's Accelerator(cpu=True) joins the processes over gloo
+    return [launcher, "launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
+            "--mixed_precision", "no", "--dynamo_backend", "no", *tail]
+
+
+def run(recipe: Path, out: Path, processes: int, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command(recipe, out, processes, *extra), capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a launcher and every process under it (torchrun starts workers in sessions of their own)."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    for process in [*parent.children(recursive=True), parent]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+
+
+def losses(run_dir: Path, stage: str) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run_dir / stage / "metrics.jsonl").read_text().splitlines()]
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return {f"{f.name}:{k}": v for f in sorted((run_dir / "final").rglob("*.safetensors"))
+            for k, v in load_file(str(f)).items()}
+
+
+def test_two_processes_match_one_and_write_once(tmp_path):
+    recipe = write_recipe(tmp_path / "data", steps=4)
+    single = tmp_path / "single"
+    double = tmp_path / "double"
+    run(recipe, single, 1)
+    result = run(recipe, double, 2)
+    summary = json.loads((double / "run.json").read_text())
+    assert [s["processes"] for s in summary["stages"]] == [2, 2]
+    for stage in ("01-alignment", "02-instruct"):
+        one, two = losses(single, stage), losses(double, stage)
+        assert len(two) == 4, "every step is logged once"
+        assert two == pytest.approx(one, abs=1e-4)
+    assert result.stdout.count("stage instruct: 4 steps") == 1, "one process speaks for the run"
+    assert not list(double.rglob(".step-*")) and not list(double.rglob("*.tmp"))
+    expected, actual = final_weights(single), final_weights(double)
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_two_processes_resume_after_kill(tmp_path):
+    recipe = write_recipe(tmp_path / "data", steps=2, instruct_steps=24)
+    reference = tmp_path / "reference"
+    run(recipe, reference, 2)
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(command(recipe, killed, 2), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    marker = killed / "02-instruct" / "checkpoints" / "latest"
+    deadline = time.time() + 240
+    while time.time() < deadline and not marker.exists() and process.poll() is None:
+        time.sleep(0.02)
+    assert process.poll() is None, "training finished before it could be killed"
+    kill_tree(process.pid)
+    process.wait()
+    assert [p.name for p in marker.parent.glob("step-*")], "the main process wrote a checkpoint"
+    resumed = run(recipe, killed, 2, "--resume")
+    assert resumed.stdout.count("resume from") == 1 and "already complete" in resumed.stdout
+    assert losses(killed, "02-instruct") == pytest.approx(losses(reference, "02-instruct"), abs=1e-5)
+    expected, actual = final_weights(reference), final_weights(killed)
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], atol=1e-6, rtol=1e-5)
