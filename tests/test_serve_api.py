@@ -10,6 +10,7 @@ import io
 import random
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -282,3 +283,20 @@ def test_concurrent_requests_share_one_batch(model_dir):
         sizes = list(app.state.batcher.batch_sizes)
     assert answers == {i: f"The square is {c}." for i, c in enumerate(colours)}
     assert sizes == [8], sizes
+
+
+def test_a_disconnected_stream_stops_its_row(server, http, monkeypatch):
+    engine = server.server.config.app.state.batcher.engine
+    completions = []
+    run = engine.run
+    monkeypatch.setattr(engine, "run", lambda rows: completions.extend(done := run(rows)) or done)
+    request = body(stream=True, max_tokens=64, temperature=2.0, seed=1)
+    with http.stream("POST", "/v1/chat/completions", json=request) as response:
+        for line in response.iter_lines():
+            if '"content": "' in line and '"content": ""' not in line:
+                break
+    deadline = time.monotonic() + 30
+    while not completions and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert completions and completions[0].finish_reason == "cancelled", completions
+    assert completions[0].completion_tokens < 64

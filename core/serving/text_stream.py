@@ -61,7 +61,7 @@ class StopScanner:
             self.text = self.text[: min(hits)]
             self.stopped = True
             return self.finish()
-        return self._release(min(len(self.text) - self._held(), len(self.text.rstrip())))
+        return self._release(len(self.text[: len(self.text) - self._held()].rstrip()))
 
     def finish(self) -> str:
         """Release everything still held back except trailing whitespace."""
