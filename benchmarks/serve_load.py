@@ -4,7 +4,7 @@ Starts ``medzoo serve`` on loopback (a random-weight model from the ``tiny`` rec
 given), sends the same image question sequentially and then from ``--clients`` concurrent clients, and prints
 requests/s for both and their ratio. Bounded: a fixed number of requests per phase and a time limit.
 
-    .venv/bin/python benchmarks/serve_load.py [--clients 32] [--requests-per-client 4] [--sequential 12]
+    .venv/bin/python benchmarks/serve_load.py [--clients 32] [--requests-per-client 8] [--sequential 24]
 """
 
 from __future__ import annotations
@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="medzoo model directory (default: random tiny)")
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--requests-per-client", type=int, default=4)
-    parser.add_argument("--sequential", type=int, default=12, help="requests sent one at a time")
+    parser.add_argument("--requests-per-client", type=int, default=8)
+    parser.add_argument("--sequential", type=int, default=24, help="requests sent one at a time")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="torch threads in the server")
     parser.add_argument("--window-ms", type=float, default=10.0)

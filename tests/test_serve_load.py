@@ -15,10 +15,10 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "serve_load.py"
 @pytest.mark.slow
 def test_dynamic_batching_multiplies_throughput():
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--check", "--clients", "32", "--requests-per-client", "4", "--sequential", "12"],
+        [sys.executable, str(SCRIPT), "--check", "--clients", "32", "--requests-per-client", "8", "--sequential", "24"],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["concurrent"]["requests"] == 128 and report["concurrent"]["failures"] == 0
+    assert report["concurrent"]["requests"] == 256 and report["concurrent"]["failures"] == 0
     assert report["speedup"] >= 4.0 and max(report["recent_batch_sizes"]) > 8
