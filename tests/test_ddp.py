@@ -139,3 +139,30 @@ def test_two_processes_resume_after_kill(tmp_path):
     expected, actual = final_weights(reference), final_weights(killed)
     for key in expected:
         torch.testing.assert_close(actual[key], expected[key], atol=1e-6, rtol=1e-5)
+
+
+def test_fsdp_wraps_the_components_block_classes():
+    from types import SimpleNamespace
+
+    from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
+
+    from medzoo.core.build import build_model
+    from medzoo.core.training.distributed import block_class_names, configure_fsdp
+
+    model = build_model(MODEL)
+    assert block_class_names(model) == ["CLIPEncoderLayer", "MistralDecoderLayer"]
+    plugin = SimpleNamespace(auto_wrap_policy=None, transformer_cls_names_to_wrap=None)
+    configure_fsdp(SimpleNamespace(state=SimpleNamespace(fsdp_plugin=plugin)), model)
+    assert plugin.auto_wrap_policy is transformer_auto_wrap_policy
+    assert plugin.transformer_cls_names_to_wrap == ["CLIPEncoderLayer", "MistralDecoderLayer"]
+    chosen = SimpleNamespace(auto_wrap_policy=transformer_auto_wrap_policy, transformer_cls_names_to_wrap=["X"])
+    configure_fsdp(SimpleNamespace(state=SimpleNamespace(fsdp_plugin=chosen)), model)
+    assert chosen.transformer_cls_names_to_wrap == ["X"], "names given in the accelerate config win"
+
+
+def test_shipped_accelerate_configs_parse():
+    root = Path(__file__).resolve().parents[1] / "recipes" / "accelerate"
+    kinds = {yaml.safe_load(path.read_text())["distributed_type"] for path in root.glob("*.yaml")}
+    assert kinds == {"MULTI_GPU", "FSDP", "DEEPSPEED"}
+    stages = {json.loads(path.read_text())["zero_optimization"]["stage"] for path in root.glob("*.json")}
+    assert stages == {2, 3}

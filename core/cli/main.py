@@ -20,6 +20,7 @@ BUILTIN_COMMANDS: dict[str, str] = {
     "medzoo.core.cli.evaluate": "evaluate_command",
     "medzoo.core.cli.run": "run_command, sweep_command",
     "medzoo.core.cli.interop": "import_command, export_command, apply_delta_command, make_delta_command",
+    "medzoo.core.cli.bench": "bench",
     "medzoo.core.cli.chat": "chat_command",
     "medzoo.core.cli.serve": "serve_command",
     "medzoo.core.cli.plugins": "plugins_command",
