@@ -23,11 +23,18 @@ def evaluate_command(model, benchmark, data, image_root, output_dir, batch_size,
                      delta_base) -> None:
     """Answer BENCHMARK with MODEL (a model directory, or a registry variant such as llava-med-v1.5 whose
     published weights are imported on first use); writes predictions.jsonl and metrics.json (resumable)."""
+    from medzoo.core.errors import RecipeError
     from medzoo.core.evaluation.evaluate_model import evaluate
     from medzoo.core.interop.published import resolve_model
     from medzoo.core.model import MultimodalModel
 
+    malformed = [option for option in options if "=" not in option]
+    if malformed:
+        raise RecipeError(f"--option {malformed[0]!r}: expected key=value (e.g. root=data/synth)")
     parsed = dict(option.split("=", 1) for option in options)
+    from medzoo.core.plugin_manager import components
+
+    components().get("benchmark", benchmark)  # an unknown name fails before the model is loaded
     model_dir = resolve_model(model, delta_base=delta_base, echo=click.echo)
     loaded = MultimodalModel.from_pretrained(str(model_dir))
     metrics = evaluate(
