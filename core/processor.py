@@ -77,7 +77,7 @@ class MultimodalProcessor:
         rendered = self.template.render(messages, self.eos_token, add_generation_prompt=add_generation_prompt)
         encoding = self.tokenizer(rendered.text, return_offsets_mapping=True, add_special_tokens=True)
         ids: list[int] = list(encoding["input_ids"])
-        labels = _label_spans(ids, encoding["offset_mapping"], rendered.target_spans)
+        labels = _label_spans(ids, encoding["offset_mapping"], _with_leading_spaces(rendered.text, rendered.target_spans))
         n_placeholders = sum(1 for token in ids if token == self.markup.placeholder_id)
         if n_placeholders != num_images:
             raise ValueError(
@@ -105,6 +105,21 @@ class MultimodalProcessor:
                 out_ids.append(token)
                 out_labels.append(label)
         return out_ids, out_labels
+
+
+def _with_leading_spaces(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Target spans widened over the spaces before them.
+
+    SentencePiece tokenisers carry a word's leading space in its first piece ("▁yes"), but split it off as
+    a lone "▁" before pieces it does not merge with ("▁", "h", "&", "e"; LLaMA's digits). That lone piece is
+    the first token the model must produce, so it belongs to the target.
+    """
+    widened = []
+    for start, end in spans:
+        while start > 0 and text[start - 1] == " ":
+            start -= 1
+        widened.append((start, end))
+    return widened
 
 
 def _label_spans(ids: list[int], offsets, spans: list[tuple[int, int]]) -> list[int]:

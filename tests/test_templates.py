@@ -161,3 +161,28 @@ def test_generation_prompt_tokens_prefix_the_training_tokens(name: str, tokenize
     full = tokenizer(template(name).render(CONVERSATION, tokenizer.eos_token).text).input_ids
     prompt = tokenizer(template(name).prompt(CONVERSATION[:3], tokenizer.eos_token)).input_ids
     assert full[: len(prompt)] == prompt
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from medzoo.core.build import build_model
+    from medzoo.core.recipe import load_recipe
+
+    return build_model(load_recipe("tiny").config.model)
+
+
+@pytest.mark.parametrize("answer", ["h&e", "7 nuclei", "{<12><30><44><60>}", "yes"])
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_processor_labels_every_token_generated_after_the_prompt(name: str, answer: str, tiny_model) -> None:
+    """A reply whose first piece does not absorb the word-start space ("▁", "h", "&", "e") still has that
+    lone "▁" labelled: it is the first token the model has to produce after the prompt."""
+    from medzoo.core.generation import processor_for
+
+    processor = processor_for(tiny_model, name)
+    question = [Message("user", "<image>\nWhat stain was used?")]
+    sample = processor.encode_text([*question, Message("assistant", answer)], num_images=1)
+    prompt = processor.encode_text(question, num_images=1, add_generation_prompt=True)
+    n = len(prompt.input_ids)
+    assert sample.input_ids[:n] == prompt.input_ids
+    assert all(label == -100 for label in sample.labels[:n])
+    assert sample.labels[n:] == sample.input_ids[n:], "every token after the prompt is a target"
