@@ -96,4 +96,4 @@ def test_synthetic_captions_to_instructions_to_stage2_training(fake, tmp_path):
     from medzoo.core.model import MultimodalModel
 
     model = MultimodalModel.from_pretrained(str(run_dir / "final"))
-    assert model.num_image_tokens == 64
+    assert model.num_image_tokens == 16
