@@ -61,7 +61,7 @@ class PerceiverResampler(Connector):
         vision_dim: int,
         language_dim: int,
         num_input_tokens: int,
-        num_latents: int = 32,
+        num_latents: int = 8,
         depth: int = 2,
         num_heads: int = 8,
         mlp_ratio: int = 4,
