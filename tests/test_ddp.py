@@ -110,6 +110,7 @@ def test_two_processes_match_one_and_write_once(tmp_path):
         assert len(two) == 4, "every step is logged once"
         assert two == pytest.approx(one, abs=1e-4)
     assert result.stdout.count("stage instruct: 4 steps") == 1, "one process speaks for the run"
+    assert result.stdout.count("final model: ") == 1
     assert not list(double.rglob(".step-*")) and not list(double.rglob("*.tmp"))
     expected, actual = final_weights(single), final_weights(double)
     assert expected.keys() == actual.keys()

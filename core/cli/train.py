@@ -22,11 +22,14 @@ def _load(recipe: str, overrides: tuple[str, ...]):
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the run directory.")
 def train(recipe: str, output_dir: str, overrides: tuple[str, ...], resume: bool) -> None:
     """Train every stage of RECIPE (a recipe name or YAML path)."""
+    from accelerate import PartialState
+
     from medzoo.core.training.run import train_recipe
 
     config = _load(recipe, overrides)
     final = train_recipe(config, output_dir, resume=resume, echo=click.echo)
-    click.echo(f"final model: {final}")
+    if PartialState().is_main_process:  # under `accelerate launch` every process returns here
+        click.echo(f"final model: {final}")
 
 
 @click.command("merge-lora")
