@@ -1,6 +1,6 @@
 """Tiny checkpoints in the official LLaVA layouts and a reference forward that follows LLaVA's own code.
 
-Loaded by the interop tests with ``importlib`` (no ``sys.path`` changes). The reference model keeps the
+Imported by name by the interop tests (pytest puts tests/ on the path). The reference model keeps the
 official module names, so its ``state_dict`` has exactly the published keys:
 ``model.layers.N.*``, ``lm_head.weight``, ``model.mm_projector.*``, ``model.vision_tower.vision_tower.vision_model.*``.
 """

@@ -1,6 +1,6 @@
 """A tiny model for the serving tests: built random, then taught in a few seconds to name a square's colour.
 
-Loaded by the serving tests with ``importlib`` (no ``sys.path`` changes).
+Imported by name by the serving tests (pytest puts tests/ on the path: `pythonpath` in pyproject.toml).
 """
 
 from __future__ import annotations

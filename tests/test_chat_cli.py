@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
+import helpers_serving as helpers
 import pytest
 from click.testing import CliRunner
 
 from medzoo.core.cli.main import cli
-
-
-def _load_helpers():
-    name = "medzoo_test_helpers_serving"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers_serving.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-helpers = _load_helpers()
 
 
 @pytest.fixture(scope="session")

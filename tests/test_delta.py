@@ -3,11 +3,9 @@ imports with the v1.0 template and markup and gives the source model's logits.""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
+import helpers_interop as helpers
 import numpy as np
 import pytest
 import torch
@@ -23,19 +21,6 @@ from medzoo.core.interop.checkpoint_files import load_state_dict
 from medzoo.core.interop.delta import apply_delta, make_delta
 from medzoo.core.interop.llava_import import import_checkpoint
 from medzoo.core.model import MultimodalModel
-
-
-def _load_helpers():
-    name = "medzoo_test_helpers_interop"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers_interop.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-helpers = _load_helpers()
 
 
 @pytest.fixture(autouse=True)

@@ -4,12 +4,11 @@ OpenAI-compatible server (malformed replies, 429 + Retry-After, timeouts, 5xx, r
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import sys
 import time
 from pathlib import Path
 
+import openai_fake_server
 import pytest
 from click.testing import CliRunner
 
@@ -34,14 +33,8 @@ FAST = RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_max=0.05, timeout=
 
 @pytest.fixture(scope="module")
 def fake():
-    """The fake server module, loaded by path (tests run in importlib mode, without a package)."""
-    path = Path(__file__).with_name("openai_fake_server.py")
-    spec = importlib.util.spec_from_file_location("medzoo_test_openai_fake_server", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    """The scripted OpenAI-compatible server module (tests/openai_fake_server.py)."""
+    return openai_fake_server
 
 
 def conversation_reply(body: dict) -> str:

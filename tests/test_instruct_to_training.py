@@ -4,12 +4,11 @@ JSON trains the tiny recipe's stage-2 (instruction tuning) stage."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
+import openai_fake_server
 import pytest
 
 from medzoo.core.conversation import IMAGE_PLACEHOLDER
@@ -17,13 +16,8 @@ from medzoo.core.conversation import IMAGE_PLACEHOLDER
 
 @pytest.fixture(scope="module")
 def fake():
-    path = Path(__file__).with_name("openai_fake_server.py")
-    spec = importlib.util.spec_from_file_location("medzoo_test_openai_fake_server_e2e", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    """The scripted OpenAI-compatible server module (tests/openai_fake_server.py)."""
+    return openai_fake_server
 
 
 def caption_of(body: dict) -> str:

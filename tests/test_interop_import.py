@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
+import helpers_interop as helpers
 import numpy as np
 import pytest
 import torch
@@ -18,19 +17,6 @@ from medzoo.core.generation import processor_for
 from medzoo.core.interop import InteropError
 from medzoo.core.interop.llava_import import import_checkpoint
 from medzoo.core.model import MultimodalModel
-
-
-def _load_helpers():
-    name = "medzoo_test_helpers_interop"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers_interop.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-helpers = _load_helpers()
 
 ATOL = 1e-5
 QUESTION = [Message("user", "<image>\nIs there an effusion on the left?")]

@@ -4,12 +4,11 @@ OpenAI-compatible server (re-asked and unparseable replies, 429, timeout, resume
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import sys
 import time
 from pathlib import Path
 
+import openai_fake_server
 import pytest
 from click.testing import CliRunner
 
@@ -43,13 +42,8 @@ SCORES = {"What is seen in the right lung?": "8 6", "Describe the image in detai
 
 @pytest.fixture(scope="module")
 def fake():
-    path = Path(__file__).with_name("openai_fake_server.py")
-    spec = importlib.util.spec_from_file_location("medzoo_test_openai_fake_server_judge", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    """The scripted OpenAI-compatible server module (tests/openai_fake_server.py)."""
+    return openai_fake_server
 
 
 def judge_reply(body: dict) -> str:

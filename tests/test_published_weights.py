@@ -6,12 +6,11 @@ layouts (no network), so the real resolution path runs down to the download call
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 
+import helpers_interop as helpers
 import huggingface_hub
 import numpy as np
 import pytest
@@ -29,18 +28,6 @@ from medzoo.core.interop.delta import make_delta_dirs
 from medzoo.core.interop.published import TOKENIZER_PATTERNS, resolve_model
 from medzoo.core.model import MultimodalModel
 
-
-def _load_helpers():
-    name = "medzoo_test_helpers_interop"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers_interop.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-helpers = _load_helpers()
 CATALOG = load_catalog()
 V15 = CATALOG.variant("llava-med-v1.5").weights[0]
 V10 = CATALOG.variant("llava-med-v1.0").weights[0]

@@ -5,14 +5,13 @@ up), API keys, dynamic batching."""
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import random
-import sys
 import threading
 import time
 from pathlib import Path
 
+import helpers_serving as helpers
 import httpx
 import openai
 import pytest
@@ -24,18 +23,6 @@ from medzoo.core.serving.batcher import BatchingSettings
 from medzoo.core.serving.limits import ServeLimits
 from medzoo.core.serving.loading import load_engine
 
-
-def _load_helpers():
-    name = "medzoo_test_helpers_serving"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers_serving.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-helpers = _load_helpers()
 #: PIL warns about the decompression bomb (in the server thread) before the server refuses it
 pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 KEY = "test-key-123"

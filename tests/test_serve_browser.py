@@ -3,13 +3,13 @@ read the streamed answer on the page."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import helpers_serving as helpers
 import httpx
 import pytest
 
@@ -24,17 +24,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _load_helpers():
-    name = "medzoo_test_helpers_serving"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers_serving.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-helpers = _load_helpers()
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,7 @@ stop strings, sampling and cancellation; stop strings never leak into streamed t
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
+import helpers_serving as helpers
 import pytest
 import torch
 
@@ -16,19 +13,6 @@ from medzoo.core.serving.engine import RowRequest
 from medzoo.core.serving.loading import load_engine
 from medzoo.core.serving.sampling import SamplingParams, top_p_filter
 from medzoo.core.serving.text_stream import IncrementalDecoder, StopScanner
-
-
-def _load_helpers():
-    name = "medzoo_test_helpers_serving"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers_serving.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-helpers = _load_helpers()
 
 
 @pytest.fixture(scope="module")
