@@ -128,3 +128,21 @@ def test_flat_metrics_file_as_the_evaluator_writes_it(tmp_path):
     text = render_run_dirs([run_dir], fmt="md")
     assert "| tiny |" in text and "synth-coloninst-rec (seen) mean_iou" in text and "12.50" in text
     assert "seconds" not in text and "ColonGPT" not in text
+
+
+def test_markdown_leaderboard_adds_the_image_ablation_table(tmp_path):
+    run_dir = _run(
+        tmp_path, "ablated", "tiny",
+        {"synth-vqa-rad": {"open_recall": 90.0, "closed_accuracy": 96.5, "benchmark": "synth-vqa-rad",
+                           "image_ablation": {"kind": "noise",
+                                              "metrics": {"open_recall": 30.0, "closed_accuracy": 50.25}}},
+         "synth-slake": {"open_recall": 80.0, "closed_accuracy": 90.0}},
+    )  # fmt: skip
+    result = CliRunner().invoke(cli, ["leaderboard", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert "image ablation (noise)" in result.stdout
+    assert "| tiny | synth-vqa-rad | closed_accuracy | 96.50 | 50.25 | +46.25 |" in result.stdout
+    assert "| tiny | synth-vqa-rad | open_recall | 90.00 | 30.00 | +60.00 |" in result.stdout
+    assert "| tiny | synth-slake |" not in result.stdout  # not ablated: no row
+    csv_text = CliRunner().invoke(cli, ["leaderboard", str(run_dir), "--format", "csv"]).stdout
+    assert "image ablation" not in csv_text

@@ -24,6 +24,10 @@ def leaderboard(run_dirs: tuple[str, ...], fmt: str, published: bool, output: st
     if not run_dirs and not published:
         raise DataError("leaderboard: give at least one RUN_DIR, or --published for the reference rows")
     text = render(leaderboard_from_runs(run_dirs, published=published), fmt)
+    if fmt == "md":
+        from medzoo.plugins.leaderboard.ablation import render_ablation_markdown
+
+        text += render_ablation_markdown([Path(run_dir) for run_dir in run_dirs])
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
