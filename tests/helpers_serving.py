@@ -12,16 +12,8 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from tiny_model_spec import TINY_MODEL
 
-TINY_SPEC = {
-    "vision": {"name": "clip", "config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                                          "num_attention_heads": 4, "image_size": 32, "patch_size": 8}},
-    "connector": {"name": "mlp2x_gelu"},
-    "language": {"name": "mistral", "template": "mistral_instruct",
-                 "config": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512,
-                            "tokenizer": "medzoo-tiny"}},
-}
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 QUESTION = "What colour is the square?"
 
@@ -53,7 +45,7 @@ def _train(directory: Path, steps: int, seed: int) -> Path:
     from medzoo.core.processor import collate
 
     torch.manual_seed(seed)
-    model = build_model(TINY_SPEC)
+    model = build_model(TINY_MODEL)
     processor = processor_for(model)
     samples = [
         processor.encode(

@@ -18,18 +18,10 @@ import torch
 import yaml
 from PIL import Image
 from safetensors.torch import load_file
+from tiny_model_spec import TINY_MODEL
 
 pytestmark = pytest.mark.skipif(shutil.which("accelerate", path=os.path.dirname(sys.executable)) is None,
                                 reason="accelerate launcher not installed")
-MODEL = {
-    "vision": {"name": "clip", "config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                                          "num_attention_heads": 4, "image_size": 32, "patch_size": 8}},
-    "connector": {"name": "mlp2x_gelu"},
-    "language": {"name": "mistral", "template": "mistral_instruct",
-                 "config": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512,
-                            "tokenizer": "medzoo-tiny"}},
-}
 
 
 def write_recipe(root: Path, steps: int, instruct_steps: int | None = None) -> Path:
@@ -51,7 +43,7 @@ def write_recipe(root: Path, steps: int, instruct_steps: int | None = None) -> P
                 "max_steps": steps, "global_batch_size": 8, "micro_batch_size": 2, "max_length": 128,
                 "precision": "fp32", "seed": 5, "save_every_steps": 2, "schedule": {"warmup_ratio": 0.1}}
 
-    recipe = {"name": "ddp-tiny", "model": MODEL,
+    recipe = {"name": "ddp-tiny", "model": TINY_MODEL,
               "stages": [stage("alignment", "alignment", "frozen", 2e-3, steps),
                          stage("instruct", "instruct", "full", 1e-3, instruct_steps or steps)]}
     path = root / "recipe.yaml"
@@ -150,7 +142,7 @@ def test_fsdp_wraps_the_components_block_classes():
     from medzoo.core.build import build_model
     from medzoo.core.training.distributed import block_class_names, configure_fsdp
 
-    model = build_model(MODEL)
+    model = build_model(TINY_MODEL)
     assert block_class_names(model) == ["CLIPEncoderLayer", "MistralDecoderLayer"]
     plugin = SimpleNamespace(auto_wrap_policy=None, transformer_cls_names_to_wrap=None)
     configure_fsdp(SimpleNamespace(state=SimpleNamespace(fsdp_plugin=plugin)), model)

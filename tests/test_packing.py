@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from tiny_model_spec import TINY_MODEL
 
 from medzoo.core.build import build_model
 from medzoo.core.conversation import Message
@@ -19,15 +20,6 @@ from medzoo.core.training.loss import summed_loss
 from medzoo.core.training.packing import pack_rows, pack_samples, unpack_rows
 
 ATOL = 1e-5
-MODEL = {
-    "vision": {"name": "clip", "config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                                          "num_attention_heads": 4, "image_size": 32, "patch_size": 8}},
-    "connector": {"name": "mlp2x_gelu"},
-    "language": {"name": "mistral", "template": "mistral_instruct",
-                 "config": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512,
-                            "tokenizer": "medzoo-tiny"}},
-}
 CONVERSATIONS = [
     ("<image>\nWhat organ is shown?", "The liver."),
     ("Describe the staining pattern of this slide in some detail, please.\n<image>",
@@ -49,7 +41,7 @@ def test_pack_rows_first_fit_decreasing():
 @pytest.fixture(scope="module")
 def model_and_samples():
     torch.manual_seed(0)
-    model = build_model(MODEL).eval()
+    model = build_model(TINY_MODEL).eval()
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if "norm" in name or name.endswith("bias"):
@@ -130,7 +122,7 @@ def test_packed_stage_trains_like_the_padded_stage(tmp_path):
     data.write_text(json.dumps(records))
     losses = {}
     for packing in (False, True):
-        recipe = {"name": "pack", "model": MODEL, "stages": [_stage(data, packing)]}
+        recipe = {"name": "pack", "model": TINY_MODEL, "stages": [_stage(data, packing)]}
         path = tmp_path / f"recipe-{packing}.yaml"
         path.write_text(yaml.safe_dump(recipe))
         run = tmp_path / f"run-{packing}"

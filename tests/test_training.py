@@ -16,16 +16,8 @@ import torch
 import yaml
 from PIL import Image
 from safetensors.torch import load_file
+from tiny_model_spec import TINY_MODEL
 
-TINY_MODEL = {
-    "vision": {"name": "clip", "config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                                          "num_attention_heads": 4, "image_size": 32, "patch_size": 8}},
-    "connector": {"name": "mlp2x_gelu"},
-    "language": {"name": "mistral", "template": "mistral_instruct",
-                 "config": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512,
-                            "tokenizer": "medzoo-tiny"}},
-}
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 20)}
 
 
