@@ -142,9 +142,9 @@ class FakeOpenAI:
                                   "completion_tokens": behaviour.completion_tokens,
                                   "total_tokens": behaviour.prompt_tokens + behaviour.completion_tokens},
                     }
-                    self._send(200, json.dumps(payload))
-                    with fake._lock:
+                    with fake._lock:  # counted before sending: the client may act on the reply at once
                         fake.delivered[prompt_key(body)] += 1
+                    self._send(200, json.dumps(payload))
                 elif isinstance(behaviour, Malformed):
                     self._send(200, behaviour.body)
                 elif isinstance(behaviour, Status):
