@@ -157,7 +157,7 @@ def slake_records(
     return result
 
 
-def pathvqa_records(images: Sequence[SynthImage], rng: np.random.Generator, per_image: int = 3) -> list[dict[str, str]]:
+def pathvqa_records(images: Sequence[SynthImage], rng: np.random.Generator, per_image: int = 6) -> list[dict[str, str]]:
     """PathVQA pkl rows: image, question, answer (closed questions are the yes/no ones)."""
     chosen = _select(_candidates(images), per_image * len(images), rng)
     return [{"image": image.relative_path, "question": text, "answer": qa.answer} for image, qa, _tag, text in chosen]
