@@ -42,7 +42,7 @@ CASES = [
      r"stages\.instruct\.optimizer\.lrr: unknown key \(did you mean \"lr\"\?\); expected one of betas, fused, lr, "),
     ("wrong-type-in-override", BASE, ["shrink=maybe"], r"shrink: expected true or false, got 'maybe' \(str\)"),
     ("override-into-a-number", BASE, ["stages.instruct.epochs.x=1"],
-     r"override stages\.instruct\.epochs\.x: stages\.instruct\.epochs is 3, not a mapping"),
+     r"override stages\.instruct\.epochs\.x: stages\.instruct\.epochs is \d+, not a mapping"),
     ("override-without-value", BASE, ["stages.instruct.optimizer.lr"],
      r"override 'stages\.instruct\.optimizer\.lr': expected key=value"),
     ("bad-init-from", BASE + "stages:\n  - name: instruct\n    init_from: alignmnt\n", [],
