@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from medzoo.core.component_registry import KINDS
 from medzoo.core.errors import MedzooError, did_you_mean
 from medzoo.core.resources import registry_path
+from medzoo.core.yaml_file import read_yaml_file
 
 #: ``format`` of published weights added to a base model (``base`` + ``merged_format`` say how)
 DELTA_FORMAT = "delta"
@@ -218,14 +217,5 @@ def parse_catalog(path: Path, data: Any) -> Catalog:
 def load_catalog(path: str | Path | None = None) -> Catalog:
     """Read ``registry.yaml`` (default: the one shipped with the package)."""
     path = Path(path) if path is not None else registry_path()
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise CatalogError(f"{path}: cannot read the catalogue: {error.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise CatalogError(f"{path}{where}: YAML syntax error: {getattr(error, 'problem', None) or error}") from None
+    data = read_yaml_file(path, "catalogue", CatalogError)
     return parse_catalog(path, data if data is not None else {})

@@ -18,6 +18,7 @@ from medzoo.core.errors import RecipeError, did_you_mean
 from medzoo.core.recipe_schema import Recipe, StageConfig
 from medzoo.core.recipe_structure import check_structure
 from medzoo.core.resources import recipes_dir
+from medzoo.core.yaml_file import read_yaml_file
 
 
 @dataclass
@@ -43,19 +44,7 @@ def resolve_source(source: str | Path, relative_to: Path | None = None) -> Path:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise RecipeError(f"{path}: cannot read the recipe: {error.strerror}") from None
-    except UnicodeDecodeError as error:
-        raise RecipeError(f"{path}: cannot read the recipe: byte {error.start} is not UTF-8 text; expected a YAML file") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(error, "problem", None) or "invalid YAML"
-        raise RecipeError(f"{path}{where}: YAML syntax error: {problem}") from None
+    data = read_yaml_file(path, "recipe", RecipeError)
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -63,11 +63,17 @@ def prepare(model: MultimodalModel, data: StageData, stage: Any, batches: dict[s
     return prepared
 
 
-def medzoo_step(model: MultimodalModel, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> Callable:
-    parameters = [p for p in model.parameters() if p.requires_grad]
+def optimizer_step(
+    module: torch.nn.Module,
+    loss_of: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    max_grad_norm: float,
+) -> Callable[[dict[str, torch.Tensor]], float]:
+    """One training step as the trainer takes it: backward, clip, AdamW step, zero the gradients."""
+    parameters = [p for p in module.parameters() if p.requires_grad]
 
     def step(batch: dict[str, torch.Tensor]) -> float:
-        loss = step_loss(model, batch, count_targets(batch["labels"]))
+        loss = loss_of(batch)
         loss.backward()
         if max_grad_norm:
             torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
@@ -76,21 +82,15 @@ def medzoo_step(model: MultimodalModel, optimizer: torch.optim.Optimizer, max_gr
         return loss.item()
 
     return step
+
+
+def medzoo_step(model: MultimodalModel, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> Callable:
+    return optimizer_step(model, lambda batch: step_loss(model, batch, count_targets(batch["labels"])), optimizer,
+                          max_grad_norm)
 
 
 def transformers_step(twin: torch.nn.Module, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> Callable:
-    parameters = [p for p in twin.parameters() if p.requires_grad]
-
-    def step(batch: dict[str, torch.Tensor]) -> float:
-        loss = twin_loss(twin, batch)
-        loss.backward()
-        if max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return loss.item()
-
-    return step
+    return optimizer_step(twin, lambda batch: twin_loss(twin, batch), optimizer, max_grad_norm)
 
 
 def throughput(timing: Timing, prepared: Prepared, warmup: int) -> dict[str, float]:
