@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -51,21 +52,35 @@ def write_recipe(root: Path, steps: int, instruct_steps: int | None = None) -> P
     return path
 
 
-def command(recipe: Path, run: Path, processes: int, *extra: str) -> list[str]:
+CONFIGS = Path(__file__).resolve().parents[1] / "recipes" / "accelerate"
+# accelerate's --cpu flag selects its single-process launcher; --multi_gpu starts torchrun, and on a machine without
+# CUDA the trainer joins the processes over gloo. The shipped FSDP config (full shard, transformer-block wrapping)
+# runs torch's FSDP over gloo the same way.
+LAUNCHES = {
+    "ddp": ["--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no"],
+    "fsdp": ["--config_file", str(CONFIGS / "fsdp.yaml")],
+}
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def command(recipe: Path, run: Path, processes: int, *extra: str, launch: str = "ddp") -> list[str]:
     tail = ["-m", "medzoo.core.cli", "train", str(recipe), "--output-dir", str(run), *extra]
     if processes == 1:
         return [sys.executable, *tail]
     launcher = os.path.join(os.path.dirname(sys.executable), "accelerate")
-    # accelerate's --cpu flag selects its single-process launcher; --multi_gpu starts torchrun, and on a machine
-    # without CUDA the trainer's Accelerator(cpu=True) joins the processes over gloo
-    return [launcher, "launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
-            "--mixed_precision", "no", "--dynamo_backend", "no", *tail]
+    return [launcher, "launch", *LAUNCHES[launch], "--num_processes", str(processes), "--num_machines", "1",
+            "--main_process_port", str(free_port()), *tail]
 
 
-def run(recipe: Path, out: Path, processes: int, *extra: str) -> subprocess.CompletedProcess:
+def run(recipe: Path, out: Path, processes: int, *extra: str, launch: str = "ddp") -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command(recipe, out, processes, *extra), capture_output=True, text=True, env=env,
-                            timeout=300)
+    result = subprocess.run(command(recipe, out, processes, *extra, launch=launch), capture_output=True, text=True,
+                            env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -89,12 +104,13 @@ def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
             for k, v in load_file(str(f)).items()}
 
 
-def test_two_processes_match_one_and_write_once(tmp_path):
+@pytest.mark.parametrize("launch", sorted(LAUNCHES))
+def test_two_processes_match_one_and_write_once(tmp_path, launch):
     recipe = write_recipe(tmp_path / "data", steps=4)
     single = tmp_path / "single"
     double = tmp_path / "double"
     run(recipe, single, 1)
-    result = run(recipe, double, 2)
+    result = run(recipe, double, 2, launch=launch)
     summary = json.loads((double / "run.json").read_text())
     assert [s["processes"] for s in summary["stages"]] == [2, 2]
     for stage in ("01-alignment", "02-instruct"):
@@ -110,14 +126,15 @@ def test_two_processes_match_one_and_write_once(tmp_path):
         torch.testing.assert_close(actual[key], expected[key], atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.slow
-def test_two_processes_resume_after_kill(tmp_path):
+@pytest.mark.parametrize("launch", sorted(LAUNCHES))
+def test_two_processes_resume_after_kill(tmp_path, launch):
     recipe = write_recipe(tmp_path / "data", steps=2, instruct_steps=24)
     reference = tmp_path / "reference"
-    run(recipe, reference, 2)
+    run(recipe, reference, 2, launch=launch)
     killed = tmp_path / "killed"
-    process = subprocess.Popen(command(recipe, killed, 2), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    process = subprocess.Popen(command(recipe, killed, 2, launch=launch), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
     marker = killed / "02-instruct" / "checkpoints" / "latest"
     deadline = time.time() + 240
     while time.time() < deadline and not marker.exists() and process.poll() is None:
@@ -126,7 +143,7 @@ def test_two_processes_resume_after_kill(tmp_path):
     kill_tree(process.pid)
     process.wait()
     assert [p.name for p in marker.parent.glob("step-*")], "the main process wrote a checkpoint"
-    resumed = run(recipe, killed, 2, "--resume")
+    resumed = run(recipe, killed, 2, "--resume", launch=launch)
     assert resumed.stdout.count("resume from") == 1 and "already complete" in resumed.stdout
     assert losses(killed, "02-instruct") == pytest.approx(losses(reference, "02-instruct"), abs=1e-5)
     expected, actual = final_weights(reference), final_weights(killed)

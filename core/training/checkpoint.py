@@ -1,4 +1,8 @@
-"""Atomic trainer checkpoints: trainable weights, optimizer, scheduler, RNG states and the data position."""
+"""Atomic trainer checkpoints: trainable weights, optimizer, scheduler, RNG states and the data position.
+
+Weights and optimizer state go through torch's distributed state-dict API with full (gathered) state dicts, so
+one checkpoint format serves one process, DDP and FSDP, and a run can resume on another number of processes.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +17,51 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+
+from medzoo.core.errors import TrainingError
+from medzoo.core.training.distributed import clean_name
 
 LATEST = "latest"
 
 
-def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {name: p.detach().cpu().contiguous() for name, p in model.named_parameters() if p.requires_grad}
+def gather_options(model: torch.nn.Module, **extra: bool) -> StateDictOptions:
+    """Full state dicts, moved to CPU memory on the main process when the model lives on an accelerator.
+
+    Models already in CPU memory skip the offload: torch's offload path reuses its gather buffer there, which
+    aliases each parameter's optimizer states (Adam's exp_avg came back equal to exp_avg_sq under FSDP on CPU).
+    """
+    on_accelerator = next(model.parameters()).device.type != "cpu"
+    return StateDictOptions(full_state_dict=True, cpu_offload=on_accelerator, **extra)
+
+
+def _bare_optimizer(optimizer: Any) -> torch.optim.Optimizer:
+    return getattr(optimizer, "optimizer", optimizer)
+
+
+def gather_training_state(
+    model: torch.nn.Module, wrapped: torch.nn.Module, optimizer: Any
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Full trainable weights and optimizer state of ``model``, prepared as ``wrapped``, on the main process.
+
+    A collective under FSDP: every process calls it.
+    """
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    trainable = {clean_name(name) for name, p in model.named_parameters() if p.requires_grad}
+    # FSDP gathers whole units (frozen parameters too) whatever the options; torch's ignore_frozen_params then
+    # fails on the processes that receive nothing, so the frozen ones are dropped here instead
+    sharded = isinstance(wrapped, FullyShardedDataParallel)
+    weights = get_model_state_dict(wrapped, options=gather_options(wrapped, ignore_frozen_params=not sharded))
+    optim_state = get_optimizer_state_dict(wrapped, _bare_optimizer(optimizer), options=gather_options(wrapped))
+    weights = {name: tensor.detach().cpu().contiguous() for name, tensor in weights.items() if name in trainable}
+    return weights, optim_state
 
 
 def rng_state() -> dict[str, Any]:
@@ -40,15 +83,22 @@ def write_atomically(path: Path, data: str) -> None:
 
 
 def save_checkpoint(
-    directory: Path, step: int, model: torch.nn.Module, optimizer, scheduler, info: dict[str, Any], keep: int = 2
+    directory: Path,
+    step: int,
+    state: tuple[dict[str, torch.Tensor], dict[str, Any]],
+    scheduler,
+    info: dict[str, Any],
+    keep: int = 2,
 ) -> Path:
-    """Write ``directory/step-N`` through a temporary folder renamed into place, then point ``latest`` at it."""
+    """Write ``state`` (from :func:`gather_training_state`) to ``directory/step-N`` through a temporary folder
+    renamed into place, then point ``latest`` at it."""
+    weights, optim_state = state
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"step-{step:08d}"
     staging = Path(tempfile.mkdtemp(prefix=".step-", dir=directory))
-    save_file(trainable_state(model), str(staging / "trainable.safetensors"))
+    save_file(weights, str(staging / "trainable.safetensors"))
     torch.save(
-        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
+        {"optimizer": optim_state, "scheduler": scheduler.state_dict(), "rng": rng_state()},
         staging / "state.pt",
     )
     (staging / "info.json").write_text(json.dumps({"step": step, **info}, indent=2))
@@ -68,19 +118,17 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return path if (path / "info.json").is_file() else None
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler) -> dict[str, Any]:
+def load_checkpoint(path: Path, model: torch.nn.Module, wrapped: torch.nn.Module, optimizer, scheduler) -> dict[str, Any]:
+    """Restore a checkpoint into the prepared (possibly wrapped, possibly sharded) model; every process reads it."""
     weights = load_file(str(path / "trainable.safetensors"))
-    parameters = dict(model.named_parameters())
-    missing = [name for name, p in parameters.items() if p.requires_grad and name not in weights]
+    trainable = [clean_name(name) for name, p in model.named_parameters() if p.requires_grad]
+    missing = [name for name in trainable if name not in weights]
     if missing:
-        from medzoo.core.errors import TrainingError
-
         raise TrainingError(f"{path}: checkpoint lacks trainable parameters such as {missing[0]!r}")
-    with torch.no_grad():
-        for name, tensor in weights.items():
-            parameters[name].copy_(tensor)
+    full = StateDictOptions(full_state_dict=True, strict=False)
+    set_model_state_dict(wrapped, weights, options=full)
     state = torch.load(path / "state.pt", weights_only=False)
-    optimizer.load_state_dict(state["optimizer"])
+    set_optimizer_state_dict(wrapped, _bare_optimizer(optimizer), state["optimizer"], options=full)
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])
     return json.loads((path / "info.json").read_text())

@@ -1,10 +1,16 @@
-"""Multi-process settings: the FSDP wrap policy from the components' block classes, sharded-state checks."""
+"""Multi-process settings: FSDP on CPU processes, the FSDP wrap policy from the components' block classes,
+sharded-state checks and gathering a sharded model back into one for saving."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from medzoo.core.errors import RecipeError
+import torch
+
+from medzoo.core.errors import RecipeError, TrainingError
 from medzoo.core.model import MultimodalModel
 
 SHARDED = ("FSDP", "DEEPSPEED")
@@ -20,11 +26,70 @@ def distributed_type(accelerator: Any) -> str:
     return str(getattr(accelerator.distributed_type, "value", accelerator.distributed_type)).upper()
 
 
+def is_sharded(accelerator: Any) -> bool:
+    """True under FSDP and DeepSpeed, where no process holds the whole model between steps."""
+    kind = distributed_type(accelerator)
+    return any(name in kind for name in SHARDED)
+
+
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _flag(name: str, default: str = "false") -> bool:
+    return os.environ.get(name, default).lower() in ("1", "true")
+
+
+def cpu_accelerator() -> Any:
+    """An accelerator for CPU processes that shards for real when ``accelerate launch --use_fsdp`` asked for FSDP.
+
+    accelerate only turns FSDP on for accelerator devices (and its FSDP plugin refuses to be built without one), so
+    CPU processes would quietly run as plain data parallel; torch's FSDP runs over gloo, which lets a machine without
+    GPUs exercise the sharded code path.
+    """
+    from accelerate import Accelerator
+
+    if not _flag("ACCELERATE_USE_FSDP"):
+        return Accelerator(cpu=True)
+    with _environment(ACCELERATE_USE_FSDP="false"):
+        accelerator = Accelerator(cpu=True)
+    if accelerator.num_processes < 2:
+        return accelerator
+    from accelerate import PartialState
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    # torch's FSDP broadcasts module states from GPU memory only; every process builds the same weights anyway
+    # (same seed, or the same saved stage), so CPU processes skip the broadcast
+    with _environment(FSDP_SYNC_MODULE_STATES="false"):
+        plugin = FullyShardedDataParallelPlugin()
+    # AcceleratorState copies the process state whenever it is constructed again: set both
+    for state in (PartialState(), accelerator.state):
+        state.distributed_type = DistributedType.FSDP
+        state.device = torch.device("cpu")  # FSDP's device_id; accelerate says "cpu:<local rank>"
+    accelerator.state.fsdp_plugin = plugin
+    return accelerator
+
+
 def configure_fsdp(accelerator: Any, model: MultimodalModel) -> None:
     """Under FSDP with transformer-based wrapping and no class names given, wrap every vision and decoder block."""
     plugin = getattr(accelerator.state, "fsdp_plugin", None)
     if plugin is None:
         return
+    if getattr(plugin, "fsdp_version", 1) != 1:
+        raise RecipeError(
+            f"accelerate config fsdp_version: {plugin.fsdp_version} is not supported; expected 1 "
+            "(see recipes/accelerate/fsdp.yaml)"
+        )
     from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
 
     if plugin.auto_wrap_policy in (None, transformer_auto_wrap_policy) and not plugin.transformer_cls_names_to_wrap:
@@ -33,10 +98,78 @@ def configure_fsdp(accelerator: Any, model: MultimodalModel) -> None:
 
 
 def check_resumable(accelerator: Any, stage: Any) -> None:
-    """Mid-stage checkpoints hold unsharded weights and optimizer state: refuse them under FSDP / DeepSpeed."""
+    """Mid-stage checkpoints gather weights and optimizer state through torch's state-dict API, which covers
+    one process, DDP and FSDP; DeepSpeed keeps its own partitioned optimizer, so refuse them there."""
     kind = distributed_type(accelerator)
-    if stage.save_every_steps and any(name in kind for name in SHARDED):
+    if stage.save_every_steps and "DEEPSPEED" in kind:
         raise RecipeError(
-            f"stages.{stage.name}.save_every_steps: mid-stage checkpoints are supported on one process and under "
-            f"DDP, not under {kind}; unset it (stages still resume at stage boundaries)"
+            f"stages.{stage.name}.save_every_steps: mid-stage checkpoints are supported on one process, under DDP "
+            f"and under FSDP, not under {kind}; unset it (stages still resume at stage boundaries)"
         )
+
+
+def clean_name(name: str) -> str:
+    """A parameter's name without the FSDP and activation-checkpointing wrapper infixes."""
+    for infix in ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod."):
+        name = name.replace(infix, "")
+    return name
+
+
+def _unwrap_fsdp_in_place(module: torch.nn.Module) -> torch.nn.Module:
+    """Replace every FSDP wrapper in ``module``'s tree by the module it wraps; returns the unwrapped root."""
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    if isinstance(module, FullyShardedDataParallel):
+        module = module.module
+    for parent in list(module.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, FullyShardedDataParallel):
+                setattr(parent, child_name, child.module)
+    return module
+
+
+def consolidate(accelerator: Any, wrapped: torch.nn.Module, model: MultimodalModel) -> MultimodalModel | None:
+    """The trained model whole, on the main process (``None`` elsewhere); every process must call this.
+
+    Under DDP or one process that is ``model`` itself. Under FSDP and DeepSpeed the full state dict is gathered
+    onto the main process and loaded into ``model``'s own modules (FSDP wrappers removed), which consumes the
+    sharded model: train the next stage from the saved directory.
+    """
+    kind = distributed_type(accelerator)
+    if "FSDP" in kind:
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        from medzoo.core.training.checkpoint import gather_options
+
+        full = {name: tensor.cpu() for name, tensor in get_model_state_dict(wrapped, options=gather_options(wrapped)).items()}
+        _unwrap_fsdp_in_place(model)
+    elif "DEEPSPEED" in kind:
+        full = accelerator.get_state_dict(wrapped)
+    else:
+        return model
+    if not accelerator.is_main_process:
+        return None
+    _assign_tensors(model, {clean_name(k): v for k, v in full.items()})
+    return model
+
+
+def _assign_tensors(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Put ``state``'s tensors in place of ``model``'s parameters and buffers (whatever their current, sharded shape),
+    keeping each parameter's ``requires_grad`` and tied parameters tied."""
+    expected = set(model.state_dict(keep_vars=True))
+    missing = sorted(expected - set(state))
+    if missing:
+        raise TrainingError(f"gathered state dict lacks {len(missing)} tensors such as {missing[0]!r}")
+    replaced: dict[int, torch.nn.Parameter] = {}
+    for name, tensor in state.items():
+        owner_name, _, leaf = name.rpartition(".")
+        owner = model.get_submodule(owner_name)
+        if leaf in owner._parameters:
+            old = owner._parameters[leaf]
+            if id(old) not in replaced:
+                replaced[id(old)] = torch.nn.Parameter(tensor, requires_grad=old.requires_grad)
+            owner._parameters[leaf] = replaced[id(old)]
+        elif leaf in owner._buffers:
+            owner._buffers[leaf] = tensor
+        else:
+            raise TrainingError(f"gathered state dict names {name!r}, which the model does not have")

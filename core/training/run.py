@@ -15,6 +15,7 @@ from medzoo.core.errors import RecipeError
 from medzoo.core.model import MultimodalModel
 from medzoo.core.plugin_manager import components
 from medzoo.core.training.checkpoint import write_atomically
+from medzoo.core.training.distributed import cpu_accelerator, is_sharded
 from medzoo.core.training.trainer import train_stage
 
 DONE = "DONE.json"
@@ -40,9 +41,11 @@ def stage_directory(output_dir: Path, index: int, stage: Any) -> Path:
 
 
 def make_accelerator():
-    from accelerate import Accelerator
+    if torch.cuda.is_available():
+        from accelerate import Accelerator
 
-    return Accelerator(cpu=not torch.cuda.is_available())
+        return Accelerator()
+    return cpu_accelerator()
 
 
 def ensure_data(recipe: Any, echo=print) -> None:
@@ -74,6 +77,7 @@ def train_recipe(recipe: Any, output_dir: str | Path, resume: bool = False, echo
         write_atomically(output_dir / "recipe.yaml", OmegaConf.to_yaml(recipe, resolve=True))
     results: list[dict[str, Any]] = []
     model: MultimodalModel | None = None
+    trained: MultimodalModel | None = None  # the last stage's model whole, on the main process
     previous: Path | None = None
     for index, stage in enumerate(stages):
         stage_dir = stage_directory(output_dir, index, stage)
@@ -85,7 +89,7 @@ def train_recipe(recipe: Any, output_dir: str | Path, resume: bool = False, echo
         if resume and done.is_file():
             echo(f"stage {stage.name}: already complete, skipped")
             results.append(json.loads(done.read_text()))
-            previous, model = stage_dir / "model", None
+            previous, model, trained = stage_dir / "model", None, None
             continue
         if model is None or init_dir != previous:
             if init_dir is None:
@@ -96,15 +100,20 @@ def train_recipe(recipe: Any, output_dir: str | Path, resume: bool = False, echo
         echo(f"stage {index + 1}/{len(stages)}: {stage.name} ({stage.role})")
         result = train_stage(model, stage, stage_dir, accelerator, recipe.data.on_bad_record, resume, echo)
         accelerator.wait_for_everyone()
+        trained = result.model
         summary = {
             "stage": stage.name, "role": stage.role, "steps": result.steps, "first_loss": result.first_loss,
             "last_loss": result.last_loss, "seconds": round(result.seconds, 2), "samples": result.samples,
             "processes": accelerator.num_processes,
         }
         if main:
-            model.save_pretrained(str(stage_dir / "model"), extra={"stage": stage.name, "recipe": recipe.name})
+            trained.save_pretrained(str(stage_dir / "model"), extra={"stage": stage.name, "recipe": recipe.name})
             write_atomically(done, json.dumps(summary, indent=2))
             shutil.rmtree(stage_dir / "checkpoints", ignore_errors=True)
+        accelerator.free_memory()
+        if is_sharded(accelerator):  # the sharded model was consumed: the next stage loads the saved one
+            model = None
+        accelerator.wait_for_everyone()
         echo(
             f"stage {stage.name}: {result.steps} steps, loss {result.first_loss:.4f} -> {result.last_loss:.4f}, "
             f"{result.seconds:.1f}s"
@@ -113,7 +122,7 @@ def train_recipe(recipe: Any, output_dir: str | Path, resume: bool = False, echo
         previous = stage_dir / "model"
     final = output_dir / FINAL
     if main:
-        final_model = model if model is not None else MultimodalModel.from_pretrained(str(previous))
+        final_model = trained if trained is not None else MultimodalModel.from_pretrained(str(previous))
         final_model.save_pretrained(str(final), extra={"stage": stages[-1].name, "recipe": recipe.name})
         write_atomically(output_dir / "run.json", json.dumps({"recipe": recipe.name, "stages": results}, indent=2))
     accelerator.wait_for_everyone()

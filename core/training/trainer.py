@@ -17,8 +17,13 @@ from medzoo.core.build import as_dict
 from medzoo.core.errors import DataError, RecipeError, TrainingError
 from medzoo.core.model import MultimodalModel
 from medzoo.core.plugin_manager import components
-from medzoo.core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from medzoo.core.training.distributed import check_resumable, configure_fsdp
+from medzoo.core.training.checkpoint import (
+    gather_training_state,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from medzoo.core.training.distributed import check_resumable, configure_fsdp, consolidate
 from medzoo.core.training.loss import step_loss
 from medzoo.core.training.metrics_log import MetricsLog
 from medzoo.core.training.plan import StepPlan, micro_batches
@@ -35,6 +40,7 @@ class StageResult:
     last_loss: float
     seconds: float
     samples: int
+    model: MultimodalModel | None = None  # the trained model whole, on the main process
 
 
 def apply_tuning(model: MultimodalModel, tuning: Any) -> dict[str, str]:
@@ -112,7 +118,7 @@ def train_stage(
     start_step = 0
     found = latest_checkpoint(checkpoints) if resume else None
     if found is not None:
-        info = load_checkpoint(found, model, optimizer, scheduler)
+        info = load_checkpoint(found, model, wrapped, optimizer, scheduler)
         start_step = info["step"]
         echo(f"  resume from {found} (step {start_step}/{total_steps})")
     log = MetricsLog(stage_dir / "metrics.jsonl", resume_after_step=start_step if found else None) if main else None
@@ -152,7 +158,7 @@ def train_stage(
                 accelerator.backward(loss)
             step_loss_value += loss.item()
         if stage.max_grad_norm:
-            accelerator.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], stage.max_grad_norm)
+            accelerator.clip_grad_norm_(wrapped.parameters(), stage.max_grad_norm)  # FSDP: the whole wrapped model
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -174,14 +180,18 @@ def train_stage(
         progress.set_postfix(loss=f"{loss_value:.4f}", lr=f"{record['lr']:.2e}", sps=record["samples_per_s"])
         progress.update(1)
         every = stage.save_every_steps
-        if every and (step + 1) % every == 0 and step + 1 < total_steps and main:
-            save_checkpoint(checkpoints, step + 1, model, optimizer, scheduler, {"stage": stage.name})
+        if every and (step + 1) % every == 0 and step + 1 < total_steps:
+            state = gather_training_state(model, wrapped, optimizer)  # a collective under FSDP
+            if main:
+                save_checkpoint(checkpoints, step + 1, state, scheduler, {"stage": stage.name})
         accelerator.wait_for_everyone()
     progress.close()
     if log is not None:
         log.plot(stage_dir / "loss.png", f"stage {stage.name}")
     model.set_gradient_checkpointing(False)
-    return StageResult(stage.name, total_steps, first_loss, last_loss, time.perf_counter() - started, samples_seen)
+    whole = consolidate(accelerator, wrapped, model)
+    seconds = time.perf_counter() - started
+    return StageResult(stage.name, total_steps, first_loss, last_loss, seconds, samples_seen, whole)
 
 
 class _nullcontext:
