@@ -51,7 +51,7 @@ def _flag(name: str, default: str = "false") -> bool:
 
 
 def cpu_accelerator() -> Any:
-    """An accelerator for CPU processes that shards for real when ``accelerate launch --use_fsdp`` asked for FSDP.
+    """An accelerator for CPU processes that shards for real when ``accelerate launch`` asked for FSDP or DeepSpeed.
 
     accelerate only turns FSDP on for accelerator devices (and its FSDP plugin refuses to be built without one), so
     CPU processes would quietly run as plain data parallel; torch's FSDP runs over gloo, which lets a machine without
@@ -59,6 +59,11 @@ def cpu_accelerator() -> Any:
     """
     from accelerate import Accelerator
 
+    if _flag("ACCELERATE_USE_DEEPSPEED"):
+        from accelerate.utils import InitProcessGroupKwargs
+
+        # without CUDA accelerate names no backend and counts one process; DeepSpeed's own CPU path works over gloo
+        return Accelerator(kwargs_handlers=[InitProcessGroupKwargs(backend="gloo")])
     if not _flag("ACCELERATE_USE_FSDP"):
         return Accelerator(cpu=True)
     with _environment(ACCELERATE_USE_FSDP="false"):
@@ -78,6 +83,27 @@ def cpu_accelerator() -> Any:
         state.device = torch.device("cpu")  # FSDP's device_id; accelerate says "cpu:<local rank>"
     accelerator.state.fsdp_plugin = plugin
     return accelerator
+
+
+@contextmanager
+def whole_model_construction(accelerator: Any) -> Iterator[None]:
+    """Build models unpartitioned unless the DeepSpeed launch config asks for ``zero3_init_flag``.
+
+    accelerate registers every ZeRO-3 config with transformers, which then partitions Hugging Face models while
+    constructing them (deepspeed.zero.Init) even when the flag is off; ZeRO-3 partitions the whole model when the
+    engine starts anyway, and construction matches one process's (same random initialisation, same loading).
+    """
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if plugin is None or plugin.zero3_init_flag:
+        yield
+        return
+    from transformers.integrations import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        plugin.set_deepspeed_weakref()
 
 
 def configure_fsdp(accelerator: Any, model: MultimodalModel) -> None:
@@ -106,6 +132,59 @@ def check_resumable(accelerator: Any, stage: Any) -> None:
             f"stages.{stage.name}.save_every_steps: mid-stage checkpoints are supported on one process, under DDP "
             f"and under FSDP, not under {kind}; unset it (stages still resume at stage boundaries)"
         )
+
+
+def configure_deepspeed(accelerator: Any, model: MultimodalModel, stage: Any, micro_batches_per_step: int) -> None:
+    """Fill the DeepSpeed config from the stage and the model where it says ``auto``.
+
+    The trainer cuts batches and marks accumulation boundaries itself, so the recipe's batch sizes and clipping
+    decide; an explicit config value that disagrees with the recipe is an error rather than a silent override.
+    """
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if plugin is None:
+        return
+    config = plugin.deepspeed_config
+    zero = config.setdefault("zero_optimization", {})
+    hidden = model.language.hidden_size
+    wanted = {
+        "train_micro_batch_size_per_gpu": stage.micro_batch_size,
+        "gradient_accumulation_steps": micro_batches_per_step,
+        "train_batch_size": stage.micro_batch_size * micro_batches_per_step * accelerator.num_processes,
+        "gradient_clipping": float(stage.max_grad_norm or 0.0),
+    }
+    for key, value in wanted.items():
+        given = config.get(key, "auto")
+        if given != "auto" and given != value:
+            raise RecipeError(
+                f"DeepSpeed config {key}: {given!r} disagrees with stage {stage.name!r} ({value!r}); set it to \"auto\""
+            )
+        config[key] = value
+    for key, value in {
+        "reduce_bucket_size": hidden * hidden,
+        "stage3_prefetch_bucket_size": int(0.9 * hidden * hidden),
+        "stage3_param_persistence_threshold": 10 * hidden,
+    }.items():
+        if zero.get(key) == "auto":
+            zero[key] = value
+
+
+def backward(accelerator: Any, wrapped: torch.nn.Module, loss: torch.Tensor, last_micro_batch: bool) -> None:
+    """Backpropagate one micro-batch; gradients are reduced across processes on the step's last micro-batch only.
+
+    The loss is already normalised over the global batch's target tokens, so DeepSpeed must not divide it by the
+    accumulation steps again; under DeepSpeed the engine's step (clipping, optimizer, zeroing) runs here.
+    """
+    if "DEEPSPEED" in distributed_type(accelerator):
+        wrapped.set_gradient_accumulation_boundary(last_micro_batch)
+        wrapped.backward(loss, scale_wrt_gas=False)
+        if last_micro_batch:
+            wrapped.step()
+        return
+    if last_micro_batch or accelerator.num_processes == 1:
+        accelerator.backward(loss)
+        return
+    with accelerator.no_sync(wrapped):
+        accelerator.backward(loss)
 
 
 def clean_name(name: str) -> str:

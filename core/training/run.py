@@ -15,7 +15,7 @@ from medzoo.core.errors import RecipeError
 from medzoo.core.model import MultimodalModel
 from medzoo.core.plugin_manager import components
 from medzoo.core.training.checkpoint import write_atomically
-from medzoo.core.training.distributed import cpu_accelerator, is_sharded
+from medzoo.core.training.distributed import cpu_accelerator, is_sharded, whole_model_construction
 from medzoo.core.training.trainer import train_stage
 
 DONE = "DONE.json"
@@ -92,11 +92,12 @@ def train_recipe(recipe: Any, output_dir: str | Path, resume: bool = False, echo
             previous, model, trained = stage_dir / "model", None, None
             continue
         if model is None or init_dir != previous:
-            if init_dir is None:
-                torch.manual_seed(stage.seed)
-                model = build_model(recipe.model, shrink=recipe.shrink)
-            else:
-                model = MultimodalModel.from_pretrained(str(init_dir))
+            with whole_model_construction(accelerator):
+                if init_dir is None:
+                    torch.manual_seed(stage.seed)
+                    model = build_model(recipe.model, shrink=recipe.shrink)
+                else:
+                    model = MultimodalModel.from_pretrained(str(init_dir))
         echo(f"stage {index + 1}/{len(stages)}: {stage.name} ({stage.role})")
         result = train_stage(model, stage, stage_dir, accelerator, recipe.data.on_bad_record, resume, echo)
         accelerator.wait_for_everyone()
@@ -126,6 +127,8 @@ def train_recipe(recipe: Any, output_dir: str | Path, resume: bool = False, echo
         final_model.save_pretrained(str(final), extra={"stage": stages[-1].name, "recipe": recipe.name})
         write_atomically(output_dir / "run.json", json.dumps({"recipe": recipe.name, "stages": results}, indent=2))
     accelerator.wait_for_everyone()
+    if accelerator.num_processes > 1:
+        accelerator.end_training()  # leave the process group before the interpreter shuts down
     return final
 
 

@@ -23,7 +23,13 @@ from medzoo.core.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from medzoo.core.training.distributed import check_resumable, configure_fsdp, consolidate
+from medzoo.core.training.distributed import (
+    backward,
+    check_resumable,
+    configure_deepspeed,
+    configure_fsdp,
+    consolidate,
+)
 from medzoo.core.training.loss import step_loss
 from medzoo.core.training.metrics_log import MetricsLog
 from medzoo.core.training.plan import StepPlan, micro_batches
@@ -110,6 +116,8 @@ def train_stage(
     scheduler = schedule(optimizer, warmup, total_steps) if schedule is get_cosine_schedule_with_warmup else schedule(optimizer, warmup)
     check_resumable(accelerator, stage)
     configure_fsdp(accelerator, model)
+    micro_batches_per_step = len(micro_batches(plan.step_batch(0), world, 0, stage.micro_batch_size))
+    configure_deepspeed(accelerator, model, stage, micro_batches_per_step)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     forward = torch.compile(wrapped, dynamic=True) if stage.compile else wrapped
 
@@ -152,10 +160,7 @@ def train_stage(
             if not torch.isfinite(loss):
                 ids = [data.samples[i].sample_id for i in indices]
                 raise TrainingError(f"stage {stage.name!r}: non-finite loss {loss.item()} at step {step + 1}, batch ids {ids}")
-            sync = micro == len(micros) - 1
-            context = accelerator.no_sync(wrapped) if not sync and world > 1 else _nullcontext()
-            with context:
-                accelerator.backward(loss)
+            backward(accelerator, wrapped, loss, last_micro_batch=micro == len(micros) - 1)
             step_loss_value += loss.item()
         if stage.max_grad_norm:
             accelerator.clip_grad_norm_(wrapped.parameters(), stage.max_grad_norm)  # FSDP: the whole wrapped model
@@ -192,14 +197,6 @@ def train_stage(
     whole = consolidate(accelerator, wrapped, model)
     seconds = time.perf_counter() - started
     return StageResult(stage.name, total_steps, first_loss, last_loss, seconds, samples_seen, whole)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _mean_across(accelerator, value: float) -> float:
