@@ -193,3 +193,47 @@ def test_shipped_accelerate_configs_parse():
     assert kinds == {"MULTI_GPU", "FSDP", "DEEPSPEED"}
     stages = {json.loads(path.read_text())["zero_optimization"]["stage"] for path in root.glob("*.json")}
     assert stages == {2, 3}
+
+
+def test_deepspeed_config_filled_from_the_stage_and_explicit_mismatch_named():
+    from types import SimpleNamespace
+
+    from medzoo.core.build import build_model
+    from medzoo.core.errors import RecipeError
+    from medzoo.core.training.distributed import configure_deepspeed
+
+    model = build_model(TINY_MODEL)
+    config = json.loads((CONFIGS / "deepspeed_zero3.json").read_text())
+    accelerator = SimpleNamespace(state=SimpleNamespace(deepspeed_plugin=SimpleNamespace(deepspeed_config=config)),
+                                  num_processes=2)
+    stage = SimpleNamespace(name="instruct", micro_batch_size=4, max_grad_norm=1.0)
+    configure_deepspeed(accelerator, model, stage, micro_batches_per_step=3)
+    hidden = model.language.hidden_size
+    assert (config["train_micro_batch_size_per_gpu"], config["gradient_accumulation_steps"],
+            config["train_batch_size"], config["gradient_clipping"]) == (4, 3, 24, 1.0)
+    assert config["zero_optimization"]["reduce_bucket_size"] == hidden * hidden
+    assert config["zero_optimization"]["stage3_param_persistence_threshold"] == 10 * hidden
+    config["train_micro_batch_size_per_gpu"] = 16
+    with pytest.raises(RecipeError, match=r"DeepSpeed config train_micro_batch_size_per_gpu: 16 disagrees with "
+                                          r"stage 'instruct' \(4\)"):
+        configure_deepspeed(accelerator, model, stage, micro_batches_per_step=3)
+
+
+def test_gathered_tensors_replace_sharded_ones_keeping_ties_and_frozen_flags():
+    from medzoo.core.errors import TrainingError
+    from medzoo.core.training.distributed import _assign_tensors
+
+    model = torch.nn.Sequential(torch.nn.Embedding(5, 3), torch.nn.Linear(3, 5, bias=False), torch.nn.BatchNorm1d(5))
+    model[1].weight = model[0].weight  # tied
+    model[0].weight.requires_grad_(False)
+    full = {name: torch.randn_like(t.float()) if t.is_floating_point() else t.clone()
+            for name, t in model.state_dict().items()}
+    with torch.no_grad():  # shard-like shapes, as FSDP and ZeRO-3 leave them
+        model[0].weight.data = torch.empty(0)
+    _assign_tensors(model, full)
+    assert model[0].weight is model[1].weight and not model[0].weight.requires_grad
+    torch.testing.assert_close(model[0].weight, full["0.weight"])
+    torch.testing.assert_close(model[2].running_mean, full["2.running_mean"])
+    del full["2.bias"]
+    with pytest.raises(TrainingError, match="gathered state dict lacks 1 tensors such as '2.bias'"):
+        _assign_tensors(model, full)
