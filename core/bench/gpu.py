@@ -47,6 +47,7 @@ class StageRun:
     vision: dict[str, Any] = field(default_factory=lambda: dict(V15_VISION))
     language: dict[str, Any] = field(default_factory=lambda: dict(V15_LANGUAGE))
     gradient_checkpointing: bool = True
+    connector: dict[str, Any] = field(default_factory=lambda: {"name": "mlp2x_gelu"})
 
 
 def default_runs(full_layers: int = 16) -> list[StageRun]:
@@ -64,7 +65,7 @@ def default_runs(full_layers: int = 16) -> list[StageRun]:
 
 
 def build(run: StageRun, device: str, dtype: torch.dtype) -> MultimodalModel:
-    spec = {"vision": {"name": "clip", "config": run.vision}, "connector": {"name": "mlp2x_gelu"},
+    spec = {"vision": {"name": "clip", "config": run.vision}, "connector": dict(run.connector),
             "language": {"name": "mistral", "template": "mistral_instruct", "config": run.language}}
     model = build_model(spec).to(device=device, dtype=dtype)
     apply_tuning(model, run.tuning)
@@ -142,7 +143,7 @@ def measure_stage(run: StageRun, device: str = "cuda", dtype: torch.dtype = torc
         "decoder_layers": language.layers, "step_s": round(step_s, 4),
         "samples_per_s": round(run.micro_batch / step_s, 3),
         "tokens_per_s": round(run.micro_batch * sequence / step_s, 1),
-        "model_tflops_per_step": float(f"{flops / 1e12:.4g}"), "loss": round(float(loss), 4),
+        "model_tflops_per_step": float(f"{flops / 1e12:.4g}"), "loss": round(loss.detach().item(), 4),
         "trainable_parameters": sum(p.numel() for p in parameters),
     }
     if peak:
