@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Run on a bare GPU machine from the repository root, with .whl/ filled by benchmarks/gpu_wheelhouse.sh:
+# installs the wheels into /tmp/site, makes this checkout importable as `medzoo`, records the machine and runs
+# the GPU section of `medzoo bench` (bf16 steps at LLaVA-Med v1.5 shapes, MFU, peak memory, projected curriculum).
+# The report (JSON and markdown) and nvidia-smi's output go to $OUT (default: bench-gpu/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+mkdir -p /tmp/medzoo-path
+ln -sfn "$PWD" /tmp/medzoo-path/medzoo
+export PYTHONPATH=/tmp/site:/tmp/medzoo-path PYTHONUNBUFFERED=1
+OUT=${OUT:-bench-gpu}
+mkdir -p "$OUT"
+nvidia-smi > "$OUT/nvidia-smi.txt" || true
+python3 -m medzoo.core.cli bench --gpu --skip training --skip inference --skip levers "$@" --json \
+  | tee "$OUT/bench-gpu.json"
+python3 - "$OUT/bench-gpu.json" > "$OUT/bench-gpu.md" <<'EOF'
+import json
+import sys
+
+from medzoo.core.bench.report import render
+
+print(render(json.load(open(sys.argv[1]))))
+EOF
+cat "$OUT/bench-gpu.md"
