@@ -2,6 +2,8 @@
 
 Weights and optimizer state go through torch's distributed state-dict API with full (gathered) state dicts, so
 one checkpoint format serves one process, DDP and FSDP, and a run can resume on another number of processes.
+Under DeepSpeed the engine writes its own partitioned checkpoint into the same folder, which resumes on the same
+number of processes.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import json
 import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,10 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from medzoo.core.errors import TrainingError
-from medzoo.core.training.distributed import clean_name
+from medzoo.core.training.distributed import clean_name, distributed_type
 
 LATEST = "latest"
+DEEPSPEED_TAG = "deepspeed"
 
 
 def gather_options(model: torch.nn.Module, **extra: bool) -> StateDictOptions:
@@ -83,31 +85,51 @@ def write_atomically(path: Path, data: str) -> None:
 
 
 def save_checkpoint(
+    accelerator: Any,
     directory: Path,
     step: int,
-    state: tuple[dict[str, torch.Tensor], dict[str, Any]],
-    scheduler,
+    model: torch.nn.Module,
+    wrapped: torch.nn.Module,
+    optimizer: Any,
+    scheduler: Any,
     info: dict[str, Any],
     keep: int = 2,
-) -> Path:
-    """Write ``state`` (from :func:`gather_training_state`) to ``directory/step-N`` through a temporary folder
-    renamed into place, then point ``latest`` at it."""
-    weights, optim_state = state
-    directory.mkdir(parents=True, exist_ok=True)
-    final = directory / f"step-{step:08d}"
-    staging = Path(tempfile.mkdtemp(prefix=".step-", dir=directory))
-    save_file(weights, str(staging / "trainable.safetensors"))
-    torch.save(
-        {"optimizer": optim_state, "scheduler": scheduler.state_dict(), "rng": rng_state()},
-        staging / "state.pt",
-    )
-    (staging / "info.json").write_text(json.dumps({"step": step, **info}, indent=2))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(staging, final)
-    write_atomically(directory / LATEST, final.name)
-    for old in sorted(p for p in directory.glob("step-*") if p.is_dir())[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+) -> None:
+    """Write ``directory/step-N`` through a staging folder renamed into place, then point ``latest`` at it.
+
+    Every process calls this. One process, DDP and FSDP: the main process writes the gathered trainable weights
+    and optimizer state. DeepSpeed: every process writes its partition through the engine's own checkpoint.
+    """
+    main = accelerator.is_main_process
+    deepspeed = "DEEPSPEED" in distributed_type(accelerator)
+    state = None if deepspeed else gather_training_state(model, wrapped, optimizer)  # a collective under FSDP
+    staging = directory / f".step-{step:08d}"
+    if main:
+        directory.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+    accelerator.wait_for_everyone()
+    if deepspeed:
+        wrapped.save_checkpoint(str(staging), tag=DEEPSPEED_TAG, save_latest=False, exclude_frozen_parameters=True)
+        accelerator.wait_for_everyone()
+    elif main:
+        weights, optim_state = state
+        save_file(weights, str(staging / "trainable.safetensors"))
+    if main:
+        engine = "deepspeed" if deepspeed else "torch"
+        torch.save(
+            {"optimizer": None if deepspeed else state[1], "scheduler": scheduler.state_dict(), "rng": rng_state()},
+            staging / "state.pt",
+        )
+        record = {"step": step, "engine": engine, "processes": accelerator.num_processes, **info}
+        (staging / "info.json").write_text(json.dumps(record, indent=2))
+        final = directory / f"step-{step:08d}"
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(staging, final)
+        write_atomically(directory / LATEST, final.name)
+        for old in sorted(p for p in directory.glob("step-*") if p.is_dir())[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
 
 
 def latest_checkpoint(directory: Path) -> Path | None:
@@ -118,17 +140,38 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return path if (path / "info.json").is_file() else None
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, wrapped: torch.nn.Module, optimizer, scheduler) -> dict[str, Any]:
+def load_checkpoint(
+    accelerator: Any, path: Path, model: torch.nn.Module, wrapped: torch.nn.Module, optimizer: Any, scheduler: Any
+) -> dict[str, Any]:
     """Restore a checkpoint into the prepared (possibly wrapped, possibly sharded) model; every process reads it."""
-    weights = load_file(str(path / "trainable.safetensors"))
-    trainable = [clean_name(name) for name, p in model.named_parameters() if p.requires_grad]
-    missing = [name for name in trainable if name not in weights]
-    if missing:
-        raise TrainingError(f"{path}: checkpoint lacks trainable parameters such as {missing[0]!r}")
-    full = StateDictOptions(full_state_dict=True, strict=False)
-    set_model_state_dict(wrapped, weights, options=full)
-    state = torch.load(path / "state.pt", weights_only=False)
-    set_optimizer_state_dict(wrapped, _bare_optimizer(optimizer), state["optimizer"], options=full)
+    info = json.loads((path / "info.json").read_text())
+    engine = info.get("engine", "torch")
+    deepspeed = "DEEPSPEED" in distributed_type(accelerator)
+    if (engine == "deepspeed") != deepspeed:
+        raise TrainingError(
+            f"{path}: checkpoint written by {engine!r} training; resume with the launch config that wrote it"
+        )
+    if deepspeed:
+        if info.get("processes") != accelerator.num_processes:
+            raise TrainingError(
+                f"{path}: DeepSpeed partitions were written by {info.get('processes')} processes, not "
+                f"{accelerator.num_processes}; resume with {info.get('processes')} processes"
+            )
+        wrapped.load_checkpoint(
+            str(path), tag=DEEPSPEED_TAG, load_module_strict=False, load_optimizer_states=True,
+            load_lr_scheduler_states=False,
+        )
+        state = torch.load(path / "state.pt", weights_only=False)
+    else:
+        weights = load_file(str(path / "trainable.safetensors"))
+        trainable = [clean_name(name) for name, p in model.named_parameters() if p.requires_grad]
+        missing = [name for name in trainable if name not in weights]
+        if missing:
+            raise TrainingError(f"{path}: checkpoint lacks trainable parameters such as {missing[0]!r}")
+        full = StateDictOptions(full_state_dict=True, strict=False)
+        set_model_state_dict(wrapped, weights, options=full)
+        state = torch.load(path / "state.pt", weights_only=False)
+        set_optimizer_state_dict(wrapped, _bare_optimizer(optimizer), state["optimizer"], options=full)
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])
-    return json.loads((path / "info.json").read_text())
+    return info

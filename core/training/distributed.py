@@ -123,17 +123,6 @@ def configure_fsdp(accelerator: Any, model: MultimodalModel) -> None:
         plugin.transformer_cls_names_to_wrap = block_class_names(model)
 
 
-def check_resumable(accelerator: Any, stage: Any) -> None:
-    """Mid-stage checkpoints gather weights and optimizer state through torch's state-dict API, which covers
-    one process, DDP and FSDP; DeepSpeed keeps its own partitioned optimizer, so refuse them there."""
-    kind = distributed_type(accelerator)
-    if stage.save_every_steps and "DEEPSPEED" in kind:
-        raise RecipeError(
-            f"stages.{stage.name}.save_every_steps: mid-stage checkpoints are supported on one process, under DDP "
-            f"and under FSDP, not under {kind}; unset it (stages still resume at stage boundaries)"
-        )
-
-
 def configure_deepspeed(accelerator: Any, model: MultimodalModel, stage: Any, micro_batches_per_step: int) -> None:
     """Fill the DeepSpeed config from the stage and the model where it says ``auto``.
 

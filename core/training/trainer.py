@@ -18,14 +18,12 @@ from medzoo.core.errors import DataError, RecipeError, TrainingError
 from medzoo.core.model import MultimodalModel
 from medzoo.core.plugin_manager import components
 from medzoo.core.training.checkpoint import (
-    gather_training_state,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
 from medzoo.core.training.distributed import (
     backward,
-    check_resumable,
     configure_deepspeed,
     configure_fsdp,
     consolidate,
@@ -114,7 +112,6 @@ def train_stage(
         raise RecipeError(f"stages.{stage.name}.schedule.name: unknown schedule {stage.schedule.name!r}; expected {sorted(SCHEDULES)}")
     warmup = math.ceil(stage.schedule.warmup_ratio * total_steps)
     scheduler = schedule(optimizer, warmup, total_steps) if schedule is get_cosine_schedule_with_warmup else schedule(optimizer, warmup)
-    check_resumable(accelerator, stage)
     configure_fsdp(accelerator, model)
     micro_batches_per_step = len(micro_batches(plan.step_batch(0), world, 0, stage.micro_batch_size))
     configure_deepspeed(accelerator, model, stage, micro_batches_per_step)
@@ -126,7 +123,7 @@ def train_stage(
     start_step = 0
     found = latest_checkpoint(checkpoints) if resume else None
     if found is not None:
-        info = load_checkpoint(found, model, wrapped, optimizer, scheduler)
+        info = load_checkpoint(accelerator, found, model, wrapped, optimizer, scheduler)
         start_step = info["step"]
         echo(f"  resume from {found} (step {start_step}/{total_steps})")
     log = MetricsLog(stage_dir / "metrics.jsonl", resume_after_step=start_step if found else None) if main else None
@@ -186,9 +183,7 @@ def train_stage(
         progress.update(1)
         every = stage.save_every_steps
         if every and (step + 1) % every == 0 and step + 1 < total_steps:
-            state = gather_training_state(model, wrapped, optimizer)  # a collective under FSDP
-            if main:
-                save_checkpoint(checkpoints, step + 1, state, scheduler, {"stage": stage.name})
+            save_checkpoint(accelerator, checkpoints, step + 1, model, wrapped, optimizer, scheduler, {"stage": stage.name})
         accelerator.wait_for_everyone()
     progress.close()
     if log is not None:
