@@ -10,6 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from medzoo.core.bench.activation_memory import activation_bytes
 from medzoo.core.bench.flops import (
     ConnectorShape,
     DecoderShape,
@@ -19,8 +20,18 @@ from medzoo.core.bench.flops import (
     roles_for,
     training_step_flops,
 )
+from medzoo.core.bench.levers import LeverShapes, checkpointing_lever, connector_lever
 from medzoo.core.bench.projection import StageWork, project
 from medzoo.core.bench.timing import interleaved
+
+#: the levers at tiny shapes: a 4 x 4 patch grid (16 image tokens), a 2-layer LM
+TINY_LEVERS = LeverShapes(
+    vision={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "image_size": 32, "patch_size": 8},
+    language={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "max_position_embeddings": 256, "tokenizer": "medzoo-tiny"},
+    stage1_micro_batch=2, stage1_text_tokens=8, stage2_micro_batch=2, stage2_text_tokens=16,
+)
 
 
 def test_decoder_flops_by_hand():
@@ -111,9 +122,11 @@ def synth_root(tmp_path_factory):
     return root
 
 
-def test_bench_command_reports_every_figure_with_its_baseline(synth_root):
+def test_bench_command_reports_every_figure_with_its_baseline(synth_root, monkeypatch):
+    from medzoo.core.bench import levers
     from medzoo.core.cli.main import cli
 
+    monkeypatch.setattr(levers, "LeverShapes", lambda: TINY_LEVERS)
     result = CliRunner().invoke(cli, [
         "bench", "--json", "--steps", "1", "--warmup", "0", "--questions", "4", "--max-new-tokens", "2", "--no-gpu",
         "-o", f"data.root={synth_root}", "-o", "stages.1.micro_batch_size=4",
@@ -133,6 +146,8 @@ def test_bench_command_reports_every_figure_with_its_baseline(synth_root):
     assert 0 < training["fill"]["padded"] <= training["fill"]["packed"] <= 1
     inference = report["inference"]
     assert inference["questions"] == 4 and inference["questions_per_s"] > 0 and inference["baseline_questions_per_s"] > 0
+    assert [row["connector"] for row in report["levers"]["connector"]["rows"]] == ["mlp2x_gelu", "multigranularity"]
+    assert [row["gradient_checkpointing"] for row in report["levers"]["checkpointing"]["rows"]] == [False, True]
     assert report["gpu"]["status"].startswith("no CUDA device")
 
 
@@ -150,3 +165,63 @@ def test_render_markdown_tables():
     text = render({"environment": env, "training": training, "gpu": {"status": "no CUDA device"}})
     assert "| padded | 0.5 | 0.5 | 2.0 | 2.0 | 100.0 | 100.0 | 1.0 | n/a |" in text and "| grouped | 150.0 | 100.0 | 1.5 | 0.9 | 0.6 |" in text
     assert "not measured: no CUDA device" in text
+    times = {"step_s": 0.4, "median_step_s": 0.4}
+    levers = {
+        "connector": {"stage": "stage 1", "micro_batch": 4, "text_tokens": 64, "baseline": "mlp2x_gelu", "rows": [
+            {"connector": "mlp2x_gelu", "image_tokens": 576, "sequence": 641, **times, "samples_per_s": 10.0,
+             "tokens_per_s": 6410.0, "ratio": 1.0, "median_ratio": 1.0},
+            {"connector": "multigranularity", "image_tokens": 181, "sequence": 246, "step_s": 0.2,
+             "median_step_s": 0.2, "samples_per_s": 20.0, "tokens_per_s": 4920.0, "ratio": 2.0,
+             "median_ratio": 2.0}]},
+        "checkpointing": {"stage": "stage 2", "micro_batch": 2, "sequence": 897, "decoder_layers": 4, "rows": [
+            {"gradient_checkpointing": False, "saved_bytes": 8 * 2**20, "held_bytes": 8 * 2**20, **times},
+            {"gradient_checkpointing": True, "saved_bytes": 2**20, "held_bytes": 2**20, **times}],
+            "saved_ratio": 0.125, "held_ratio": 0.125, "time_ratio": 1.0, "median_time_ratio": 1.0},
+    }
+    text = render({"environment": env, "levers": levers})
+    assert "| multigranularity | 181 | 246 | 0.2 | 0.2 | 20.0 | 4920.0 | 2.0 | 2.0 |" in text
+    assert "| off (baseline) | 8.0 | 8.0 | 0.4 | 0.4 |" in text and "| ratio on / off | 0.125 | 0.125 | 1.0 | 1.0 |" in text
+
+
+def test_activation_bytes_by_hand_with_and_without_checkpointing():
+    from torch.utils.checkpoint import checkpoint
+
+    x = torch.randn(1000, requires_grad=True)  # 4000 bytes, excluded like a batch
+
+    def plain():  # sin saves its input b, cos saves c: 2 x 4000 bytes; the loss (4 bytes) is held too
+        return (x * 2).sin().cos().sum()
+
+    def checkpointed():  # only the checkpoint's input b is kept; c is recomputed in backward
+        return checkpoint(lambda b: b.sin().cos(), x * 2, use_reentrant=False).sum()
+
+    for forward, saved in ((plain, 8000), (checkpointed, 4000)):
+        loss, counted = activation_bytes(forward, [x])
+        assert (counted.saved, counted.held) == (saved, saved + 4)
+        loss.backward()
+
+
+def test_connector_lever_reduces_image_tokens():
+    section = connector_lever(TINY_LEVERS, steps=1, warmup=0)
+    mlp, pooled = section["rows"]
+    assert (mlp["connector"], pooled["connector"]) == ("mlp2x_gelu", "multigranularity")
+    assert mlp["image_tokens"] == 16 and pooled["image_tokens"] == 2 * 2 + 1 * 1  # grids [14, 7, 1] fit to [2, 1]
+    assert [row["sequence"] for row in section["rows"]] == [1 + 16 + 8, 1 + 5 + 8]
+    assert mlp["ratio"] == 1.0 and mlp["median_ratio"] == 1.0
+    for row in section["rows"]:
+        assert all(math.isfinite(row[key]) and row[key] > 0 for key in ("step_s", "samples_per_s", "tokens_per_s"))
+    assert pooled["ratio"] == pytest.approx(mlp["step_s"] / pooled["step_s"], rel=1e-2)
+
+
+def test_checkpointing_lever_keeps_fewer_bytes_for_backward():
+    section = checkpointing_lever(TINY_LEVERS, steps=1, warmup=0)
+    off, on = section["rows"]
+    assert (off["gradient_checkpointing"], on["gradient_checkpointing"]) == (False, True)
+    assert section["sequence"] == 1 + 16 + 16 and section["decoder_layers"] == 2
+    for row in section["rows"]:
+        # the pack hook and the liveness count agree: checkpoint's own hooks hide nothing that is kept
+        assert row["saved_bytes"] > 0 and row["held_bytes"] == pytest.approx(row["saved_bytes"], rel=0.05)
+        assert row["step_s"] > 0
+    # without checkpointing each decoder layer keeps many [B, T, *] tensors, with it only its input
+    layer_input = 2 * section["sequence"] * 64 * 4
+    assert off["held_bytes"] - on["held_bytes"] > 2 * 4 * layer_input
+    assert 0 < section["held_ratio"] < 1 and 0 < section["saved_ratio"] < 1

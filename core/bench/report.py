@@ -44,6 +44,8 @@ def render(report: dict[str, Any]) -> str:
                           inference["baseline_questions_per_s"], inference["ratio"],
                           inference.get("median_round_ratio", "n/a")]])
         lines += [""]
+    if report.get("levers"):
+        lines += _levers(report["levers"])
     gpu = report.get("gpu")
     if gpu and gpu.get("runs"):
         lines += [f"### GPU ({gpu['device']}, bf16, random weights at LLaVA-Med v1.5 shapes)", ""]
@@ -57,3 +59,27 @@ def render(report: dict[str, Any]) -> str:
     elif gpu is not None:
         lines += ["### GPU", "", f"not measured: {gpu.get('status', 'no CUDA device')}", ""]
     return "\n".join(lines)
+
+
+def _mib(size: int) -> float:
+    return round(size / 2**20, 2)
+
+
+def _levers(levers: dict[str, Any]) -> list[str]:
+    connector, checkpointing = levers["connector"], levers["checkpointing"]
+    lines = [f"### Levers: token-reducing connector ({connector['stage']}; micro-batch {connector['micro_batch']}, "
+             f"1 image + {connector['text_tokens']} text tokens per sample, CPU fp32)", ""]
+    rows = [[r["connector"], r["image_tokens"], r["sequence"], r["step_s"], r["median_step_s"], r["samples_per_s"],
+             r["tokens_per_s"], r["ratio"], r["median_ratio"]] for r in connector["rows"]]
+    lines += _table(["connector", "image tokens/sample", "sequence", "s/step", "median s/step", "samples/s",
+                     "tokens/s", f"samples/s ratio (baseline {connector['baseline']})", "median-step ratio"], rows)
+    lines += ["", f"### Levers: gradient checkpointing ({checkpointing['stage']}; micro-batch "
+              f"{checkpointing['micro_batch']} x {checkpointing['sequence']} tokens, "
+              f"{checkpointing['decoder_layers']} decoder layers, CPU fp32)", ""]
+    rows = [["on" if r["gradient_checkpointing"] else "off (baseline)", _mib(r["saved_bytes"]), _mib(r["held_bytes"]),
+             r["step_s"], r["median_step_s"]] for r in checkpointing["rows"]]
+    rows.append(["ratio on / off", checkpointing["saved_ratio"], checkpointing["held_ratio"],
+                 checkpointing["time_ratio"], checkpointing["median_time_ratio"]])
+    lines += _table(["gradient checkpointing", "saved for backward MiB", "held after forward MiB", "s/step",
+                     "median s/step"], rows)
+    return lines + [""]

@@ -1,4 +1,5 @@
-"""``medzoo bench``: training-step, batching, inference (and, with CUDA, GPU) throughput with baselines."""
+"""``medzoo bench``: training-step, batching, inference, training levers (and, with CUDA, GPU) throughput with
+baselines."""
 
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ import click
 @click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--gpu/--no-gpu", "gpu", default=None, help="GPU section (default: when CUDA is available).")
 @click.option("--full-layers", default=16, show_default=True, help="Decoder layers of the GPU full fine-tuning run.")
-@click.option("--skip", type=click.Choice(["training", "inference"]), multiple=True, help="Leave a section out.")
+@click.option("--skip", type=click.Choice(["training", "inference", "levers"]), multiple=True, help="Leave a section out.")
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="torch intra-op threads (1 is steadier when other processes share the cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def bench(recipe: str, overrides: tuple[str, ...], steps: int, warmup: int, questions: int, max_new_tokens: int,
           gpu: bool | None, full_layers: int, skip: tuple[str, ...], threads: int | None, as_json: bool) -> None:
-    """Measure medzoo against same-process baselines (transformers Llava, padded batches, batch-1 inference)."""
+    """Measure medzoo against same-process baselines (transformers Llava, padded batches, batch-1 inference,
+    mlp2x_gelu connector, no gradient checkpointing)."""
     import torch
 
     from medzoo.core.bench.environment import environment
@@ -48,6 +50,10 @@ def bench(recipe: str, overrides: tuple[str, ...], steps: int, warmup: int, ques
         torch.manual_seed(0)
         model = build_model(config.model, shrink=config.shrink)
         report["inference"] = run_inference_bench(model, config, questions, 16, max_new_tokens, echo)
+    if "levers" not in skip:
+        from medzoo.core.bench.levers import run_levers_section
+
+        report["levers"] = run_levers_section(steps, warmup, echo=echo)
     use_gpu = torch.cuda.is_available() if gpu is None else gpu
     if use_gpu:
         from medzoo.core.bench.gpu import run_gpu_section
