@@ -130,12 +130,12 @@ class MultimodalModel(nn.Module):
         return {"vision": self.vision, "connector": self.connector, "language": self.language}
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:
+        from medzoo.core.activation_checkpointing import set_activation_checkpointing
+
         model = self.language.model
+        set_activation_checkpointing(model, enabled)
         if enabled:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model.enable_input_require_grads()
-        else:
-            model.gradient_checkpointing_disable()
         self.vision.set_gradient_checkpointing(enabled)
 
     def parameter_counts(self) -> dict[str, dict[str, int]]:

@@ -225,3 +225,13 @@ def test_checkpointing_lever_keeps_fewer_bytes_for_backward():
     layer_input = 2 * section["sequence"] * 64 * 4
     assert off["held_bytes"] - on["held_bytes"] > 2 * 4 * layer_input
     assert 0 < section["held_ratio"] < 1 and 0 < section["saved_ratio"] < 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_gpu_section_refused_without_cuda_in_one_line(tmp_path):
+    from medzoo.core.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["bench", "--gpu", "-o", f"data.root={tmp_path / 'never-made'}"])
+    assert result.exit_code == 2
+    assert "--gpu: torch sees no CUDA device in this process" in result.output
+    assert not (tmp_path / "never-made").exists(), "no data synthesised before the refusal"

@@ -34,11 +34,14 @@ def bench(recipe: str, overrides: tuple[str, ...], steps: int, warmup: int, ques
     from medzoo.core.recipe import load_recipe
     from medzoo.core.training.run import ensure_data
 
+    if gpu and not torch.cuda.is_available():
+        raise click.UsageError("--gpu: torch sees no CUDA device in this process; run it on a GPU machine")
     if threads:
         torch.set_num_threads(threads)
     echo = (lambda message: click.echo(message, err=True)) if as_json else click.echo
     config = load_recipe(recipe, list(overrides)).config
-    ensure_data(config, echo)
+    if "training" not in skip or "inference" not in skip:
+        ensure_data(config, echo)
     report = {"environment": environment(["medzoo", "bench", *sys.argv[2:]])}
     if "training" not in skip:
         from medzoo.core.bench.train_step import run_training_bench

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from medzoo.core.activation_checkpointing import set_activation_checkpointing
 from medzoo.core.errors import RecipeError, did_you_mean
 from medzoo.core.language_model import LanguageModel
 from medzoo.plugins.language.tiny_tokenizer import TINY_TOKENIZER_NAME, resolve_tokenizer_source
@@ -261,7 +262,7 @@ class HFCausalLanguageModel(LanguageModel):
 
     def enable_gradient_checkpointing(self) -> None:
         """Recompute decoder activations in the backward pass (non-reentrant, so frozen inputs are fine)."""
-        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        set_activation_checkpointing(self.model, True)
         self.model.config.use_cache = False
 
     # ---- helpers --------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModel
 from transformers.models.clip.modeling_clip import CLIPEncoderLayer
 from transformers.utils import cached_file
 
+from medzoo.core.activation_checkpointing import set_activation_checkpointing
 from medzoo.core.errors import PluginError
 from medzoo.core.image_processing import ImageTransform
 from medzoo.core.vision_encoder import FeatureSelect, VisionEncoder
@@ -147,10 +148,7 @@ class ClipVisionEncoder(VisionEncoder):
         return self.select(hidden)
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:
-        if enabled:
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            self.model.gradient_checkpointing_disable()
+        set_activation_checkpointing(self.model, enabled)
 
 
 def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
