@@ -142,10 +142,36 @@ def test_two_processes_resume_after_kill(tmp_path, launch):
     reference = tmp_path / "reference"
     run(recipe, reference, 2, launch=launch)
     killed = tmp_path / "killed"
-    process = subprocess.Popen(command(recipe, killed, 2, launch=launch), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True,
+    kill_after_first_checkpoint(recipe, killed, launch)
+    resumed = run(recipe, killed, 2, "--resume", launch=launch)
+    assert resumed.stdout.count("resume from") == 1 and "already complete" in resumed.stdout
+    assert losses(killed, "02-instruct") == pytest.approx(losses(reference, "02-instruct"), abs=1e-5)
+    expected, actual = final_weights(reference), final_weights(killed)
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], atol=1e-6, rtol=1e-5)
+
+
+def test_fsdp_checkpoint_resumes_on_one_process(tmp_path):
+    """A checkpoint gathered from FSDP shards holds whole tensors: one process picks the run up where two left it."""
+    recipe = write_recipe(tmp_path / "data", steps=2, instruct_steps=24)
+    reference = tmp_path / "reference"
+    run(recipe, reference, 1)
+    killed = tmp_path / "killed"
+    kill_after_first_checkpoint(recipe, killed, "fsdp")
+    resumed = run(recipe, killed, 1, "--resume")
+    assert resumed.stdout.count("resume from") == 1
+    assert losses(killed, "02-instruct") == pytest.approx(losses(reference, "02-instruct"), abs=1e-4)
+    expected, actual = final_weights(reference), final_weights(killed)
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], atol=1e-5, rtol=1e-4)
+
+
+def kill_after_first_checkpoint(recipe: Path, out: Path, launch: str) -> None:
+    """Start a two-process run and SIGKILL it once the instruct stage has published a checkpoint."""
+    process = subprocess.Popen(command(recipe, out, 2, launch=launch), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True, cwd=CONFIGS.parents[1],
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
-    marker = killed / "02-instruct" / "checkpoints" / "latest"
+    marker = out / "02-instruct" / "checkpoints" / "latest"
     deadline = time.time() + 240
     while time.time() < deadline and not marker.exists() and process.poll() is None:
         time.sleep(0.02)
@@ -153,12 +179,6 @@ def test_two_processes_resume_after_kill(tmp_path, launch):
     kill_tree(process.pid)
     process.wait()
     assert [p.name for p in marker.parent.glob("step-*")], "the main process wrote a checkpoint"
-    resumed = run(recipe, killed, 2, "--resume", launch=launch)
-    assert resumed.stdout.count("resume from") == 1 and "already complete" in resumed.stdout
-    assert losses(killed, "02-instruct") == pytest.approx(losses(reference, "02-instruct"), abs=1e-5)
-    expected, actual = final_weights(reference), final_weights(killed)
-    for key in expected:
-        torch.testing.assert_close(actual[key], expected[key], atol=1e-6, rtol=1e-5)
 
 
 def test_fsdp_wraps_the_components_block_classes():
