@@ -27,7 +27,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from medzoo.core.errors import TrainingError
-from medzoo.core.training.distributed import clean_name, distributed_type
+from medzoo.core.training.distributed import clean_name, is_deepspeed
 
 LATEST = "latest"
 DEEPSPEED_TAG = "deepspeed"
@@ -101,7 +101,7 @@ def save_checkpoint(
     and optimizer state. DeepSpeed: every process writes its partition through the engine's own checkpoint.
     """
     main = accelerator.is_main_process
-    deepspeed = "DEEPSPEED" in distributed_type(accelerator)
+    deepspeed = is_deepspeed(accelerator)
     state = None if deepspeed else gather_training_state(model, wrapped, optimizer)  # a collective under FSDP
     staging = directory / f".step-{step:08d}"
     if main:
@@ -146,11 +146,12 @@ def load_checkpoint(
     """Restore a checkpoint into the prepared (possibly wrapped, possibly sharded) model; every process reads it."""
     info = json.loads((path / "info.json").read_text())
     engine = info.get("engine", "torch")
-    deepspeed = "DEEPSPEED" in distributed_type(accelerator)
+    deepspeed = is_deepspeed(accelerator)
     if (engine == "deepspeed") != deepspeed:
         raise TrainingError(
             f"{path}: checkpoint written by {engine!r} training; resume with the launch config that wrote it"
         )
+    state = torch.load(path / "state.pt", weights_only=False)
     if deepspeed:
         if info.get("processes") != accelerator.num_processes:
             raise TrainingError(
@@ -161,7 +162,6 @@ def load_checkpoint(
             str(path), tag=DEEPSPEED_TAG, load_module_strict=False, load_optimizer_states=True,
             load_lr_scheduler_states=False,
         )
-        state = torch.load(path / "state.pt", weights_only=False)
     else:
         weights = load_file(str(path / "trainable.safetensors"))
         trainable = [clean_name(name) for name, p in model.named_parameters() if p.requires_grad]
@@ -170,7 +170,6 @@ def load_checkpoint(
             raise TrainingError(f"{path}: checkpoint lacks trainable parameters such as {missing[0]!r}")
         full = StateDictOptions(full_state_dict=True, strict=False)
         set_model_state_dict(wrapped, weights, options=full)
-        state = torch.load(path / "state.pt", weights_only=False)
         set_optimizer_state_dict(wrapped, _bare_optimizer(optimizer), state["optimizer"], options=full)
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])

@@ -3,7 +3,6 @@ sharded-state checks and gathering a sharded model back into one for saving."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -26,28 +25,14 @@ def distributed_type(accelerator: Any) -> str:
     return str(getattr(accelerator.distributed_type, "value", accelerator.distributed_type)).upper()
 
 
+def is_deepspeed(accelerator: Any) -> bool:
+    return "DEEPSPEED" in distributed_type(accelerator)
+
+
 def is_sharded(accelerator: Any) -> bool:
     """True under FSDP and DeepSpeed, where no process holds the whole model between steps."""
     kind = distributed_type(accelerator)
     return any(name in kind for name in SHARDED)
-
-
-@contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def _flag(name: str, default: str = "false") -> bool:
-    return os.environ.get(name, default).lower() in ("1", "true")
 
 
 def cpu_accelerator() -> Any:
@@ -58,15 +43,16 @@ def cpu_accelerator() -> Any:
     GPUs exercise the sharded code path.
     """
     from accelerate import Accelerator
+    from accelerate.utils import parse_flag_from_env, patch_environment
 
-    if _flag("ACCELERATE_USE_DEEPSPEED"):
+    if parse_flag_from_env("ACCELERATE_USE_DEEPSPEED"):
         from accelerate.utils import InitProcessGroupKwargs
 
         # without CUDA accelerate names no backend and counts one process; DeepSpeed's own CPU path works over gloo
         return Accelerator(kwargs_handlers=[InitProcessGroupKwargs(backend="gloo")])
-    if not _flag("ACCELERATE_USE_FSDP"):
+    if not parse_flag_from_env("ACCELERATE_USE_FSDP"):
         return Accelerator(cpu=True)
-    with _environment(ACCELERATE_USE_FSDP="false"):
+    with patch_environment(ACCELERATE_USE_FSDP="false"):
         accelerator = Accelerator(cpu=True)
     if accelerator.num_processes < 2:
         return accelerator
@@ -75,7 +61,7 @@ def cpu_accelerator() -> Any:
 
     # torch's FSDP broadcasts module states from GPU memory only; every process builds the same weights anyway
     # (same seed, or the same saved stage), so CPU processes skip the broadcast
-    with _environment(FSDP_SYNC_MODULE_STATES="false"):
+    with patch_environment(FSDP_SYNC_MODULE_STATES="false"):
         plugin = FullyShardedDataParallelPlugin()
     # AcceleratorState copies the process state whenever it is constructed again: set both
     for state in (PartialState(), accelerator.state):
@@ -163,7 +149,7 @@ def backward(accelerator: Any, wrapped: torch.nn.Module, loss: torch.Tensor, las
     The loss is already normalised over the global batch's target tokens, so DeepSpeed must not divide it by the
     accumulation steps again; under DeepSpeed the engine's step (clipping, optimizer, zeroing) runs here.
     """
-    if "DEEPSPEED" in distributed_type(accelerator):
+    if is_deepspeed(accelerator):
         wrapped.set_gradient_accumulation_boundary(last_micro_batch)
         wrapped.backward(loss, scale_wrt_gas=False)
         if last_micro_batch:
@@ -211,7 +197,7 @@ def consolidate(accelerator: Any, wrapped: torch.nn.Module, model: MultimodalMod
 
         full = {name: tensor.cpu() for name, tensor in get_model_state_dict(wrapped, options=gather_options(wrapped)).items()}
         _unwrap_fsdp_in_place(model)
-    elif "DEEPSPEED" in kind:
+    elif is_deepspeed(accelerator):
         full = accelerator.get_state_dict(wrapped)
     else:
         return model
