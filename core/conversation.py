@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Role = Literal["system", "user", "assistant"]
+ImagePlacement = Literal["keep", "front", "end"]
+IMAGE_PLACEMENTS = ("keep", "front", "end")
 IMAGE_PLACEHOLDER = "<image>"
 
 
@@ -33,9 +35,13 @@ class TextBuilder:
         self._length = 0
         self.spans: list[tuple[int, int]] = []
 
-    def add(self, text: str, target: bool = False) -> None:
+    def add(self, text: str, target: bool = False, extend: bool = False) -> None:
+        """Append ``text``; ``target`` marks it trained, ``extend`` joins it to a target span ending here."""
         if target and text:
-            self.spans.append((self._length, self._length + len(text)))
+            if extend and self.spans and self.spans[-1][1] == self._length:
+                self.spans[-1] = (self.spans[-1][0], self._length + len(text))
+            else:
+                self.spans.append((self._length, self._length + len(text)))
         self._parts.append(text)
         self._length += len(text)
 
@@ -49,6 +55,12 @@ class ConversationTemplate(ABC):
     name: str = "template"
     #: strings at which generation stops (besides the tokenizer's EOS)
     stop_strings: tuple[str, ...] = ()
+    #: where ``<image>`` goes in its user turn before rendering (see :func:`place_images`)
+    image_placement: ImagePlacement = "keep"
+    #: template and decoding that benchmarks use by default for models trained with this template
+    #: (``None``: this template, greedy); e.g. LLaVA-Med v1.0's own evaluation prompt
+    evaluation_template: str | None = None
+    evaluation_decoding: dict | None = None
 
     @abstractmethod
     def render(
@@ -69,3 +81,27 @@ def split_system(messages: Sequence[Message]) -> tuple[str | None, list[Message]
     if messages and messages[0].role == "system":
         return messages[0].content, list(messages[1:])
     return None, list(messages)
+
+
+def place_images(messages: Sequence[Message], placement: str) -> list[Message]:
+    """Move the ``<image>`` placeholder of every user turn that has one.
+
+    ``keep``: leave it where the data put it (LLaVA-Med v1.0 ``preprocess_multimodal``);
+    ``front``: ``<image>\n`` + the rest of the turn, stripped (haotian-liu/LLaVA ``llava/train/train.py``
+    ``preprocess_multimodal``, LLaVA-1.5 and LLaVA-Med v1.5 ``model_vqa.py``);
+    ``end``: the turn, stripped, + ``\n<image>`` (LLaVA-Med v1.0.0 ``llava/eval/model_vqa_med.py``).
+    """
+    if placement not in IMAGE_PLACEMENTS:
+        raise ValueError(f"image_placement {placement!r}: expected one of {', '.join(IMAGE_PLACEMENTS)}")
+    if placement == "keep":
+        return list(messages)
+    placed = []
+    for message in messages:
+        content = message.content
+        if message.role == "user" and IMAGE_PLACEHOLDER in content:
+            count = content.count(IMAGE_PLACEHOLDER)
+            rest = content.replace(IMAGE_PLACEHOLDER, "").strip()
+            images = IMAGE_PLACEHOLDER * count
+            content = f"{images}\n{rest}".strip() if placement == "front" else f"{rest}\n{images}".strip()
+        placed.append(Message(message.role, content))
+    return placed

@@ -42,10 +42,17 @@ class ChatRequest:
     image: Image.Image | None = None
 
 
-def processor_for(model: MultimodalModel, template_name: str | None = None) -> MultimodalProcessor:
+def processor_for(
+    model: MultimodalModel,
+    template_name: str | None = None,
+    image_placement: str | None = None,
+    label_masking: str = "exact",
+) -> MultimodalProcessor:
+    """The processor for ``model`` with a template (default: the language model's) and text settings."""
     template = get_template(template_name or model.language.template_name)
     return MultimodalProcessor(
-        model.tokenizer, template, model.vision.transform, model.num_image_tokens, model.markup
+        model.tokenizer, template, model.vision.transform, model.num_image_tokens, model.markup,
+        image_placement=image_placement, label_masking=label_masking,
     )
 
 

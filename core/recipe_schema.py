@@ -85,8 +85,12 @@ class StageConfig:
     role: str = "custom"
     #: stage whose weights this one starts from (default: the previous stage)
     init_from: str | None = None
-    #: template for this stage (default: the language model's; stage 1 uses "plain")
+    #: template for this stage (default: the language model's)
     template: str | None = None
+    #: where <image> goes in its turn: keep | front | end (null: the template's choice)
+    image_placement: str | None = None
+    #: exact: labels on exactly the assistant replies; official: the template's official masking
+    label_masking: str = "exact"
     datasets: list[DatasetConfig] = field(default_factory=list)
     tuning: TuningConfig = field(default_factory=TuningConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)

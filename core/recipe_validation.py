@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from medzoo.core.conversation import IMAGE_PLACEMENTS
 from medzoo.core.errors import PluginError, RecipeError, did_you_mean
 from medzoo.core.plugin_manager import components
 from medzoo.core.recipe_structure import stage_key
@@ -15,7 +16,11 @@ CHOICES = {
     "model.attention": ("sdpa", "eager", "flash_attention_2"),
     "data.on_bad_record": ("skip", "error"),
 }
-STAGE_CHOICES = {"precision": ("fp32", "bf16", "fp16"), "role": ("alignment", "instruct", "downstream", "custom")}
+STAGE_CHOICES = {
+    "precision": ("fp32", "bf16", "fp16"),
+    "role": ("alignment", "instruct", "downstream", "custom"),
+    "label_masking": ("exact", "official"),
+}
 
 
 def _check_choice(path: Path, key: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -53,6 +58,8 @@ def validate_recipe(config: Any, path: Path) -> None:
             )
         if stage.template is not None:
             _check_plugin(path, f"{where}.template", "template", stage.template)
+        if stage.image_placement is not None:
+            _check_choice(path, f"{where}.image_placement", stage.image_placement, IMAGE_PLACEMENTS)
         for module in ("vision", "connector", "language"):
             _check_plugin(path, f"{where}.tuning.{module}", "tuning", stage.tuning[module])
         for d, dataset in enumerate(stage.datasets):

@@ -20,9 +20,10 @@ VICUNA_SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. "
     "The assistant gives helpful, detailed, and polite answers to the user's questions."
 )
+# conv_v1_2.system (= simple_conv.system), microsoft/LLaVA-Med v1.0.0 llava/conversation.py
 LLAVA_MED_SYSTEM = (
-    "You are a biomedical vision-language assistant. You can see the image the user shares and answer "
-    "questions about it accurately and concisely."
+    "A chat between a curious human and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the human's questions."
 )
 
 # template -> (full two-turn text, generation prompt for the second question, target texts)
@@ -38,16 +39,28 @@ EXPECTED = {
         f"{VICUNA_SYSTEM} USER: <image>\nWhat is shown? ASSISTANT: A chest X-ray.</s>USER: Which side? ASSISTANT:",
         ["A chest X-ray.</s>", "Left.</s>"],
     ),
+    # v1.0.0 llava/train/train.py _add_speaker_and_signal: "### " + role + ": " + value + "\n" per turn, then "### "
     "llava_med_v1": (
         f"{LLAVA_MED_SYSTEM}\n\n### Human: <image>\nWhat is shown?\n### Assistant: A chest X-ray.\n### Human: "
-        "Which side?\n### Assistant: Left.\n###",
+        "Which side?\n### Assistant: Left.\n### ",
         f"{LLAVA_MED_SYSTEM}\n\n### Human: <image>\nWhat is shown?\n### Assistant: A chest X-ray.\n### Human: "
         "Which side?\n### Assistant:",
-        ["A chest X-ray.\n###", "Left.\n###"],
+        ["A chest X-ray.\n###", "Left.\n### "],
+    ),
+    # v1.0.0 llava/eval/model_vqa_med.py with conv_templates["simple"] (SeparatorStyle.SINGLE)
+    "llava_med_v1_vqa": (
+        f"{LLAVA_MED_SYSTEM}###Human: Hi!###Assistant: Hi there!  How can I help you today?\n###"
+        "Human: <image>\nWhat is shown?###Assistant: A chest X-ray.###Human: Which side?###Assistant: Left.###",
+        f"{LLAVA_MED_SYSTEM}###Human: Hi!###Assistant: Hi there!  How can I help you today?\n###"
+        "Human: <image>\nWhat is shown?###Assistant: A chest X-ray.###Human: Which side?###",
+        ["Assistant: A chest X-ray.###", "Assistant: Left.###"],
     ),
     "plain": ("<image>A chest X-ray.\nLeft.\n", "<image>A chest X-ray.\n", ["A chest X-ray.\n", "Left.\n"]),
 }
-STOP_STRINGS = {"mistral_instruct": ("</s>",), "vicuna_v1": ("</s>",), "llava_med_v1": ("###",), "plain": ("\n",)}
+STOP_STRINGS = {
+    "mistral_instruct": ("</s>",), "vicuna_v1": ("</s>",), "llava_med_v1": ("###",), "llava_med_v1_vqa": ("###",),
+    "plain": ("\n",),
+}
 TEMPLATE_NAMES = components().names("template")
 
 
@@ -90,7 +103,9 @@ def test_spans_are_ordered_inside_the_text_and_cover_every_reply(name: str) -> N
     targets = [rendered.text[start:end] for start, end in rendered.target_spans]
     assert len(targets) == len(replies)
     for reply, target in zip(replies, targets, strict=True):
-        assert target.startswith(reply) and len(target) > len(reply), "reply plus its end marker"
+        # the reply plus its end marker; llava_med_v1_vqa also trains the role cue it generates after "###"
+        cue = "Assistant: " if name == "llava_med_v1_vqa" else ""
+        assert target.startswith(cue + reply) and len(target) > len(cue + reply), "reply plus its end marker"
     assert rendered.text.count(IMAGE_PLACEHOLDER) == 1
     assert isinstance(template(name).stop_strings, tuple) and template(name).stop_strings
 

@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,12 @@ from tqdm.auto import tqdm
 
 from medzoo.core.benchmark import Benchmark, BenchmarkItem
 from medzoo.core.conversation import Message
+from medzoo.core.errors import DataError
 from medzoo.core.evaluation.ablation import ablated_image
 from medzoo.core.generation import ChatRequest, GenerationSettings, Generator
 from medzoo.core.model import MultimodalModel
 from medzoo.core.plugin_manager import components
+from medzoo.core.templates import get_template
 from medzoo.core.training.checkpoint import write_atomically
 
 
@@ -25,22 +28,61 @@ def get_benchmark(name: str, options: dict[str, Any] | None = None) -> Benchmark
     return components().get("benchmark", name).factory(**(options or {}))
 
 
-def settings_for(benchmark: Benchmark) -> GenerationSettings:
-    decoding = dict(benchmark.decoding)
-    return GenerationSettings(
-        max_new_tokens=int(decoding.get("max_new_tokens", 64)),
-        temperature=float(decoding.get("temperature", 0.0)) if decoding.get("do_sample") else 0.0,
-        top_p=float(decoding.get("top_p", 1.0)),
+#: benchmark options that choose the evaluation protocol (read here, not by the benchmark)
+PROTOCOL_OPTIONS = ("prompt_template", "decoding", "temperature", "seed")
+DECODINGS = ("greedy", "sampled")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How answers are produced: the prompt template and the decoding settings (recorded with the scores)."""
+
+    template: str
+    settings: GenerationSettings
+
+    def describe(self) -> dict[str, Any]:
+        decoding = "greedy" if self.settings.temperature <= 0 else f"sampled (temperature {self.settings.temperature:g})"
+        return {"prompt_template": self.template, "decoding": decoding, "seed": self.settings.seed}
+
+
+def protocol_for(model: MultimodalModel, benchmark: Benchmark, options: dict[str, Any]) -> Protocol:
+    """The prompt template and decoding of an evaluation.
+
+    Template: the option ``prompt_template``, else the evaluation template the model's training template names
+    (LLaVA-Med v1.0 weights: ``llava_med_v1_vqa``, the paper's prompt), else the model's template. Decoding: the
+    option ``decoding`` (greedy | sampled, with ``temperature``), else the template's evaluation decoding (v1.0:
+    sampled at 0.7 as ``model_vqa_med.py``), else greedy. ``seed`` (default 0, as LLaVA-Med's ``model_vqa.py``)
+    makes sampling repeatable.
+    """
+    trained = get_template(model.language.template_name)
+    name = options.get("prompt_template") or trained.evaluation_template or trained.name
+    template = get_template(str(name))
+    default = template.evaluation_decoding or trained.evaluation_decoding or {}
+    decoding = options.get("decoding")
+    if decoding is not None and decoding not in DECODINGS:
+        raise DataError(f"benchmark option decoding={decoding!r}: expected one of {', '.join(DECODINGS)}")
+    sampled = decoding == "sampled" if decoding is not None else bool(default.get("do_sample"))
+    temperature = float(options.get("temperature", default.get("temperature", 0.7 if sampled else 0.0)))
+    if sampled and temperature <= 0:
+        raise DataError(f"benchmark option temperature={temperature!r}: sampling needs a temperature > 0")
+    seed = options.get("seed", 0)
+    settings = GenerationSettings(
+        max_new_tokens=int(benchmark.decoding.get("max_new_tokens", 64)),
+        temperature=temperature if sampled else 0.0,
+        top_p=float(benchmark.decoding.get("top_p", 1.0)),
+        seed=int(seed) if seed is not None else None,
     )
+    return Protocol(str(name), settings)
 
 
 def _request(benchmark: Benchmark, item: BenchmarkItem, ablation: str | None) -> ChatRequest:
     image = None
     if item.image is not None:
         with Image.open(item.image) as handle:
-            image = handle.convert("RGB")
+            handle.load()
+            image = handle.copy()  # the vision encoder's transform handles the mode (L, 16-bit, RGBA...)
         if ablation:
-            image = ablated_image(image, ablation, zlib.crc32(str(item.question_id).encode()))
+            image = ablated_image(image.convert("RGB"), ablation, zlib.crc32(str(item.question_id).encode()))
     return ChatRequest([Message("user", benchmark.prompt(item))], image)
 
 
@@ -53,6 +95,7 @@ def answer_items(
     batch_size: int = 16,
     ablation: str | None = None,
     echo=print,
+    protocol: Protocol | None = None,
 ) -> dict[str, str]:
     """Write LLaVA-Med answer lines to ``predictions_path``; questions already there are not asked again."""
     answered: dict[str, str] = {}
@@ -64,8 +107,9 @@ def answer_items(
     pending = [item for item in items if str(item.question_id) not in answered]
     if answered:
         echo(f"  {len(answered)} answers found in {predictions_path}, {len(pending)} to go")
-    generator = Generator(model)
-    settings = settings_for(benchmark)
+    protocol = protocol or protocol_for(model, benchmark, {})
+    generator = Generator(model, protocol.template)
+    settings = protocol.settings
     progress = tqdm(total=len(pending), desc=f"{benchmark.name}{' [' + ablation + ']' if ablation else ''}")
     with open(predictions_path, "a") as handle:
         for start in range(0, len(pending), batch_size * 4):
@@ -104,16 +148,21 @@ def evaluate(
     """Answer and score one benchmark; with ``image_ablation`` also re-score with ablated images."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    options = dict(options or {})
+    protocol_options = {key: options.pop(key) for key in PROTOCOL_OPTIONS if key in options}
     benchmark = get_benchmark(benchmark_name, options)
+    protocol = protocol_for(model, benchmark, protocol_options)
     items = benchmark.load(data, image_root)
     started = time.perf_counter()
-    predictions = answer_items(model, benchmark, items, output_dir / "predictions.jsonl", model_id, batch_size, echo=echo)
+    predictions = answer_items(
+        model, benchmark, items, output_dir / "predictions.jsonl", model_id, batch_size, echo=echo, protocol=protocol
+    )
     metrics: dict[str, Any] = dict(benchmark.score(predictions, items))
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     if image_ablation:
         ablated = answer_items(
             model, benchmark, items, output_dir / f"predictions.{image_ablation}.jsonl", model_id, batch_size,
-            ablation=image_ablation, echo=echo,
+            ablation=image_ablation, echo=echo, protocol=protocol,
         )
         ablated_metrics = benchmark.score(ablated, items)
         metrics["image_ablation"] = {
@@ -129,5 +178,6 @@ def evaluate(
     if getattr(benchmark, "split", None):
         metrics["split"] = benchmark.split
     metrics["model_id"] = model_id
+    metrics["protocol"] = protocol.describe()
     write_atomically(output_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics

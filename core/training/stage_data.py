@@ -65,7 +65,9 @@ def load_stage_data(model: MultimodalModel, stage: Any, on_bad_record: str) -> S
         data.reports.append(report.summary())
         for reason, count in report.skipped.items():
             data.skipped[f"{spec['name']}: {reason}"] += count
-        processor = processor_for(model, template)
+        processor = processor_for(
+            model, template, getattr(stage, "image_placement", None), getattr(stage, "label_masking", "exact")
+        )
         kept = 0
         for record in records:
             encoded = _encode(processor, record, stage.max_length, on_bad_record, data)

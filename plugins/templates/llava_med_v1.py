@@ -1,8 +1,16 @@
-"""``llava_med_v1``: the LLaVA-Med v1.0 format (LLaVA v0 lineage).
+"""``llava_med_v1``: the LLaVA-Med v1.0 training format (LLaVA v0 lineage), exactly as the official code renders it.
 
-``<system>\\n\\n### Human: Q1\\n### Assistant: A1\\n### Human: Q2\\n### Assistant: A2\\n###``. Each reply is
-trained together with the ``\\n###`` that ends it (generation stops there); the next turn continues with
-`` Human:``. A system message replaces the default line. The EOS token is not used.
+Follows microsoft/LLaVA-Med v1.0.0 ``llava/train/train.py`` ``preprocess`` / ``_add_speaker_and_signal`` with
+``default_conversation = conv_v1_2`` (``llava/conversation.py``): the system line, a blank line, then every turn
+as ``### Human: Q\\n`` or ``### Assistant: A\\n``, and a closing ``### ``::
+
+    <system>\\n\\n### Human: Q1\\n### Assistant: A1\\n### Human: Q2\\n### Assistant: A2\\n###<space>
+
+Each reply is trained together with the ``\\n###`` that ends it (the last one with the closing space) (generation stops at ``###``). A system message
+replaces the default line. ``<image>`` stays where the data put it (v1.0 ``preprocess_multimodal``). The
+official label masking (``_mask_targets``) is available as ``label_masking: official`` (see
+:meth:`official_pieces`); medzoo's default labels exactly the replies. Benchmarks evaluate models trained with
+this template through ``llava_med_v1_vqa`` (the paper's evaluation prompt), sampled at temperature 0.7.
 """
 
 from __future__ import annotations
@@ -12,16 +20,21 @@ from collections.abc import Sequence
 from medzoo.core.conversation import ConversationTemplate, Message, RenderedConversation, TextBuilder
 from medzoo.plugins.templates.turns import exchanges
 
+#: ``conv_v1_2.system`` (also ``simple_conv.system``) of LLaVA-Med v1.0.0 ``llava/conversation.py``
 LLAVA_MED_SYSTEM = (
-    "You are a biomedical vision-language assistant. You can see the image the user shares and answer "
-    "questions about it accurately and concisely."
+    "A chat between a curious human and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the human's questions."
 )
 SEPARATOR = "###"
+ROLES = {"user": "Human", "assistant": "Assistant"}
 
 
 class LlavaMedV1Template(ConversationTemplate):
     name = "llava_med_v1"
     stop_strings = (SEPARATOR,)
+    image_placement = "keep"
+    evaluation_template = "llava_med_v1_vqa"
+    evaluation_decoding = {"do_sample": True, "temperature": 0.7}
 
     def render(
         self, messages: Sequence[Message], eos_token: str, add_generation_prompt: bool = False
@@ -32,11 +45,25 @@ class LlavaMedV1Template(ConversationTemplate):
         separator_written = False  # the previous reply's target already ends with "###"
         for pair in pairs:
             builder.add(f"{'' if separator_written else SEPARATOR} Human: {pair.question}")
+            separator_written = False
             if pair.answer is None and not add_generation_prompt:
+                builder.add(f"\n{SEPARATOR} ")
                 break
             builder.add(f"\n{SEPARATOR} Assistant:")
             if pair.answer is not None:
                 builder.add(" ")
                 builder.add(f"{pair.answer}\n{SEPARATOR}", target=True)
                 separator_written = True
+        if separator_written and not add_generation_prompt:
+            builder.add(" ", target=True, extend=True)  # the closing "### " (the official code trains it too)
         return builder.build()
+
+    def official_pieces(self, messages: Sequence[Message]) -> tuple[str, list[tuple[str, str]]]:
+        """The header and the per-turn strings the official ``_mask_targets`` measures (v1.0.0 ``train.py``)."""
+        system, pairs = exchanges(messages, False, self.name)
+        pieces: list[tuple[str, str]] = []
+        for pair in pairs:
+            pieces.append(("user", f"{SEPARATOR} {ROLES['user']}: {pair.question}\n"))
+            if pair.answer is not None:
+                pieces.append(("assistant", f"{SEPARATOR} {ROLES['assistant']}: {pair.answer}\n"))
+        return f"{system or LLAVA_MED_SYSTEM}\n\n", pieces

@@ -15,6 +15,7 @@ from medzoo.plugins.templates.turns import exchanges
 class MistralInstructTemplate(ConversationTemplate):
     name = "mistral_instruct"
     stop_strings = ("</s>",)
+    image_placement = "front"  # LLaVA-1.5 preprocess_multimodal / LLaVA-Med v1.5 model_vqa.py
 
     def render(
         self, messages: Sequence[Message], eos_token: str, add_generation_prompt: bool = False

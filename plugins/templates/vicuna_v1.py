@@ -19,6 +19,7 @@ VICUNA_SYSTEM = (
 class VicunaV1Template(ConversationTemplate):
     name = "vicuna_v1"
     stop_strings = ("</s>",)
+    image_placement = "front"  # LLaVA-1.5 preprocess_multimodal / LLaVA-Med v1.5 model_vqa.py
 
     def render(
         self, messages: Sequence[Message], eos_token: str, add_generation_prompt: bool = False
