@@ -146,3 +146,19 @@ def test_markdown_leaderboard_adds_the_image_ablation_table(tmp_path):
     assert "| tiny | synth-slake |" not in result.stdout  # not ablated: no row
     csv_text = CliRunner().invoke(cli, ["leaderboard", str(run_dir), "--format", "csv"]).stdout
     assert "image ablation" not in csv_text
+
+
+def test_rows_say_which_prompt_and_decoding_produced_them(tmp_path):
+    """A run's row carries the protocol its metrics.json recorded (LLaVA-Med v1.0: the paper's prompt, sampled)."""
+    for name, protocol in {
+        "v10": {"prompt_template": "llava_med_v1_vqa", "decoding": "sampled (temperature 0.7)", "seed": 0},
+        "v15": {"prompt_template": "mistral_instruct", "decoding": "greedy", "seed": 0},
+    }.items():
+        folder = tmp_path / name / "eval" / "vqa-rad"
+        folder.mkdir(parents=True)
+        metrics = {"benchmark": "vqa-rad", "closed_accuracy": 50.0, "open_recall": 20.0, "protocol": protocol}
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    text = render(leaderboard_from_runs([tmp_path / "v10", tmp_path / "v15"], published=False), "md")
+    assert "| Protocol |" in text.splitlines()[0]
+    assert "prompt llava_med_v1_vqa, sampled (temperature 0.7), seed 0" in text
+    assert "prompt mistral_instruct, greedy |" in text

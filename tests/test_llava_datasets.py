@@ -115,6 +115,23 @@ def test_pmc_captions_on_synthetic_captions_match_the_alignment_file(synth_dir: 
         assert caption.metadata["fig_label"] in caption.metadata["in_text_mention"][0]
 
 
+def test_pmc_captions_keep_the_alignment_records_own_instruction(synth_dir: Path, tmp_path: Path) -> None:
+    """LLaVA-Med v1.0.0 trained stage 1 on each alignment record's own human turn; ``pool`` is the ablation."""
+    images = str(synth_dir / "images")
+    rows = json.loads((synth_dir / "llava_med/alignment.json").read_text())[:3]
+    for row in rows:
+        row["conversations"][0]["value"] = "Summarize the visual content of the image.\n<image>"
+    path = tmp_path / "alignment.json"
+    path.write_text(json.dumps(rows))
+    kept, _ = PmcCaptionsReader().read(str(path), image_root=images)
+    assert [r.messages[0].content for r in kept] == ["Summarize the visual content of the image.\n<image>"] * 3
+    pooled, _ = PmcCaptionsReader(instruction="pool").read(str(path), image_root=images)
+    assert [r.messages[0].content for r in pooled] == [caption_prompt(r.id) for r in pooled]
+    assert [r.messages[1] for r in pooled] == [r.messages[1] for r in kept]
+    with pytest.raises(DataError, match="instruction='own'; expected one of record, pool"):
+        PmcCaptionsReader(instruction="own")
+
+
 def test_caption_prompt_is_deterministic_and_varied() -> None:
     prompts = [caption_prompt(f"PMC{n}_F1") for n in range(200)]
     assert prompts == [caption_prompt(f"PMC{n}_F1") for n in range(200)]

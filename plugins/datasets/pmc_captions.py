@@ -50,8 +50,14 @@ def caption_prompt(identifier: str) -> str:
     return f"{IMAGE_PLACEHOLDER}\n{instruction}" if digest[1] % 2 == 0 else f"{instruction}\n{IMAGE_PLACEHOLDER}"
 
 
+INSTRUCTIONS = ("record", "pool")
+
+
 def caption_of(row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The record id, caption and metadata of a caption row in either accepted format."""
+    """The record id, caption and metadata of a caption row in either accepted format.
+
+    Alignment-format rows (``conversations``) also give their own human turn as ``instruction``.
+    """
     if "fig_caption" in row:
         identifier = record_id(row, "pair_id")
         caption = row["fig_caption"]
@@ -60,8 +66,12 @@ def caption_of(row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         metadata = {key: row[key] for key in ("fig_label", "in_text_mention", "domain") if key in row}
     elif "conversations" in row:
         identifier = record_id(row, "id")
-        replies = [message for message in parse_conversation(row["conversations"]) if message.role == "assistant"]
+        messages = parse_conversation(row["conversations"])
+        replies = [message for message in messages if message.role == "assistant"]
+        questions = [message for message in messages if message.role == "user"]
         caption, metadata = replies[0].content, {}
+        if questions and IMAGE_PLACEHOLDER in questions[0].content:
+            metadata["instruction"] = questions[0].content
     else:
         raise BadRecord(MALFORMED, "expected 'fig_caption' (PMC captions) or 'conversations' (alignment format)")
     if not caption.strip():
@@ -70,16 +80,23 @@ def caption_of(row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 class PmcCaptionsReader(DatasetReader):
-    """Figure captions -> stage-1 records. Options: ``verify_images`` (default True), ``split``, ``image_cache_dir``."""
+    """Figure captions -> stage-1 records. Options: ``verify_images`` (default True), ``split``, ``image_cache_dir``,
+    ``instruction``: ``record`` (default) keeps an alignment record's own human turn, as LLaVA-Med v1.0.0 trained
+    stage 1; ``pool`` replaces it with one of the describe-the-figure instructions chosen from the record id (the
+    ablation; captions without a human turn always take one from the pool)."""
 
     name = "pmc-captions"
-    known_options = ("verify_images", "split", "image_cache_dir")
+    known_options = ("verify_images", "split", "image_cache_dir", "instruction")
 
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.known_options))
         if unknown:
             raise DataError(f"{self.name}: unknown option(s) {', '.join(unknown)}; expected {', '.join(self.known_options)}")
         super().__init__(**options)
+        if self.options.get("instruction", "record") not in INSTRUCTIONS:
+            raise DataError(
+                f"{self.name}: option instruction={self.options['instruction']!r}; expected one of {', '.join(INSTRUCTIONS)}"
+            )
 
     def read(
         self, path: str, image_root: str | None = None, on_bad_record: BadRecordPolicy = "skip"
@@ -107,7 +124,9 @@ class PmcCaptionsReader(DatasetReader):
                 else:
                     raise BadRecord(MALFORMED, "'image' must be a relative path string")
                 caption = fields.pop("caption")
-                messages = [Message("user", caption_prompt(identifier)), Message("assistant", caption)]
+                own = fields.pop("instruction", None)
+                keep_own = own is not None and self.options.get("instruction", "record") == "record"
+                messages = [Message("user", own if keep_own else caption_prompt(identifier)), Message("assistant", caption)]
                 records.append(Record(id=identifier, messages=messages, image=image, metadata=fields))
             except (BadRecord, ImageProblem) as problem:
                 report.skip(problem.reason, identifier, on_bad_record, problem.detail)

@@ -19,14 +19,17 @@ def _escape_markdown(text: str) -> str:
 
 
 def render_markdown(board: Leaderboard) -> str:
-    """A pipe table: Model, Source, then ``<benchmark (split)> <metric>`` columns (percent, 2 decimals)."""
-    header = ["Model", "Source", *(f"{c.group.label} {c.metric}" for c in board.columns)]
+    """A pipe table: Model, Source, then ``<benchmark (split)> <metric>`` columns (percent, 2 decimals); a
+    Protocol column (prompt template and decoding) when a run recorded how its answers were produced."""
+    protocol = any(row.kind == "run" and row.details for row in board.rows)
+    header = ["Model", "Source", *(["Protocol"] if protocol else []), *(f"{c.group.label} {c.metric}" for c in board.columns)]
     lines = [
         "| " + " | ".join(_escape_markdown(cell) for cell in header) + " |",
-        "|" + "|".join(["---", "---", *("---:" for _ in board.columns)]) + "|",
+        "|" + "|".join(["---", "---", *(["---"] if protocol else []), *("---:" for _ in board.columns)]) + "|",
     ]
     for row in board.rows:
-        cells = [row.model, row.source, *(format_value(board.value(row, c)) for c in board.columns)]
+        extra = [row.details if row.kind == "run" else ""] if protocol else []
+        cells = [row.model, row.source, *extra, *(format_value(board.value(row, c)) for c in board.columns)]
         lines.append("| " + " | ".join(_escape_markdown(cell) for cell in cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -88,7 +88,24 @@ def run_row(run_dir: str | Path) -> ModelRow:
     if not files:
         raise DataError(f"{folder}: no eval/<benchmark>/metrics.json found")
     row = ModelRow(model=model_name(folder), source=str(folder), kind="run")
+    protocols: list[str] = []
     for path in files:
         group, values = read_metrics_file(path, path.parent.name)
         row.scores.setdefault(group, {}).update(values)
+        protocol = protocol_of(path)
+        if protocol and protocol not in protocols:
+            protocols.append(protocol)
+    row.details = "; ".join(protocols)
     return row
+
+
+def protocol_of(path: Path) -> str:
+    """How a ``metrics.json``'s answers were produced (prompt template, decoding, seed), or ``""``."""
+    data = _read_json(path)
+    protocol = data.get("protocol") if isinstance(data, dict) else None
+    if not isinstance(protocol, dict):
+        return ""
+    parts = [f"prompt {protocol['prompt_template']}" if protocol.get("prompt_template") else "", str(protocol.get("decoding") or "")]
+    if protocol.get("seed") is not None and str(protocol.get("decoding", "")).startswith("sampled"):
+        parts.append(f"seed {protocol['seed']}")
+    return ", ".join(part for part in parts if part)
