@@ -113,22 +113,7 @@ class MultimodalProcessor:
         a word-start piece whatever the tokenizer's ``legacy`` mode), the BOS of every chunk but the first is
         dropped, and one placeholder id joins the chunks.
         """
-        chunks = text.split(IMAGE_PLACEHOLDER)
-        encodings = [self.tokenizer(chunk, return_offsets_mapping=True, add_special_tokens=True) for chunk in chunks]
-        bos = self.tokenizer.bos_token_id
-        first = list(encodings[0]["input_ids"])
-        skip = 1 if first and bos is not None and first[0] == bos else 0
-        ids: list[int] = first[:skip]
-        offsets: list[tuple[int, int]] = [(0, 0)] * skip
-        start = 0
-        for index, (chunk, encoding) in enumerate(zip(chunks, encodings, strict=True)):
-            if index:
-                ids.append(self.markup.placeholder_id)
-                offsets.append((start - len(IMAGE_PLACEHOLDER), start))
-            ids.extend(encoding["input_ids"][skip:])
-            offsets.extend((start + a, start + b) for a, b in encoding["offset_mapping"][skip:])
-            start += len(chunk) + len(IMAGE_PLACEHOLDER)
-        return ids, offsets
+        return tokenize_around_images(self.tokenizer, text, self.markup.placeholder_id)
 
     def token_count(self, text: str) -> int:
         """Tokens of ``text`` with its images expanded (BOS included when the tokenizer adds one)."""
@@ -170,6 +155,27 @@ class MultimodalProcessor:
 
 
 LABEL_MASKINGS = ("exact", "official")
+
+
+def tokenize_around_images(tokenizer, text: str, placeholder_id: int) -> tuple[list[int], list[tuple[int, int]]]:
+    """Ids and character offsets of ``text`` with every ``<image>`` as ``placeholder_id``, each text chunk
+    tokenised on its own with the BOS of all chunks but the first dropped (LLaVA's ``tokenizer_image_token``)."""
+    chunks = text.split(IMAGE_PLACEHOLDER)
+    encodings = [tokenizer(chunk, return_offsets_mapping=True, add_special_tokens=True) for chunk in chunks]
+    bos = tokenizer.bos_token_id
+    first = list(encodings[0]["input_ids"])
+    skip = 1 if first and bos is not None and first[0] == bos else 0
+    ids: list[int] = first[:skip]
+    offsets: list[tuple[int, int]] = [(0, 0)] * skip
+    start = 0
+    for index, (chunk, encoding) in enumerate(zip(chunks, encodings, strict=True)):
+        if index:
+            ids.append(placeholder_id)
+            offsets.append((start - len(IMAGE_PLACEHOLDER), start))
+        ids.extend(encoding["input_ids"][skip:])
+        offsets.extend((start + a, start + b) for a, b in encoding["offset_mapping"][skip:])
+        start += len(chunk) + len(IMAGE_PLACEHOLDER)
+    return ids, offsets
 
 
 def _with_leading_spaces(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

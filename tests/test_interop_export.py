@@ -14,12 +14,12 @@ from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
 from medzoo.core.build import build_model
 from medzoo.core.cli.main import cli
-from medzoo.core.conversation import Message
+from medzoo.core.conversation import Message, place_images
 from medzoo.core.generation import processor_for
 from medzoo.core.interop.hf_llava_export import ExportRefused, check_exportable, export_hf_llava
 from medzoo.core.interop.llava_import import import_checkpoint
 from medzoo.core.model import MultimodalModel
-from medzoo.core.processor import collate
+from medzoo.core.processor import collate, tokenize_around_images
 from medzoo.core.templates import get_template
 
 ATOL = 1e-5
@@ -128,9 +128,18 @@ def test_llava_processor_gives_medzoo_input_ids(exported, conversation):
     processor = processor_for(model)
     ours = processor.encode(messages, [image()], add_generation_prompt=True)
     hf_processor = LlavaProcessor.from_pretrained(str(directory))
-    prompt = processor.template.prompt(messages, processor.eos_token)
-    theirs = hf_processor(text=prompt, images=image(), return_tensors="pt")
-    assert theirs["input_ids"][0].tolist() == ours.input_ids
+    prompt = processor.template.prompt(place_images(messages, processor.image_placement), processor.eos_token)
+    theirs = hf_processor(text=prompt, images=image(), return_tensors="pt")["input_ids"][0].tolist()
+    # medzoo tokenises the text after <image> on its own, as LLaVA's tokenizer_image_token; transformers'
+    # LlavaProcessor tokenises the whole string, so with a non-legacy tokenizer (the tiny one) its ids lack the
+    # lone word-start piece after the image. Everything else is the same (docs/fidelity.md, docs/interop.md).
+    word_start = model.tokenizer.convert_tokens_to_ids("\u2581")
+    after_image = [
+        i for i in range(1, len(ours.input_ids))
+        if ours.input_ids[i - 1] == processor.markup.fill_id and ours.input_ids[i] != processor.markup.fill_id
+    ]
+    assert after_image and all(ours.input_ids[i] == word_start for i in after_image)
+    assert theirs == [token for i, token in enumerate(ours.input_ids) if i not in after_image]
 
 
 def test_pixel_values_equal_for_a_square_image_of_the_tower_size(exported):
@@ -151,13 +160,18 @@ def test_chat_template_gives_medzoo_ids(exported, template, conversation):
     assert jinja is not None
     messages = CONVERSATIONS[conversation]
     answered = [*messages, Message("assistant", "Left lung.")]
+    medzoo_template = get_template(template)
+    image_id = tokenizer.convert_tokens_to_ids("<image>")
     for turns, generation_prompt in ((messages, True), (answered, False)):
-        text = get_template(template).render(turns, tokenizer.eos_token, add_generation_prompt=generation_prompt).text
+        placed = place_images(turns, medzoo_template.image_placement)
+        text = medzoo_template.render(placed, tokenizer.eos_token, add_generation_prompt=generation_prompt).text
         hf_messages = [{"role": m.role, "content": m.content} for m in turns]
         rendered = tokenizer.apply_chat_template(hf_messages, chat_template=jinja,
                                                  add_generation_prompt=generation_prompt, tokenize=False)
-        assert rendered in (tokenizer.bos_token + text, tokenizer.bos_token + " " + text)
-        assert tokenizer(rendered, add_special_tokens=False).input_ids == tokenizer(text).input_ids
+        # the Jinja text may differ by the space it writes after <image> (non-legacy tokenizers); the ids may not
+        assert rendered.replace("<image> ", "<image>") in (tokenizer.bos_token + text, tokenizer.bos_token + " " + text)
+        ours, _ = tokenize_around_images(tokenizer, text, image_id)
+        assert tokenizer(rendered, add_special_tokens=False).input_ids == ours
 
 
 def test_processor_chat_template_with_image_parts_gives_medzoo_ids(exported):
@@ -182,9 +196,10 @@ def test_llama_cls_patch_last_layer_export(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(hf(**batch).logits, model(**batch).logits, atol=ATOL, rtol=0)
     hf_processor = LlavaProcessor.from_pretrained(str(tmp_path))
-    prompt = processor_for(model).template.prompt(CONVERSATIONS[0], model.tokenizer.eos_token)
-    ids = hf_processor(text=prompt, images=image(), return_tensors="pt")["input_ids"][0].tolist()
-    assert ids == batch["input_ids"][0].tolist()
+    messages = [{"role": m.role, "content": m.content} for m in CONVERSATIONS[0]]
+    prompt = hf_processor.apply_chat_template(messages, add_generation_prompt=True)
+    ids = hf_processor(text=prompt, images=image(), return_tensors="pt", add_special_tokens=False)["input_ids"]
+    assert ids[0].tolist() == batch["input_ids"][0].tolist()
 
 
 @pytest.mark.parametrize(("changes", "reason"), [

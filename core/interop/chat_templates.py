@@ -21,15 +21,31 @@ def _literal(text: str) -> str:
     return f"'{escaped}'"
 
 
-_CONTENT = (
-    "{%- macro content(message) -%}"
-    "{%- if message['content'] is string -%}{{ message['content'] }}"
-    "{%- else -%}{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'image' -%}{{ '<image>\\n' }}"
-    "{%- elif part['type'] == 'text' -%}{{ part['text'] }}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{%- endmacro -%}"
-)
+def _content_macro(image_separator: str, front: bool) -> str:
+    """Jinja macro ``content(message)``: string content (with literal ``<image>``) or a list of parts.
+
+    ``front``: a string turn's ``<image>`` moves to the front as the template's ``image_placement: front``.
+    ``image_separator`` follows every ``<image>``: a space makes a whole-string, non-legacy tokenisation give
+    the word-start piece LLaVA's chunk-wise ``tokenizer_image_token`` gives the text after an image.
+    """
+    image = _literal("<image>" + image_separator)
+    if front:
+        string = (
+            "{%- if '<image>' in message['content'] -%}"
+            "{{ " + image + " + '\\n' + (message['content'] | replace('<image>', '') | trim) }}"
+            "{%- else -%}{{ message['content'] }}{%- endif -%}"
+        )
+    else:
+        string = "{{ message['content'] | replace('<image>', " + image + ") }}"
+    return (
+        "{%- macro content(message) -%}"
+        "{%- if message['content'] is string -%}" + string +
+        "{%- else -%}{%- for part in message['content'] -%}"
+        "{%- if part['type'] == 'image' -%}{{ " + image + " + '\\n' }}"
+        "{%- elif part['type'] == 'text' -%}{{ part['text'] }}{%- endif -%}"
+        "{%- endfor -%}{%- endif -%}"
+        "{%- endmacro -%}"
+    )
 _SYSTEM = (
     "{%- if messages[0]['role'] == 'system' -%}"
     "{%- set system = content(messages[0]) -%}{%- set turns = messages[1:] -%}"
@@ -57,10 +73,11 @@ _VICUNA_V1_BODY = (
 _LLAVA_MED_V1_BODY = (
     "{{ (system if system else " + _literal(LLAVA_MED_SYSTEM) + ") + '\\n\\n' }}"
     "{%- for message in turns -%}"
-    "{%- if message['role'] == 'user' -%}{{ ('### Human: ' if loop.first else ' Human: ') + content(message) }}"
-    "{%- else -%}{{ '\\n### Assistant: ' + content(message) + '\\n###' }}{%- endif -%}"
+    "{%- if message['role'] == 'user' -%}"
+    "{{ ('### Human: ' if loop.first else ' Human: ') + content(message) + '\\n###' }}"
+    "{%- else -%}{{ ' Assistant: ' + content(message) + '\\n###' }}{%- endif -%}"
     "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '\\n### Assistant:' }}{%- endif -%}"
+    "{%- if add_generation_prompt -%}{{ ' Assistant:' }}{%- else -%}{{ ' ' }}{%- endif -%}"
 )
 
 _BODIES: dict[str, str] = {
@@ -68,34 +85,47 @@ _BODIES: dict[str, str] = {
     "vicuna_v1": _VICUNA_V1_BODY,
     "llava_med_v1": _LLAVA_MED_V1_BODY,
 }
+#: templates whose turns get ``<image>`` moved to the front (their ``image_placement``)
+_FRONT = frozenset({"mistral_instruct", "vicuna_v1"})
 #: what may follow the BOS token, in order of preference
 BOS_PREFIXES = ("{{ bos_token }}", "{{ bos_token + ' ' }}", "")
+#: what may follow an ``<image>`` (see :func:`_content_macro`)
+IMAGE_SEPARATORS = ("", " ")
 #: a conversation covering a system-less first turn with an image, an answer and a follow-up question
-_PROBE = (("user", "<image>\nWhat is shown here?"), ("assistant", "A chest radiograph."), ("user", "Which side?"))
+_PROBE = (("user", "What is shown here?\n<image>"), ("assistant", "A chest radiograph."), ("user", "Which side?"))
 
 
-def chat_template_for(template_name: str, bos_prefix: str = BOS_PREFIXES[0]) -> str | None:
+def chat_template_for(
+    template_name: str, bos_prefix: str = BOS_PREFIXES[0], image_separator: str = IMAGE_SEPARATORS[0]
+) -> str | None:
     """The Jinja equivalent of a medzoo template, or ``None`` when there is none."""
     body = _BODIES.get(template_name)
-    return None if body is None else _CONTENT + _SYSTEM + bos_prefix + body
+    if body is None:
+        return None
+    return _content_macro(image_separator, template_name in _FRONT) + _SYSTEM + bos_prefix + body
 
 
 def calibrated_chat_template(template_name: str, tokenizer) -> str | None:
     """The chat template whose text, tokenised without special tokens, gives medzoo's ids for ``tokenizer``
     (``None``: no Jinja equivalent, or no BOS prefix reproduces the ids)."""
-    from medzoo.core.conversation import Message
+    from medzoo.core.conversation import IMAGE_PLACEHOLDER, Message, place_images
+    from medzoo.core.processor import tokenize_around_images
     from medzoo.core.templates import get_template
 
     if template_name not in _BODIES:
         return None
     probe = [Message(role, content) for role, content in _PROBE]  # type: ignore[arg-type]
-    expected = tokenizer(get_template(template_name).prompt(probe, tokenizer.eos_token or "")).input_ids
+    template = get_template(template_name)
+    image_id = tokenizer.convert_tokens_to_ids(IMAGE_PLACEHOLDER)
+    placed = place_images(probe, template.image_placement)
+    expected, _ = tokenize_around_images(tokenizer, template.prompt(placed, tokenizer.eos_token or ""), image_id)
     prefixes = BOS_PREFIXES if tokenizer.bos_token else ("",)
     messages = [{"role": m.role, "content": m.content} for m in probe]
     for prefix in prefixes:
-        template = chat_template_for(template_name, prefix)
-        text = tokenizer.apply_chat_template(messages, chat_template=template, add_generation_prompt=True,
-                                             tokenize=False)
-        if tokenizer(text, add_special_tokens=False).input_ids == expected:
-            return template
+        for separator in IMAGE_SEPARATORS:
+            jinja = chat_template_for(template_name, prefix, separator)
+            text = tokenizer.apply_chat_template(messages, chat_template=jinja, add_generation_prompt=True,
+                                                 tokenize=False)
+            if tokenizer(text, add_special_tokens=False).input_ids == expected:
+                return jinja
     return None
