@@ -90,6 +90,7 @@ def place_images(messages: Sequence[Message], placement: str) -> list[Message]:
     ``front``: ``<image>\n`` + the rest of the turn, stripped (haotian-liu/LLaVA ``llava/train/train.py``
     ``preprocess_multimodal``, LLaVA-1.5 and LLaVA-Med v1.5 ``model_vqa.py``);
     ``end``: the turn, stripped, + ``\n<image>`` (LLaVA-Med v1.0.0 ``llava/eval/model_vqa_med.py``).
+    The official code handles one image per conversation: a turn with several images keeps them in place.
     """
     if placement not in IMAGE_PLACEMENTS:
         raise ValueError(f"image_placement {placement!r}: expected one of {', '.join(IMAGE_PLACEMENTS)}")
@@ -98,10 +99,8 @@ def place_images(messages: Sequence[Message], placement: str) -> list[Message]:
     placed = []
     for message in messages:
         content = message.content
-        if message.role == "user" and IMAGE_PLACEHOLDER in content:
-            count = content.count(IMAGE_PLACEHOLDER)
+        if message.role == "user" and content.count(IMAGE_PLACEHOLDER) == 1:
             rest = content.replace(IMAGE_PLACEHOLDER, "").strip()
-            images = IMAGE_PLACEHOLDER * count
-            content = f"{images}\n{rest}".strip() if placement == "front" else f"{rest}\n{images}".strip()
+            content = f"{IMAGE_PLACEHOLDER}\n{rest}" if placement == "front" else f"{rest}\n{IMAGE_PLACEHOLDER}"
         placed.append(Message(message.role, content))
     return placed
