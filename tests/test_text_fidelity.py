@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from transformers import PreTrainedTokenizerFast
 
 from medzoo.core.conversation import Message, place_images
@@ -236,3 +237,28 @@ def test_official_sampling_is_the_v10_default_and_greedy_an_option() -> None:
     assert protocol_for(Model(), benchmark, {}).describe() == {
         "prompt_template": "mistral_instruct", "decoding": "greedy", "seed": 0,
     }
+
+
+def test_a_v10_model_is_evaluated_with_the_papers_prompt_end_to_end(tmp_path) -> None:
+    """A tiny llava_med_v1 model answers a synthetic VQA-RAD through ``evaluate``: the answer file holds the
+    model_vqa_med.py prompt's question, metrics.json the protocol, and a rerun with the same seed is identical."""
+    from medzoo.core.build import build_model
+    from medzoo.core.evaluation.evaluate_model import evaluate
+    from medzoo.plugins.data.synth import synthesize
+
+    synthesize(tmp_path / "data", seed=3, sizes={"train": 4, "val": 2, "test": 6})
+    torch.manual_seed(0)
+    model = build_model({
+        "vision": {"name": "clip"}, "connector": {"name": "linear"},
+        "language": {"name": "llama", "template": "llava_med_v1"}, "image_markup": "im_start_end",
+    }).eval()
+    options = {"root": str(tmp_path / "data"), "max_new_tokens": 4}
+    first = evaluate(model, "synth-vqa-rad", tmp_path / "a", options=options, batch_size=4, echo=lambda *_: None)
+    assert first["protocol"] == {"prompt_template": "llava_med_v1_vqa", "decoding": "sampled (temperature 0.7)",
+                                 "seed": 0}
+    again = evaluate(model, "synth-vqa-rad", tmp_path / "b", options=options, batch_size=4, echo=lambda *_: None)
+    answers = [(tmp_path / d / "predictions.jsonl").read_text().splitlines() for d in "ab"]
+    assert [json.loads(line)["text"] for line in answers[0]] == [json.loads(line)["text"] for line in answers[1]]
+    greedy = evaluate(model, "synth-vqa-rad", tmp_path / "c", options={**options, "decoding": "greedy"},
+                      batch_size=4, echo=lambda *_: None)
+    assert greedy["protocol"]["decoding"] == "greedy" and greedy["n"] == first["n"] == again["n"]
