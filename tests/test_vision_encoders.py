@@ -15,6 +15,7 @@ from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig, CLIPVisionMode
 from medzoo.core.errors import MedzooError, PluginError, RecipeError
 from medzoo.core.plugin_manager import components
 from medzoo.core.vision_encoder import VisionEncoder
+from medzoo.plugins.vision import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from medzoo.plugins.vision.biomedclip import BiomedClipVisionEncoder
 from medzoo.plugins.vision.clip import ClipVisionEncoder
 
@@ -112,6 +113,27 @@ def test_block_class_and_transform(name):
     tensor = encoder.transform(image)
     assert tensor.shape == (3, encoder.image_size, encoder.image_size)
     assert encoder.transform.batch([image, image]).shape == (2, 3, encoder.image_size, encoder.image_size)
+
+
+@pytest.mark.parametrize("name", ["clip", "biomedclip"])
+def test_image_options_reach_the_transform_and_bad_ones_are_recipe_errors(name):
+    encoder = build_tiny(name, image_aspect="pad", pad_greyscale="grey", pad_offset="random", pad_seed=5,
+                         high_bit_depth="minmax", alpha="white")
+    transform = encoder.transform
+    assert (transform.pad_greyscale, transform.pad_offset, transform.pad_seed) == ("grey", "random", 5)
+    assert (transform.high_bit_depth, transform.alpha) == ("minmax", "white")
+    assert encoder.image_options["pad_seed"] == 5
+    with pytest.raises(RecipeError, match=f"vision encoder '{name}': high_bit_depth"):
+        build_tiny(name, high_bit_depth="stretch")
+    with pytest.raises(RecipeError, match="image aspect mode"):
+        build_tiny(name, image_aspect="squash")
+    if name == "clip":
+        model = ClipVisionEncoder.from_config(TINY_CLIP).model
+        with pytest.raises(RecipeError, match="unknown image option 'pad_gray'"):
+            ClipVisionEncoder(model, pad_gray="grey")
+    else:
+        with pytest.raises(RecipeError, match="preprocess"):
+            build_tiny(name, preprocess="timm")
 
 
 @pytest.mark.parametrize("name", VISION_ENCODERS)
@@ -226,14 +248,14 @@ def test_clip_from_pretrained_round_trip_and_preprocessor(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(images), original(images))
 
-    # pad_to_square fills with the processor's mean: a tall image gets mean-coloured side bands (0 after
-    # normalisation, up to the 1/255 rounding of the fill colour).
+    # expand2square fills with the processor's mean, truncated to 8 bit as LLaVA's tuple(int(x * 255)): a tall
+    # image gets mean-coloured side bands (almost 0 after normalisation).
     tensor = loaded.transform(Image.new("RGB", (20, 40), (255, 0, 0)))
     band = tensor[:, :, :4]
-    expected = torch.tensor([(round(255 * m) / 255 - m) / s for m, s in zip(mean, std, strict=True)]).view(
+    expected = torch.tensor([(int(255 * m) / 255 - m) / s for m, s in zip(mean, std, strict=True)]).view(
         3, 1, 1
     )
-    assert torch.allclose(band, expected.expand_as(band), atol=1e-3)
+    assert torch.allclose(band, expected.expand_as(band), atol=1e-6)
     centre = tensor[:, 16, 16]
     assert torch.allclose(
         centre, torch.tensor([(1 - mean[0]) / std[0], -mean[1] / std[1], -mean[2] / std[2]]), atol=1e-2
@@ -325,9 +347,14 @@ def test_biomedclip_loads_the_trunk_of_an_open_clip_checkpoint(tmp_path, weights
     assert encoder.trunk.state_dict().keys() == trunk.state_dict().keys()
     for key, value in trunk.state_dict().items():
         assert torch.equal(encoder.trunk.state_dict()[key], value), key
-    assert encoder.image_mean == tuple(TINY_PREPROCESS["mean"]) and encoder.image_std == tuple(
-        TINY_PREPROCESS["std"]
-    )
+    # preprocess "clip" (default): LLaVA-Med v1.0's openai/clip-vit-base-patch16 processor statistics, whatever
+    # the open_clip config says; "open_clip": the config's preprocess_cfg
+    assert encoder.image_mean == OPENAI_CLIP_MEAN and encoder.image_std == OPENAI_CLIP_STD
+    own = BiomedClipVisionEncoder.from_pretrained(str(tmp_path), preprocess="open_clip", image_aspect="crop")
+    assert own.image_mean == tuple(TINY_PREPROCESS["mean"]) and own.image_std == tuple(TINY_PREPROCESS["std"])
+    image = Image.new("RGB", (200, 170), (30, 200, 90))
+    expected = open_clip.transform.image_transform(160, is_train=False, **TINY_PREPROCESS)(image)
+    assert torch.equal(own.transform(image), expected)
     assert (encoder.image_size, encoder.patch_size, encoder.hidden_size) == (160, 16, 64)
 
     images = pixels(encoder)

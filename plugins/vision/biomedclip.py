@@ -3,12 +3,18 @@
 Only the vision tower is built: the open_clip config names the timm model, the checkpoint's
 ``visual.trunk.*`` weights are loaded strictly, and the text tower (PubMedBERT) is never instantiated,
 so loading needs neither its config nor its weights.
+
+Preprocessing (``preprocess``): ``clip`` (default) is what LLaVA-Med v1.0 used for BiomedCLIP,
+``CLIPImageProcessor.from_pretrained("openai/clip-vit-base-patch16")`` (shortest edge to the tower's 224 px,
+bicubic, centre crop, OpenAI CLIP mean / std; ``llava/model/llava.py`` ``initialize_vision_modules_from_biomed_clip``
+and ``llava/eval/model_vqa_med.py`` at v1.0.0), whatever the open_clip config says; ``open_clip`` is open_clip's
+own eval transform with the checkpoint's ``preprocess_cfg`` (what ``create_model_and_transforms`` returns).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +22,23 @@ import timm
 import torch
 from open_clip.factory import load_state_dict, merge_preprocess_dict
 from open_clip.pretrained import download_pretrained_from_hf
-from open_clip.transform import PreprocessCfg
+from open_clip.transform import PreprocessCfg, image_transform
+from PIL import Image
 from timm.layers import to_2tuple
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from medzoo.core.errors import PluginError
+from medzoo.core.errors import PluginError, RecipeError
 from medzoo.core.image_processing import ImageTransform
 from medzoo.core.vision_encoder import FeatureSelect, VisionEncoder
-from medzoo.plugins.vision import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, blocks_to_run
+from medzoo.plugins.vision import (
+    OPENAI_CLIP_MEAN,
+    OPENAI_CLIP_STD,
+    blocks_to_run,
+    build_image_transform,
+    image_options,
+)
 from medzoo.plugins.vision.clip import resolve_dtype
 
 BIOMEDCLIP_HUB_ID = "microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
@@ -39,6 +52,9 @@ WEIGHT_FILES = (
     "open_clip_pytorch_model.pth",
 )
 TRUNK_PREFIX = "visual.trunk."
+PREPROCESS_MODES = ("clip", "open_clip")
+# The open_clip preprocess_cfg keys the open_clip transform uses besides mean / std (kept with the architecture).
+OPEN_CLIP_TRANSFORM_KEYS = ("interpolation", "resize_mode", "fill_color")
 
 
 class BiomedClipVisionEncoder(VisionEncoder):
@@ -57,6 +73,9 @@ class BiomedClipVisionEncoder(VisionEncoder):
         feature_layer: int = -2,
         feature_select: FeatureSelect = "patch",
         image_aspect: str = "pad",
+        preprocess: str = "clip",
+        open_clip_preprocess: dict[str, Any] | None = None,
+        **image_preprocessing: Any,
     ):
         super().__init__(feature_layer, feature_select, image_aspect)
         if not isinstance(trunk, VisionTransformer):
@@ -64,12 +83,27 @@ class BiomedClipVisionEncoder(VisionEncoder):
                 f"vision encoder 'biomedclip': timm model {timm_model_name!r} is a {type(trunk).__name__}; "
                 "expected a timm VisionTransformer"
             )
+        if preprocess not in PREPROCESS_MODES:
+            raise RecipeError(
+                f"vision encoder 'biomedclip': preprocess must be 'clip' (LLaVA-Med v1.0's CLIP processor) or "
+                f"'open_clip' (open_clip's own transform), got {preprocess!r}"
+            )
         self.trunk = trunk
         self.timm_model_name = timm_model_name
         self.image_mean = tuple(float(value) for value in image_mean)
         self.image_std = tuple(float(value) for value in image_std)
         self.num_blocks = blocks_to_run(feature_layer, len(trunk.blocks), "biomedclip")
-        self._transform = ImageTransform(self.image_size, self.image_mean, self.image_std, image_aspect)
+        self.preprocess = preprocess
+        self.open_clip_preprocess = {
+            key: value for key, value in (open_clip_preprocess or {}).items() if key in OPEN_CLIP_TRANSFORM_KEYS
+        }
+        self.image_options = image_options(image_preprocessing, encoder="biomedclip")
+        transform = build_image_transform(
+            "biomedclip", self.image_size, self.image_mean, self.image_std, image_aspect, self.image_options
+        )
+        if preprocess == "open_clip":
+            transform = OpenClipImageTransform.wrapping(transform, self.open_clip_preprocess)
+        self._transform = transform
 
     @classmethod
     def from_pretrained(
@@ -79,10 +113,14 @@ class BiomedClipVisionEncoder(VisionEncoder):
         feature_select: FeatureSelect = "patch",
         image_aspect: str = "pad",
         dtype: torch.dtype | str | None = None,
-        **_: Any,
+        preprocess: str = "clip",
+        **options: Any,
     ) -> BiomedClipVisionEncoder:
         """Load from a hub id (``[hf-hub:]microsoft/BiomedCLIP-...``) or a local directory in the hub layout
-        (``open_clip_config.json`` plus ``open_clip_pytorch_model.bin`` or ``.safetensors``)."""
+        (``open_clip_config.json`` plus ``open_clip_pytorch_model.bin`` or ``.safetensors``).
+
+        ``preprocess='clip'`` normalises with the OpenAI CLIP statistics of LLaVA-Med v1.0's processor;
+        ``'open_clip'`` with the checkpoint's ``preprocess_cfg`` (and its resize mode and interpolation)."""
         config_path, weights_path = locate_checkpoint(source)
         config = read_open_clip_config(config_path)
         vision = config["model_cfg"].get("vision_cfg", {})
@@ -113,16 +151,22 @@ class BiomedClipVisionEncoder(VisionEncoder):
                 f"{weights_path}: the {TRUNK_PREFIX}* weights do not fit timm {name!r} "
                 f"(missing {list(incompatible.missing_keys)[:3]}, unexpected {list(incompatible.unexpected_keys)[:3]})"
             )
-        preprocess = merge_preprocess_dict(asdict(PreprocessCfg()), config.get("preprocess_cfg", {}))
         trunk = trunk.to(resolve_dtype(dtype)).eval()
+        mean, std, own = OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, None
+        if preprocess == "open_clip":
+            own = merge_preprocess_dict(asdict(PreprocessCfg()), config.get("preprocess_cfg", {}))
+            mean, std = tuple(own["mean"]), tuple(own["std"])
         return cls(
             trunk,
             name,
-            tuple(preprocess["mean"]),
-            tuple(preprocess["std"]),
+            mean,
+            std,
             feature_layer,
             feature_select,
             image_aspect,
+            preprocess,
+            own,
+            **image_options(options),
         )
 
     @classmethod
@@ -133,14 +177,17 @@ class BiomedClipVisionEncoder(VisionEncoder):
         feature_select: FeatureSelect = "patch",
         image_aspect: str = "pad",
         dtype: torch.dtype | str | None = None,
-        **_: Any,
+        preprocess: str = "clip",
+        **options: Any,
     ) -> BiomedClipVisionEncoder:
         """Random trunk: ``timm.create_model(config["timm_model_name"], **overrides)`` where the overrides are
         the other keys (``img_size``, ``patch_size``, ``embed_dim``, ``depth``, ``num_heads``, ``mlp_ratio``);
-        optional ``image_mean`` / ``image_std`` keys (default: CLIP's, as BiomedCLIP) set the image statistics."""
+        optional ``image_mean`` / ``image_std`` keys (default: CLIP's, as BiomedCLIP) set the image statistics
+        and ``open_clip_preprocess`` the open_clip transform's resize mode / interpolation / fill colour."""
         overrides = dict(config)
         mean = overrides.pop("image_mean", OPENAI_CLIP_MEAN)
         std = overrides.pop("image_std", OPENAI_CLIP_STD)
+        own = overrides.pop("open_clip_preprocess", None)
         name = overrides.pop("timm_model_name", None)
         if not name:
             raise PluginError(
@@ -148,7 +195,18 @@ class BiomedClipVisionEncoder(VisionEncoder):
             )
         trunk = timm.create_model(name, pretrained=False, num_classes=0, **overrides)
         trunk = trunk.to(resolve_dtype(dtype))
-        return cls(trunk, name, tuple(mean), tuple(std), feature_layer, feature_select, image_aspect)
+        return cls(
+            trunk,
+            name,
+            tuple(mean),
+            tuple(std),
+            feature_layer,
+            feature_select,
+            image_aspect,
+            preprocess,
+            own,
+            **image_options(options),
+        )
 
     @classmethod
     def tiny_config(cls) -> dict[str, Any]:
@@ -174,6 +232,7 @@ class BiomedClipVisionEncoder(VisionEncoder):
             "mlp_ratio": first_block.mlp.fc1.out_features / self.hidden_size,
             "image_mean": list(self.image_mean),
             "image_std": list(self.image_std),
+            **({"open_clip_preprocess": dict(self.open_clip_preprocess)} if self.preprocess == "open_clip" else {}),
         }
 
     @property
@@ -220,6 +279,47 @@ class BiomedClipVisionEncoder(VisionEncoder):
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         self.trunk.set_grad_checkpointing(enabled)
+
+
+@dataclass(frozen=True)
+class OpenClipImageTransform(ImageTransform):
+    """open_clip's own eval transform (``open_clip.transform.image_transform(size, is_train=False, ...)``: resize,
+    centre crop, ``ToTensor``, normalise) applied after medzoo's mode handling and optional padding.
+
+    It differs from the CLIP processor in the crop offset (torchvision rounds ``(extent - size) / 2`` half to
+    even) and in the float arithmetic (float32 ``/ 255``); the 16-bit, alpha and padding options apply as in
+    :class:`ImageTransform`, before open_clip sees the image.
+    """
+
+    interpolation: str = "bicubic"
+    resize_mode: str = "shortest"
+    fill_color: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        compose = image_transform(
+            self.size,
+            is_train=False,
+            mean=self.mean,
+            std=self.std,
+            resize_mode=self.resize_mode,
+            interpolation=self.interpolation,
+            fill_color=self.fill_color,
+        )
+        object.__setattr__(self, "open_clip_transform", compose)
+
+    @classmethod
+    def wrapping(cls, transform: ImageTransform, open_clip_preprocess: dict[str, Any]) -> OpenClipImageTransform:
+        fields = {key: getattr(transform, key) for key in transform.__dataclass_fields__}
+        defaults = asdict(PreprocessCfg())
+        extra = {key: open_clip_preprocess.get(key, defaults[key]) for key in OPEN_CLIP_TRANSFORM_KEYS}
+        return cls(**fields, **extra)
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self.open_clip_transform(self.squared(image))
+
+    def pixels(self, image: Image.Image) -> Image.Image:
+        raise NotImplementedError("open_clip's transform makes the tensor directly; use the transform itself")
 
 
 def locate_checkpoint(source: str) -> tuple[Path, Path]:

@@ -16,7 +16,13 @@ from medzoo.core.activation_checkpointing import set_activation_checkpointing
 from medzoo.core.errors import PluginError
 from medzoo.core.image_processing import ImageTransform
 from medzoo.core.vision_encoder import FeatureSelect, VisionEncoder
-from medzoo.plugins.vision import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, blocks_to_run
+from medzoo.plugins.vision import (
+    OPENAI_CLIP_MEAN,
+    OPENAI_CLIP_STD,
+    blocks_to_run,
+    build_image_transform,
+    image_options,
+)
 
 PREPROCESSOR_FILE = "preprocessor_config.json"
 # The CLIPVisionConfig fields that define the architecture (what ``architecture_config`` returns).
@@ -38,6 +44,11 @@ class ClipVisionEncoder(VisionEncoder):
 
     Only the blocks up to ``feature_layer`` run, so the features equal LLaVA's
     ``CLIPVisionModel(..., output_hidden_states=True).hidden_states[-2][:, 1:]`` without keeping every layer.
+
+    Images are preprocessed as transformers' (PIL) ``CLIPImageProcessor`` after LLaVA's optional
+    ``expand2square``, pixel for pixel; ``image_aspect`` and the options of
+    :data:`medzoo.plugins.vision.IMAGE_OPTION_DEFAULTS` (``pad_greyscale``, ``pad_offset``, ``pad_seed``,
+    ``high_bit_depth``, ``alpha``) choose the lineage's variant (see ``ImageTransform``).
     """
 
     def __init__(
@@ -48,13 +59,17 @@ class ClipVisionEncoder(VisionEncoder):
         feature_layer: int = -2,
         feature_select: FeatureSelect = "patch",
         image_aspect: str = "pad",
+        **image_preprocessing: Any,
     ):
         super().__init__(feature_layer, feature_select, image_aspect)
         self.model = model
         self.image_mean = tuple(float(value) for value in image_mean)
         self.image_std = tuple(float(value) for value in image_std)
         self.num_blocks = blocks_to_run(feature_layer, model.config.num_hidden_layers, "clip")
-        self._transform = ImageTransform(self.image_size, self.image_mean, self.image_std, image_aspect)
+        self.image_options = image_options(image_preprocessing, encoder="clip")
+        self._transform = build_image_transform(
+            "clip", self.image_size, self.image_mean, self.image_std, image_aspect, self.image_options
+        )
 
     @classmethod
     def from_pretrained(
@@ -64,7 +79,7 @@ class ClipVisionEncoder(VisionEncoder):
         feature_select: FeatureSelect = "patch",
         image_aspect: str = "pad",
         dtype: torch.dtype | str | None = None,
-        **_: Any,
+        **options: Any,
     ) -> ClipVisionEncoder:
         """Load from a hub id (``openai/clip-vit-large-patch14-336``) or a local directory.
 
@@ -85,7 +100,7 @@ class ClipVisionEncoder(VisionEncoder):
                 f"(first: {missing[0]}); expected a CLIP or CLIP-vision checkpoint"
             )
         mean, std = read_image_statistics(source, model.config.image_size)
-        return cls(model.eval(), mean, std, feature_layer, feature_select, image_aspect)
+        return cls(model.eval(), mean, std, feature_layer, feature_select, image_aspect, **image_options(options))
 
     @classmethod
     def from_config(
@@ -95,7 +110,7 @@ class ClipVisionEncoder(VisionEncoder):
         feature_select: FeatureSelect = "patch",
         image_aspect: str = "pad",
         dtype: torch.dtype | str | None = None,
-        **_: Any,
+        **options: Any,
     ) -> ClipVisionEncoder:
         """Randomly initialised tower from ``CLIPVisionConfig(**config)``; optional ``image_mean`` / ``image_std``
         keys (default: CLIP's) set the image statistics."""
@@ -103,7 +118,7 @@ class ClipVisionEncoder(VisionEncoder):
         mean = config.pop("image_mean", OPENAI_CLIP_MEAN)
         std = config.pop("image_std", OPENAI_CLIP_STD)
         model = CLIPVisionModel(CLIPVisionConfig(**config)).to(resolve_dtype(dtype))
-        return cls(model, mean, std, feature_layer, feature_select, image_aspect)
+        return cls(model, mean, std, feature_layer, feature_select, image_aspect, **image_options(options))
 
     @classmethod
     def tiny_config(cls) -> dict[str, Any]:
