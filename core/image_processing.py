@@ -7,7 +7,7 @@ long edge truncated, ``int(size * long / short)``), centre-crop (offsets ``(exte
 ``1 / 255`` in float64 then cast to float32, and normalise in float32. :class:`ImageTransform` performs exactly
 these operations, so its tensors equal the processor's bit for bit; the options below choose between the
 lineages' variants and say how medzoo treats the images the official code mishandles (16-bit greyscale, alpha,
-palette). docs/fidelity-pixels.md lists every difference.
+palette). docs/fidelity.md lists every difference.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def blocks_to_run(feature_layer: int, num_blocks: int, encoder: str) -> int:
 
 
 # The preprocessing options every built-in vision plugin accepts (besides image_aspect), with their defaults;
-# medzoo.core.image_processing.ImageTransform documents them and docs/fidelity-pixels.md maps them to lineages.
+# medzoo.core.image_processing.ImageTransform documents them and docs/fidelity.md maps them to lineages.
 IMAGE_OPTION_DEFAULTS: dict[str, Any] = {
     "pad_greyscale": "rgb",
     "pad_offset": "centre",
