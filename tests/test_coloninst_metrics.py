@@ -1,4 +1,5 @@
-"""ColonINST metrics: exact match for CLS/REG, box parsing and VOC IoU for REC, hand-computed."""
+"""ColonINST metrics: exact match for CLS/REG, box parsing and VOC IoU for REC, hand-computed.
+(tests/test_metric_fidelity.py compares them with the official evaluator.)"""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import pytest
 from medzoo.plugins.metrics.scoring import box_iou, clean_coloninst, parse_box, score_coloninst
 
 
-def test_clean_removes_end_of_text_and_case():
-    assert clean_coloninst("  Polyp<|endoftext|>") == "polyp"
+def test_clean_removes_end_of_text_and_case_but_strips_nothing():
+    assert clean_coloninst("  Polyp<|endoftext|>") == "  polyp"
+    assert clean_coloninst("Polyp<|ENDOFTEXT|>\n") == "polyp\n"
 
 
 def test_classification_accuracy():
@@ -22,6 +24,7 @@ def test_classification_accuracy():
     [
         ("{<40><12><160><216>}", (40, 12, 160, 216)),
         ("the polyp is at {<1> <2> <3> <4>}<|endoftext|>", (1, 2, 3, 4)),
+        ("{< 150 >< 20 ><300><400 >}", (150, 20, 300, 400)),  # the evaluator allows spaces inside <...>
         ("{<1><2><3>}", None),
         ("{<1><2><3><4><5>}", None),
         ("{<a><1><2><3>}", None),
@@ -53,8 +56,10 @@ def test_rec_scores_malformed_empty_and_inverted_as_zero():
 
 
 def test_bad_inputs():
+    # a reference without a box scores 0, as in the evaluator; strict_references makes it an error
+    assert score_coloninst(["{<0><0><9><9>}"], ["polyp"], "rec")["n_malformed_references"] == 1
     with pytest.raises(ValueError, match="no box"):
-        score_coloninst(["{<0><0><9><9>}"], ["polyp"], "rec")
+        score_coloninst(["{<0><0><9><9>}"], ["polyp"], "rec", strict_references=True)
     with pytest.raises(ValueError, match="no metric"):
         score_coloninst(["a"], ["a"], "cap")
     with pytest.raises(ValueError, match="differ in length"):
@@ -68,5 +73,11 @@ def test_evaluate_module_loads_offline_and_matches(monkeypatch):
 
     metric = load_metric("coloninst")
     result = metric.compute(predictions=["{<0><0><4><9>}", "x"], references=["{<0><0><9><9>}"] * 2, task="rec")
-    assert result == {"mean_iou": pytest.approx(25.0), "acc_at_0_5": 0.0, "n": 2, "n_malformed": 1}
+    assert result == {
+        "mean_iou": pytest.approx(25.0), "acc_at_0_5": 0.0, "precision": 0.0, "recall": 0.0,
+        "n": 2, "n_malformed": 1, "n_malformed_references": 0,
+    }  # fmt: skip
+    assert metric.compute(predictions=["Polyp "], references=["polyp"], task="cls")["accuracy"] == 0.0
+    stripped = metric.compute(predictions=["Polyp "], references=["polyp"], task="cls", strip_whitespace=True)
+    assert stripped["accuracy"] == 100.0
     assert metric.compute(predictions=["Polyp"], references=["polyp"], task="cls")["accuracy"] == 100.0

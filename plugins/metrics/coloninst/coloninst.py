@@ -9,9 +9,11 @@ import evaluate
 
 from medzoo.plugins.metrics.scoring import score_coloninst
 
-_DESCRIPTION = """ColonINST metrics in percent. Both sides are lower-cased and <|endoftext|> is removed.
-task="cls" or "reg": accuracy (exact match). task="rec": the integers inside <...> form the box (anything but
-four -> IoU 0), IoU with inclusive pixel corners (VOC +1); mean_iou and acc_at_0_5 (IoU > 0.5)."""
+_DESCRIPTION = """ColonINST metrics in percent, the IntelliScope evaluator's to the last digit. Predictions are
+lower-cased with <|endoftext|> removed, references lower-cased, nothing stripped. task="cls" or "reg": accuracy
+(exact match). task="rec": the integers inside <...> (spaces allowed) form the box (anything but four on either
+side -> IoU 0), IoU with inclusive pixel corners (VOC +1); mean_iou, acc_at_0_5 (IoU > 0.5; the evaluator's
+precision), precision, recall (the evaluator's hit / 4). Options: strip_whitespace, strict_references."""
 
 _CITATION = """@article{ji2024frontiers,
   title={Frontiers in Intelligent Colonoscopy},
@@ -20,7 +22,8 @@ _CITATION = """@article{ji2024frontiers,
   year={2024}
 }"""
 
-_INPUTS = """predictions: model outputs; references: ground-truth answers; task: cls, reg or rec (keyword)."""
+_INPUTS = """predictions: model outputs; references: ground-truth answers; task: cls, reg or rec (keyword);
+strip_whitespace, strict_references (keywords, default false)."""
 
 
 class Coloninst(evaluate.Metric):
@@ -36,5 +39,7 @@ class Coloninst(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references, task="cls"):
-        return score_coloninst(predictions, references, task)
+    def _compute(self, predictions, references, task="cls", strip_whitespace=False, strict_references=False):
+        return score_coloninst(
+            predictions, references, task, strip_whitespace=strip_whitespace, strict_references=strict_references
+        )

@@ -9,10 +9,12 @@ import evaluate
 
 from medzoo.plugins.metrics.scoring import score_medvqa
 
-_DESCRIPTION = """LLaVA-Med medical-VQA metrics in percent: closed_accuracy (normalised reference is a substring of
-the normalised prediction, the official quirk), closed_accuracy_strict (whole-word / first yes-no word),
-open_recall (token recall, the paper's Open column), open_accuracy, exact_match, precision, f1, bleu,
-bleu_1, bleu_2, bleu_3, and the counts n, n_open, n_closed."""
+_DESCRIPTION = """LLaVA-Med medical-VQA metrics in percent, equal to LLaVA-Med v1.0.0 run_eval_batch.py's to the last
+digit: closed_accuracy (normalised reference is a substring of the normalised prediction, the official quirk),
+closed_recall, open_recall (token recall, the paper's Open column), open_accuracy, exact_match, precision, f1,
+bleu, bleu_1, bleu_2, bleu_3, and the counts n, n_open, n_closed. Named extras: closed_accuracy_strict
+(whole-word / first yes-no word), closed_accuracy_run_eval (run_eval.py's yes/no gate) and, given
+candidates (train_open_answers.json), open_accuracy_run_eval."""
 
 _CITATION = """@inproceedings{li2023llavamed,
   title={LLaVA-Med: Training a Large Language-and-Vision Assistant for Biomedicine in One Day},
@@ -21,7 +23,8 @@ _CITATION = """@inproceedings{li2023llavamed,
   year={2023}
 }"""
 
-_INPUTS = """predictions: model answers; references: ground-truth answers; answer_types: OPEN or CLOSED per question."""
+_INPUTS = """predictions: model answers; references: ground-truth answers; answer_types: OPEN or CLOSED per question;
+candidates (keyword, optional): the training set's open answers, a list or {"0": [...]}."""
 
 
 class Medvqa(evaluate.Metric):
@@ -41,5 +44,5 @@ class Medvqa(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references, answer_types):
-        return score_medvqa(predictions, references, answer_types)
+    def _compute(self, predictions, references, answer_types, candidates=None):
+        return score_medvqa(predictions, references, answer_types, candidates=candidates)
