@@ -1,6 +1,6 @@
 """Plain-python scoring for medical VQA (LLaVA-Med definitions) and ColonINST; all results in percent.
 
-Every default number is the official script's, to the last digit (``docs/fidelity-metrics.md``;
+Every default number is the official script's, to the last digit (``docs/fidelity.md``;
 ``tests/test_metric_fidelity.py`` pins it against transliterations of the official code):
 
 Medical VQA follows LLaVA-Med ``v1.0.0`` (= commit ``b9a98a7``) ``llava/eval/run_eval_batch.py``
@@ -111,7 +111,7 @@ def official_mean(values: Iterable[float]) -> float:
 def percent(values: Sequence[float]) -> float:
     """An official mean in percent, ``(sum / n) * 100`` as the scripts compute and print it (``100 * sum / n``
     can differ in the last digit: 1 of 3 is 33.33333333333333, not 33.333333333333336). No values: 0.0,
-    where the official scripts mostly divide by zero (docs/fidelity-metrics.md)."""
+    where the official scripts mostly divide by zero (docs/fidelity.md)."""
     return official_mean(values) * 100 if len(values) else 0.0
 
 
