@@ -10,6 +10,8 @@ from typing import Literal
 Role = Literal["system", "user", "assistant"]
 ImagePlacement = Literal["keep", "front", "end"]
 IMAGE_PLACEMENTS = ("keep", "front", "end")
+#: exact: labels on exactly the assistant replies; official: the template's official masking
+LABEL_MASKINGS = ("exact", "official")
 IMAGE_PLACEHOLDER = "<image>"
 
 

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from medzoo.core.conversation import IMAGE_PLACEHOLDER, ConversationTemplate, Message, place_images
+from medzoo.core.conversation import (
+    IMAGE_PLACEHOLDER,
+    LABEL_MASKINGS,
+    ConversationTemplate,
+    Message,
+    place_images,
+)
 from medzoo.core.image_markup import ImageMarkup
 from medzoo.core.image_processing import ImageTransform
 
@@ -152,9 +158,6 @@ class MultimodalProcessor:
                 out_ids.append(token)
                 out_labels.append(label)
         return out_ids, out_labels
-
-
-LABEL_MASKINGS = ("exact", "official")
 
 
 def tokenize_around_images(tokenizer, text: str, placeholder_id: int) -> tuple[list[int], list[tuple[int, int]]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.conversation import IMAGE_PLACEMENTS
+from medzoo.core.conversation import IMAGE_PLACEMENTS, LABEL_MASKINGS
 from medzoo.core.errors import PluginError, RecipeError, did_you_mean
 from medzoo.core.plugin_manager import components
 from medzoo.core.recipe_structure import stage_key
@@ -19,7 +19,7 @@ CHOICES = {
 STAGE_CHOICES = {
     "precision": ("fp32", "bf16", "fp16"),
     "role": ("alignment", "instruct", "downstream", "custom"),
-    "label_masking": ("exact", "official"),
+    "label_masking": LABEL_MASKINGS,
 }
 
 

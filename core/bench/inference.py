@@ -11,7 +11,7 @@ from PIL import Image
 from medzoo.core.bench.timing import interleaved
 from medzoo.core.build import as_dict
 from medzoo.core.conversation import Message
-from medzoo.core.evaluation.evaluate_model import PROTOCOL_OPTIONS, get_benchmark, protocol_for
+from medzoo.core.evaluation.evaluate_model import get_benchmark, protocol_for, split_protocol_options
 from medzoo.core.generation import ChatRequest, Generator
 from medzoo.core.model import MultimodalModel
 
@@ -38,7 +38,7 @@ def run_inference_bench(
     """Questions/s at ``batch_size`` and at 1 on the recipe's first benchmark; ``ratio`` = batched / single."""
     spec = as_dict(recipe.benchmarks[0])
     options = {**(spec.get("options") or {}), "max_new_tokens": max_new_tokens}
-    protocol_options = {key: options.pop(key) for key in PROTOCOL_OPTIONS if key in options}
+    options, protocol_options = split_protocol_options(options)
     benchmark = get_benchmark(spec["name"], options)
     requests = requests_for(benchmark, questions)
     chunks = [requests[i : i + batch_size] for i in range(0, len(requests), batch_size)]

@@ -45,6 +45,14 @@ class Protocol:
         return {"prompt_template": self.template, "decoding": decoding, "seed": self.settings.seed}
 
 
+def split_protocol_options(options: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the benchmark's own options, the protocol options) of a benchmark's option mapping."""
+    options = dict(options or {})
+    return {k: v for k, v in options.items() if k not in PROTOCOL_OPTIONS}, {
+        k: v for k, v in options.items() if k in PROTOCOL_OPTIONS
+    }
+
+
 def protocol_for(model: MultimodalModel, benchmark: Benchmark, options: dict[str, Any]) -> Protocol:
     """The prompt template and decoding of an evaluation.
 
@@ -148,8 +156,7 @@ def evaluate(
     """Answer and score one benchmark; with ``image_ablation`` also re-score with ablated images."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    options = dict(options or {})
-    protocol_options = {key: options.pop(key) for key in PROTOCOL_OPTIONS if key in options}
+    options, protocol_options = split_protocol_options(options)
     benchmark = get_benchmark(benchmark_name, options)
     protocol = protocol_for(model, benchmark, protocol_options)
     items = benchmark.load(data, image_root)
