@@ -1,8 +1,8 @@
-"""Maps the repository root onto the ``medzoo`` package (core/ -> medzoo.core, plugins/ -> medzoo.plugins)."""
+"""Maps the repository root onto the ``medzoo`` package (core/ -> medzoo.core, app/ -> medzoo.app, plugins/ -> medzoo.plugins)."""
 
 from setuptools import find_packages, setup
 
-SUBPACKAGE_ROOTS = ["core", "plugins"]
+SUBPACKAGE_ROOTS = ["core", "app", "plugins"]
 
 setup(
     packages=["medzoo"]

@@ -12,13 +12,13 @@ export PYTHONPATH=/tmp/site:/tmp/medzoo-path PYTHONUNBUFFERED=1
 OUT=${OUT:-bench-gpu}
 mkdir -p "$OUT"
 nvidia-smi > "$OUT/nvidia-smi.txt" || true
-python3 -m medzoo.core.cli bench --gpu --skip training --skip inference --skip levers "$@" --json \
+python3 -m medzoo.app.cli bench --gpu --skip training --skip inference --skip levers "$@" --json \
   | tee "$OUT/bench-gpu.json"
 python3 - "$OUT/bench-gpu.json" > "$OUT/bench-gpu.md" <<'EOF'
 import json
 import sys
 
-from medzoo.core.bench.report import render
+from medzoo.app.speedbench.report import render
 
 print(render(json.load(open(sys.argv[1]))))
 EOF

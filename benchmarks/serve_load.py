@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from medzoo.core.serving.background import free_port
+from medzoo.app.serving.background import free_port
 
 MODEL_NAME = "tiny-load"
 
@@ -33,8 +33,8 @@ def build_tiny_model(directory: Path) -> Path:
     """Random weights in the architecture of the ``tiny`` recipe (throughput does not need training)."""
     import torch
 
-    from medzoo.core.build import build_model
-    from medzoo.core.recipe import load_recipe
+    from medzoo.core.model.build import build_model
+    from medzoo.core.recipes.loading import load_recipe
 
     torch.manual_seed(0)
     build_model(load_recipe("tiny").config.model).save_pretrained(str(directory))
@@ -56,7 +56,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        command = [sys.executable, "-m", "medzoo.core.cli", "serve", str(model), "--port", str(self.port),
+        command = [sys.executable, "-m", "medzoo.app.cli", "serve", str(model), "--port", str(self.port),
                    "--model-name", MODEL_NAME, "--batch-window-ms", str(window_ms), "--max-batch-size",
                    str(max_batch), "--threads", str(threads)]
         with log.open("w") as output:

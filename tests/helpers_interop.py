@@ -23,7 +23,7 @@ from transformers import (
     MistralForCausalLM,
 )
 
-from medzoo.core.interop.checkpoint_files import save_state_dict
+from medzoo.app.interop.checkpoint_files import save_state_dict
 from medzoo.plugins.language.tiny_tokenizer import tiny_tokenizer_path
 
 #: LLaVA's marker for the image position in official input ids

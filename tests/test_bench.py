@@ -10,8 +10,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from medzoo.core.bench.activation_memory import activation_bytes
-from medzoo.core.bench.flops import (
+from medzoo.app.speedbench.activation_memory import activation_bytes
+from medzoo.app.speedbench.flops import (
     ConnectorShape,
     DecoderShape,
     VisionShape,
@@ -20,9 +20,9 @@ from medzoo.core.bench.flops import (
     roles_for,
     training_step_flops,
 )
-from medzoo.core.bench.levers import LeverShapes, checkpointing_lever, connector_lever
-from medzoo.core.bench.projection import StageWork, project
-from medzoo.core.bench.timing import interleaved
+from medzoo.app.speedbench.levers import LeverShapes, checkpointing_lever, connector_lever
+from medzoo.app.speedbench.projection import StageWork, project
+from medzoo.app.speedbench.timing import interleaved
 
 #: the levers at tiny shapes: a 4 x 4 patch grid (16 image tokens), a 2-layer LM
 TINY_LEVERS = LeverShapes(
@@ -84,7 +84,7 @@ def test_interleaved_rotates_order_and_skips_warmup():
 
 
 def test_gpu_code_path_at_tiny_shapes_on_cpu():
-    from medzoo.core.bench.gpu import StageRun, measure_stage, run_gpu_section
+    from medzoo.app.speedbench.gpu import StageRun, measure_stage, run_gpu_section
 
     vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
               "image_size": 32, "patch_size": 8}
@@ -106,7 +106,7 @@ def test_gpu_code_path_at_tiny_shapes_on_cpu():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_gpu_section_at_v15_shapes():
-    from medzoo.core.bench.gpu import run_gpu_section
+    from medzoo.app.speedbench.gpu import run_gpu_section
 
     section = run_gpu_section(steps=3, warmup=1, echo=lambda *_: None)
     for run in section["runs"]:
@@ -123,8 +123,8 @@ def synth_root(tmp_path_factory):
 
 
 def test_bench_command_reports_every_figure_with_its_baseline(synth_root, monkeypatch):
-    from medzoo.core.bench import levers
-    from medzoo.core.cli.main import cli
+    from medzoo.app.speedbench import levers
+    from medzoo.app.cli.main import cli
 
     monkeypatch.setattr(levers, "LeverShapes", lambda: TINY_LEVERS)
     result = CliRunner().invoke(cli, [
@@ -152,7 +152,7 @@ def test_bench_command_reports_every_figure_with_its_baseline(synth_root, monkey
 
 
 def test_render_markdown_tables():
-    from medzoo.core.bench.report import render
+    from medzoo.app.speedbench.report import render
 
     env = {"command": "medzoo bench", "cpu_cores": 2, "machine": "x86_64", "torch_threads": 2, "device": "cpu",
            "python": "3.11", "torch": "2", "transformers": "5", "accelerate": "1"}
@@ -229,7 +229,7 @@ def test_checkpointing_lever_keeps_fewer_bytes_for_backward():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_gpu_section_refused_without_cuda_in_one_line(tmp_path):
-    from medzoo.core.cli.main import cli
+    from medzoo.app.cli.main import cli
 
     result = CliRunner().invoke(cli, ["bench", "--gpu", "-o", f"data.root={tmp_path / 'never-made'}"])
     assert result.exit_code == 2

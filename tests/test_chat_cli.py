@@ -8,7 +8,7 @@ import helpers_serving as helpers
 import pytest
 from click.testing import CliRunner
 
-from medzoo.core.cli.main import cli
+from medzoo.app.cli.main import cli
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +29,7 @@ def answers(output: str) -> list[str]:
 def test_chat_streams_answers_switches_images_and_resets(model_dir, tmp_path, monkeypatch):
     helpers.square("red").save(tmp_path / "red.png")
     helpers.square("blue").save(tmp_path / "blue.png")
-    from medzoo.core.serving.engine import BatchEngine
+    from medzoo.app.serving.engine import BatchEngine
 
     prompts: list[int] = []
     pieces: list[str] = []

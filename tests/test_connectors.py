@@ -7,9 +7,9 @@ import torch
 from transformers import LlavaConfig
 from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
-from medzoo.core.connector import Connector
+from medzoo.core.interfaces.connector import Connector
 from medzoo.core.errors import PluginError, RecipeError
-from medzoo.core.plugin_manager import components
+from medzoo.core.plugin_system.manager import components
 from medzoo.plugins.connectors.multigranularity import fit_grids
 
 VISION_DIM, LANGUAGE_DIM, GRID_SIDE = 16, 24, 8

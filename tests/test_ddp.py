@@ -73,7 +73,7 @@ def free_port() -> int:
 
 
 def command(recipe: Path, run: Path, processes: int, *extra: str, launch: str = "ddp") -> list[str]:
-    tail = ["-m", "medzoo.core.cli", "train", str(recipe), "--output-dir", str(run), *extra]
+    tail = ["-m", "medzoo.app.cli", "train", str(recipe), "--output-dir", str(run), *extra]
     if processes == 1:
         return [sys.executable, *tail]
     launcher = os.path.join(os.path.dirname(sys.executable), "accelerate")
@@ -186,7 +186,7 @@ def test_fsdp_wraps_the_components_block_classes():
 
     from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
 
-    from medzoo.core.build import build_model
+    from medzoo.core.model.build import build_model
     from medzoo.core.training.distributed import block_class_names, configure_fsdp
 
     model = build_model(TINY_MODEL)
@@ -211,7 +211,7 @@ def test_shipped_accelerate_configs_parse():
 def test_deepspeed_config_filled_from_the_stage_and_explicit_mismatch_named():
     from types import SimpleNamespace
 
-    from medzoo.core.build import build_model
+    from medzoo.core.model.build import build_model
     from medzoo.core.errors import RecipeError
     from medzoo.core.training.distributed import configure_deepspeed
 

@@ -13,14 +13,14 @@ from click.testing import CliRunner
 from PIL import Image
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from medzoo.core.cli.main import cli
-from medzoo.core.conversation import Message
+from medzoo.app.cli.main import cli
+from medzoo.core.interfaces.conversation import Message
 from medzoo.core.generation import processor_for
-from medzoo.core.interop import InteropError
-from medzoo.core.interop.checkpoint_files import load_state_dict
-from medzoo.core.interop.delta import apply_delta, make_delta
-from medzoo.core.interop.llava_import import import_checkpoint
-from medzoo.core.model import MultimodalModel
+from medzoo.app.interop import InteropError
+from medzoo.app.interop.checkpoint_files import load_state_dict
+from medzoo.app.interop.delta import apply_delta, make_delta
+from medzoo.app.interop.llava_import import import_checkpoint
+from medzoo.core.model.multimodal import MultimodalModel
 
 
 @pytest.fixture(autouse=True)

@@ -67,13 +67,13 @@ SCRIPT = """
     from click.testing import CliRunner
     from PIL import Image
     from omegaconf import OmegaConf
-    from medzoo.core.build import build_model
-    from medzoo.core.conversation import Message
+    from medzoo.core.model.build import build_model
+    from medzoo.core.interfaces.conversation import Message
     from medzoo.core.generation import ChatRequest, GenerationSettings, Generator, processor_for
-    from medzoo.core.cli.main import cli
-    from medzoo.core.plugin_manager import reset_plugins
-    from medzoo.core.processor import collate
-    from medzoo.core.recipe import load_recipe
+    from medzoo.app.cli.main import cli
+    from medzoo.core.plugin_system.manager import reset_plugins
+    from medzoo.core.model.processor import collate
+    from medzoo.core.recipes.loading import load_recipe
 
     def listed(**env):
         # medzoo plugins --json, for a fresh plugin system under env

@@ -4,7 +4,7 @@ import inspect
 import re
 from pathlib import Path
 
-from medzoo.core import hookspecs
+from medzoo.core.plugin_system import hookspecs
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 

@@ -12,9 +12,9 @@ import openai_fake_server
 import pytest
 from click.testing import CliRunner
 
-from medzoo.core.conversation import IMAGE_PLACEHOLDER
+from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 from medzoo.core.errors import DataError, PluginError
-from medzoo.core.instruct_backend import Completion
+from medzoo.core.interfaces.instruct_backend import Completion
 from medzoo.plugins.instruct.backend_factory import create_backend
 from medzoo.plugins.instruct.backends.openai_backend import (
     OpenAIBackend,
@@ -166,7 +166,7 @@ def test_create_backend_rejects_unknown_options_and_reads_env(monkeypatch):
 
 
 def run_cli(args: list[str]):
-    from medzoo.core.cli.instruct import instruct
+    from medzoo.app.cli.instruct import instruct
 
     result = CliRunner().invoke(instruct, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -369,7 +369,7 @@ def test_hf_backend_uses_a_chat_template_when_present(tiny_causal_lm):
 def test_output_is_accepted_by_the_llava_json_reader(fake, tmp_path):
     from PIL import Image
 
-    from medzoo.core.plugin_manager import components
+    from medzoo.core.plugin_system.manager import components
 
     reader_class = components().get("dataset", "llava-json").factory
     captions_file = write_captions(tmp_path / "c.jsonl", 3)

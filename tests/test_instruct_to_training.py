@@ -11,7 +11,7 @@ import sys
 import openai_fake_server
 import pytest
 
-from medzoo.core.conversation import IMAGE_PLACEHOLDER
+from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def generator_reply(body: dict) -> str:
 
 
 def medzoo(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "medzoo.core.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "medzoo.app.cli", *args], capture_output=True, text=True,
                           timeout=300)
 
 
@@ -87,7 +87,7 @@ def test_synthetic_captions_to_instructions_to_stage2_training(fake, tmp_path):
     run = json.loads((run_dir / "run.json").read_text())
     assert [s["stage"] for s in run["stages"]] == ["instruct"]
     assert run["stages"][0]["last_loss"] < run["stages"][0]["first_loss"]
-    from medzoo.core.model import MultimodalModel
+    from medzoo.core.model.multimodal import MultimodalModel
 
     model = MultimodalModel.from_pretrained(str(run_dir / "final"))
     assert model.num_image_tokens == 16

@@ -12,15 +12,15 @@ from click.testing import CliRunner
 from PIL import Image
 from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
-from medzoo.core.build import build_model
-from medzoo.core.cli.main import cli
-from medzoo.core.conversation import Message, place_images
+from medzoo.core.model.build import build_model
+from medzoo.app.cli.main import cli
+from medzoo.core.interfaces.conversation import Message, place_images
 from medzoo.core.generation import processor_for
-from medzoo.core.interop.hf_llava_export import ExportRefused, check_exportable, export_hf_llava
-from medzoo.core.interop.llava_import import import_checkpoint
-from medzoo.core.model import MultimodalModel
-from medzoo.core.processor import collate, tokenize_around_images
-from medzoo.core.templates import get_template
+from medzoo.app.interop.hf_llava_export import ExportRefused, check_exportable, export_hf_llava
+from medzoo.app.interop.llava_import import import_checkpoint
+from medzoo.core.model.multimodal import MultimodalModel
+from medzoo.core.model.processor import collate, tokenize_around_images
+from medzoo.core.interfaces.templates import get_template
 
 ATOL = 1e-5
 CONVERSATIONS = [
@@ -152,7 +152,7 @@ def test_pixel_values_equal_for_a_square_image_of_the_tower_size(exported):
 @pytest.mark.parametrize("template", ["mistral_instruct", "vicuna_v1", "llava_med_v1"])
 @pytest.mark.parametrize("conversation", range(len(CONVERSATIONS)))
 def test_chat_template_gives_medzoo_ids(exported, template, conversation):
-    from medzoo.core.interop.chat_templates import calibrated_chat_template
+    from medzoo.app.interop.chat_templates import calibrated_chat_template
 
     _, directory, _ = exported
     tokenizer = LlavaProcessor.from_pretrained(str(directory)).tokenizer
@@ -242,7 +242,7 @@ def test_lora_is_merged_before_export(tmp_path):
 
 
 def test_cli_export_refusal_is_one_line(tmp_path):
-    from medzoo.core.cli.main import main
+    from medzoo.app.cli.main import main
 
     tiny_model(connector="linear").save_pretrained(str(tmp_path / "linear"))
     with pytest.raises(SystemExit) as exit_info:

@@ -12,11 +12,11 @@ import torch
 import yaml
 from PIL import Image
 
-from medzoo.core.conversation import Message
+from medzoo.core.interfaces.conversation import Message
 from medzoo.core.generation import processor_for
-from medzoo.core.interop import InteropError
-from medzoo.core.interop.llava_import import import_checkpoint
-from medzoo.core.model import MultimodalModel
+from medzoo.app.interop import InteropError
+from medzoo.app.interop.llava_import import import_checkpoint
+from medzoo.core.model.multimodal import MultimodalModel
 
 ATOL = 1e-5
 QUESTION = [Message("user", "<image>\nIs there an effusion on the left?")]
@@ -80,7 +80,7 @@ def test_llava_med_v15_sharded_safetensors_with_leftover_fields(tmp_path, tower_
 
 
 def test_recipe_of_an_import_rebuilds_the_model(tmp_path, tower_dir):
-    from medzoo.core.build import build_model
+    from medzoo.core.model.build import build_model
 
     source = helpers.official_model("mistral", tower_dir=tower_dir, seed=4)
     import_checkpoint(source.save(tmp_path / "src"), "llava-med-v1.5", tmp_path / "imported")
@@ -162,7 +162,7 @@ def test_pickle_with_code_is_refused(tmp_path, tower_dir):
 def test_cli_import(tmp_path, tower_dir):
     from click.testing import CliRunner
 
-    from medzoo.core.cli.main import cli
+    from medzoo.app.cli.main import cli
 
     checkpoint = helpers.official_model("mistral", tower_dir=tower_dir).save(tmp_path / "src")
     result = CliRunner().invoke(cli, ["import", str(checkpoint), "--format", "llava-med-v1.5",
@@ -173,7 +173,7 @@ def test_cli_import(tmp_path, tower_dir):
 
 
 def test_import_cached_imports_once(tmp_path, tower_dir):
-    from medzoo.core.interop.llava_import import import_cached
+    from medzoo.app.interop.llava_import import import_cached
 
     checkpoint = helpers.official_model("mistral", tower_dir=tower_dir).save(tmp_path / "src")
     first = import_cached(str(checkpoint), "llava-med-v1.5", cache_root=tmp_path / "cache")

@@ -105,7 +105,7 @@ def test_questions_and_answers_reading(tmp_path):
 
 
 def test_judge_end_to_end_metrics_reviews_and_resume(fake, tmp_path):
-    from medzoo.core.cli.judge import judge
+    from medzoo.app.cli.judge import judge
 
     questions, answers = write_benchmark(tmp_path)
     output = tmp_path / "run" / "eval" / "llava-med-chat"
@@ -192,7 +192,7 @@ def test_interrupted_judging_resumes_without_repeating_a_request(fake, tmp_path)
 def test_hf_judge_counts_unreadable_replies_instead_of_scoring(tmp_path):
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from medzoo.core.cli.judge import judge
+    from medzoo.app.cli.judge import judge
     from medzoo.plugins.language.tiny_tokenizer import tiny_tokenizer_path
 
     model_dir = tmp_path / "tiny"

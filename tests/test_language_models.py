@@ -13,8 +13,8 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, LlamaTokenizerFast
 
 from medzoo.core.errors import PluginError, RecipeError
-from medzoo.core.language_model import LanguageModel
-from medzoo.core.plugin_manager import components
+from medzoo.core.interfaces.language_model import LanguageModel
+from medzoo.core.plugin_system.manager import components
 from medzoo.plugins.language.tiny_tokenizer import (
     TINY_TOKENIZER_NAME,
     load_tiny_tokenizer,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from medzoo.core.cli.main import cli
+from medzoo.app.cli.main import cli
 from medzoo.core.errors import DataError
 from medzoo.plugins.leaderboard.published import PUBLISHED_CSV, published_rows, read_published
 from medzoo.plugins.leaderboard.render import leaderboard_from_runs, render, render_run_dirs

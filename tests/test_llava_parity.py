@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration
 
-from medzoo.core.build import build_model
-from medzoo.core.conversation import Message
+from medzoo.core.model.build import build_model
+from medzoo.core.interfaces.conversation import Message
 from medzoo.core.generation import processor_for
-from medzoo.core.model import MultimodalModel
-from medzoo.core.processor import collate
+from medzoo.core.model.multimodal import MultimodalModel
+from medzoo.core.model.processor import collate
 
 ATOL = 1e-5
 VARIANTS = {

@@ -29,7 +29,7 @@ import helpers_official_metrics as official
 import numpy as np
 import pytest
 
-from medzoo.core.benchmark import BenchmarkItem
+from medzoo.core.interfaces.benchmark import BenchmarkItem
 from medzoo.plugins.benchmarks.coloninst import ColonInstRecBenchmark
 from medzoo.plugins.benchmarks.medvqa import VqaRadBenchmark
 from medzoo.plugins.metrics import scoring

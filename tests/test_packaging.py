@@ -47,13 +47,13 @@ def test_wheel_holds_one_namespace_and_ships_data(wheel):
     top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert top_level == {"medzoo"}
     for required in ("medzoo/registry.yaml", "medzoo/recipes/tiny.yaml", "medzoo/recipes/llava-med-v1.5.yaml",
-                     "medzoo/core/hookspecs.py", "medzoo/plugins/builtin.py",
+                     "medzoo/core/plugin_system/hookspecs.py", "medzoo/plugins/vision/registration.py", "medzoo/app/cli/main.py",
                      "medzoo/plugins/language/assets/tiny-tokenizer/tokenizer.json",
                      "medzoo/plugins/leaderboard/published_results.csv"):
         assert required in names, required
     assert not any(name.startswith(("medzoo/tests/", "medzoo/docs/", "medzoo/.venv")) for name in names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "medzoo = medzoo.core.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "medzoo = medzoo.app.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_installed_copy_finds_registry_and_recipes_outside_the_checkout(wheel, tmp_path):
@@ -66,7 +66,7 @@ def test_installed_copy_finds_registry_and_recipes_outside_the_checkout(wheel, t
     probe = (
         "import medzoo, pathlib\n"
         "from medzoo.core.resources import registry_path, recipes_dir\n"
-        "from medzoo.core.recipe import load_recipe\n"
+        "from medzoo.core.recipes.loading import load_recipe\n"
         "print(pathlib.Path(medzoo.__file__).parent)\n"
         "print(registry_path().is_file(), len(list(recipes_dir().glob('*.yaml'))))\n"
         "print(load_recipe('llava-med-v1.5').config.model.language.name)\n"

@@ -12,10 +12,10 @@ import yaml
 from PIL import Image
 from tiny_model_spec import TINY_MODEL
 
-from medzoo.core.build import build_model
-from medzoo.core.conversation import Message
+from medzoo.core.model.build import build_model
+from medzoo.core.interfaces.conversation import Message
 from medzoo.core.generation import processor_for
-from medzoo.core.processor import collate
+from medzoo.core.model.processor import collate
 from medzoo.core.training.loss import summed_loss
 from medzoo.core.training.packing import pack_rows, pack_samples, unpack_rows
 
@@ -107,7 +107,7 @@ def _stage(data, packing: bool) -> dict:
 
 
 def test_packed_stage_trains_like_the_padded_stage(tmp_path):
-    from medzoo.core.recipe import load_recipe
+    from medzoo.core.recipes.loading import load_recipe
     from medzoo.core.training.run import train_recipe
 
     images = tmp_path / "images"

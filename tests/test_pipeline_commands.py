@@ -23,7 +23,7 @@ ANSWER_KEYS = {"question_id", "prompt", "text", "answer_id", "model_id", "metada
 
 
 def medzoo(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "medzoo.core.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "medzoo.app.cli", *args], capture_output=True, text=True,
                           timeout=600)
 
 

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from transformers import CLIPImageProcessorPil
 
-from medzoo.core.image_processing import (
+from medzoo.core.model.image_processing import (
     ImageTransform,
     expand_to_square,
     high_bit_depth_to_l,

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from medzoo.core import plugin_manager
+from medzoo.core.plugin_system import manager as plugin_manager
 from medzoo.core.errors import PluginError
-from medzoo.core.hookspecs import hookimpl
-from medzoo.core.plugin_manager import (
+from medzoo.core.plugin_system.hookspecs import hookimpl
+from medzoo.core.plugin_system.manager import (
     components,
     plugin_system,
     register_plugin,
@@ -29,7 +29,7 @@ from medzoo.plugins.connectors.linear import LinearConnector
 
 FAKE_PREFIX = "medzoo_fake_"
 CONNECTOR_PLUGIN = """
-from medzoo.core.hookspecs import hookimpl
+from medzoo.core.plugin_system.hookspecs import hookimpl
 from medzoo.plugins.connectors.linear import LinearConnector
 
 
@@ -168,10 +168,10 @@ def test_hook_with_wrong_arguments_fails_loudly_in_one_line():
 
 def test_importing_the_core_loads_no_plugin():
     code = (
-        "import sys, medzoo.core.plugin_manager, medzoo.core.build, medzoo.core.model, medzoo.core.recipe\n"
+        "import sys, medzoo.core.plugin_system.manager, medzoo.core.model.build, medzoo.core.model.multimodal, medzoo.core.recipes.loading\n"
         "loaded = sorted(m for m in sys.modules if m.startswith('medzoo.plugins.'))\n"
         "assert not loaded, loaded\n"
-        "from medzoo.core.plugin_manager import components\n"
+        "from medzoo.core.plugin_system.manager import components\n"
         "components()\n"
         "assert 'medzoo.plugins.vision.registration' in sys.modules\n"
     )
@@ -270,7 +270,7 @@ def test_installed_plugin_with_misspelt_hook_fails_loudly(site):
         site,
         "medzoo-typo",
         "typo",
-        "from medzoo.core.hookspecs import hookimpl\n\n@hookimpl\ndef register_conectors(register):\n    pass\n",
+        "from medzoo.core.plugin_system.hookspecs import hookimpl\n\n@hookimpl\ndef register_conectors(register):\n    pass\n",
     )
     with pytest.raises(
         PluginError,

@@ -19,14 +19,14 @@ from click.testing import CliRunner
 from PIL import Image
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from medzoo.core.catalog import load_catalog
-from medzoo.core.cli.main import cli, main
-from medzoo.core.conversation import Message
+from medzoo.core.plugin_system.catalog import load_catalog
+from medzoo.app.cli.main import cli, main
+from medzoo.core.interfaces.conversation import Message
 from medzoo.core.generation import processor_for
-from medzoo.core.interop import InteropError
-from medzoo.core.interop.delta import make_delta_dirs
-from medzoo.core.interop.published import TOKENIZER_PATTERNS, resolve_model
-from medzoo.core.model import MultimodalModel
+from medzoo.app.interop import InteropError
+from medzoo.app.interop.delta import make_delta_dirs
+from medzoo.app.interop.published import TOKENIZER_PATTERNS, resolve_model
+from medzoo.core.model.multimodal import MultimodalModel
 
 CATALOG = load_catalog()
 V15 = CATALOG.variant("llava-med-v1.5").weights[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from medzoo.core.recipe_schema import BenchmarkConfig, Recipe, StageConfig
+from medzoo.core.recipes.schema import BenchmarkConfig, Recipe, StageConfig
 from medzoo.core.resources import recipes_dir
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "recipes.md").read_text()

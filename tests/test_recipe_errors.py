@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from medzoo.core.cli.main import main
+from medzoo.app.cli.main import main
 from medzoo.core.errors import RecipeError
-from medzoo.core.recipe import load_recipe
+from medzoo.core.recipes.loading import load_recipe
 
 BASE = "defaults: [tiny]\nname: bad\n"
 
@@ -138,7 +138,7 @@ def test_train_stops_at_a_bad_recipe_before_training(capsys, tmp_path):
 def test_console_entry_point_prints_no_traceback(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(BASE + "stages:\n  - name: instruct\n    optimzer: {lr: 1.0e-5}\n")
-    result = subprocess.run([sys.executable, "-m", "medzoo.core.cli", "recipe", "validate", str(path)],
+    result = subprocess.run([sys.executable, "-m", "medzoo.app.cli", "recipe", "validate", str(path)],
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
@@ -150,7 +150,7 @@ def test_console_entry_point_prints_no_traceback(tmp_path):
 def _stage_keys() -> list[str]:
     import dataclasses
 
-    from medzoo.core.recipe_schema import StageConfig
+    from medzoo.core.recipes.schema import StageConfig
 
     return [field.name for field in dataclasses.fields(StageConfig)]
 

@@ -12,13 +12,13 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from medzoo.core.build import build_model
-from medzoo.core.conversation import Message
+from medzoo.core.model.build import build_model
+from medzoo.core.interfaces.conversation import Message
 from medzoo.core.generation import processor_for
-from medzoo.core.model import MultimodalModel
-from medzoo.core.plugin_manager import components
-from medzoo.core.processor import collate
-from medzoo.core.recipe import load_recipe
+from medzoo.core.model.multimodal import MultimodalModel
+from medzoo.core.plugin_system.manager import components
+from medzoo.core.model.processor import collate
+from medzoo.core.recipes.loading import load_recipe
 from medzoo.core.resources import recipes_dir
 
 RECIPES = sorted(path.stem for path in recipes_dir().glob("*.yaml"))

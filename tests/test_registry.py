@@ -12,21 +12,19 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from medzoo.core.catalog import CatalogError, ComponentEntry, load_catalog
-from medzoo.core.cli.main import cli
-from medzoo.core.conversation import Message
-from medzoo.core.instruct_backend import InstructBackend
-from medzoo.core.plugin_manager import components
-from medzoo.core.recipe import load_recipe
+from medzoo.core.plugin_system.catalog import CatalogError, ComponentEntry, load_catalog
+from medzoo.app.cli.main import cli
+from medzoo.core.interfaces.conversation import Message
+from medzoo.core.interfaces.instruct_backend import InstructBackend
+from medzoo.core.plugin_system.manager import components
+from medzoo.core.recipes.loading import load_recipe
 from medzoo.core.resources import recipes_dir
-from medzoo.plugins.builtin import BUILTIN_PLUGINS
 
 CATALOG = load_catalog()
-BUILTIN_PROVIDERS = {f"medzoo.{name}" for name in BUILTIN_PLUGINS}
 
 
 def builtin_registrations():
-    return [entry for entry in components() if entry.provider in BUILTIN_PROVIDERS]
+    return [entry for entry in components() if entry.provider.startswith("medzoo.")]
 
 
 def test_every_builtin_component_is_catalogued_and_every_entry_is_registered():

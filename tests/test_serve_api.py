@@ -17,11 +17,11 @@ import openai
 import pytest
 from PIL import Image
 
-from medzoo.core.serving.app import ServeConfig, create_app
-from medzoo.core.serving.background import BackgroundServer
-from medzoo.core.serving.batcher import BatchingSettings
-from medzoo.core.serving.limits import ServeLimits
-from medzoo.core.serving.loading import load_engine
+from medzoo.app.serving.app import ServeConfig, create_app
+from medzoo.app.serving.background import BackgroundServer
+from medzoo.app.serving.batcher import BatchingSettings
+from medzoo.app.serving.limits import ServeLimits
+from medzoo.app.serving.loading import load_engine
 
 #: PIL warns about the decompression bomb (in the server thread) before the server refuses it
 pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")

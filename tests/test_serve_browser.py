@@ -13,7 +13,7 @@ import helpers_serving as helpers
 import httpx
 import pytest
 
-from medzoo.core.serving.background import free_port
+from medzoo.app.serving.background import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -37,7 +37,7 @@ def server_url(model_dir, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve-log") / "serve.log"
     with log.open("w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "medzoo.core.cli", "serve", str(model_dir), "--port", str(port),
+            [sys.executable, "-m", "medzoo.app.cli", "serve", str(model_dir), "--port", str(port),
              "--device", "cpu", "--model-name", "tiny-med", "--threads", "1"],
             stdout=output, stderr=subprocess.STDOUT,
         )

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from medzoo.core.cli.main import cli
-from medzoo.core.conversation import IMAGE_PLACEHOLDER
+from medzoo.app.cli.main import cli
+from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 from medzoo.core.errors import DataError
 from medzoo.plugins.data.synth import DEFAULT_SIZES, FORMAT_VERSION, synthesize
 from medzoo.plugins.data.synth.catalog import DOMAINS, SynthImage, render_split
@@ -273,7 +273,7 @@ def test_cli_synth_writes_refuses_and_overwrites(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("bad", ["train", "train=x", "=3", "epochs=3"])
 def test_cli_rejects_bad_size_with_one_line(tmp_path: Path, capsys, bad: str) -> None:
-    from medzoo.core.cli.main import main
+    from medzoo.app.cli.main import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["data", "synth", "--output", str(tmp_path / "x"), "--size", bad])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from medzoo.core.conversation import IMAGE_PLACEHOLDER, Message
+from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
 from medzoo.core.errors import DataError
-from medzoo.core.plugin_manager import components
+from medzoo.core.plugin_system.manager import components
 from medzoo.plugins.language.tiny_tokenizer import load_tiny_tokenizer
 
 EOS = "</s>"
@@ -180,8 +180,8 @@ def test_generation_prompt_tokens_prefix_the_training_tokens(name: str, tokenize
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    from medzoo.core.build import build_model
-    from medzoo.core.recipe import load_recipe
+    from medzoo.core.model.build import build_model
+    from medzoo.core.recipes.loading import load_recipe
 
     return build_model(load_recipe("tiny").config.model)
 

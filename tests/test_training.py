@@ -76,7 +76,7 @@ def write_recipe(tmp_path: Path, steps: int = 6, language_tuning: str = "full") 
 
 
 def medzoo(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "medzoo.core.cli", *args], capture_output=True, text=True, **kwargs)
+    return subprocess.run([sys.executable, "-m", "medzoo.app.cli", *args], capture_output=True, text=True, **kwargs)
 
 
 def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -99,7 +99,7 @@ def test_two_stages_train_and_loss_falls(tmp_path):
         lines = (tmp_path / "run" / stage_dir / "metrics.jsonl").read_text().splitlines()
         assert len(lines) == 8 and {"loss", "lr", "samples_per_s"} <= set(json.loads(lines[0]))
         assert (tmp_path / "run" / stage_dir / "loss.png").stat().st_size > 0
-    from medzoo.core.model import MultimodalModel
+    from medzoo.core.model.multimodal import MultimodalModel
 
     model = MultimodalModel.from_pretrained(str(tmp_path / "run" / "final"))
     assert model.num_image_tokens == 16
@@ -112,7 +112,7 @@ def test_kill_and_resume_reproduces_uninterrupted_weights(tmp_path):
 
     run_dir = tmp_path / "killed"
     process = subprocess.Popen(
-        [sys.executable, "-m", "medzoo.core.cli", "train", str(recipe), "--output-dir", str(run_dir)],
+        [sys.executable, "-m", "medzoo.app.cli", "train", str(recipe), "--output-dir", str(run_dir)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     deadline = time.time() + 120
@@ -146,7 +146,7 @@ def test_lora_adapters_are_peft_format_and_merge_to_same_logits(tmp_path):
     merged_dir = tmp_path / "merged"
     merged = medzoo("merge-lora", str(final), "--output", str(merged_dir))
     assert merged.returncode == 0, merged.stderr[-2000:]
-    from medzoo.core.model import MultimodalModel
+    from medzoo.core.model.multimodal import MultimodalModel
     from medzoo.plugins.tuning.lora import has_lora
 
     with_adapters = MultimodalModel.from_pretrained(str(final))
@@ -165,7 +165,7 @@ def test_non_finite_loss_stops_with_step_and_batch_ids(tmp_path, monkeypatch):
     from medzoo.core.errors import TrainingError
 
     recipe_path = write_recipe(tmp_path, steps=2)
-    from medzoo.core.recipe import load_recipe
+    from medzoo.core.recipes.loading import load_recipe
     from medzoo.core.training.run import train_recipe
 
     config = load_recipe(str(recipe_path), ["stages.0.optimizer.lr=1e30", "stages.0.max_grad_norm=0"]).config

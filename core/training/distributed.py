@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from medzoo.core.errors import RecipeError, TrainingError
-from medzoo.core.model import MultimodalModel
+from medzoo.core.model.multimodal import MultimodalModel
 
 SHARDED = ("FSDP", "DEEPSPEED")
 

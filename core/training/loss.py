@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from medzoo.core.processor import IGNORE_INDEX
+from medzoo.core.model.processor import IGNORE_INDEX
 
 
 def count_targets(labels: torch.Tensor) -> int:

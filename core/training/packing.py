@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
-from medzoo.core.processor import IGNORE_INDEX, EncodedSample
+from medzoo.core.model.processor import IGNORE_INDEX, EncodedSample
 
 
 def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import OmegaConf
 
-from medzoo.core.build import as_dict, build_model
+from medzoo.core.model.build import as_dict, build_model
 from medzoo.core.errors import RecipeError
-from medzoo.core.model import MultimodalModel
-from medzoo.core.plugin_manager import components
+from medzoo.core.model.multimodal import MultimodalModel
+from medzoo.core.plugin_system.manager import components
 from medzoo.core.training.checkpoint import write_atomically
 from medzoo.core.training.distributed import cpu_accelerator, is_sharded, whole_model_construction
 from medzoo.core.training.trainer import train_stage
@@ -48,21 +49,21 @@ def make_accelerator():
     return cpu_accelerator()
 
 
-def ensure_data(recipe: Any, echo=print) -> None:
-    """Create the built-in synthetic set when the recipe asks for it and it is missing."""
-    if not recipe.data.synthesize:
-        return
-    root = Path(recipe.data.root)
-    if (root / "manifest.json").is_file():
-        return
-    from medzoo.plugins.data.synth.generate import synthesize
-
-    echo(f"synthesising the built-in data set into {root}")
-    synthesize(root, **as_dict(recipe.data.synth_options))
+PrepareData = Callable[[Any, Callable[[str], None]], None]
 
 
-def train_recipe(recipe: Any, output_dir: str | Path, resume: bool = False, echo=print) -> Path:
-    """Train every stage of ``recipe``; returns the final model directory (``output_dir/final``)."""
+def train_recipe(
+    recipe: Any,
+    output_dir: str | Path,
+    resume: bool = False,
+    echo=print,
+    prepare_data: PrepareData | None = None,
+) -> Path:
+    """Train every stage of ``recipe``; returns the final model directory (``output_dir/final``).
+
+    ``prepare_data(recipe, echo)``, when given, runs once on the main process before any stage reads data
+    (the application passes one that synthesises the built-in set when the recipe asks for it).
+    """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     stages = planned_stages(recipe)
@@ -70,8 +71,8 @@ def train_recipe(recipe: Any, output_dir: str | Path, resume: bool = False, echo
     main = accelerator.is_main_process
     if not main:  # one process speaks for the run
         echo = _silent
-    if main:
-        ensure_data(recipe, echo)
+    if main and prepare_data is not None:
+        prepare_data(recipe, echo)
     accelerator.wait_for_everyone()
     if main:
         write_atomically(output_dir / "recipe.yaml", OmegaConf.to_yaml(recipe, resolve=True))

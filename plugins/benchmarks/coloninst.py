@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from medzoo.core.benchmark import Benchmark, BenchmarkItem
-from medzoo.core.dataset import LoadReport
+from medzoo.core.interfaces.benchmark import Benchmark, BenchmarkItem
+from medzoo.core.interfaces.dataset import LoadReport
 from medzoo.core.errors import DataError
 from medzoo.plugins.benchmarks.common import option_int, predictions_for, synth_root
 from medzoo.plugins.datasets.colon_inst import ColonInstReader

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.benchmark import BenchmarkItem
+from medzoo.core.interfaces.benchmark import BenchmarkItem
 from medzoo.core.errors import DataError
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medzoo.core.hookspecs import hookimpl
+from medzoo.core.plugin_system.hookspecs import hookimpl
 from medzoo.plugins.benchmarks.coloninst import COLONINST_BENCHMARKS
 from medzoo.plugins.benchmarks.medvqa import MEDVQA_BENCHMARKS
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from medzoo.core.connector import Connector
+from medzoo.core.interfaces.connector import Connector
 from medzoo.core.errors import RecipeError
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from medzoo.core.connector import Connector
+from medzoo.core.interfaces.connector import Connector
 
 
 class LinearConnector(Connector):

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from medzoo.core.connector import Connector
+from medzoo.core.interfaces.connector import Connector
 from medzoo.core.errors import RecipeError
 from medzoo.plugins.connectors.mlp import gelu_mlp
 

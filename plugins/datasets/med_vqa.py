@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.conversation import IMAGE_PLACEHOLDER, Message
-from medzoo.core.dataset import BadRecordPolicy, DatasetReader, LoadReport, Record
+from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
+from medzoo.core.interfaces.dataset import BadRecordPolicy, DatasetReader, LoadReport, Record
 from medzoo.core.errors import DataError
 
 FORMATS = ("llava-med-test", "vqa-rad", "slake", "pathvqa", "parquet")

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from medzoo.core.errors import PluginError
-from medzoo.core.instruct_backend import InstructBackend
+from medzoo.core.interfaces.instruct_backend import InstructBackend
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -23,7 +23,7 @@ def parse_option(text: str) -> tuple[str, Any]:
 
 def create_backend(name: str, model: str, **options: Any) -> InstructBackend:
     """Look ``name`` up among registered instruct backends and construct it; unknown options name the valid ones."""
-    from medzoo.core.plugin_manager import components
+    from medzoo.core.plugin_system.manager import components
 
     factory = components().get("instruct_backend", name).factory
     parameters = inspect.signature(factory).parameters

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.instruct_backend import Completion
+from medzoo.core.interfaces.instruct_backend import Completion
 
 
 def cache_key(backend: str, model: str, messages: list[dict[str, str]], params: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.dataset import LoadReport
+from medzoo.core.interfaces.dataset import LoadReport
 from medzoo.plugins.instruct.captions import CaptionRecord
 from medzoo.plugins.instruct.parsing import image_first, parse_conversation, to_llava_conversations
 from medzoo.plugins.instruct.prompts import build_generation_messages

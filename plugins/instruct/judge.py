@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.dataset import BadRecordPolicy, LoadReport
+from medzoo.core.interfaces.dataset import BadRecordPolicy, LoadReport
 from medzoo.core.errors import DataError
 from medzoo.plugins.instruct.runner import RequestRunner
 

@@ -6,7 +6,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from medzoo.core.conversation import IMAGE_PLACEHOLDER
+from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 
 _USER = r"user|human|question|q"
 _ASSISTANT = r"assistant|gpt|ai|answer|a"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medzoo.core.hookspecs import hookimpl
+from medzoo.core.plugin_system.hookspecs import hookimpl
 from medzoo.plugins.instruct.backends.hf_backend import HFBackend
 from medzoo.plugins.instruct.backends.openai_backend import OpenAIBackend
 

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from medzoo.core.instruct_backend import Completion, InstructBackend
+from medzoo.core.interfaces.instruct_backend import Completion, InstructBackend
 from medzoo.plugins.instruct.cache import ResponseCache, cache_key
 from medzoo.plugins.instruct.errors import BackendError, TransientBackendError
 

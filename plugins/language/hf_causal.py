@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from medzoo.core.activation_checkpointing import set_activation_checkpointing
+from medzoo.core.model.activation_checkpointing import set_activation_checkpointing
 from medzoo.core.errors import RecipeError, did_you_mean
-from medzoo.core.language_model import LanguageModel
+from medzoo.core.interfaces.language_model import LanguageModel
 from medzoo.plugins.language.tiny_tokenizer import TINY_TOKENIZER_NAME, resolve_tokenizer_source
 
 logger = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ class HFCausalLanguageModel(LanguageModel):
     @classmethod
     def _check_template(cls, template: str | None) -> None:
         """Fail on an unknown template name before any weights are loaded."""
-        from medzoo.core.plugin_manager import components
+        from medzoo.core.plugin_system.manager import components
 
         components().get("template", template or cls.default_template)
 

@@ -25,7 +25,7 @@ from medzoo.plugins.leaderboard.table import ColumnGroup, ModelRow
 def default_split(benchmark: str) -> str:
     """The split a registered benchmark evaluates by default (``test`` when unknown)."""
     from medzoo.core.errors import PluginError
-    from medzoo.core.plugin_manager import components
+    from medzoo.core.plugin_system.manager import components
 
     try:
         factory = components().get("benchmark", benchmark).factory

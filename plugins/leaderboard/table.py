@@ -66,7 +66,7 @@ class Leaderboard:
 def registered_headline_metrics(benchmark: str) -> tuple[str, ...] | None:
     """The headline metrics a registered benchmark declares, or None for an unknown benchmark."""
     from medzoo.core.errors import PluginError
-    from medzoo.core.plugin_manager import components
+    from medzoo.core.plugin_system.manager import components
 
     try:
         registration = components().get("benchmark", benchmark)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from medzoo.core.conversation import (
+from medzoo.core.interfaces.conversation import (
     IMAGE_PLACEHOLDER,
     ConversationTemplate,
     Message,

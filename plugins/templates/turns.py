@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from medzoo.core.conversation import Message, split_system
+from medzoo.core.interfaces.conversation import Message, split_system
 from medzoo.core.errors import DataError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from medzoo.core.tuning import TuningStrategy
+from medzoo.core.interfaces.tuning import TuningStrategy
 from medzoo.plugins.tuning.lora import has_lora, merge_lora
 
 

@@ -13,7 +13,7 @@ from peft.tuners.lora import LoraLayer
 from torch import nn
 
 from medzoo.core.errors import RecipeError
-from medzoo.core.tuning import TuningStrategy
+from medzoo.core.interfaces.tuning import TuningStrategy
 
 ADAPTER_NAME = "default"
 #: default LoRA targets per module when the recipe names none

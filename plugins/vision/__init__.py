@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from medzoo.core.errors import RecipeError, did_you_mean
-from medzoo.core.image_processing import ImageTransform
+from medzoo.core.model.image_processing import ImageTransform
 
 # CLIP's image statistics (the OpenAI dataset mean / std). BiomedCLIP's open_clip config has the same ones, and
 # LLaVA-Med v1.0 preprocessed for BiomedCLIP with openai/clip-vit-base-patch16's processor, which has them too.
@@ -30,7 +30,7 @@ def blocks_to_run(feature_layer: int, num_blocks: int, encoder: str) -> int:
 
 
 # The preprocessing options every built-in vision plugin accepts (besides image_aspect), with their defaults;
-# medzoo.core.image_processing.ImageTransform documents them and docs/fidelity.md maps them to lineages.
+# medzoo.core.model.image_processing.ImageTransform documents them and docs/fidelity.md maps them to lineages.
 IMAGE_OPTION_DEFAULTS: dict[str, Any] = {
     "pad_greyscale": "rgb",
     "pad_offset": "centre",

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from medzoo.core.conversation import IMAGE_PLACEHOLDER
+from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 from medzoo.plugins.data.synth import sampling
 from medzoo.plugins.data.synth.captions import caption_and_mentions, figure_label
 from medzoo.plugins.data.synth.catalog import SynthImage

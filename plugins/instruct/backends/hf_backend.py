@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from medzoo.core.errors import PluginError
-from medzoo.core.instruct_backend import Completion, InstructBackend
+from medzoo.core.interfaces.instruct_backend import Completion, InstructBackend
 from medzoo.plugins.instruct.errors import BackendError
 
 ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}

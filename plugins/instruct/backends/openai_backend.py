@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from medzoo.core.errors import PluginError
-from medzoo.core.instruct_backend import Completion, InstructBackend
+from medzoo.core.interfaces.instruct_backend import Completion, InstructBackend
 from medzoo.plugins.instruct.errors import BackendError, TransientBackendError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medzoo.core.connector import Connector
+from medzoo.core.interfaces.connector import Connector
 from medzoo.core.errors import RecipeError
 
 

@@ -1,0 +1,104 @@
+"""``medzoo chat``: a multi-turn conversation in the terminal, answers streamed as they are generated."""
+
+from __future__ import annotations
+
+import click
+
+HELP = "commands: /image PATH (new image, new conversation), /reset, /help, /quit"
+
+
+class ChatSession:
+    """The conversation so far and the image it is about."""
+
+    def __init__(self, engine, params, system: str | None = None) -> None:
+        self.engine = engine
+        self.params = params
+        self.system = system
+        self.image = None
+        self.turns: list = []
+
+    def reset(self) -> None:
+        self.turns = []
+
+    def set_image(self, path: str) -> None:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            self.image = image.convert("RGB")
+        self.reset()
+
+    def ask(self, question: str, on_text) -> str:
+        from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
+        from medzoo.app.serving.engine import RowRequest
+
+        if not self.turns and self.image is not None:
+            question = f"{IMAGE_PLACEHOLDER}\n{question}"
+        messages = [Message("system", self.system)] if self.system else []
+        messages += [*self.turns, Message("user", question)]
+        images = [self.image] if self.image is not None else []
+        sample = self.engine.encode(messages, images)
+        completion = self.engine.run([RowRequest(sample, self.params, on_text=on_text)])[0]
+        self.turns += [Message("user", question), Message("assistant", completion.text)]
+        return completion.text
+
+
+@click.command("chat")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--image", type=click.Path(exists=True, dir_okay=False), default=None, help="Image to talk about.")
+@click.option("--temperature", default=0.0, show_default=True, help="0 = greedy decoding.")
+@click.option("--top-p", default=1.0, show_default=True)
+@click.option("--max-new-tokens", default=256, show_default=True)
+@click.option("--seed", type=int, default=None)
+@click.option("--system", default=None, help="System message (when the template uses one).")
+@click.option("--device", default="auto", show_default=True)
+def chat_command(model_dir, image, temperature, top_p, max_new_tokens, seed, system, device) -> None:
+    """Chat with the model in MODEL_DIR; reads questions from stdin until EOF or /quit."""
+    from medzoo.core.errors import MedzooError
+    from medzoo.app.serving.loading import load_engine
+    from medzoo.app.serving.sampling import SamplingParams
+
+    if not 0 < top_p <= 1 or temperature < 0 or max_new_tokens < 1:
+        raise click.BadParameter("need temperature >= 0, 0 < top-p <= 1, max-new-tokens >= 1")
+    engine = load_engine(model_dir, device=device)
+    params = SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+    session = ChatSession(engine, params, system)
+    if image:
+        session.set_image(image)
+    stdin = click.get_text_stream("stdin")
+    click.echo(f"medzoo chat ({engine.processor.template.name} template). {HELP}")
+    while True:
+        click.echo("USER> ", nl=False)
+        line = stdin.readline()
+        if not line:
+            click.echo()
+            break
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/quit", "/exit"):
+            break
+        if text == "/help":
+            click.echo(HELP)
+        elif text == "/reset":
+            session.reset()
+            click.echo("(conversation cleared)")
+        elif text.startswith("/image"):
+            path = text[len("/image"):].strip()
+            try:
+                session.set_image(path)
+                click.echo(f"(image {path}; new conversation)")
+            except OSError as error:
+                click.echo(f"error: cannot open image {path!r}: {error.strerror or error}", err=True)
+        elif text.startswith("/"):
+            click.echo(f"unknown command {text.split()[0]!r}; {HELP}", err=True)
+        else:
+            click.echo("ASSISTANT> ", nl=False)
+            try:
+                session.ask(text, on_text=lambda piece: click.echo(piece, nl=False))
+            except (MedzooError, ValueError) as error:
+                click.echo(f"\nerror: {str(error).splitlines()[0]}", err=True)
+                continue
+            except KeyboardInterrupt:
+                click.echo("\n(interrupted)")
+                continue
+            click.echo()

@@ -1,0 +1,99 @@
+"""``medzoo train``, ``medzoo merge-lora`` and ``medzoo model summary``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from medzoo.core.errors import MedzooError
+
+
+def _load(recipe: str, overrides: tuple[str, ...]):
+    from medzoo.core.recipes.loading import load_recipe
+
+    return load_recipe(recipe, list(overrides)).config
+
+
+@click.command("train")
+@click.argument("recipe")
+@click.option("--output-dir", "-d", required=True, type=click.Path(file_okay=False), help="Run directory.")
+@click.option("-o", "--override", "overrides", multiple=True, help="Recipe override key=value (repeatable).")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the run directory.")
+def train(recipe: str, output_dir: str, overrides: tuple[str, ...], resume: bool) -> None:
+    """Train every stage of RECIPE (a recipe name or YAML path)."""
+    from accelerate import PartialState
+
+    from medzoo.app.data_setup import ensure_data
+    from medzoo.core.training.run import train_recipe
+
+    config = _load(recipe, overrides)
+    final = train_recipe(config, output_dir, resume=resume, echo=click.echo, prepare_data=ensure_data)
+    if PartialState().is_main_process:  # under `accelerate launch` every process returns here
+        click.echo(f"final model: {final}")
+
+
+@click.command("merge-lora")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--output", "-o", "output", required=True, type=click.Path(file_okay=False))
+def merge_lora_command(model_dir: str, output: str) -> None:
+    """Fold the LoRA adapters of MODEL_DIR into the base weights and save a plain model."""
+    from medzoo.core.model.multimodal import MultimodalModel
+    from medzoo.plugins.tuning.lora import has_lora, merge_lora
+
+    model = MultimodalModel.from_pretrained(model_dir)
+    merged = []
+    for name, module in {"vision": model.vision, "connector": model.connector, "language": model.language.model}.items():
+        if has_lora(module):
+            merge_lora(module)
+            model.trained_modules = getattr(model, "trained_modules", set()) | {name}
+            merged.append(name)
+    if not merged:
+        raise MedzooError(f"{model_dir}: the model has no LoRA adapters to merge")
+    model.save_pretrained(output)
+    click.echo(f"merged LoRA adapters of {', '.join(merged)} into {output}")
+
+
+@click.group("model")
+def model_group() -> None:
+    """Inspect models built from recipes."""
+
+
+@model_group.command("summary")
+@click.argument("recipe")
+@click.option("-o", "--override", "overrides", multiple=True, help="Recipe override key=value (repeatable).")
+@click.option("--json", "as_json", is_flag=True)
+def summary(recipe: str, overrides: tuple[str, ...], as_json: bool) -> None:
+    """Parameters per module, trainable parameters per stage, image tokens per image."""
+    import copy
+
+    from medzoo.core.model.build import build_model
+    from medzoo.core.training.run import planned_stages
+    from medzoo.core.training.trainer import apply_tuning
+
+    config = _load(recipe, overrides)
+    model = build_model(config.model, shrink=config.shrink)
+    report = {
+        "recipe": config.name,
+        "modules": {
+            name: {"plugin": config.model[name].name, "parameters": counts["total"]}
+            for name, counts in model.parameter_counts().items()
+        },
+        "image_tokens_per_image": model.num_image_tokens,
+        "vision_tokens_per_image": model.vision.num_tokens,
+        "stages": {},
+    }
+    working = copy.deepcopy(model)
+    for stage in planned_stages(config):
+        apply_tuning(working, stage.tuning)
+        counts = working.parameter_counts()
+        report["stages"][stage.name] = {name: c["trainable"] for name, c in counts.items()}
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"recipe {config.name}: {model.num_image_tokens} image tokens per image")
+    for name, info in report["modules"].items():
+        click.echo(f"  {name:<10} {info['plugin']:<14} {info['parameters']:>14,} parameters")
+    for stage, trainable in report["stages"].items():
+        parts = ", ".join(f"{name} {count:,}" for name, count in trainable.items())
+        click.echo(f"  stage {stage}: trainable {sum(trainable.values()):,} ({parts})")

@@ -1,0 +1,36 @@
+"""The main job: data (synthesised if missing) -> every stage -> every benchmark of the recipe -> leaderboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from medzoo.app.data_setup import ensure_data
+from medzoo.core.model.build import as_dict
+from medzoo.core.evaluation.evaluate_model import evaluate
+from medzoo.core.model.multimodal import MultimodalModel
+from medzoo.core.training.run import train_recipe
+
+
+def run_recipe(
+    recipe: Any,
+    output_dir: str | Path,
+    resume: bool = True,
+    batch_size: int = 16,
+    image_ablation: str | None = None,
+    echo=print,
+) -> dict[str, dict[str, Any]]:
+    """Train and evaluate ``recipe``; results land in ``output_dir/eval/<benchmark>/metrics.json``."""
+    output_dir = Path(output_dir)
+    final = train_recipe(recipe, output_dir, resume=resume, echo=echo, prepare_data=ensure_data)
+    model = MultimodalModel.from_pretrained(str(final))
+    results = {}
+    for benchmark in recipe.benchmarks:
+        spec = as_dict(benchmark)
+        echo(f"evaluating {spec['name']}")
+        results[spec["name"]] = evaluate(
+            model, spec["name"], output_dir / "eval" / spec["name"], data=spec.get("path"),
+            image_root=spec.get("image_root"), options=spec.get("options") or {}, batch_size=batch_size,
+            image_ablation=image_ablation, model_id=recipe.name, echo=echo,
+        )
+    return results

@@ -1,0 +1,1 @@
+"""The component interfaces a plugin implements (vision encoder, connector, language model, ...)."""

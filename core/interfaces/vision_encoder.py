@@ -1,0 +1,82 @@
+"""The VisionEncoder interface: pixels -> a sequence of feature vectors."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Literal
+
+import torch
+from torch import nn
+
+from medzoo.core.interfaces.buildable import Buildable
+from medzoo.core.model.image_processing import ImageTransform
+
+FeatureSelect = Literal["patch", "cls_patch"]
+
+
+class VisionEncoder(nn.Module, Buildable):
+    """Encodes ``[B, 3, H, W]`` pixels into ``[B, N, D]`` features of one hidden layer.
+
+    ``feature_layer`` indexes the encoder's hidden states (-2: the penultimate layer, as LLaVA);
+    ``feature_select`` is ``patch`` (drop the class token) or ``cls_patch`` (keep it).
+    """
+
+    def __init__(self, feature_layer: int = -2, feature_select: FeatureSelect = "patch", image_aspect: str = "pad"):
+        super().__init__()
+        if feature_select not in ("patch", "cls_patch"):
+            raise ValueError(f"feature_select must be 'patch' or 'cls_patch', got {feature_select!r}")
+        self.feature_layer = feature_layer
+        self.feature_select = feature_select
+        self.image_aspect = image_aspect
+
+    @property
+    @abstractmethod
+    def hidden_size(self) -> int:
+        """Feature dimension D."""
+
+    @property
+    @abstractmethod
+    def image_size(self) -> int:
+        """Input side length in pixels."""
+
+    @property
+    @abstractmethod
+    def patch_size(self) -> int:
+        """Patch side length in pixels."""
+
+    @property
+    def has_cls_token(self) -> bool:
+        return True
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def num_tokens(self) -> int:
+        """Number of feature vectors per image after selection."""
+        keep_cls = self.feature_select == "cls_patch" and self.has_cls_token
+        return self.num_patches + (1 if keep_cls else 0)
+
+    @property
+    @abstractmethod
+    def block_class(self) -> type[nn.Module]:
+        """The transformer block class (FSDP wrap unit, gradient-checkpointing unit)."""
+
+    @property
+    @abstractmethod
+    def transform(self) -> ImageTransform:
+        """PIL image -> pixel tensor for this encoder."""
+
+    @abstractmethod
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``[B, 3, H, W] -> [B, num_tokens, hidden_size]``."""
+
+    def select(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Apply ``feature_select`` to one layer's hidden states ``[B, 1 + P, D]``."""
+        if self.feature_select == "patch" and self.has_cls_token:
+            return hidden[:, 1:]
+        return hidden
+
+    def set_gradient_checkpointing(self, enabled: bool) -> None:  # noqa: B027 - optional override
+        """Enable activation checkpointing where the backbone supports it."""

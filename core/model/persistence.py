@@ -1,0 +1,202 @@
+"""Saving and loading medzoo model directories.
+
+Layout: ``medzoo_model.json`` (how to rebuild: component plugins, sources, architecture configs, markup),
+``vision.safetensors`` / ``connector.safetensors`` / ``language/`` (Hugging Face layout with the tokenizer) for every
+module saved in full, and ``adapters/<module>/`` (PEFT format) for LoRA adapters that are not merged.
+A module built from pretrained weights and never trained is not copied: its source is recorded instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from medzoo.core.model.build import DTYPES, build_component, build_connector
+from medzoo.core.errors import MedzooError
+from medzoo.core.model.multimodal import MultimodalModel
+from medzoo.core.plugin_system.manager import components
+
+MANIFEST = "medzoo_model.json"
+FORMAT = "medzoo-model"
+FORMAT_VERSION = 1
+
+
+def modules_to_save(model: MultimodalModel) -> set[str]:
+    """Random-init modules, modules trained beyond adapters, and a language model whose vocabulary grew."""
+    spec = model.spec
+    shrink = spec.get("shrink", False)
+    chosen = set(getattr(model, "trained_modules", set()))
+    for name in ("vision", "connector", "language"):
+        if shrink or not spec.get(name, {}).get("pretrained"):
+            chosen.add(name)
+    base_vocab = getattr(model.language, "base_vocab_size", None)
+    if base_vocab is not None and len(model.tokenizer) != base_vocab:
+        chosen.add("language")
+    return chosen
+
+
+def _lora_modules(model: MultimodalModel) -> dict[str, torch.nn.Module]:
+    from medzoo.plugins.tuning.lora import has_lora
+
+    targets = {"vision": model.vision, "connector": model.connector, "language": model.language.model}
+    return {name: module for name, module in targets.items() if has_lora(module)}
+
+
+def _base_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """State dict without LoRA tensors, with peft's ``base_layer.`` infix removed."""
+    state = {}
+    for key, value in module.state_dict().items():
+        if "lora_" in key:
+            continue
+        state[key.replace(".base_layer.", ".")] = value.detach().contiguous()
+    return state
+
+
+def save_model(model: MultimodalModel, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write the model directory atomically (a temporary sibling renamed into place)."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        saved = modules_to_save(model)
+        lora = _lora_modules(model)
+        manifest: dict[str, Any] = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "model": model.spec,
+            "architecture": {
+                "vision": model.vision.architecture_config(),
+                "connector": model.connector.options(),
+                "language": model.language.architecture_config(),
+            },
+            "saved_modules": sorted(saved),
+            "adapters": {},
+            **(extra or {}),
+        }
+        for name in ("vision", "connector"):
+            if name in saved:
+                module = getattr(model, name)
+                save_file(_base_state_dict(module), str(staging / f"{name}.safetensors"))
+        if "language" in saved and "language" in lora:
+            # save merged-free base weights: temporarily strip adapters by saving the base state dict
+            model.language.save_pretrained(str(staging / "language"), save_weights=False)
+            save_file(_base_state_dict(model.language.model), str(staging / "language" / "base_weights.safetensors"))
+        else:
+            model.language.save_pretrained(str(staging / "language"), save_weights="language" in saved)
+        for name, module in lora.items():
+            manifest["adapters"][name] = _save_adapter(module, staging / "adapters" / name, model, name)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        if directory.exists():
+            backup = directory.with_name(f".{directory.name}.old")
+            shutil.rmtree(backup, ignore_errors=True)
+            os.replace(directory, backup)
+            os.replace(staging, directory)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            os.replace(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
+
+
+def _save_adapter(module: torch.nn.Module, directory: Path, model: MultimodalModel, name: str) -> dict[str, Any]:
+    from peft.utils import get_peft_model_state_dict
+
+    directory.mkdir(parents=True, exist_ok=True)
+    config = module._medzoo_lora_config
+    state = get_peft_model_state_dict(module, adapter_name="default")
+    prefix = "base_model.model." if name == "language" else ""
+    save_file({prefix + k: v.contiguous() for k, v in state.items()}, str(directory / "adapter_model.safetensors"))
+    config_dict = config.to_dict()
+    config_dict["target_modules"] = sorted(config.target_modules) if isinstance(config.target_modules, set) else config.target_modules
+    if name == "language":
+        config_dict["task_type"] = "CAUSAL_LM"
+        config_dict["base_model_name_or_path"] = model.spec.get("language", {}).get("pretrained")
+    (directory / "adapter_config.json").write_text(json.dumps(config_dict, indent=2, default=str))
+    return {"path": f"adapters/{name}", "r": config.r, "alpha": config.lora_alpha}
+
+
+def load_model(directory: str | Path, dtype: str | None = None) -> MultimodalModel:
+    """Rebuild a model saved by :func:`save_model` (full modules from the directory, others from their source)."""
+    directory = Path(directory)
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file():
+        raise MedzooError(f"{directory}: not a medzoo model directory (no {MANIFEST})")
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("format") != FORMAT:
+        raise MedzooError(f"{manifest_path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    spec = manifest["model"]
+    saved = set(manifest["saved_modules"])
+    architecture = manifest["architecture"]
+    registry = components()
+
+    if "vision" in saved:
+        vision_cls = registry.get("vision_encoder", spec["vision"]["name"]).factory
+        vision = vision_cls.from_config(architecture["vision"], **spec["vision"].get("options", {}))
+        vision.load_state_dict(load_file(str(directory / "vision.safetensors")))
+    else:
+        vision = build_component("vision_encoder", spec["vision"], shrink=False)
+
+    language_cls = registry.get("language_model", spec["language"]["name"]).factory
+    language_options = {
+        **spec["language"].get("options", {}),
+        "template": spec["language"].get("template"),
+        "attention": spec.get("attention", "sdpa"),
+    }
+    if "language" in saved and (directory / "language" / "base_weights.safetensors").is_file():
+        language = language_cls.from_config(
+            {**architecture["language"], "tokenizer": str(directory / "language")}, **language_options
+        )
+        language.model.load_state_dict(load_file(str(directory / "language" / "base_weights.safetensors")))
+    elif "language" in saved:
+        language = language_cls.from_pretrained(str(directory / "language"), **language_options)
+    else:
+        language = language_cls.from_pretrained(
+            spec["language"]["pretrained"], tokenizer=str(directory / "language"), **language_options
+        )
+
+    connector = build_connector(
+        {**spec["connector"], "pretrained": None, "options": architecture["connector"] or spec["connector"].get("options", {})},
+        vision.hidden_size,
+        language.hidden_size,
+        vision.num_tokens,
+    )
+    if "connector" in saved:
+        connector.load_state_dict(load_file(str(directory / "connector.safetensors")))
+
+    model = MultimodalModel(vision, connector, language, spec.get("image_markup", "placeholder"), spec=spec)
+    model.trained_modules = saved & {"vision", "connector", "language"}
+    for name, info in manifest.get("adapters", {}).items():
+        _load_adapter(model, name, directory / info["path"])
+    target_dtype = DTYPES[dtype or spec.get("dtype", "float32")]
+    return model.to(target_dtype).eval()
+
+
+def _load_adapter(model: MultimodalModel, name: str, directory: Path) -> None:
+    from peft import LoraConfig, inject_adapter_in_model, set_peft_model_state_dict
+
+    config_dict = json.loads((directory / "adapter_config.json").read_text())
+    config = LoraConfig(
+        r=config_dict["r"],
+        lora_alpha=config_dict["lora_alpha"],
+        lora_dropout=config_dict.get("lora_dropout", 0.0),
+        target_modules=config_dict["target_modules"],
+        bias=config_dict.get("bias", "none"),
+    )
+    module = {"vision": model.vision, "connector": model.connector, "language": model.language.model}[name]
+    inject_adapter_in_model(config, module, adapter_name="default")
+    module._medzoo_lora_config = config
+    state = load_file(str(directory / "adapter_model.safetensors"))
+    prefix = "base_model.model."
+    state = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
+    result = set_peft_model_state_dict(module, state, adapter_name="default")
+    unexpected = getattr(result, "unexpected_keys", [])
+    if unexpected:
+        raise MedzooError(f"{directory}: adapter weights do not fit the model: {unexpected[:3]}")

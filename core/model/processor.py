@@ -1,0 +1,228 @@
+"""Conversation + image -> model tensors: render with the template, tokenise the text between image
+placeholders chunk by chunk (as LLaVA's ``tokenizer_image_token``), label assistant spans, expand image
+placeholders to the encoder's token count, truncate (and say so)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from medzoo.core.interfaces.conversation import (
+    IMAGE_PLACEHOLDER,
+    LABEL_MASKINGS,
+    ConversationTemplate,
+    Message,
+    place_images,
+)
+from medzoo.core.model.image_markup import ImageMarkup
+from medzoo.core.model.image_processing import ImageTransform
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class EncodedSample:
+    input_ids: list[int]
+    labels: list[int]
+    pixel_values: torch.Tensor | None
+    truncated: bool = False
+    sample_id: str = ""
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+class SampleTooLong(ValueError):
+    """Truncation would cut through the image tokens, so the sample cannot be used."""
+
+
+class MultimodalProcessor:
+    """Turns conversations and images into ``input_ids``, ``labels`` and ``pixel_values``."""
+
+    def __init__(
+        self,
+        tokenizer,
+        template: ConversationTemplate,
+        image_transform: ImageTransform,
+        num_image_tokens: int,
+        markup: ImageMarkup,
+        image_placement: str | None = None,
+        label_masking: str = "exact",
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.template = template
+        self.image_transform = image_transform
+        self.num_image_tokens = num_image_tokens
+        self.markup = markup
+        #: where ``<image>`` goes in its turn: keep | front | end (None: the template's own choice)
+        self.image_placement = image_placement or template.image_placement
+        if label_masking not in LABEL_MASKINGS:
+            raise ValueError(f"label_masking {label_masking!r}: expected one of {', '.join(LABEL_MASKINGS)}")
+        if label_masking == "official" and not hasattr(template, "official_pieces"):
+            raise ValueError(f"label_masking 'official': template {template.name!r} has no official masking")
+        self.label_masking = label_masking
+
+    @property
+    def eos_token(self) -> str:
+        return self.tokenizer.eos_token or ""
+
+    def encode(
+        self,
+        messages: Sequence[Message],
+        images: Sequence[Image.Image] = (),
+        max_length: int | None = None,
+        add_generation_prompt: bool = False,
+        sample_id: str = "",
+    ) -> EncodedSample:
+        sample = self.encode_text(messages, len(images), max_length, add_generation_prompt, sample_id)
+        sample.pixel_values = self.image_transform.batch(list(images)) if images else None
+        return sample
+
+    def encode_text(
+        self,
+        messages: Sequence[Message],
+        num_images: int,
+        max_length: int | None = None,
+        add_generation_prompt: bool = False,
+        sample_id: str = "",
+    ) -> EncodedSample:
+        """Token ids and labels only (images are transformed later, e.g. when the batch is assembled)."""
+        messages = place_images(messages, self.image_placement)
+        rendered = self.template.render(messages, self.eos_token, add_generation_prompt=add_generation_prompt)
+        ids, offsets = self.tokenize(rendered.text)
+        n_placeholders = sum(1 for token in ids if token == self.markup.placeholder_id)
+        if n_placeholders != num_images:
+            raise ValueError(
+                f"sample {sample_id or '?'}: {n_placeholders} <image> placeholder(s) in the text but {num_images} image(s)"
+            )
+        labels = _label_spans(ids, offsets, _with_leading_spaces(rendered.text, rendered.target_spans))
+        ids, labels = self._expand_images(ids, labels)
+        if self.label_masking == "official" and not add_generation_prompt:
+            labels = self._official_labels(messages, ids)
+        truncated = False
+        if max_length is not None and len(ids) > max_length:
+            if self.markup.fill_id in ids[max_length:] or (
+                self.markup.end_id is not None and self.markup.end_id in ids[max_length:]
+            ):
+                raise SampleTooLong(f"sample {sample_id or '?'}: max_length {max_length} cuts through the image tokens")
+            ids, labels, truncated = ids[:max_length], labels[:max_length], True
+        return EncodedSample(ids, labels, None, truncated, sample_id)
+
+    def tokenize(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids and character offsets of ``text``, the way LLaVA's ``tokenizer_image_token`` builds them.
+
+        Follows haotian-liu/LLaVA ``llava/mm_utils.py`` ``tokenizer_image_token`` (also LLaVA-Med main): the
+        text is split at ``<image>``, each chunk is tokenised on its own (so the text after an image starts with
+        a word-start piece whatever the tokenizer's ``legacy`` mode), the BOS of every chunk but the first is
+        dropped, and one placeholder id joins the chunks.
+        """
+        return tokenize_around_images(self.tokenizer, text, self.markup.placeholder_id)
+
+    def token_count(self, text: str) -> int:
+        """Tokens of ``text`` with its images expanded (BOS included when the tokenizer adds one)."""
+        ids, _ = self.tokenize(text)
+        extra = len(self.markup.expansion(self.num_image_tokens)) - 1
+        return len(ids) + extra * ids.count(self.markup.placeholder_id)
+
+    def _official_labels(self, messages: Sequence[Message], expanded_ids: list[int]) -> list[int]:
+        """Labels as the template's official code computes them (positions in the image-expanded sequence).
+
+        Follows microsoft/LLaVA-Med v1.0.0 ``llava/train/train.py`` ``_mask_targets``: the header and every
+        turn are tokenised on their own, each with its BOS, and those lengths are walked through the full
+        sequence; the first two tokens of every human turn and all of every assistant turn stay targets.
+        """
+        header, pieces = self.template.official_pieces(messages)  # type: ignore[attr-defined]
+        labels = list(expanded_ids)
+        cursor = self.token_count(header)
+        labels[:cursor] = [IGNORE_INDEX] * min(cursor, len(labels))
+        for speaker, text in pieces:
+            length = self.token_count(text)
+            if speaker == "user":
+                end = min(cursor + length, len(labels))
+                labels[cursor + 2 : end] = [IGNORE_INDEX] * max(0, end - cursor - 2)
+            cursor += length
+        return labels
+
+    def _expand_images(self, ids: list[int], labels: list[int]) -> tuple[list[int], list[int]]:
+        expansion = self.markup.expansion(self.num_image_tokens)
+        out_ids: list[int] = []
+        out_labels: list[int] = []
+        for token, label in zip(ids, labels, strict=True):
+            if token == self.markup.placeholder_id:
+                out_ids.extend(expansion)
+                out_labels.extend([IGNORE_INDEX] * len(expansion))
+            else:
+                out_ids.append(token)
+                out_labels.append(label)
+        return out_ids, out_labels
+
+
+def tokenize_around_images(tokenizer, text: str, placeholder_id: int) -> tuple[list[int], list[tuple[int, int]]]:
+    """Ids and character offsets of ``text`` with every ``<image>`` as ``placeholder_id``, each text chunk
+    tokenised on its own with the BOS of all chunks but the first dropped (LLaVA's ``tokenizer_image_token``)."""
+    chunks = text.split(IMAGE_PLACEHOLDER)
+    encodings = [tokenizer(chunk, return_offsets_mapping=True, add_special_tokens=True) for chunk in chunks]
+    bos = tokenizer.bos_token_id
+    first = list(encodings[0]["input_ids"])
+    skip = 1 if first and bos is not None and first[0] == bos else 0
+    ids: list[int] = first[:skip]
+    offsets: list[tuple[int, int]] = [(0, 0)] * skip
+    start = 0
+    for index, (chunk, encoding) in enumerate(zip(chunks, encodings, strict=True)):
+        if index:
+            ids.append(placeholder_id)
+            offsets.append((start - len(IMAGE_PLACEHOLDER), start))
+        ids.extend(encoding["input_ids"][skip:])
+        offsets.extend((start + a, start + b) for a, b in encoding["offset_mapping"][skip:])
+        start += len(chunk) + len(IMAGE_PLACEHOLDER)
+    return ids, offsets
+
+
+def _with_leading_spaces(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Target spans widened over the spaces before them.
+
+    SentencePiece tokenisers carry a word's leading space in its first piece ("▁yes"), but split it off as
+    a lone "▁" before pieces it does not merge with ("▁", "h", "&", "e"; LLaMA's digits). That lone piece is
+    the first token the model must produce, so it belongs to the target.
+    """
+    widened = []
+    for start, end in spans:
+        while start > 0 and text[start - 1] == " ":
+            start -= 1
+        widened.append((start, end))
+    return widened
+
+
+def _label_spans(ids: list[int], offsets, spans: list[tuple[int, int]]) -> list[int]:
+    """Label a token with its id when its characters lie inside a target span, else IGNORE_INDEX."""
+    labels = [IGNORE_INDEX] * len(ids)
+    for index, ((start, end), token) in enumerate(zip(offsets, ids, strict=True)):
+        if end <= start:
+            continue
+        for span_start, span_end in spans:
+            if start < span_end and end > span_start:
+                labels[index] = token
+                break
+    return labels
+
+
+def collate(samples: Sequence[EncodedSample], pad_id: int, padding_side: str = "right") -> dict[str, torch.Tensor]:
+    """Pad a batch; images of all samples are stacked in sample order (samples without images add none)."""
+    width = max(len(sample) for sample in samples)
+    input_ids = torch.full((len(samples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(samples), width), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(samples), width), dtype=torch.long)
+    for row, sample in enumerate(samples):
+        n = len(sample)
+        columns = slice(width - n, width) if padding_side == "left" else slice(0, n)
+        input_ids[row, columns] = torch.tensor(sample.input_ids)
+        labels[row, columns] = torch.tensor(sample.labels)
+        attention_mask[row, columns] = 1
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    pixels = [sample.pixel_values for sample in samples if sample.pixel_values is not None]
+    if pixels:
+        batch["pixel_values"] = torch.cat(pixels)
+    return batch

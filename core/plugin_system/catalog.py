@@ -1,0 +1,221 @@
+"""The zoo's catalogue (``registry.yaml``): variants with their recipes and published weights, and components.
+
+Every problem is a one-line ``CatalogError`` naming the file, the key path and what was expected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medzoo.core.plugin_system.registry import KINDS
+from medzoo.core.errors import MedzooError, did_you_mean
+from medzoo.core.resources import registry_path
+from medzoo.core.recipes.yaml_file import read_yaml_file
+
+#: ``format`` of published weights added to a base model (``base`` + ``merged_format`` say how)
+DELTA_FORMAT = "delta"
+SCHEMA_VERSION = 1
+
+
+class CatalogError(MedzooError):
+    """``registry.yaml`` is unreadable or does not match its schema, or a name is not in it."""
+
+
+@dataclass(frozen=True)
+class PublishedWeights:
+    """A checkpoint the authors published, and how medzoo imports it."""
+
+    source: str
+    format: str
+    base: str | None = None
+    merged_format: str | None = None
+    tokenizer: str | None = None
+    licence: str | None = None
+    notes: str = ""
+
+    @property
+    def is_delta(self) -> bool:
+        return self.format == DELTA_FORMAT
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    recipe: str | None
+    description: str
+    citation: str
+    weights: tuple[PublishedWeights, ...]
+
+
+@dataclass(frozen=True)
+class ComponentEntry:
+    kind: str
+    plugin: str
+    description: str
+    hub_ids: tuple[str, ...]
+    licence: str | None
+    tiny: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    path: Path
+    variants: tuple[Variant, ...]
+    components: tuple[ComponentEntry, ...]
+
+    def variant(self, name: str) -> Variant:
+        for variant in self.variants:
+            if variant.name == name:
+                return variant
+        names = [variant.name for variant in self.variants]
+        raise CatalogError(f"{name!r} is not a variant of {self.path}{did_you_mean(name, names)}; known: {', '.join(names)}")
+
+    def has_variant(self, name: str) -> bool:
+        return any(variant.name == name for variant in self.variants)
+
+    def component(self, kind: str, plugin: str) -> ComponentEntry:
+        for entry in self.components:
+            if (entry.kind, entry.plugin) == (kind, plugin):
+                return entry
+        raise CatalogError(f"{self.path}: components: no entry for {kind} {plugin!r}")
+
+
+class _Reader:
+    """Typed access to one mapping of the file; errors name ``path: key.path``."""
+
+    def __init__(self, path: Path, where: str, data: Any, allowed: tuple[str, ...]) -> None:
+        self.path, self.where = path, where
+        if not isinstance(data, dict):
+            raise self.error(where, f"expected a mapping, got {type(data).__name__}")
+        for key in data:
+            if key not in allowed:
+                raise self.error(f"{where}.{key}", f"unknown key{did_you_mean(str(key), allowed)}; expected one of "
+                                                   f"{', '.join(allowed)}")
+        self.data = data
+
+    def error(self, key: str, message: str) -> CatalogError:
+        return CatalogError(f"{self.path}: {key.lstrip('.')}: {message}")
+
+    def text(self, key: str, default: str | None = None, required: bool = False) -> str:
+        value = self.data.get(key, default)
+        if value is None and required:
+            raise self.error(f"{self.where}.{key}", "missing; expected a string")
+        if value is not None and not isinstance(value, str):
+            raise self.error(f"{self.where}.{key}", f"expected a string, got {type(value).__name__} {value!r}")
+        return value  # type: ignore[return-value]
+
+    def optional_text(self, key: str) -> str | None:
+        return self.text(key, None)
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        value = self.data.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self.error(f"{self.where}.{key}", f"expected a list of strings, got {value!r}")
+        return tuple(value)
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        value = self.data.get(key) or {}
+        if not isinstance(value, dict):
+            raise self.error(f"{self.where}.{key}", f"expected a mapping, got {type(value).__name__}")
+        return dict(value)
+
+    def items(self, key: str) -> list[Any]:
+        value = self.data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.error(f"{self.where}.{key}", f"expected a list, got {type(value).__name__}")
+        return value
+
+
+WEIGHTS_KEYS = ("source", "format", "base", "merged_format", "tokenizer", "licence", "notes")
+VARIANT_KEYS = ("name", "recipe", "description", "citation", "weights")
+COMPONENT_KEYS = ("kind", "plugin", "description", "hub_ids", "licence", "tiny")
+TOP_KEYS = ("version", "variants", "components")
+
+
+def _weights(path: Path, where: str, data: Any) -> PublishedWeights:
+    from medzoo.app.interop.llava_import import FORMATS
+
+    reader = _Reader(path, where, data, WEIGHTS_KEYS)
+    formats = (*FORMATS, DELTA_FORMAT)
+    weights = PublishedWeights(
+        source=reader.text("source", required=True),
+        format=reader.text("format", required=True),
+        base=reader.optional_text("base"),
+        merged_format=reader.optional_text("merged_format"),
+        tokenizer=reader.optional_text("tokenizer"),
+        licence=reader.optional_text("licence"),
+        notes=reader.text("notes", ""),
+    )
+    if weights.format not in formats:
+        raise reader.error(f"{where}.format", f"{weights.format!r} is not allowed{did_you_mean(weights.format, formats)};"
+                                              f" expected one of {', '.join(formats)}")
+    if weights.is_delta:
+        if not weights.base:
+            raise reader.error(f"{where}.base", "missing; delta weights need the base model they are added to")
+        if weights.merged_format not in FORMATS:
+            raise reader.error(f"{where}.merged_format",
+                               f"{weights.merged_format!r}: expected the import format of base + delta, one of "
+                               f"{', '.join(FORMATS)}")
+    return weights
+
+
+def _variant(path: Path, where: str, data: Any) -> Variant:
+    reader = _Reader(path, where, data, VARIANT_KEYS)
+    weights = tuple(_weights(path, f"{where}.weights[{i}]", item) for i, item in enumerate(reader.items("weights")))
+    return Variant(
+        name=reader.text("name", required=True),
+        recipe=reader.optional_text("recipe"),
+        description=reader.text("description", ""),
+        citation=reader.text("citation", ""),
+        weights=weights,
+    )
+
+
+def _component(path: Path, where: str, data: Any) -> ComponentEntry:
+    reader = _Reader(path, where, data, COMPONENT_KEYS)
+    kind = reader.text("kind", required=True)
+    if kind not in KINDS:
+        raise reader.error(f"{where}.kind", f"{kind!r} is not allowed{did_you_mean(kind, KINDS)}; expected one of "
+                                            f"{', '.join(KINDS)}")
+    return ComponentEntry(
+        kind=kind,
+        plugin=reader.text("plugin", required=True),
+        description=reader.text("description", ""),
+        hub_ids=reader.strings("hub_ids"),
+        licence=reader.optional_text("licence"),
+        tiny=reader.mapping("tiny"),
+    )
+
+
+def _unique(path: Path, section: str, keys: list[Any]) -> None:
+    seen: set[Any] = set()
+    for index, key in enumerate(keys):
+        if key in seen:
+            raise CatalogError(f"{path}: {section}[{index}]: duplicate entry {key!r}")
+        seen.add(key)
+
+
+def parse_catalog(path: Path, data: Any) -> Catalog:
+    """Check ``data`` (the parsed YAML of ``path``) against the schema and return the typed catalogue."""
+    reader = _Reader(path, "", data, TOP_KEYS)
+    if reader.data.get("version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise reader.error("version", f"{reader.data['version']!r} is not supported; expected {SCHEMA_VERSION}")
+    variants = tuple(_variant(path, f"variants[{i}]", item) for i, item in enumerate(reader.items("variants")))
+    entries = tuple(_component(path, f"components[{i}]", item) for i, item in enumerate(reader.items("components")))
+    for index, variant in enumerate(variants):
+        if variant.recipe is None and not variant.weights:
+            raise CatalogError(f"{path}: variants[{index}]: {variant.name!r} has neither a recipe nor weights")
+    _unique(path, "variants", [variant.name for variant in variants])
+    _unique(path, "components", [(entry.kind, entry.plugin) for entry in entries])
+    return Catalog(path, variants, entries)
+
+
+def load_catalog(path: str | Path | None = None) -> Catalog:
+    """Read ``registry.yaml`` (default: the one shipped with the package)."""
+    path = Path(path) if path is not None else registry_path()
+    data = read_yaml_file(path, "catalogue", CatalogError)
+    return parse_catalog(path, data if data is not None else {})

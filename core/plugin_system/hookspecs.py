@@ -1,0 +1,73 @@
+"""The plugin surface of medzoo: every hook hands the plugin a ``register(name, factory, **info)`` callback.
+
+Built-in components and third-party packages (entry-point group ``medzoo``) use exactly these hooks.
+The core validates names and rejects duplicates, naming both providers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import pluggy
+
+PROJECT_NAME = "medzoo"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+class Register(Protocol):
+    """The callback a registration hook receives."""
+
+    def __call__(self, name: str, factory: Any, **info: Any) -> None: ...
+
+
+@hookspec
+def register_vision_encoders(register: Register) -> None:
+    """Register VisionEncoder classes (factory: a ``medzoo.core.interfaces.vision_encoder.VisionEncoder`` subclass)."""
+
+
+@hookspec
+def register_connectors(register: Register) -> None:
+    """Register Connector classes (factory: a ``medzoo.core.interfaces.connector.Connector`` subclass)."""
+
+
+@hookspec
+def register_language_models(register: Register) -> None:
+    """Register LanguageModel classes (factory: a ``medzoo.core.interfaces.language_model.LanguageModel`` subclass)."""
+
+
+@hookspec
+def register_conversation_templates(register: Register) -> None:
+    """Register conversation templates (factory: a ``ConversationTemplate`` instance)."""
+
+
+@hookspec
+def register_tuning_strategies(register: Register) -> None:
+    """Register tuning strategies (factory: a ``medzoo.core.interfaces.tuning.TuningStrategy`` subclass)."""
+
+
+@hookspec
+def register_datasets(register: Register) -> None:
+    """Register dataset readers (factory: a ``medzoo.core.interfaces.dataset.DatasetReader`` subclass)."""
+
+
+@hookspec
+def register_curricula(register: Register) -> None:
+    """Register curriculum schedules (factory: a ``medzoo.core.interfaces.curriculum.Curriculum`` subclass)."""
+
+
+@hookspec
+def register_benchmarks(register: Register) -> None:
+    """Register benchmarks (factory: a ``medzoo.core.interfaces.benchmark.Benchmark`` subclass)."""
+
+
+@hookspec
+def register_instruct_backends(register: Register) -> None:
+    """Register text-generation backends for instruction generation and judging
+    (factory: a ``medzoo.core.interfaces.instruct_backend.InstructBackend`` subclass)."""
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add click commands or groups to the ``medzoo`` command line (``cli`` is the root click group)."""

@@ -1,0 +1,1 @@
+"""Recipes: YAML files that compose plugins into a trainable variant, checked against one schema."""

@@ -1,0 +1,216 @@
+"""Loading recipes: YAML checked against the schema, ``defaults`` inheritance, ``-o key=value`` overrides.
+
+Every problem becomes a one-line ``RecipeError`` naming the file, the key path and what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationKeyError, OmegaConfBaseException
+
+from medzoo.core.errors import RecipeError, did_you_mean
+from medzoo.core.recipes.schema import Recipe, StageConfig
+from medzoo.core.recipes.structure import check_structure
+from medzoo.core.resources import recipes_dir
+from medzoo.core.recipes.yaml_file import read_yaml_file
+
+
+@dataclass
+class LoadedRecipe:
+    config: DictConfig
+    source: Path
+    chain: list[Path] = field(default_factory=list)
+
+
+def resolve_source(source: str | Path, relative_to: Path | None = None) -> Path:
+    path = Path(source)
+    candidates = [path]
+    if relative_to is not None:
+        candidates.append(relative_to / path)
+        candidates.append(relative_to / f"{source}.yaml")
+    candidates.append(recipes_dir() / f"{source}.yaml")
+    candidates.append(recipes_dir() / path.name)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    known = sorted(p.stem for p in recipes_dir().glob("*.yaml"))
+    raise RecipeError(f"{source}: no such recipe file or built-in recipe{did_you_mean(str(source), known)}; known: {', '.join(known)}")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    data = read_yaml_file(path, "recipe", RecipeError)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: expected a mapping of recipe keys at the top level, got {type(data).__name__}")
+    return data
+
+
+def _key_path(error: OmegaConfBaseException) -> str:
+    key = getattr(error, "full_key", None) or getattr(error, "key", None) or "?"
+    return str(key)
+
+
+def _schema_error(path: Path, error: OmegaConfBaseException) -> RecipeError:
+    key = _key_path(error)
+    message = str(error).splitlines()[0]
+    if isinstance(error, InterpolationKeyError):
+        reference = message.split("'")[1] if message.count("'") >= 2 else "?"
+        known = _key_paths(OmegaConf.to_container(OmegaConf.structured(Recipe)))
+        return RecipeError(
+            f"{path}: {key}: ${{{reference}}} refers to no key{did_you_mean(reference, known)}; "
+            "expected the dotted path of a recipe key such as data.root"
+        )
+    if "not in struct" in message or "Key '" in message and "not" in message:
+        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        leaf = key.rsplit(".", 1)[-1]
+        choices = _allowed_keys(parent)
+        return RecipeError(f"{path}: {key}: unknown key{did_you_mean(leaf, choices)}; expected one of {', '.join(choices)}")
+    if "Value '" in message and "could not be converted" in message or "Invalid type" in message:
+        return RecipeError(f"{path}: {key}: {message}")
+    return RecipeError(f"{path}: {key}: {message}")
+
+
+def _key_paths(node: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of every mapping key (interpolation targets)."""
+    if not isinstance(node, dict):
+        return []
+    paths = []
+    for key, value in node.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        paths.append(dotted)
+        paths.extend(_key_paths(value, dotted))
+    return paths
+
+
+def _allowed_keys(parent: str) -> list[str]:
+    node: Any = OmegaConf.structured(Recipe)
+    for part in [p for p in parent.split(".") if p]:
+        if part.isdigit() or part.startswith("["):
+            node = OmegaConf.structured(StageConfig) if "stages" in parent else node
+            continue
+        try:
+            node = node[part]
+        except Exception:
+            return []
+        if isinstance(node, ListConfig):
+            node = OmegaConf.structured(StageConfig) if part == "stages" else node
+    return sorted(node.keys()) if isinstance(node, DictConfig) else []
+
+
+def _merge_stage_lists(base: list[Any], child: list[Any]) -> list[Any]:
+    """A child's stages merge into the base's by name; new names append."""
+    merged = [dict(stage) for stage in base]
+    names = [stage.get("name") for stage in merged]
+    for stage in child:
+        name = stage.get("name") if isinstance(stage, dict) else None
+        if name in names:
+            merged[names.index(name)] = _deep_merge(merged[names.index(name)], stage)
+        else:
+            merged.append(stage)
+            names.append(name)
+    return merged
+
+
+def _deep_merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in child.items():
+        if key == "stages" and isinstance(value, list) and isinstance(result.get(key), list):
+            result[key] = _merge_stage_lists(result[key], value)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _deep_merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def _resolved_data(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], list[Path]]:
+    if path.resolve() in seen:
+        cycle = " -> ".join(str(p) for p in (*seen, path.resolve()))
+        raise RecipeError(f"{path}: defaults: inheritance cycle {cycle}")
+    data = read_yaml(path)
+    defaults = data.pop("defaults", []) or []
+    if isinstance(defaults, str):
+        defaults = [defaults]
+    if not isinstance(defaults, list):
+        raise RecipeError(f"{path}: defaults: expected a list of base recipe names, got {type(defaults).__name__}")
+    merged: dict[str, Any] = {}
+    chain: list[Path] = []
+    for base in defaults:
+        try:
+            base_path = resolve_source(base, path.parent)
+        except RecipeError as error:
+            raise RecipeError(f"{path}: defaults: {error}") from None
+        base_data, base_chain = _resolved_data(base_path, (*seen, path.resolve()))
+        merged = _deep_merge(merged, base_data)
+        chain.extend(base_chain)
+    return _deep_merge(merged, data), [*chain, path]
+
+
+def _apply_override(data: dict[str, Any], override: str, path: Path) -> None:
+    if "=" not in override:
+        raise RecipeError(f"{path}: override {override!r}: expected key=value (e.g. stages.instruct.optimizer.lr=1e-4)")
+    key, raw = override.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    parts = key.strip().split(".")
+    node: Any = data
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        if isinstance(node, list):
+            position = _list_position(node, part, key, path)
+            if last:
+                node[position] = value
+            else:
+                node = node[position]
+            continue
+        if not isinstance(node, dict):
+            done = ".".join(parts[:index])
+            raise RecipeError(f"{path}: override {key}: {done} is {node!r}, not a mapping; cannot set {part!r} in it")
+        if last:
+            node[part] = value
+        else:
+            node = node.setdefault(part, {})
+
+
+def _list_position(items: list[Any], part: str, key: str, path: Path) -> int:
+    if part.isdigit():
+        if int(part) >= len(items):
+            raise RecipeError(f"{path}: override {key}: index {part} is out of range ({len(items)} entries)")
+        return int(part)
+    names = [item.get("name") for item in items if isinstance(item, dict)]
+    if part not in names:
+        raise RecipeError(f"{path}: override {key}: no stage named {part!r}{did_you_mean(part, names)}; stages: {names}")
+    return names.index(part)
+
+
+def load_recipe(source: str | Path, overrides: Sequence[str] = ()) -> LoadedRecipe:
+    """Load a recipe by path or built-in name, apply inheritance and overrides, and check it."""
+    path = resolve_source(source)
+    data, chain = _resolved_data(path)
+    for override in overrides:
+        _apply_override(data, override, path)
+    check_structure(data, path)
+    schema = OmegaConf.structured(Recipe)
+    try:
+        config = OmegaConf.merge(schema, data)
+        OmegaConf.to_container(config, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as error:
+        raise _schema_error(path, error) from None
+    from medzoo.core.recipes.validation import validate_recipe
+
+    validate_recipe(config, path)
+    OmegaConf.set_struct(config, True)
+    return LoadedRecipe(config, path, chain)
+
+
+def recipe_to_yaml(config: DictConfig) -> str:
+    return OmegaConf.to_yaml(config, resolve=True)
