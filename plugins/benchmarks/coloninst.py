@@ -24,7 +24,13 @@ SPLIT_FILES = {"seen": "val", "unseen": "test"}
 
 class ColonInstBenchmark(Benchmark):
     """One ColonINST task on one split. Options: ``split`` (seen|unseen), ``path``, ``root``,
-    ``require_images`` (default true), ``max_new_tokens``."""
+    ``require_images`` (default true), ``max_new_tokens``, ``strip_answers`` (default false).
+
+    The references are read in the ``colon-inst`` reader's ``eval`` mode, as IntelliScope's
+    ``multimodal_evaluator.py`` reads them: one item per ``gpt`` turn, its text as in the file (the metric
+    lower-cases it), paired with the record's ``prediction`` turn of the same rank; empty answers and REC
+    answers without a box are scored (0 unless the prediction matches), not dropped. ``strip_answers=true``
+    strips the references first (medzoo's former behaviour; no official counterpart)."""
 
     name = "coloninst"
     task: ClassVar[str] = "cls"
@@ -39,10 +45,14 @@ class ColonInstBenchmark(Benchmark):
         super().__init__(**options)
         split = str(options.get("split", "unseen"))
         if split not in SPLIT_FILES:
-            raise DataError(f"benchmark {self.name}: option split={split!r}; expected seen (val) or unseen (test)")
+            raise DataError(
+                f"benchmark {self.name}: option split={split!r}; expected seen (val) or unseen (test)"
+            )
         self.split = split
         self.decoding = dict(type(self).decoding)
-        self.decoding["max_new_tokens"] = option_int(options, "max_new_tokens", self.decoding["max_new_tokens"])
+        self.decoding["max_new_tokens"] = option_int(
+            options, "max_new_tokens", self.decoding["max_new_tokens"]
+        )
         self.last_report: LoadReport | None = None
 
     def default_paths(self) -> tuple[Path, Path | None]:
@@ -67,11 +77,21 @@ class ColonInstBenchmark(Benchmark):
             path = str(default_file)
             image_root = image_root or (str(default_images) if default_images else None)
         image_root = image_root or self.options.get("image_root")
-        reader = ColonInstReader(task=self.task, require_images=self.options.get("require_images", True))
+        reader = ColonInstReader(
+            task=self.task,
+            mode="eval",
+            require_images=self.options.get("require_images", True),
+            strip_answers=self.options.get("strip_answers", False),
+        )
         records, self.last_report = reader.read(str(path), image_root=image_root)
         items = []
         for record in records:
-            metadata = {"task": self.task, "split": self.split, "source_id": record.metadata["source_id"]}
+            metadata = {
+                "task": self.task,
+                "split": self.split,
+                "source_id": record.metadata["source_id"],
+                "turn": record.metadata["turn"],
+            }
             if "prediction" in record.metadata:
                 metadata["prediction"] = record.metadata["prediction"]
             items.append(

@@ -21,7 +21,13 @@ from medzoo.plugins.metrics.scoring import score_medvqa
 
 class MedVqaBenchmark(Benchmark):
     """A medical VQA test split. Options: ``path``, ``format``, ``q_lang`` (SLAKE), ``require_images``
-    (default true), ``max_new_tokens``; ``root`` for the synthetic variants."""
+    (default true), ``max_new_tokens``; ``root`` for the synthetic variants; ``strip_answers`` (default
+    false).
+
+    The references are read in the reader's ``eval`` mode: the answer text exactly as in the file (LLaVA-Med's
+    ``run_eval_batch.py`` lower-cases and normalises the raw ``conversations[1].value``), and questions with an
+    empty answer or question are kept and scored as the official script scores them. ``strip_answers=true``
+    strips the references first (medzoo's former behaviour; no official counterpart)."""
 
     name = "med-vqa"
     dataset: ClassVar[str] = "medical VQA"
@@ -36,7 +42,9 @@ class MedVqaBenchmark(Benchmark):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.decoding = dict(type(self).decoding)
-        self.decoding["max_new_tokens"] = option_int(options, "max_new_tokens", self.decoding["max_new_tokens"])
+        self.decoding["max_new_tokens"] = option_int(
+            options, "max_new_tokens", self.decoding["max_new_tokens"]
+        )
         self.last_report: LoadReport | None = None
 
     def default_paths(self) -> tuple[Path, Path | None]:
@@ -50,7 +58,12 @@ class MedVqaBenchmark(Benchmark):
         return root / self.synth_file, root / "images"
 
     def reader(self) -> MedVqaReader:
-        options = {"split": "test", "require_images": self.options.get("require_images", True)}
+        options = {
+            "split": "test",
+            "mode": "eval",
+            "require_images": self.options.get("require_images", True),
+            "strip_answers": self.options.get("strip_answers", False),
+        }
         for key in ("format", "q_lang", "extract_dir"):
             if self.options.get(key) is not None:
                 options[key] = self.options[key]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from medzoo.core.errors import DataError
 from medzoo.plugins.datasets.med_vqa import (
     candidate_image_roots,
     image_problem,
+    reading_mode,
     resolve_image,
     strip_placeholder,
     truthy,
@@ -63,10 +65,24 @@ def load_coloninst_json(path: Path) -> list:
 
 class ColonInstReader(DatasetReader):
     """ColonINST json -> conversation records; metadata keeps ``task``, ``question``, ``answer``,
-    ``question_box`` / ``answer_box`` (parsed ``(x1, y1, x2, y2)`` or None), ``prediction`` when present
-    and ``source_id`` (the record's own id; record ids repeat-proofed with ``#k``).
+    ``answer_raw``, ``question_box`` / ``answer_box`` (parsed ``(x1, y1, x2, y2)`` or None), ``source_id``
+    (the record's own id; record ids repeat-proofed with ``#k``) and the record's ``prediction`` turns.
 
-    Options: ``task`` (default: from the file name or per record), ``require_images`` (default true).
+    Options:
+
+    - ``task`` (default: from the file name or per record), ``require_images`` (default true);
+    - ``mode``: ``train`` (default) reads one record per json record and skips, counting each in the
+      ``LoadReport``, records without a usable answer (empty, a REC answer without a four-number box, a
+      REG question without one); metadata ``predictions`` lists every ``prediction`` turn and
+      ``prediction`` is set when there is exactly one. ``eval`` (the ``coloninst-*`` benchmarks) follows
+      IntelliScope's ``multimodal_evaluator.py`` ``eval_engine``: every ``gpt`` turn is one scored item
+      (ids ``ID``, ``ID@2``, ... for later turns), paired with the record's prediction turn of the same
+      rank; empty answers and REC answers without a box are kept (the evaluator scores them); a record
+      whose number of prediction turns is neither 0 nor its number of ``gpt`` turns is an error, since the
+      evaluator would pair its predictions with other records' answers;
+    - ``strip_answers`` (default false): the answer (``gpt`` turn) exactly as in the file, as the evaluator
+      (``value.lower()``) and ColonGPT's training (``colongpt/util/data_utils.py``) use it; true strips
+      surrounding whitespace (medzoo's former behaviour). Human turns are stripped either way.
     """
 
     name = "colon-inst"
@@ -76,52 +92,96 @@ class ColonInstReader(DatasetReader):
     ) -> tuple[list[Record], LoadReport]:
         data_file = Path(path).expanduser()
         report = LoadReport(source=str(data_file))
+        mode = reading_mode(self.name, self.options)
         data = load_coloninst_json(data_file)
         task = self.options.get("task") or task_from_filename(data_file)
         if task is not None and task not in COLONINST_TASKS:
             raise DataError(f"colon-inst option task={task!r}: expected one of {', '.join(COLONINST_TASKS)}")
-        require_images = truthy(self.options.get("require_images", True))
-        roots = candidate_image_roots(data_file, image_root)
+        settings = _Settings(
+            task=task,
+            roots=candidate_image_roots(data_file, image_root),
+            require_images=truthy(self.options.get("require_images", True)),
+            strip_answers=truthy(self.options.get("strip_answers", False)),
+            source=str(data_file),
+        )
         seen: dict[str, int] = {}
         records = []
         for index, item in enumerate(data):
-            record = self._record(item, index, task, roots, require_images, seen, report, on_bad_record)
+            if mode == "eval":
+                records.extend(self._eval_records(item, index, settings, seen, report, on_bad_record))
+                continue
+            record = self._record(item, index, settings, seen, report, on_bad_record)
             if record is not None:
                 records.append(record)
         report.kept = len(records)
         return records, report
 
-    def _record(
-        self,
+    @staticmethod
+    def _parse(
         item: Any,
         index: int,
-        task: str | None,
-        roots: list[Path],
-        require_images: bool,
+        settings: _Settings,
         seen: dict[str, int],
         report: LoadReport,
         policy: BadRecordPolicy,
-    ) -> Record | None:
+    ) -> tuple[str, str, list[Message], list[str], list[str]] | None:
+        """(source id, record id, user/assistant messages, their texts as in the file, prediction texts), or
+        None (skip counted)."""
         source_id = str(item.get("id", f"#{index}")) if isinstance(item, dict) else f"#{index}"
         record_id = _unique_id(source_id, seen)
         turns = item.get("conversations") if isinstance(item, dict) else None
         if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
             report.skip("no conversations list", record_id, policy)
             return None
-        messages = [
-            Message(_ROLES[str(t.get("from"))], str(t.get("value", "")).strip())
-            for t in turns
-            if t.get("from") in _ROLES
-        ]
+        messages, raws = [], []
+        for turn in turns:
+            role = _ROLES.get(str(turn.get("from")))
+            if role is None:
+                continue
+            text = str(turn.get("value", ""))
+            raws.append(text)
+            messages.append(
+                Message(role, text if role == "assistant" and not settings.strip_answers else text.strip())
+            )
         predictions = [str(t.get("value", "")) for t in turns if t.get("from") == "prediction"]
+        return source_id, record_id, messages, raws, predictions
+
+    def _image_or_skip(
+        self, item: dict, record_id: str, settings: _Settings, report: LoadReport, policy: BadRecordPolicy
+    ) -> tuple[bool, Path | None]:
+        """(usable, image): the image, or False when it is required and missing or unreadable (skip counted)."""
+        image = self._image(item, settings.roots)
+        if settings.require_images:
+            if image is None:
+                report.skip("image not found", record_id, policy, str(item.get("image")))
+                return False, None
+            problem = image_problem(image)
+            if problem:
+                report.skip(problem, record_id, policy, str(image))
+                return False, None
+        return True, image
+
+    def _record(
+        self,
+        item: Any,
+        index: int,
+        settings: _Settings,
+        seen: dict[str, int],
+        report: LoadReport,
+        policy: BadRecordPolicy,
+    ) -> Record | None:
+        parsed = self._parse(item, index, settings, seen, report, policy)
+        if parsed is None:
+            return None
+        source_id, record_id, messages, raws, predictions = parsed
         if len(messages) < 2 or messages[0].role != "user" or messages[1].role != "assistant":
             report.skip("missing question or answer turn", record_id, policy)
             return None
-        if not messages[1].content:
+        if not messages[1].content.strip():
             report.skip("empty answer", record_id, policy)
             return None
         question, answer = strip_placeholder(messages[0].content), messages[1].content
-        record_task = task or guess_task(question, answer)
+        record_task = settings.task or guess_task(question, answer)
         answer_box, question_box = parse_box(answer), parse_box(question)
         if record_task == "rec" and answer_box is None:
             report.skip("REC answer without a four-number box", record_id, policy, answer)
@@ -129,30 +189,61 @@ class ColonInstReader(DatasetReader):
         if record_task == "reg" and question_box is None:
             report.skip("REG question without a four-number box", record_id, policy, question)
             return None
-        image = self._image(item, roots)
-        if require_images:
-            if image is None:
-                report.skip("image not found", record_id, policy, str(item.get("image")))
-                return None
-            problem = image_problem(image)
-            if problem:
-                report.skip(problem, record_id, policy, str(image))
-                return None
+        usable, image = self._image_or_skip(item, record_id, settings, report, policy)
+        if not usable:
+            return None
         if IMAGE_PLACEHOLDER not in messages[0].content:
             messages[0] = Message("user", f"{IMAGE_PLACEHOLDER}\n{messages[0].content}")
-        metadata = {
-            "question_id": record_id,
-            "source_id": source_id,
-            "task": record_task,
-            "question": question,
-            "answer": answer,
-            "question_box": question_box,
-            "answer_box": answer_box,
-            "image_name": item.get("image"),
-        }
-        if predictions:
-            metadata["prediction"] = predictions[-1]
+        metadata = _metadata(record_id, source_id, record_task, question, answer, raws[1], item)
+        metadata["predictions"] = predictions
+        if len(predictions) == 1:
+            metadata["prediction"] = predictions[0]
         return Record(id=record_id, messages=messages, image=image, metadata=metadata)
+
+    def _eval_records(
+        self,
+        item: Any,
+        index: int,
+        settings: _Settings,
+        seen: dict[str, int],
+        report: LoadReport,
+        policy: BadRecordPolicy,
+    ) -> list[Record]:
+        parsed = self._parse(item, index, settings, seen, report, policy)
+        if parsed is None:
+            return []
+        source_id, record_id, messages, raws, predictions = parsed
+        answer_turns = [k for k, message in enumerate(messages) if message.role == "assistant"]
+        if not answer_turns:
+            # the evaluator would take no reference from it and shift every later pair
+            report.skip("no answer (gpt) turn", record_id, policy)
+            return []
+        if predictions and len(predictions) != len(answer_turns):
+            raise DataError(
+                f"{settings.source}: record {record_id}: {len(predictions)} prediction turns for "
+                f"{len(answer_turns)} gpt turns; expected one prediction per gpt turn (the official evaluator "
+                "pairs all prediction and gpt turns of the file in order, so it would score this record's "
+                "predictions against other records' answers)"
+            )
+        usable, image = self._image_or_skip(item, record_id, settings, report, policy)
+        if not usable:
+            return []
+        records = []
+        for rank, position in enumerate(answer_turns):
+            history = list(messages[: position + 1])
+            asked = [k for k in range(position) if history[k].role == "user"]
+            question = strip_placeholder(history[asked[-1]].content) if asked else ""
+            answer = history[position].content
+            if asked and IMAGE_PLACEHOLDER not in history[asked[0]].content:
+                history[asked[0]] = Message("user", f"{IMAGE_PLACEHOLDER}\n{history[asked[0]].content}")
+            item_id = record_id if rank == 0 else f"{record_id}@{rank + 1}"
+            record_task = settings.task or guess_task(question, answer)
+            metadata = _metadata(item_id, source_id, record_task, question, answer, raws[position], item)
+            metadata["turn"] = rank + 1
+            if predictions:
+                metadata["prediction"] = predictions[rank]
+            records.append(Record(id=item_id, messages=history, image=image, metadata=metadata))
+        return records
 
     @staticmethod
     def _image(item: dict, roots: list[Path]) -> Path | None:
@@ -163,6 +254,31 @@ class ColonInstReader(DatasetReader):
                 if found is not None:
                     return found
         return None
+
+
+@dataclass(frozen=True)
+class _Settings:
+    task: str | None
+    roots: list[Path]
+    require_images: bool
+    strip_answers: bool
+    source: str
+
+
+def _metadata(
+    record_id: str, source_id: str, task: str, question: str, answer: str, answer_raw: str, item: dict
+) -> dict[str, Any]:
+    return {
+        "question_id": record_id,
+        "source_id": source_id,
+        "task": task,
+        "question": question,
+        "answer": answer,
+        "answer_raw": answer_raw,
+        "question_box": parse_box(question),
+        "answer_box": parse_box(answer),
+        "image_name": item.get("image"),
+    }
 
 
 def _unique_id(source_id: str, seen: dict[str, int]) -> str:

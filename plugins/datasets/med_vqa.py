@@ -12,6 +12,13 @@ Formats (detected from the file, or forced with the option ``format``):
 
 Where a format has no answer type, answers "yes"/"no" are closed and everything else is open.
 
+Answers keep the text exactly as in the file (metadata ``answer_raw`` always; ``answer`` and the training
+target too unless ``strip_answers`` is set): LLaVA-Med's scorer (``v1.0.0:llava/eval/run_eval_batch.py``
+``evaluate``) lower-cases and normalises the raw ``conversations[1].value`` itself, and its trainer
+(``v1.0.0:llava/train/train.py`` ``_add_speaker_and_signal``) puts the raw value into the target.
+Option ``mode``: ``train`` (default) skips records with an empty question or answer (counted in the
+``LoadReport``); ``eval`` (what the benchmarks use) keeps them, as the official scorer scores them.
+
 Trust: a pickle file can run code when loaded. The PathVQA reader only opens the local file you name and
 unpickles it with an allow-list that admits plain containers, strings and numbers (and numpy scalars); any
 other class stops the load with a ``DataError``. Convert untrusted copies to json first if in doubt.
@@ -144,6 +151,12 @@ def _text(record: dict, key: str) -> str:
     return "" if value is None else str(value).strip()
 
 
+def _raw(record: dict, key: str) -> str:
+    """A field as text, exactly as in the file (answers: the official scorer normalises them itself)."""
+    value = record.get(key)
+    return "" if value is None else str(value)
+
+
 def strip_placeholder(text: str) -> str:
     """The question without the ``<image>`` placeholder."""
     return text.replace(IMAGE_PLACEHOLDER, "").strip()
@@ -157,7 +170,7 @@ def _parse_llava_med_test(data: list, report: LoadReport, policy: BadRecordPolic
         if not isinstance(turns, list) or len(turns) < 2 or not all(isinstance(t, dict) for t in turns[:2]):
             report.skip("no question/answer conversation", record_id, policy)
             continue
-        question, answer = strip_placeholder(str(turns[0].get("value", ""))), str(turns[1].get("value", "")).strip()
+        question, answer = strip_placeholder(str(turns[0].get("value", ""))), _raw(turns[1], "value")
         examples.append(
             VqaExample(
                 record_id, question, answer, _canonical_type(item.get("answer_type"), answer),
@@ -180,7 +193,7 @@ def _parse_vqa_rad(data: list, split: str, report: LoadReport, policy: BadRecord
         if split != "all" and is_test != (split == "test"):
             report.skip(f"other split (not {split})", record_id, "skip")
             continue
-        answer = _text(item, "answer")
+        answer = _raw(item, "answer")
         examples.append(
             VqaExample(
                 record_id, _text(item, "question"), answer, _canonical_type(item.get("answer_type"), answer),
@@ -202,7 +215,7 @@ def _parse_slake(data: list, q_lang: str, report: LoadReport, policy: BadRecordP
         if q_lang != "all" and language != q_lang:
             report.skip(f"q_lang {language or 'missing'} (not {q_lang})", record_id, "skip")
             continue
-        answer = _text(item, "answer")
+        answer = _raw(item, "answer")
         extra = {key: _text(item, key) for key in ("q_lang", "modality", "location", "content_type")}
         examples.append(
             VqaExample(
@@ -255,7 +268,7 @@ def _parse_pathvqa(path: Path, report: LoadReport, policy: BadRecordPolicy) -> l
         if not isinstance(item, dict):
             report.skip("not a dict", record_id, policy)
             continue
-        answer = _text(item, "answer")
+        answer = _raw(item, "answer")
         examples.append(
             VqaExample(record_id, _text(item, "question"), answer, answer_type_of(answer), "",
                        None if item.get("image") is None else str(item["image"]), {"split": split})
@@ -301,7 +314,7 @@ def _parse_parquet(
             if not target.is_file() or target.stat().st_size != len(data):
                 target.write_bytes(data)
             image = str(target)
-        answer = _text(row, "answer")
+        answer = _raw(row, "answer")
         examples.append(
             VqaExample(record_id, _text(row, "question"), answer,
                        _canonical_type(row.get("answer_type"), answer), _text(row, "question_type"), image)
@@ -339,9 +352,12 @@ class MedVqaReader(DatasetReader):
 
     Options: ``format``, ``split`` (VQA-RAD OSF), ``q_lang`` (SLAKE), ``extract_dir`` (parquet),
     ``require_images`` (default true: a record whose image is missing or unreadable is skipped;
-    false keeps it with ``image=None`` when missing, e.g. for scoring).
-    Metadata: ``question_id, question, answer, answer_type (open|closed), question_type, format`` and
-    the format's own fields (organ, modality, language...).
+    false keeps it with ``image=None`` when missing, e.g. for scoring), ``mode`` (``train``: records with
+    an empty question or an answer of only whitespace are skipped and counted; ``eval``: kept, as the
+    official scorer scores them), ``strip_answers`` (default false: the answer as in the file, as the
+    official scorer and trainer use it; true strips surrounding whitespace, medzoo's former behaviour).
+    Metadata: ``question_id, question, answer, answer_raw, answer_type (open|closed), question_type,
+    format`` and the format's own fields (organ, modality, language...).
     """
 
     name = "med-vqa"
@@ -351,12 +367,23 @@ class MedVqaReader(DatasetReader):
     ) -> tuple[list[Record], LoadReport]:
         data_file = Path(path).expanduser()
         report = LoadReport(source=str(data_file))
+        mode = reading_mode(self.name, self.options)
+        strip_answers = truthy(self.options.get("strip_answers", False))
         fmt, examples = read_examples(data_file, self.options, report, on_bad_record)
         require_images = truthy(self.options.get("require_images", True))
         roots = candidate_image_roots(data_file, image_root)
         records = []
         for example in examples:
-            record = self._record(example, fmt, roots, require_images, report, on_bad_record)
+            record = self._record(
+                example,
+                fmt,
+                roots,
+                require_images,
+                report,
+                on_bad_record,
+                mode=mode,
+                strip_answers=strip_answers,
+            )
             if record is not None:
                 records.append(record)
         report.kept = len(records)
@@ -370,21 +397,29 @@ class MedVqaReader(DatasetReader):
         require_images: bool,
         report: LoadReport,
         policy: BadRecordPolicy,
+        *,
+        mode: str = "train",
+        strip_answers: bool = False,
     ) -> Record | None:
         qid = example.question_id
-        if not example.question:
-            report.skip("empty question", qid, policy)
-            return None
-        if not example.answer:
-            report.skip("empty answer", qid, policy)
-            return None
+        answer = example.answer.strip() if strip_answers else example.answer
+        if mode == "train":
+            # nothing to learn from; the official scorer still scores such questions, so eval mode keeps them
+            if not example.question:
+                report.skip("empty question", qid, policy)
+                return None
+            if not example.answer.strip():
+                report.skip("empty answer", qid, policy)
+                return None
         image = None
         if example.image:
             split_folder = (example.extra.get("split"),) if example.extra.get("split") else ()
             image = resolve_image(example.image, roots, split_folder)
         if require_images:
             if image is None:
-                report.skip("image not found" if example.image else "no image", qid, policy, str(example.image))
+                report.skip(
+                    "image not found" if example.image else "no image", qid, policy, str(example.image)
+                )
                 return None
             problem = image_problem(image)
             if problem:
@@ -393,7 +428,8 @@ class MedVqaReader(DatasetReader):
         metadata = {
             "question_id": qid,
             "question": example.question,
-            "answer": example.answer,
+            "answer": answer,
+            "answer_raw": example.answer,
             "answer_type": example.answer_type,
             "question_type": example.question_type,
             "format": fmt,
@@ -402,13 +438,24 @@ class MedVqaReader(DatasetReader):
         }
         messages = [
             Message("user", f"{IMAGE_PLACEHOLDER}\n{example.question}"),
-            Message("assistant", example.answer),
+            Message("assistant", answer),
         ]
         return Record(id=qid, messages=messages, image=image, metadata=metadata)
+
+
+READING_MODES = ("train", "eval")
+
+
+def reading_mode(reader: str, options: dict[str, Any]) -> str:
+    """The option ``mode``: ``train`` (default; unusable records skipped and counted) or ``eval`` (every
+    record the official scorer scores is kept)."""
+    mode = str(options.get("mode") or "train").strip().lower()
+    if mode not in READING_MODES:
+        raise DataError(f"{reader} option mode={options.get('mode')!r}: expected train or eval")
+    return mode
 
 
 def truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in ("0", "false", "no", "off", "")
     return bool(value)
-
