@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from medzoo.app.data_setup import ensure_data
-from medzoo.core.model.build import as_dict
 from medzoo.core.evaluation.evaluate_model import evaluate
+from medzoo.core.model.build import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.training.run import train_recipe
 

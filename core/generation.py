@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from medzoo.core.interfaces.conversation import Message
+from medzoo.core.interfaces.templates import get_template
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.model.processor import MultimodalProcessor, collate
-from medzoo.core.interfaces.templates import get_template
 
 
 @dataclass

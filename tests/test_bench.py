@@ -123,8 +123,8 @@ def synth_root(tmp_path_factory):
 
 
 def test_bench_command_reports_every_figure_with_its_baseline(synth_root, monkeypatch):
-    from medzoo.app.speedbench import levers
     from medzoo.app.cli.main import cli
+    from medzoo.app.speedbench import levers
 
     monkeypatch.setattr(levers, "LeverShapes", lambda: TINY_LEVERS)
     result = CliRunner().invoke(cli, [

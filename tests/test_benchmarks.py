@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from medzoo.core.interfaces.benchmark import Benchmark
 from medzoo.app.cli.main import cli
 from medzoo.core.errors import DataError
+from medzoo.core.interfaces.benchmark import Benchmark
 from medzoo.core.plugin_system.manager import components
 from medzoo.plugins.datasets.colon_inst import ColonInstReader
 from medzoo.plugins.datasets.med_vqa import MedVqaReader

@@ -7,8 +7,8 @@ import torch
 from transformers import LlavaConfig
 from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
-from medzoo.core.interfaces.connector import Connector
 from medzoo.core.errors import PluginError, RecipeError
+from medzoo.core.interfaces.connector import Connector
 from medzoo.core.plugin_system.manager import components
 from medzoo.plugins.connectors.multigranularity import fit_grids
 

@@ -211,8 +211,8 @@ def test_shipped_accelerate_configs_parse():
 def test_deepspeed_config_filled_from_the_stage_and_explicit_mismatch_named():
     from types import SimpleNamespace
 
-    from medzoo.core.model.build import build_model
     from medzoo.core.errors import RecipeError
+    from medzoo.core.model.build import build_model
     from medzoo.core.training.distributed import configure_deepspeed
 
     model = build_model(TINY_MODEL)

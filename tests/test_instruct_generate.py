@@ -12,8 +12,8 @@ import openai_fake_server
 import pytest
 from click.testing import CliRunner
 
-from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 from medzoo.core.errors import DataError, PluginError
+from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 from medzoo.core.interfaces.instruct_backend import Completion
 from medzoo.plugins.instruct.backend_factory import create_backend
 from medzoo.plugins.instruct.backends.openai_backend import (

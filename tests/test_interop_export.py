@@ -12,15 +12,15 @@ from click.testing import CliRunner
 from PIL import Image
 from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
-from medzoo.core.model.build import build_model
 from medzoo.app.cli.main import cli
-from medzoo.core.interfaces.conversation import Message, place_images
-from medzoo.core.generation import processor_for
 from medzoo.app.interop.hf_llava_export import ExportRefused, check_exportable, export_hf_llava
 from medzoo.app.interop.llava_import import import_checkpoint
+from medzoo.core.generation import processor_for
+from medzoo.core.interfaces.conversation import Message, place_images
+from medzoo.core.interfaces.templates import get_template
+from medzoo.core.model.build import build_model
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.model.processor import collate, tokenize_around_images
-from medzoo.core.interfaces.templates import get_template
 
 ATOL = 1e-5
 CONVERSATIONS = [

@@ -12,10 +12,10 @@ import torch
 import yaml
 from PIL import Image
 
-from medzoo.core.interfaces.conversation import Message
-from medzoo.core.generation import processor_for
 from medzoo.app.interop import InteropError
 from medzoo.app.interop.llava_import import import_checkpoint
+from medzoo.core.generation import processor_for
+from medzoo.core.interfaces.conversation import Message
 from medzoo.core.model.multimodal import MultimodalModel
 
 ATOL = 1e-5

@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration
 
-from medzoo.core.model.build import build_model
-from medzoo.core.interfaces.conversation import Message
 from medzoo.core.generation import processor_for
+from medzoo.core.interfaces.conversation import Message
+from medzoo.core.model.build import build_model
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.model.processor import collate
 

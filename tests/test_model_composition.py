@@ -13,14 +13,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from medzoo.core.model.build import build_model
-from medzoo.core.interfaces.conversation import Message
 from medzoo.core.errors import PluginError
 from medzoo.core.generation import processor_for
-from medzoo.core.model.multimodal import ImageTokenMismatch, MultimodalModel
-from medzoo.core.plugin_system.manager import components
-from medzoo.core.model.processor import IGNORE_INDEX, EncodedSample, collate
+from medzoo.core.interfaces.conversation import Message
 from medzoo.core.interfaces.vision_encoder import VisionEncoder
+from medzoo.core.model.build import build_model
+from medzoo.core.model.multimodal import ImageTokenMismatch, MultimodalModel
+from medzoo.core.model.processor import IGNORE_INDEX, EncodedSample, collate
+from medzoo.core.plugin_system.manager import components
 
 
 def concrete_connectors() -> list[str]:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from medzoo.core.plugin_system import manager as plugin_manager
 from medzoo.core.errors import PluginError
+from medzoo.core.plugin_system import manager as plugin_manager
 from medzoo.core.plugin_system.hookspecs import hookimpl
 from medzoo.core.plugin_system.manager import (
     components,

@@ -19,13 +19,13 @@ from click.testing import CliRunner
 from PIL import Image
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from medzoo.core.plugin_system.catalog import load_catalog
+from medzoo.app.catalog import load_catalog
 from medzoo.app.cli.main import cli, main
-from medzoo.core.interfaces.conversation import Message
-from medzoo.core.generation import processor_for
 from medzoo.app.interop import InteropError
 from medzoo.app.interop.delta import make_delta_dirs
 from medzoo.app.interop.published import TOKENIZER_PATTERNS, resolve_model
+from medzoo.core.generation import processor_for
+from medzoo.core.interfaces.conversation import Message
 from medzoo.core.model.multimodal import MultimodalModel
 
 CATALOG = load_catalog()

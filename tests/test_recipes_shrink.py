@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from medzoo.core.model.build import build_model
-from medzoo.core.interfaces.conversation import Message
 from medzoo.core.generation import processor_for
+from medzoo.core.interfaces.conversation import Message
+from medzoo.core.model.build import build_model
 from medzoo.core.model.multimodal import MultimodalModel
-from medzoo.core.plugin_system.manager import components
 from medzoo.core.model.processor import collate
+from medzoo.core.plugin_system.manager import components
 from medzoo.core.recipes.loading import load_recipe
 from medzoo.core.resources import recipes_dir
 

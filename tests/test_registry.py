@@ -12,7 +12,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from medzoo.core.plugin_system.catalog import CatalogError, ComponentEntry, load_catalog
+from medzoo.app.catalog import CatalogError, ComponentEntry, load_catalog
 from medzoo.app.cli.main import cli
 from medzoo.core.interfaces.conversation import Message
 from medzoo.core.interfaces.instruct_backend import InstructBackend

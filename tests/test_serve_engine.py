@@ -7,12 +7,12 @@ import helpers_serving as helpers
 import pytest
 import torch
 
-from medzoo.core.interfaces.conversation import Message
-from medzoo.core.generation import ChatRequest, GenerationSettings, Generator
 from medzoo.app.serving.engine import RowRequest
 from medzoo.app.serving.loading import load_engine
 from medzoo.app.serving.sampling import SamplingParams, top_p_filter
 from medzoo.app.serving.text_stream import IncrementalDecoder, StopScanner
+from medzoo.core.generation import ChatRequest, GenerationSettings, Generator
+from medzoo.core.interfaces.conversation import Message
 
 
 @pytest.fixture(scope="module")

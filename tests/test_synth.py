@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from medzoo.app.cli.main import cli
-from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 from medzoo.core.errors import DataError
+from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 from medzoo.plugins.data.synth import DEFAULT_SIZES, FORMAT_VERSION, synthesize
 from medzoo.plugins.data.synth.catalog import DOMAINS, SynthImage, render_split
 from medzoo.plugins.data.synth.generate import OUTPUT_ENTRIES

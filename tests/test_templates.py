@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
 from medzoo.core.errors import DataError
+from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
 from medzoo.core.plugin_system.manager import components
 from medzoo.plugins.language.tiny_tokenizer import load_tiny_tokenizer
 

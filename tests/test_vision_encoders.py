@@ -13,8 +13,8 @@ from safetensors.torch import load_file, save_file
 from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig, CLIPVisionModel
 
 from medzoo.core.errors import MedzooError, PluginError, RecipeError
-from medzoo.core.plugin_system.manager import components
 from medzoo.core.interfaces.vision_encoder import VisionEncoder
+from medzoo.core.plugin_system.manager import components
 from medzoo.plugins.vision import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from medzoo.plugins.vision.biomedclip import BiomedClipVisionEncoder
 from medzoo.plugins.vision.clip import ClipVisionEncoder

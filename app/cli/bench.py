@@ -28,11 +28,11 @@ def bench(recipe: str, overrides: tuple[str, ...], steps: int, warmup: int, ques
     mlp2x_gelu connector, no gradient checkpointing)."""
     import torch
 
+    from medzoo.app.data_setup import ensure_data
     from medzoo.app.speedbench.environment import environment
     from medzoo.app.speedbench.report import render
     from medzoo.core.model.build import build_model
     from medzoo.core.recipes.loading import load_recipe
-    from medzoo.app.data_setup import ensure_data
 
     if gpu and not torch.cuda.is_available():
         raise click.UsageError("--gpu: torch sees no CUDA device in this process; run it on a GPU machine")

@@ -28,8 +28,8 @@ class ChatSession:
         self.reset()
 
     def ask(self, question: str, on_text) -> str:
-        from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
         from medzoo.app.serving.engine import RowRequest
+        from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
 
         if not self.turns and self.image is not None:
             question = f"{IMAGE_PLACEHOLDER}\n{question}"
@@ -53,9 +53,9 @@ class ChatSession:
 @click.option("--device", default="auto", show_default=True)
 def chat_command(model_dir, image, temperature, top_p, max_new_tokens, seed, system, device) -> None:
     """Chat with the model in MODEL_DIR; reads questions from stdin until EOF or /quit."""
-    from medzoo.core.errors import MedzooError
     from medzoo.app.serving.loading import load_engine
     from medzoo.app.serving.sampling import SamplingParams
+    from medzoo.core.errors import MedzooError
 
     if not 0 < top_p <= 1 or temperature < 0 or max_new_tokens < 1:
         raise click.BadParameter("need temperature >= 0, 0 < top-p <= 1, max-new-tokens >= 1")

@@ -23,9 +23,9 @@ def evaluate_command(model, benchmark, data, image_root, output_dir, batch_size,
                      delta_base) -> None:
     """Answer BENCHMARK with MODEL (a model directory, or a registry variant such as llava-med-v1.5 whose
     published weights are imported on first use); writes predictions.jsonl and metrics.json (resumable)."""
+    from medzoo.app.interop.published import resolve_model
     from medzoo.core.errors import RecipeError
     from medzoo.core.evaluation.evaluate_model import evaluate
-    from medzoo.app.interop.published import resolve_model
     from medzoo.core.model.multimodal import MultimodalModel
 
     malformed = [option for option in options if "=" not in option]

@@ -51,8 +51,8 @@ def run_command(recipe, output_dir, overrides, fresh, image_ablation, batch_size
 @click.option("--image-ablation", type=click.Choice(["noise", "blank"]), default=None)
 def sweep_command(recipe, grids, overrides, output_dir, image_ablation) -> None:
     """Train and evaluate RECIPE once per combination of the grid, then write the sweep's leaderboard."""
-    from medzoo.core.errors import RecipeError
     from medzoo.app.pipeline import run_recipe
+    from medzoo.core.errors import RecipeError
     from medzoo.core.recipes.loading import load_recipe
 
     axes = []

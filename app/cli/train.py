@@ -38,16 +38,11 @@ def train(recipe: str, output_dir: str, overrides: tuple[str, ...], resume: bool
 @click.option("--output", "-o", "output", required=True, type=click.Path(file_okay=False))
 def merge_lora_command(model_dir: str, output: str) -> None:
     """Fold the LoRA adapters of MODEL_DIR into the base weights and save a plain model."""
+    from medzoo.core.model.adapters import merge_adapters
     from medzoo.core.model.multimodal import MultimodalModel
-    from medzoo.plugins.tuning.lora import has_lora, merge_lora
 
     model = MultimodalModel.from_pretrained(model_dir)
-    merged = []
-    for name, module in {"vision": model.vision, "connector": model.connector, "language": model.language.model}.items():
-        if has_lora(module):
-            merge_lora(module)
-            model.trained_modules = getattr(model, "trained_modules", set()) | {name}
-            merged.append(name)
+    merged = merge_adapters(model)
     if not merged:
         raise MedzooError(f"{model_dir}: the model has no LoRA adapters to merge")
     model.save_pretrained(output)

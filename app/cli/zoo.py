@@ -12,7 +12,7 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
 def zoo_command(as_json: bool) -> None:
     """Variants (recipe, published weights) and components (hub ids, licence) the zoo offers."""
-    from medzoo.core.plugin_system.catalog import load_catalog
+    from medzoo.app.catalog import load_catalog
 
     catalog = load_catalog()
     if as_json:

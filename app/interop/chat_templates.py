@@ -109,8 +109,8 @@ def calibrated_chat_template(template_name: str, tokenizer) -> str | None:
     """The chat template whose text, tokenised without special tokens, gives medzoo's ids for ``tokenizer``
     (``None``: no Jinja equivalent, or no BOS prefix reproduces the ids)."""
     from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message, place_images
-    from medzoo.core.model.processor import tokenize_around_images
     from medzoo.core.interfaces.templates import get_template
+    from medzoo.core.model.processor import tokenize_around_images
 
     if template_name not in _BODIES:
         return None

@@ -24,10 +24,11 @@ from typing import Any
 
 import torch
 
-from medzoo.core.model.build import DTYPES
 from medzoo.app.interop import InteropError
 from medzoo.app.interop.chat_templates import calibrated_chat_template, chat_template_for
 from medzoo.app.interop.checkpoint_files import DEFAULT_SHARD_BYTES, save_state_dict
+from medzoo.core.model.adapters import merge_adapters
+from medzoo.core.model.build import DTYPES
 from medzoo.core.model.multimodal import MultimodalModel
 
 EXPORT_MARKER = "medzoo_export.json"
@@ -106,7 +107,7 @@ def export_hf_llava(
     """Write ``model`` (LoRA merged first, in place) to ``output`` in the llava-hf layout."""
     check_exportable(model)
     report = ExportReport(Path(output))
-    report.merged_lora = merge_all_lora(model)
+    report.merged_lora = merge_adapters(model)
     target_dtype = DTYPES[dtype] if dtype else model.dtype
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -125,17 +126,6 @@ def export_hf_llava(
         "dtype": str(target_dtype).removeprefix("torch."),
     })
     return report
-
-
-def merge_all_lora(model: MultimodalModel) -> list[str]:
-    from medzoo.plugins.tuning.lora import has_lora, merge_lora
-
-    merged = []
-    for name, module in {"vision": model.vision, "connector": model.connector, "language": model.language.model}.items():
-        if has_lora(module):
-            merge_lora(module)
-            merged.append(name)
-    return merged
 
 
 def hf_llava_state_dict(model: MultimodalModel, dtype: torch.dtype) -> dict[str, torch.Tensor]:

@@ -25,10 +25,10 @@ from typing import Any
 import torch
 import yaml
 
-from medzoo.core.model.build import build_connector
-from medzoo.core.errors import MedzooError
 from medzoo.app.interop import InteropError
 from medzoo.app.interop.checkpoint_files import load_state_dict, read_config, resolve_checkpoint_dir
+from medzoo.core.errors import MedzooError
+from medzoo.core.model.build import build_connector
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
 

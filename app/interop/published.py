@@ -11,9 +11,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from medzoo.core.plugin_system.catalog import Catalog, PublishedWeights, load_catalog
-from medzoo.core.errors import did_you_mean
+from medzoo.app.catalog import Catalog, PublishedWeights, load_catalog
 from medzoo.app.interop import InteropError
+from medzoo.core.errors import did_you_mean
 
 #: the files of a hub repository that make up a tokenizer (fetched alone: no weights)
 TOKENIZER_PATTERNS = ["tokenizer*", "special_tokens_map.json", "added_tokens.json", "*.model", "*.tiktoken"]

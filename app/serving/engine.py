@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-from medzoo.core.interfaces.conversation import Message
-from medzoo.core.generation import processor_for
-from medzoo.core.model.multimodal import MultimodalModel
-from medzoo.core.model.processor import EncodedSample, collate
 from medzoo.app.serving.sampling import RowSampler, SamplingParams
 from medzoo.app.serving.text_stream import IncrementalDecoder, StopScanner
+from medzoo.core.generation import processor_for
+from medzoo.core.interfaces.conversation import Message
+from medzoo.core.model.multimodal import MultimodalModel
+from medzoo.core.model.processor import EncodedSample, collate
 
 
 @dataclass

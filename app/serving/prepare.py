@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
-from medzoo.core.errors import DataError
-from medzoo.core.model.processor import EncodedSample
 from medzoo.app.serving.engine import BatchEngine
 from medzoo.app.serving.images import ImageLoader
 from medzoo.app.serving.limits import RequestError, ServeLimits
 from medzoo.app.serving.openai_schema import ChatCompletionRequest, ChatMessage
 from medzoo.app.serving.sampling import SamplingParams
+from medzoo.core.errors import DataError
+from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
+from medzoo.core.model.processor import EncodedSample
 
 
 @dataclass

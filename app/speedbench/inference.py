@@ -9,10 +9,10 @@ import torch
 from PIL import Image
 
 from medzoo.app.speedbench.timing import interleaved
-from medzoo.core.model.build import as_dict
-from medzoo.core.interfaces.conversation import Message
 from medzoo.core.evaluation.evaluate_model import get_benchmark, protocol_for, split_protocol_options
 from medzoo.core.generation import ChatRequest, Generator
+from medzoo.core.interfaces.conversation import Message
+from medzoo.core.model.build import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
 
 

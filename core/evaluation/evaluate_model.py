@@ -13,14 +13,14 @@ from typing import Any
 from PIL import Image
 from tqdm.auto import tqdm
 
-from medzoo.core.interfaces.benchmark import Benchmark, BenchmarkItem
-from medzoo.core.interfaces.conversation import Message
 from medzoo.core.errors import DataError
 from medzoo.core.evaluation.ablation import ablated_image
 from medzoo.core.generation import ChatRequest, GenerationSettings, Generator
+from medzoo.core.interfaces.benchmark import Benchmark, BenchmarkItem
+from medzoo.core.interfaces.conversation import Message
+from medzoo.core.interfaces.templates import get_template
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
-from medzoo.core.interfaces.templates import get_template
 from medzoo.core.training.checkpoint import write_atomically
 
 

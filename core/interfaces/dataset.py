@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from medzoo.core.interfaces.conversation import Message
 from medzoo.core.errors import DataError
+from medzoo.core.interfaces.conversation import Message
 
 BadRecordPolicy = Literal["skip", "error"]
 

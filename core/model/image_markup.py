@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 from medzoo.core.errors import RecipeError
+from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 
 IM_START, IM_END, IM_PATCH = "<im_start>", "<im_end>", "<im_patch>"
 MARKUPS = ("placeholder", "im_start_end")

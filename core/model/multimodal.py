@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from medzoo.core.interfaces.connector import Connector
-from medzoo.core.model.image_markup import ImageMarkup
 from medzoo.core.interfaces.language_model import LanguageModel
 from medzoo.core.interfaces.vision_encoder import VisionEncoder
+from medzoo.core.model.image_markup import ImageMarkup
 
 
 class ImageTokenMismatch(ValueError):

@@ -2,7 +2,8 @@
 
 Layout: ``medzoo_model.json`` (how to rebuild: component plugins, sources, architecture configs, markup),
 ``vision.safetensors`` / ``connector.safetensors`` / ``language/`` (Hugging Face layout with the tokenizer) for every
-module saved in full, and ``adapters/<module>/`` (PEFT format) for LoRA adapters that are not merged.
+module saved in full, and ``adapters/<module>/`` for adapters that are not merged (written by the tuning strategy that owns them:
+PEFT format for LoRA).
 A module built from pretrained weights and never trained is not copied: its source is recorded instead.
 """
 
@@ -18,8 +19,14 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from medzoo.core.model.build import DTYPES, build_component, build_connector
 from medzoo.core.errors import MedzooError
+from medzoo.core.model.adapters import (
+    LEGACY_ADAPTER_STRATEGY,
+    adapted_modules,
+    tunable_modules,
+    tuning_strategy,
+)
+from medzoo.core.model.build import DTYPES, build_component, build_connector
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
 
@@ -42,21 +49,11 @@ def modules_to_save(model: MultimodalModel) -> set[str]:
     return chosen
 
 
-def _lora_modules(model: MultimodalModel) -> dict[str, torch.nn.Module]:
-    from medzoo.plugins.tuning.lora import has_lora
-
-    targets = {"vision": model.vision, "connector": model.connector, "language": model.language.model}
-    return {name: module for name, module in targets.items() if has_lora(module)}
-
-
-def _base_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """State dict without LoRA tensors, with peft's ``base_layer.`` infix removed."""
-    state = {}
-    for key, value in module.state_dict().items():
-        if "lora_" in key:
-            continue
-        state[key.replace(".base_layer.", ".")] = value.detach().contiguous()
-    return state
+def _base_state_dict(module: torch.nn.Module, adapters: dict[str, tuple], name: str) -> dict[str, torch.Tensor]:
+    """The module's weights without adapter tensors (the owning strategy knows which those are)."""
+    if name in adapters:
+        return adapters[name][1].base_state_dict(module)
+    return {key: value.detach().contiguous() for key, value in module.state_dict().items()}
 
 
 def save_model(model: MultimodalModel, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
@@ -66,7 +63,7 @@ def save_model(model: MultimodalModel, directory: str | Path, extra: dict[str, A
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         saved = modules_to_save(model)
-        lora = _lora_modules(model)
+        adapters = adapted_modules(model)
         manifest: dict[str, Any] = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -83,15 +80,19 @@ def save_model(model: MultimodalModel, directory: str | Path, extra: dict[str, A
         for name in ("vision", "connector"):
             if name in saved:
                 module = getattr(model, name)
-                save_file(_base_state_dict(module), str(staging / f"{name}.safetensors"))
-        if "language" in saved and "language" in lora:
-            # save merged-free base weights: temporarily strip adapters by saving the base state dict
+                save_file(_base_state_dict(module, adapters, name), str(staging / f"{name}.safetensors"))
+        if "language" in saved and "language" in adapters:
+            # the base weights without adapters; the adapters go to adapters/language
             model.language.save_pretrained(str(staging / "language"), save_weights=False)
-            save_file(_base_state_dict(model.language.model), str(staging / "language" / "base_weights.safetensors"))
+            base = _base_state_dict(model.language.model, adapters, "language")
+            save_file(base, str(staging / "language" / "base_weights.safetensors"))
         else:
             model.language.save_pretrained(str(staging / "language"), save_weights="language" in saved)
-        for name, module in lora.items():
-            manifest["adapters"][name] = _save_adapter(module, staging / "adapters" / name, model, name)
+        base_model = model.spec.get("language", {}).get("pretrained")
+        for name, (strategy_name, strategy, module) in adapters.items():
+            where = f"adapters/{name}"
+            info = strategy.save_adapters(module, staging / where, name, base_model if name == "language" else None)
+            manifest["adapters"][name] = {"path": where, "strategy": strategy_name, **info}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
         if directory.exists():
             backup = directory.with_name(f".{directory.name}.old")
@@ -104,23 +105,6 @@ def save_model(model: MultimodalModel, directory: str | Path, extra: dict[str, A
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return directory
-
-
-def _save_adapter(module: torch.nn.Module, directory: Path, model: MultimodalModel, name: str) -> dict[str, Any]:
-    from peft.utils import get_peft_model_state_dict
-
-    directory.mkdir(parents=True, exist_ok=True)
-    config = module._medzoo_lora_config
-    state = get_peft_model_state_dict(module, adapter_name="default")
-    prefix = "base_model.model." if name == "language" else ""
-    save_file({prefix + k: v.contiguous() for k, v in state.items()}, str(directory / "adapter_model.safetensors"))
-    config_dict = config.to_dict()
-    config_dict["target_modules"] = sorted(config.target_modules) if isinstance(config.target_modules, set) else config.target_modules
-    if name == "language":
-        config_dict["task_type"] = "CAUSAL_LM"
-        config_dict["base_model_name_or_path"] = model.spec.get("language", {}).get("pretrained")
-    (directory / "adapter_config.json").write_text(json.dumps(config_dict, indent=2, default=str))
-    return {"path": f"adapters/{name}", "r": config.r, "alpha": config.lora_alpha}
 
 
 def load_model(directory: str | Path, dtype: str | None = None) -> MultimodalModel:
@@ -173,30 +157,9 @@ def load_model(directory: str | Path, dtype: str | None = None) -> MultimodalMod
 
     model = MultimodalModel(vision, connector, language, spec.get("image_markup", "placeholder"), spec=spec)
     model.trained_modules = saved & {"vision", "connector", "language"}
+    modules = tunable_modules(model)
     for name, info in manifest.get("adapters", {}).items():
-        _load_adapter(model, name, directory / info["path"])
+        strategy = tuning_strategy(info.get("strategy", LEGACY_ADAPTER_STRATEGY))
+        strategy.load_adapters(modules[name], directory / info["path"], name)
     target_dtype = DTYPES[dtype or spec.get("dtype", "float32")]
     return model.to(target_dtype).eval()
-
-
-def _load_adapter(model: MultimodalModel, name: str, directory: Path) -> None:
-    from peft import LoraConfig, inject_adapter_in_model, set_peft_model_state_dict
-
-    config_dict = json.loads((directory / "adapter_config.json").read_text())
-    config = LoraConfig(
-        r=config_dict["r"],
-        lora_alpha=config_dict["lora_alpha"],
-        lora_dropout=config_dict.get("lora_dropout", 0.0),
-        target_modules=config_dict["target_modules"],
-        bias=config_dict.get("bias", "none"),
-    )
-    module = {"vision": model.vision, "connector": model.connector, "language": model.language.model}[name]
-    inject_adapter_in_model(config, module, adapter_name="default")
-    module._medzoo_lora_config = config
-    state = load_file(str(directory / "adapter_model.safetensors"))
-    prefix = "base_model.model."
-    state = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
-    result = set_peft_model_state_dict(module, state, adapter_name="default")
-    unexpected = getattr(result, "unexpected_keys", [])
-    if unexpected:
-        raise MedzooError(f"{directory}: adapter weights do not fit the model: {unexpected[:3]}")

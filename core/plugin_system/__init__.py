@@ -1,1 +1,1 @@
-"""The plugin system: hook specifications, the plugin manager, the component table and the zoo's catalogue."""
+"""The plugin system: hook specifications, the plugin manager and the table of registered components."""

@@ -18,9 +18,9 @@ from typing import Any
 
 import pluggy
 
+from medzoo.core.errors import PluginError, did_you_mean
 from medzoo.core.plugin_system import hookspecs
 from medzoo.core.plugin_system.registry import HOOK_KINDS, ComponentRegistry
-from medzoo.core.errors import PluginError, did_you_mean
 
 ENTRY_POINT_GROUP = "medzoo"
 BUILTIN_DISTRIBUTION = "medzoo"

@@ -17,8 +17,8 @@ from omegaconf.errors import InterpolationKeyError, OmegaConfBaseException
 from medzoo.core.errors import RecipeError, did_you_mean
 from medzoo.core.recipes.schema import Recipe, StageConfig
 from medzoo.core.recipes.structure import check_structure
-from medzoo.core.resources import recipes_dir
 from medzoo.core.recipes.yaml_file import read_yaml_file
+from medzoo.core.resources import recipes_dir
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.interfaces.conversation import IMAGE_PLACEMENTS, LABEL_MASKINGS
 from medzoo.core.errors import PluginError, RecipeError, did_you_mean
+from medzoo.core.interfaces.conversation import IMAGE_PLACEMENTS, LABEL_MASKINGS
 from medzoo.core.plugin_system.manager import components
 from medzoo.core.recipes.structure import stage_key
 

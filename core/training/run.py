@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from medzoo.core.model.build import as_dict, build_model
 from medzoo.core.errors import RecipeError
+from medzoo.core.model.build import as_dict, build_model
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
 from medzoo.core.training.checkpoint import write_atomically

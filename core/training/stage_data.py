@@ -10,13 +10,13 @@ from typing import Any
 import torch
 from PIL import Image
 
-from medzoo.core.model.build import as_dict
-from medzoo.core.interfaces.dataset import Record
 from medzoo.core.errors import DataError
 from medzoo.core.generation import processor_for
+from medzoo.core.interfaces.dataset import Record
+from medzoo.core.model.build import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
-from medzoo.core.plugin_system.manager import components
 from medzoo.core.model.processor import EncodedSample, SampleTooLong, collate
+from medzoo.core.plugin_system.manager import components
 from medzoo.core.training.packing import pack_samples
 
 logger = logging.getLogger(__name__)

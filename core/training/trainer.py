@@ -13,8 +13,8 @@ from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
-from medzoo.core.model.build import as_dict
 from medzoo.core.errors import DataError, RecipeError, TrainingError
+from medzoo.core.model.build import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
 from medzoo.core.training.checkpoint import (

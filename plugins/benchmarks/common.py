@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.interfaces.benchmark import BenchmarkItem
 from medzoo.core.errors import DataError
+from medzoo.core.interfaces.benchmark import BenchmarkItem
 
 
 def synth_root(benchmark: str, options: dict[str, Any]) -> Path:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+from medzoo.core.errors import DataError
 from medzoo.core.interfaces.benchmark import Benchmark, BenchmarkItem
 from medzoo.core.interfaces.dataset import LoadReport
-from medzoo.core.errors import DataError
 from medzoo.plugins.benchmarks.common import option_int, predictions_for, synth_root
 from medzoo.plugins.datasets.med_vqa import MedVqaReader
 from medzoo.plugins.metrics.scoring import score_medvqa

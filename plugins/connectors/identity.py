@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from medzoo.core.interfaces.connector import Connector
 from medzoo.core.errors import RecipeError
+from medzoo.core.interfaces.connector import Connector
 
 
 class IdentityConnector(Connector):

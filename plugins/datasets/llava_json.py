@@ -16,9 +16,9 @@ from typing import Any
 
 from PIL import Image
 
+from medzoo.core.errors import DataError
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
 from medzoo.core.interfaces.dataset import BadRecordPolicy, DatasetReader, LoadReport, Record
-from medzoo.core.errors import DataError
 from medzoo.plugins.datasets.image_checks import ImageChecker, ImageProblem
 
 MALFORMED = "malformed_record"

@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from medzoo.core.errors import DataError
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
 from medzoo.core.interfaces.dataset import BadRecordPolicy, DatasetReader, LoadReport, Record
-from medzoo.core.errors import DataError
 from medzoo.plugins.datasets.image_checks import ImageChecker, ImageProblem
 from medzoo.plugins.datasets.llava_json import (
     DEFAULT_CACHE,

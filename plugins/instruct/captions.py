@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.interfaces.dataset import BadRecordPolicy, LoadReport
 from medzoo.core.errors import DataError
+from medzoo.core.interfaces.dataset import BadRecordPolicy, LoadReport
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.interfaces.dataset import BadRecordPolicy, LoadReport
 from medzoo.core.errors import DataError
+from medzoo.core.interfaces.dataset import BadRecordPolicy, LoadReport
 from medzoo.plugins.instruct.runner import RequestRunner
 
 JUDGE_SYSTEM = "You are a careful, impartial reviewer of answers to questions about biomedical images."

@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from medzoo.core.model.activation_checkpointing import set_activation_checkpointing
 from medzoo.core.errors import RecipeError, did_you_mean
 from medzoo.core.interfaces.language_model import LanguageModel
+from medzoo.core.model.activation_checkpointing import set_activation_checkpointing
 from medzoo.plugins.language.tiny_tokenizer import TINY_TOKENIZER_NAME, resolve_tokenizer_source
 
 logger = logging.getLogger(__name__)

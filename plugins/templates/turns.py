@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from medzoo.core.interfaces.conversation import Message, split_system
 from medzoo.core.errors import DataError
+from medzoo.core.interfaces.conversation import Message, split_system
 
 
 @dataclass(frozen=True)

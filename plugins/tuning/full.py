@@ -1,18 +1,19 @@
-"""``full``: every parameter of the module is trained (LoRA adapters, if any, are merged first)."""
+"""``full``: every parameter of the module is trained (adapters of another strategy, if any, are merged first)."""
 
 from __future__ import annotations
 
 from torch import nn
 
 from medzoo.core.interfaces.tuning import TuningStrategy
-from medzoo.plugins.tuning.lora import has_lora, merge_lora
+from medzoo.core.model.adapters import adapter_owner
 
 
 class FullTuning(TuningStrategy):
     name = "full"
 
     def apply(self, module: nn.Module, module_name: str) -> nn.Module:
-        if has_lora(module):
-            merge_lora(module)
+        owner = adapter_owner(module)
+        if owner is not None:
+            owner[1].merge_adapters(module)
         module.requires_grad_(True)
         return module

@@ -6,16 +6,25 @@ the base model are unchanged apart from the ``lora_A`` / ``lora_B`` additions; `
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from peft import LoraConfig, inject_adapter_in_model
+import torch
+from peft import LoraConfig, inject_adapter_in_model, set_peft_model_state_dict
 from peft.tuners.lora import LoraLayer
+from peft.utils import get_peft_model_state_dict
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-from medzoo.core.errors import RecipeError
+from medzoo.core.errors import MedzooError, RecipeError
 from medzoo.core.interfaces.tuning import TuningStrategy
 
 ADAPTER_NAME = "default"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+#: PEFT's key prefix for a causal LM's adapters (kept so the language adapter loads with ``PeftModel``)
+PEFT_LM_PREFIX = "base_model.model."
 #: default LoRA targets per module when the recipe names none
 DEFAULT_TARGETS: dict[str, list[str] | str] = {
     "language": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
@@ -77,3 +86,56 @@ class LoraTuning(TuningStrategy):
             if "lora_" in name:
                 parameter.requires_grad_(True)
         return module
+
+    def has_adapters(self, module: nn.Module) -> bool:
+        return has_lora(module)
+
+    def base_state_dict(self, module: nn.Module) -> dict[str, torch.Tensor]:
+        """Weights without LoRA tensors, with peft's ``base_layer.`` infix removed."""
+        return {
+            key.replace(".base_layer.", "."): value.detach().contiguous()
+            for key, value in module.state_dict().items()
+            if "lora_" not in key
+        }
+
+    def save_adapters(self, module: nn.Module, directory: Path, module_name: str, base_model: str | None) -> dict:
+        """PEFT layout: ``adapter_model.safetensors`` + ``adapter_config.json`` (a causal-LM adapter for the LM)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        config = module._medzoo_lora_config
+        state = get_peft_model_state_dict(module, adapter_name=ADAPTER_NAME)
+        prefix = PEFT_LM_PREFIX if module_name == "language" else ""
+        save_file({prefix + k: v.contiguous() for k, v in state.items()}, str(directory / ADAPTER_WEIGHTS))
+        config_dict = config.to_dict()
+        targets = config.target_modules
+        config_dict["target_modules"] = sorted(targets) if isinstance(targets, set) else targets
+        if module_name == "language":
+            config_dict["task_type"] = "CAUSAL_LM"
+            config_dict["base_model_name_or_path"] = base_model
+        (directory / ADAPTER_CONFIG).write_text(json.dumps(config_dict, indent=2, default=str))
+        return {"r": config.r, "alpha": config.lora_alpha}
+
+    def load_adapters(self, module: nn.Module, directory: Path, module_name: str) -> nn.Module:
+        config_path = directory / ADAPTER_CONFIG
+        try:
+            config_dict = json.loads(config_path.read_text())
+            config = LoraConfig(
+                r=config_dict["r"],
+                lora_alpha=config_dict["lora_alpha"],
+                lora_dropout=config_dict.get("lora_dropout", 0.0),
+                target_modules=config_dict["target_modules"],
+                bias=config_dict.get("bias", "none"),
+            )
+        except (OSError, json.JSONDecodeError, KeyError) as error:
+            raise MedzooError(f"{config_path}: not a readable LoRA adapter config ({error!r})") from None
+        inject_adapter_in_model(config, module, adapter_name=ADAPTER_NAME)
+        module._medzoo_lora_config = config
+        state = load_file(str(directory / ADAPTER_WEIGHTS))
+        state = {k.removeprefix(PEFT_LM_PREFIX): v for k, v in state.items()}
+        result = set_peft_model_state_dict(module, state, adapter_name=ADAPTER_NAME)
+        unexpected = getattr(result, "unexpected_keys", [])
+        if unexpected:
+            raise MedzooError(f"{directory}: adapter weights do not fit the model: {unexpected[:3]}")
+        return module
+
+    def merge_adapters(self, module: nn.Module) -> nn.Module:
+        return merge_lora(module)

@@ -30,8 +30,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from medzoo.core.errors import PluginError, RecipeError
-from medzoo.core.model.image_processing import ImageTransform
 from medzoo.core.interfaces.vision_encoder import FeatureSelect, VisionEncoder
+from medzoo.core.model.image_processing import ImageTransform
 from medzoo.plugins.vision import (
     OPENAI_CLIP_MEAN,
     OPENAI_CLIP_STD,

@@ -12,10 +12,10 @@ from transformers import CLIPVisionConfig, CLIPVisionModel
 from transformers.models.clip.modeling_clip import CLIPEncoderLayer
 from transformers.utils import cached_file
 
-from medzoo.core.model.activation_checkpointing import set_activation_checkpointing
 from medzoo.core.errors import PluginError
-from medzoo.core.model.image_processing import ImageTransform
 from medzoo.core.interfaces.vision_encoder import FeatureSelect, VisionEncoder
+from medzoo.core.model.activation_checkpointing import set_activation_checkpointing
+from medzoo.core.model.image_processing import ImageTransform
 from medzoo.plugins.vision import (
     OPENAI_CLIP_MEAN,
     OPENAI_CLIP_STD,

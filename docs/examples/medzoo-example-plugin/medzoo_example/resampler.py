@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medzoo.core.interfaces.connector import Connector
 from medzoo.core.errors import RecipeError
+from medzoo.core.interfaces.connector import Connector
 
 
 class ResamplerLayer(nn.Module):

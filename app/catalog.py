@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.plugin_system.registry import KINDS
 from medzoo.core.errors import MedzooError, did_you_mean
-from medzoo.core.resources import registry_path
+from medzoo.core.plugin_system.registry import KINDS
 from medzoo.core.recipes.yaml_file import read_yaml_file
+from medzoo.core.resources import registry_path
 
 #: ``format`` of published weights added to a base model (``base`` + ``merged_format`` say how)
 DELTA_FORMAT = "delta"
