@@ -1,3 +1,73 @@
-"""medzoo: a plugin-based model zoo for biomedical vision-language assistants."""
+"""medzoo: a plugin-based model zoo for biomedical vision-language assistants.
+
+The names below are the whole API a plugin needs (``from medzoo import hookimpl, VisionEncoder, ...``).
+They resolve on first use, so ``import medzoo`` stays cheap (torch is imported only by what needs it).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+#: public name -> the core module that defines it
+PUBLIC_API: dict[str, str] = {
+    # the plugin system
+    "hookimpl": "medzoo.core.plugin_system.hookspecs",
+    "Register": "medzoo.core.plugin_system.hookspecs",
+    "components": "medzoo.core.plugin_system.manager",
+    "register_plugin": "medzoo.core.plugin_system.manager",
+    "unregister_plugin": "medzoo.core.plugin_system.manager",
+    # component interfaces
+    "Buildable": "medzoo.core.interfaces.buildable",
+    "VisionEncoder": "medzoo.core.interfaces.vision_encoder",
+    "FeatureSelect": "medzoo.core.interfaces.vision_encoder",
+    "Connector": "medzoo.core.interfaces.connector",
+    "LanguageModel": "medzoo.core.interfaces.language_model",
+    "ConversationTemplate": "medzoo.core.interfaces.conversation",
+    "Message": "medzoo.core.interfaces.conversation",
+    "RenderedConversation": "medzoo.core.interfaces.conversation",
+    "TextBuilder": "medzoo.core.interfaces.conversation",
+    "IMAGE_PLACEHOLDER": "medzoo.core.interfaces.conversation",
+    "DatasetReader": "medzoo.core.interfaces.dataset",
+    "Record": "medzoo.core.interfaces.dataset",
+    "LoadReport": "medzoo.core.interfaces.dataset",
+    "Curriculum": "medzoo.core.interfaces.curriculum",
+    "TuningStrategy": "medzoo.core.interfaces.tuning",
+    "Benchmark": "medzoo.core.interfaces.benchmark",
+    "BenchmarkItem": "medzoo.core.interfaces.benchmark",
+    "InstructBackend": "medzoo.core.interfaces.instruct_backend",
+    # helpers a plugin needs
+    "blocks_to_run": "medzoo.core.interfaces.vision_encoder",
+    "ImageTransform": "medzoo.core.model.image_processing",
+    "IMAGE_OPTION_DEFAULTS": "medzoo.core.model.image_processing",
+    "image_options": "medzoo.core.model.image_processing",
+    "build_image_transform": "medzoo.core.model.image_processing",
+    # the composed model
+    "MultimodalModel": "medzoo.core.model.multimodal",
+    "build_model": "medzoo.core.model.build",
+    "load_recipe": "medzoo.core.recipes.loading",
+    # errors
+    "MedzooError": "medzoo.core.errors",
+    "PluginError": "medzoo.core.errors",
+    "RecipeError": "medzoo.core.errors",
+    "DataError": "medzoo.core.errors",
+    "TrainingError": "medzoo.core.errors",
+    "did_you_mean": "medzoo.core.errors",
+}
+
+__all__ = sorted(PUBLIC_API)
+
+
+def __getattr__(name: str) -> Any:
+    module = PUBLIC_API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'medzoo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *PUBLIC_API])

@@ -54,3 +54,42 @@ def test_core_top_level_is_small():
     """The core's top level holds packages and a few cross-cutting modules, not every concept side by side."""
     modules = [p.name for p in CORE.glob("*.py") if p.name != "__init__.py"]
     assert len(modules) <= 6, modules
+
+
+EXAMPLE_PLUGIN = PACKAGE_ROOT / "docs" / "examples" / "medzoo-example-plugin" / "medzoo_example"
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLE_PLUGIN.rglob("*.py")), ids=lambda p: p.name)
+def test_example_plugin_needs_only_the_public_api(path):
+    import medzoo
+
+    public = {f"medzoo.{name}" for name in medzoo.PUBLIC_API}
+    internal = [
+        f"line {line}: {module}"
+        for line, module in imported_modules(path)
+        if module.startswith("medzoo.") and module not in public
+    ]
+    assert not internal, f"{path.name} reaches past `from medzoo import ...`: {internal}"
+
+
+def test_every_public_name_resolves_and_import_medzoo_is_cheap():
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, medzoo\n"
+        "assert 'torch' not in sys.modules, 'import medzoo pulled in torch'\n"
+        "missing = [n for n in medzoo.__all__ if getattr(medzoo, n, None) is None]\n"
+        "assert not missing, missing\n"
+        "print(len(medzoo.__all__))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.strip()) >= 30
+
+
+def test_unknown_public_name_is_an_attribute_error():
+    import medzoo
+
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
+        medzoo.NoSuchThing  # noqa: B018

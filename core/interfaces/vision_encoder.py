@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from medzoo.core.errors import RecipeError
 from medzoo.core.interfaces.buildable import Buildable
 from medzoo.core.model.image_processing import ImageTransform
 
@@ -80,3 +81,19 @@ class VisionEncoder(nn.Module, Buildable):
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:  # noqa: B027 - optional override
         """Enable activation checkpointing where the backbone supports it."""
+
+
+def blocks_to_run(feature_layer: int, num_blocks: int, encoder: str) -> int:
+    """How many transformer blocks produce hidden state ``feature_layer``.
+
+    Hidden states are numbered as in transformers' ``output_hidden_states``: index 0 is the embedding output
+    and index ``i`` the output of block ``i - 1``, so there are ``num_blocks + 1`` of them and -2 (LLaVA's
+    choice) is the output of the penultimate block.
+    """
+    count = num_blocks + 1
+    if not -count <= feature_layer < count:
+        raise RecipeError(
+            f"vision encoder {encoder!r}: feature_layer {feature_layer} is out of range for {num_blocks} blocks; "
+            f"expected an integer from {-count} to {num_blocks}"
+        )
+    return feature_layer % count

@@ -15,11 +15,13 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from PIL import Image
+
+from medzoo.core.errors import RecipeError, did_you_mean
 
 AspectMode = Literal["pad", "crop"]
 PadGreyscale = Literal["rgb", "grey"]
@@ -244,3 +246,44 @@ def to_normalised_tensor(image: Image.Image, mean: tuple[float, ...], std: tuple
     scaled = (array.astype(np.float64) * RESCALE_FACTOR).astype(np.float32)
     normalised = (scaled - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
     return torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))
+
+
+# The preprocessing options every built-in vision plugin accepts (besides image_aspect), with their defaults;
+# ImageTransform documents them and docs/fidelity.md maps them to lineages.
+IMAGE_OPTION_DEFAULTS: dict[str, Any] = {
+    "pad_greyscale": "rgb",
+    "pad_offset": "centre",
+    "pad_seed": 0,
+    "high_bit_depth": "scale",
+    "alpha": "drop",
+}
+
+
+def image_options(options: dict[str, Any], encoder: str | None = None) -> dict[str, Any]:
+    """The preprocessing options among a plugin's keyword arguments, defaults filled in.
+
+    With ``encoder`` (a constructor's own ``**image_preprocessing``), a key that is not one of them is an error.
+    """
+    if encoder is not None:
+        unknown = sorted(set(options) - set(IMAGE_OPTION_DEFAULTS))
+        if unknown:
+            raise RecipeError(
+                f"vision encoder {encoder!r}: unknown image option {unknown[0]!r}"
+                f"{did_you_mean(unknown[0], IMAGE_OPTION_DEFAULTS)}; expected one of {', '.join(IMAGE_OPTION_DEFAULTS)}"
+            )
+    return {key: options.get(key, default) for key, default in IMAGE_OPTION_DEFAULTS.items()}
+
+
+def build_image_transform(
+    encoder: str,
+    size: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    image_aspect: str,
+    options: dict[str, Any],
+) -> ImageTransform:
+    """An :class:`ImageTransform`, its option errors reported as recipe errors naming the encoder."""
+    try:
+        return ImageTransform(size, mean, std, image_aspect, **image_options(options))  # type: ignore[arg-type]
+    except ValueError as error:
+        raise RecipeError(f"vision encoder {encoder!r}: {error}") from error

@@ -47,7 +47,7 @@ class ClipVisionEncoder(VisionEncoder):
 
     Images are preprocessed as transformers' (PIL) ``CLIPImageProcessor`` after LLaVA's optional
     ``expand2square``, pixel for pixel; ``image_aspect`` and the options of
-    :data:`medzoo.plugins.vision.IMAGE_OPTION_DEFAULTS` (``pad_greyscale``, ``pad_offset``, ``pad_seed``,
+    :data:`medzoo.IMAGE_OPTION_DEFAULTS` (``pad_greyscale``, ``pad_offset``, ``pad_seed``,
     ``high_bit_depth``, ``alpha``) choose the lineage's variant (see ``ImageTransform``).
     """
 

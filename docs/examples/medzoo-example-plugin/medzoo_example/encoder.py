@@ -14,10 +14,15 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from medzoo.core.errors import PluginError, RecipeError, did_you_mean
-from medzoo.core.interfaces.vision_encoder import FeatureSelect, VisionEncoder
-from medzoo.core.model.image_processing import ImageTransform
-from medzoo.plugins.vision import blocks_to_run
+from medzoo import (
+    FeatureSelect,
+    ImageTransform,
+    PluginError,
+    RecipeError,
+    VisionEncoder,
+    blocks_to_run,
+    did_you_mean,
+)
 from medzoo_example.network import Block, ConvStemViT, ConvViTConfig
 
 NAME = "conv-vit"

@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medzoo.core.errors import RecipeError
-from medzoo.core.interfaces.connector import Connector
+from medzoo import Connector, RecipeError
 
 
 class ResamplerLayer(nn.Module):
