@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-all demo lint format bench clean
+.PHONY: install test test-all demo lint format speed bench clean
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,8 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-bench: $(STAMP)
-	$(VENV)/bin/medzoo bench
+speed bench: $(STAMP)
+	$(VENV)/bin/medzoo speed
 
 clean:
 	rm -rf $(VENV) build *.egg-info runs

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run on a bare GPU machine from the repository root, with .whl/ filled by benchmarks/gpu_wheelhouse.sh:
 # installs the wheels into /tmp/site, makes this checkout importable as `medzoo`, records the machine and runs
-# the GPU section of `medzoo bench` (bf16 steps at LLaVA-Med v1.5 shapes, MFU, peak memory, projected curriculum).
+# the GPU section of `medzoo speed` (bf16 steps at LLaVA-Med v1.5 shapes, MFU, peak memory, projected curriculum).
 # The report (JSON and markdown) and nvidia-smi's output go to $OUT (default: bench-gpu/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ export PYTHONPATH=/tmp/site:/tmp/medzoo-path PYTHONUNBUFFERED=1
 OUT=${OUT:-bench-gpu}
 mkdir -p "$OUT"
 nvidia-smi > "$OUT/nvidia-smi.txt" || true
-python3 -m medzoo.app.cli bench --gpu --skip training --skip inference --skip levers "$@" --json \
+python3 -m medzoo.app.cli speed --gpu --skip training --skip inference --skip levers "$@" --json \
   | tee "$OUT/bench-gpu.json"
 python3 - "$OUT/bench-gpu.json" > "$OUT/bench-gpu.md" <<'EOF'
 import json

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fill .whl/ with the wheels a bare GPU machine (Python 3.12, PyTorch preinstalled, no network) needs to run
-# `medzoo bench --gpu`: medzoo's own dependencies that its image lacks or holds at another version, pinned to the
+# `medzoo speed --gpu`: medzoo's own dependencies that its image lacks or holds at another version, pinned to the
 # versions in constraints.txt. Run here, in the repository root; then benchmarks/gpu_bench.sh runs there.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -311,3 +311,16 @@ def test_two_distributions_claiming_one_plugin_name_is_reported(site, tmp_path_f
     assert failure == plugin_manager.PluginFailure(
         "shared", "medzoo-first", "plugin name already taken by medzoo-second"
     )
+
+
+def test_a_checkout_used_without_installing_reads_its_builtins_from_pyproject(monkeypatch):
+    """On a bare machine the checkout is put on PYTHONPATH (benchmarks/gpu_bench.sh): no medzoo metadata."""
+    monkeypatch.setattr(plugin_manager, "installed_entry_points", lambda: [])
+    plugin_manager.reset_plugins()
+    try:
+        registry = plugin_manager.components()
+        assert {"clip", "biomedclip"} <= set(registry.names("vision_encoder"))
+        assert all(entry.provider.startswith("medzoo.") for entry in registry)
+    finally:
+        monkeypatch.undo()
+        plugin_manager.reset_plugins()

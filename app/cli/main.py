@@ -20,7 +20,7 @@ BUILTIN_COMMANDS: dict[str, str] = {
     "medzoo.app.cli.evaluate": "evaluate_command",
     "medzoo.app.cli.run": "run_command, sweep_command",
     "medzoo.app.cli.interop": "import_command, export_command, apply_delta_command, make_delta_command",
-    "medzoo.app.cli.bench": "bench",
+    "medzoo.app.cli.speed": "speed, bench_alias",
     "medzoo.app.cli.chat": "chat_command",
     "medzoo.app.cli.serve": "serve_command",
     "medzoo.app.cli.plugins": "plugins_command",

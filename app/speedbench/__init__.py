@@ -1,1 +1,1 @@
-"""``medzoo bench``: training-step, batching, inference and GPU measurements, each beside its baseline."""
+"""``medzoo speed``: training-step, batching, inference and GPU measurements, each beside its baseline."""

@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -58,20 +59,14 @@ class PluginSystem:
     def load_entry_points(self, allowed: set[str] | None) -> None:
         """Register every plugin of the entry-point group: medzoo's own (always, as ``medzoo.<name>``),
         then installed packages' (only those ``allowed`` names, when given)."""
-        entry_points = sorted(
-            importlib.metadata.entry_points(group=ENTRY_POINT_GROUP),
-            key=lambda ep: _distribution_of(ep) != BUILTIN_DISTRIBUTION,  # built-ins first, stable order
-        )
-        if not any(_distribution_of(ep) == BUILTIN_DISTRIBUTION for ep in entry_points):
-            raise PluginError(
-                f"medzoo's built-in plugins are not registered (entry-point group {ENTRY_POINT_GROUP!r}); "
-                "expected an installed medzoo: run `pip install -e .` (or `make install`) in the repository"
-            )
+        entry_points = installed_entry_points()
+        builtins = [ep for ep in entry_points if _distribution_of(ep) == BUILTIN_DISTRIBUTION]
+        for entry_point in builtins or source_checkout_builtins():
+            self._register_builtin(entry_point)
         found: set[str] = set()
         for entry_point in entry_points:
             distribution = _distribution_of(entry_point)
             if distribution == BUILTIN_DISTRIBUTION:
-                self._register_builtin(entry_point)
                 continue
             found.add(entry_point.name)
             if allowed is not None and entry_point.name not in allowed:
@@ -195,6 +190,35 @@ class PluginSystem:
 
 
 _lock = threading.Lock()
+
+
+def installed_entry_points() -> list[importlib.metadata.EntryPoint]:
+    """Every entry point of the ``medzoo`` group in the installed distributions' metadata."""
+    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def source_checkout_builtins() -> list[importlib.metadata.EntryPoint]:
+    """medzoo's own entry points read from ``pyproject.toml`` beside the package, for a checkout used
+    without installing it (``PYTHONPATH`` pointing at it, as on a bare GPU machine)."""
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    if not pyproject.is_file():
+        raise PluginError(
+            f"medzoo's built-in plugins are not registered (entry-point group {ENTRY_POINT_GROUP!r}) and there is "
+            f"no {pyproject} to read them from; expected an installed medzoo (`pip install .`)"
+        )
+    table = f"[project.entry-points.{ENTRY_POINT_GROUP}]"
+    entry_points, inside = [], False
+    for line in pyproject.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            inside = line == table
+        elif inside and "=" in line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            module = value.strip().strip('"')
+            entry_points.append(importlib.metadata.EntryPoint(name.strip(), module, ENTRY_POINT_GROUP))
+    if not entry_points:
+        raise PluginError(f"{pyproject}: no {table} table; expected medzoo's built-in plugins listed there")
+    return entry_points
 
 
 def _distribution_of(entry_point: importlib.metadata.EntryPoint) -> str:

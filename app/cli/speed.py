@@ -1,4 +1,4 @@
-"""``medzoo bench``: training-step, batching, inference, training levers (and, with CUDA, GPU) throughput with
+"""``medzoo speed`` (alias ``medzoo speed``): training-step, batching, inference, training levers (and, with CUDA, GPU) throughput with
 baselines."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 import click
 
 
-@click.command("bench")
+@click.command("speed")
 @click.option("--recipe", default="tiny", show_default=True, help="Recipe name or YAML path.")
 @click.option("-o", "--override", "overrides", multiple=True, help="Recipe override key=value (repeatable).")
 @click.option("--steps", default=10, show_default=True, type=click.IntRange(1), help="Timed training rounds.")
@@ -22,7 +22,7 @@ import click
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="torch intra-op threads (1 is steadier when other processes share the cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def bench(recipe: str, overrides: tuple[str, ...], steps: int, warmup: int, questions: int, max_new_tokens: int,
+def speed(recipe: str, overrides: tuple[str, ...], steps: int, warmup: int, questions: int, max_new_tokens: int,
           gpu: bool | None, full_layers: int, skip: tuple[str, ...], threads: int | None, as_json: bool) -> None:
     """Measure medzoo against same-process baselines (transformers Llava, padded batches, batch-1 inference,
     mlp2x_gelu connector, no gradient checkpointing)."""
@@ -42,7 +42,7 @@ def bench(recipe: str, overrides: tuple[str, ...], steps: int, warmup: int, ques
     config = load_recipe(recipe, list(overrides)).config
     if "training" not in skip or "inference" not in skip:
         ensure_data(config, echo)
-    report = {"environment": environment(["medzoo", "bench", *sys.argv[2:]])}
+    report = {"environment": environment(["medzoo", "speed", *sys.argv[2:]])}
     if "training" not in skip:
         from medzoo.app.speedbench.train_step import run_training_bench
 
@@ -63,5 +63,11 @@ def bench(recipe: str, overrides: tuple[str, ...], steps: int, warmup: int, ques
 
         report["gpu"] = run_gpu_section(full_layers=full_layers, echo=echo)
     else:
-        report["gpu"] = {"status": "no CUDA device in this process; run `medzoo bench --gpu` on a GPU machine"}
+        report["gpu"] = {"status": "no CUDA device in this process; run `medzoo speed --gpu` on a GPU machine"}
     click.echo(json.dumps(report, indent=2) if as_json else render(report))
+
+
+#: the command's former name, kept so existing scripts keep working (hidden from ``medzoo --help``)
+bench_alias = click.Command(
+    "bench", callback=speed.callback, params=speed.params, help=speed.help, hidden=True, context_settings={}
+)

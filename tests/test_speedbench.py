@@ -1,4 +1,4 @@
-"""medzoo bench: FLOP counting and projection math on small numbers, report structure on tiny sizes (numbers
+"""medzoo speed: FLOP counting and projection math on small numbers, report structure on tiny sizes (numbers
 positive and finite, never compared with thresholds), the GPU code path at tiny shapes on CPU."""
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def test_bench_command_reports_every_figure_with_its_baseline(synth_root, monkey
 
     monkeypatch.setattr(levers, "LeverShapes", lambda: TINY_LEVERS)
     result = CliRunner().invoke(cli, [
-        "bench", "--json", "--steps", "1", "--warmup", "0", "--questions", "4", "--max-new-tokens", "2", "--no-gpu",
+        "speed", "--json", "--steps", "1", "--warmup", "0", "--questions", "4", "--max-new-tokens", "2", "--no-gpu",
         "-o", f"data.root={synth_root}", "-o", "stages.1.micro_batch_size=4",
     ], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -154,7 +154,7 @@ def test_bench_command_reports_every_figure_with_its_baseline(synth_root, monkey
 def test_render_markdown_tables():
     from medzoo.app.speedbench.report import render
 
-    env = {"command": "medzoo bench", "cpu_cores": 2, "machine": "x86_64", "torch_threads": 2, "device": "cpu",
+    env = {"command": "medzoo speed", "cpu_cores": 2, "machine": "x86_64", "torch_threads": 2, "device": "cpu",
            "python": "3.11", "torch": "2", "transformers": "5", "accelerate": "1"}
     side = {"step_s": 0.5, "samples_per_s": 2.0, "tokens_per_s": 100.0}
     training = {"recipe": "tiny", "stage": "instruct", "micro_batch_size": 16, "precision": "fp32", "warmup": 1,
@@ -231,7 +231,18 @@ def test_checkpointing_lever_keeps_fewer_bytes_for_backward():
 def test_gpu_section_refused_without_cuda_in_one_line(tmp_path):
     from medzoo.app.cli.main import cli
 
-    result = CliRunner().invoke(cli, ["bench", "--gpu", "-o", f"data.root={tmp_path / 'never-made'}"])
+    result = CliRunner().invoke(cli, ["speed", "--gpu", "-o", f"data.root={tmp_path / 'never-made'}"])
     assert result.exit_code == 2
     assert "--gpu: torch sees no CUDA device in this process" in result.output
     assert not (tmp_path / "never-made").exists(), "no data synthesised before the refusal"
+
+
+def test_former_command_name_still_runs_the_speed_bench():
+    from click.testing import CliRunner
+
+    from medzoo.app.cli.main import cli
+
+    listed = CliRunner().invoke(cli, ["--help"]).output
+    assert "speed" in listed and " bench " not in listed
+    result = CliRunner().invoke(cli, ["bench", "--help"])
+    assert result.exit_code == 0 and "--full-layers" in result.output
