@@ -1,4 +1,7 @@
-"""The zoo's catalogue (``registry.yaml``): variants with their recipes and published weights, and components.
+"""The zoo's catalogue (``registry.yaml``): variants with their recipes and published weights.
+
+What a component is (description, hub ids, licence) is declared once, where its plugin registers it; the
+catalogue holds only what the registry cannot know.
 
 Every problem is a one-line ``CatalogError`` naming the file, the key path and what was expected.
 """
@@ -10,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from medzoo.core.errors import MedzooError, did_you_mean
-from medzoo.core.plugin_system.registry import KINDS
 from medzoo.core.recipes.yaml_file import read_yaml_file
 from medzoo.core.resources import registry_path
 
@@ -50,20 +52,9 @@ class Variant:
 
 
 @dataclass(frozen=True)
-class ComponentEntry:
-    kind: str
-    plugin: str
-    description: str
-    hub_ids: tuple[str, ...]
-    licence: str | None
-    tiny: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class Catalog:
     path: Path
     variants: tuple[Variant, ...]
-    components: tuple[ComponentEntry, ...]
 
     def variant(self, name: str) -> Variant:
         for variant in self.variants:
@@ -74,12 +65,6 @@ class Catalog:
 
     def has_variant(self, name: str) -> bool:
         return any(variant.name == name for variant in self.variants)
-
-    def component(self, kind: str, plugin: str) -> ComponentEntry:
-        for entry in self.components:
-            if (entry.kind, entry.plugin) == (kind, plugin):
-                return entry
-        raise CatalogError(f"{self.path}: components: no entry for {kind} {plugin!r}")
 
 
 class _Reader:
@@ -109,18 +94,6 @@ class _Reader:
     def optional_text(self, key: str) -> str | None:
         return self.text(key, None)
 
-    def strings(self, key: str) -> tuple[str, ...]:
-        value = self.data.get(key) or []
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise self.error(f"{self.where}.{key}", f"expected a list of strings, got {value!r}")
-        return tuple(value)
-
-    def mapping(self, key: str) -> dict[str, Any]:
-        value = self.data.get(key) or {}
-        if not isinstance(value, dict):
-            raise self.error(f"{self.where}.{key}", f"expected a mapping, got {type(value).__name__}")
-        return dict(value)
-
     def items(self, key: str) -> list[Any]:
         value = self.data.get(key)
         if value is None:
@@ -132,8 +105,7 @@ class _Reader:
 
 WEIGHTS_KEYS = ("source", "format", "base", "merged_format", "tokenizer", "licence", "notes")
 VARIANT_KEYS = ("name", "recipe", "description", "citation", "weights")
-COMPONENT_KEYS = ("kind", "plugin", "description", "hub_ids", "licence", "tiny")
-TOP_KEYS = ("version", "variants", "components")
+TOP_KEYS = ("version", "variants")
 
 
 def _weights(path: Path, where: str, data: Any) -> PublishedWeights:
@@ -175,22 +147,6 @@ def _variant(path: Path, where: str, data: Any) -> Variant:
     )
 
 
-def _component(path: Path, where: str, data: Any) -> ComponentEntry:
-    reader = _Reader(path, where, data, COMPONENT_KEYS)
-    kind = reader.text("kind", required=True)
-    if kind not in KINDS:
-        raise reader.error(f"{where}.kind", f"{kind!r} is not allowed{did_you_mean(kind, KINDS)}; expected one of "
-                                            f"{', '.join(KINDS)}")
-    return ComponentEntry(
-        kind=kind,
-        plugin=reader.text("plugin", required=True),
-        description=reader.text("description", ""),
-        hub_ids=reader.strings("hub_ids"),
-        licence=reader.optional_text("licence"),
-        tiny=reader.mapping("tiny"),
-    )
-
-
 def _unique(path: Path, section: str, keys: list[Any]) -> None:
     seen: set[Any] = set()
     for index, key in enumerate(keys):
@@ -205,13 +161,11 @@ def parse_catalog(path: Path, data: Any) -> Catalog:
     if reader.data.get("version", SCHEMA_VERSION) != SCHEMA_VERSION:
         raise reader.error("version", f"{reader.data['version']!r} is not supported; expected {SCHEMA_VERSION}")
     variants = tuple(_variant(path, f"variants[{i}]", item) for i, item in enumerate(reader.items("variants")))
-    entries = tuple(_component(path, f"components[{i}]", item) for i, item in enumerate(reader.items("components")))
     for index, variant in enumerate(variants):
         if variant.recipe is None and not variant.weights:
             raise CatalogError(f"{path}: variants[{index}]: {variant.name!r} has neither a recipe nor weights")
     _unique(path, "variants", [variant.name for variant in variants])
-    _unique(path, "components", [(entry.kind, entry.plugin) for entry in entries])
-    return Catalog(path, variants, entries)
+    return Catalog(path, variants)
 
 
 def load_catalog(path: str | Path | None = None) -> Catalog:

@@ -1,5 +1,6 @@
-"""registry.yaml and the registered plugins agree both ways; every catalogued component builds from its tiny config;
-the catalogue loader's errors are one line naming the file and the key; `medzoo plugins` and `medzoo zoo`."""
+"""Registration info (description, hub ids, licence) is checked where plugins give it; every registered component
+builds from its tiny config; registry.yaml's variants match the shipped recipes and its loader's errors are one line
+naming the file and the key; `medzoo plugins` and `medzoo zoo`."""
 
 from __future__ import annotations
 
@@ -12,35 +13,70 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from medzoo.app.catalog import CatalogError, ComponentEntry, load_catalog
+from medzoo.app.catalog import CatalogError, load_catalog
 from medzoo.app.cli.main import cli
 from medzoo.core.interfaces.conversation import Message
 from medzoo.core.interfaces.instruct_backend import InstructBackend
 from medzoo.core.plugin_system.manager import components
+from medzoo.core.plugin_system.registry import Registration
 from medzoo.core.recipes.loading import load_recipe
 from medzoo.core.resources import recipes_dir
 
 CATALOG = load_catalog()
+REGISTERED = list(components())
 
 
 def builtin_registrations():
-    return [entry for entry in components() if entry.provider.startswith("medzoo.")]
+    return [entry for entry in REGISTERED if entry.provider.startswith("medzoo.")]
 
 
-def test_every_builtin_component_is_catalogued_and_every_entry_is_registered():
-    registered = {(entry.kind, entry.name) for entry in builtin_registrations()}
-    catalogued = {(entry.kind, entry.plugin) for entry in CATALOG.components}
-    assert registered - catalogued == set(), "registered but missing from registry.yaml"
-    assert catalogued - registered == set(), "in registry.yaml but not registered"
+def test_every_builtin_component_declares_its_description_once_at_registration():
+    for entry in builtin_registrations():
+        assert entry.description and "\n" not in entry.description, (entry.kind, entry.name)
+        assert all(isinstance(hub_id, str) and "/" in hub_id for hub_id in entry.hub_ids), entry.name
 
 
-def test_hub_ids_and_licences_match_what_the_plugins_declare():
-    for registration in builtin_registrations():
-        entry = CATALOG.component(registration.kind, registration.name)
-        if "hub_ids" in registration.info:
-            assert set(entry.hub_ids) == set(registration.info["hub_ids"]), registration.name
-        if "licence" in registration.info:
-            assert entry.licence == registration.info["licence"], registration.name
+def test_the_paper_components_declare_their_hub_ids_and_licences():
+    clip = components().get("vision_encoder", "clip")
+    assert "openai/clip-vit-large-patch14-336" in clip.hub_ids and clip.licence == "MIT"
+    assert components().get("language_model", "mistral").licence == "Apache-2.0"
+    assert components().get("benchmark", "vqa-rad").hub_ids == ("flaviagiammarino/vqa-rad",)
+
+
+@pytest.mark.parametrize(
+    ("info", "expected"),
+    [
+        ({"description": 3}, r"registration key 'description': expected a string, got int 3"),
+        ({"hub_ids": "a/b"}, r"registration key 'hub_ids': expected a list of strings, got str 'a/b'"),
+        ({"hub_ids": ["a/b", 1]}, r"registration key 'hub_ids': expected a list of strings"),
+        ({"licence": ["MIT"]}, r"registration key 'licence': expected a string, got list"),
+        ({"tiny": [1]}, r"registration key 'tiny': expected a mapping, got list"),
+    ],
+)
+def test_registration_info_errors_name_the_plugin_and_key(info, expected):
+    from medzoo.core.errors import PluginError
+    from medzoo.core.plugin_system.registry import ComponentRegistry
+
+    with pytest.raises(PluginError, match=rf"^my-plugin: connector 'c': {expected}") as raised:
+        ComponentRegistry().add("connector", "c", object, "my-plugin", **info)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_tiny_config_is_given_once():
+    from medzoo.core.errors import PluginError
+    from medzoo.core.plugin_system.registry import ComponentRegistry
+
+    clip = components().get("vision_encoder", "clip").factory
+    with pytest.raises(PluginError, match=r"^p: vision_encoder 'v': registration key 'tiny': .*give it once"):
+        ComponentRegistry().add("vision_encoder", "v", clip, "p", tiny={"config": {}})
+
+
+def test_hub_ids_are_kept_as_tuples():
+    from medzoo.core.plugin_system.registry import ComponentRegistry
+
+    registry = ComponentRegistry()
+    registry.add("connector", "c", object, "p", hub_ids=["a/b"])
+    assert registry.get("connector", "c").hub_ids == ("a/b",)
 
 
 @pytest.mark.parametrize("variant", CATALOG.variants, ids=lambda v: v.name)
@@ -87,22 +123,24 @@ def substitute(value: Any, root: Path) -> Any:
     return value
 
 
-def build_vision(entry: ComponentEntry, factory, tiny: dict) -> None:
+def build_vision(entry: Registration, factory, tiny: dict) -> None:
     encoder = factory.from_config(tiny["config"], **tiny.get("options", {}))
     with torch.no_grad():
         features = encoder(torch.rand(2, 3, encoder.image_size, encoder.image_size))
     assert features.shape == (2, encoder.num_tokens, encoder.hidden_size)
 
 
-def build_connector(entry: ComponentEntry, factory, tiny: dict) -> None:
-    if "name" in tiny:
+def build_connector(entry: Registration, factory, tiny: dict) -> None:
+    if "name" in tiny:  # a family: one of its members
         factory = components().get("connector", tiny["name"]).factory
-    connector = factory(tiny["vision_dim"], tiny["language_dim"], tiny["num_input_tokens"], **tiny.get("options", {}))
-    output = connector(torch.rand(2, tiny["num_input_tokens"], tiny["vision_dim"]))
-    assert output.shape == (2, connector.num_output_tokens, tiny["language_dim"])
+    vision_dim, tokens = 32, 16
+    language_dim = vision_dim if entry.info.get("preserves_dim") else 64
+    connector = factory(vision_dim, language_dim, tokens, **tiny.get("options", {}))
+    output = connector(torch.rand(2, tokens, vision_dim))
+    assert output.shape == (2, connector.num_output_tokens, language_dim)
 
 
-def build_language(entry: ComponentEntry, factory, tiny: dict) -> None:
+def build_language(entry: Registration, factory, tiny: dict) -> None:
     language = factory.from_config(tiny["config"], **tiny.get("options", {}))
     ids = language.tokenizer("A chest radiograph.", return_tensors="pt").input_ids
     with torch.no_grad():
@@ -110,7 +148,7 @@ def build_language(entry: ComponentEntry, factory, tiny: dict) -> None:
     assert logits.shape[:2] == ids.shape and torch.isfinite(logits).all()
 
 
-def build_template(entry: ComponentEntry, factory, tiny: dict) -> None:
+def build_template(entry: Registration, factory, tiny: dict) -> None:
     template = factory() if isinstance(factory, type) else factory
     messages = [Message("user", "<image>\nWhat is shown?"), Message("assistant", "A chest radiograph.")]
     rendered = template.render(messages, eos_token="</s>")
@@ -121,13 +159,13 @@ def build_template(entry: ComponentEntry, factory, tiny: dict) -> None:
 TUNING_EXPECTED = {"frozen": "none", "full": "all", "lora": "adapters"}
 
 
-def build_tuning(entry: ComponentEntry, factory, tiny: dict) -> None:
+def build_tuning(entry: Registration, factory, tiny: dict) -> None:
     from medzoo.plugins.connectors.mlp import MlpGeluConnector
 
     module = MlpGeluConnector(8, 16, 4, depth=2)
     module = factory(**tiny.get("options", {})).apply(module, "connector") or module
     trainable = [name for name, parameter in module.named_parameters() if parameter.requires_grad]
-    expected = TUNING_EXPECTED[entry.plugin]
+    expected = TUNING_EXPECTED[entry.name]
     if expected == "none":
         assert trainable == []
     elif expected == "all":
@@ -137,28 +175,28 @@ def build_tuning(entry: ComponentEntry, factory, tiny: dict) -> None:
     assert module(torch.rand(1, 4, 8)).shape == (1, 4, 16)
 
 
-def build_dataset(entry: ComponentEntry, factory, tiny: dict) -> None:
+def build_dataset(entry: Registration, factory, tiny: dict) -> None:
     records, report = factory(**tiny.get("options", {})).read(tiny["path"], tiny.get("image_root"), "error")
     assert records and all(record.messages for record in records)
 
 
-def build_curriculum(entry: ComponentEntry, factory, tiny: dict) -> None:
+def build_curriculum(entry: Registration, factory, tiny: dict) -> None:
     stages = load_recipe("llava-med-v1.0").config.stages
     planned = factory(**tiny.get("options", {})).plan([stage.copy() for stage in stages])
     assert planned and {stage.role for stage in planned} <= {"alignment", "instruct", "downstream", "custom"}
 
 
-def build_benchmark(entry: ComponentEntry, factory, tiny: dict) -> None:
+def build_benchmark(entry: Registration, factory, tiny: dict) -> None:
     benchmark = factory(**tiny.get("options", {}))
     items = benchmark.load(tiny.get("path"), tiny.get("image_root"))
     assert items and all(item.image is not None and Path(item.image).is_file() for item in items)
     assert "<image>" in benchmark.prompt(items[0])
     metrics = benchmark.score({item.question_id: item.answer for item in items}, items)
-    headline = components().get("benchmark", entry.plugin).info["headline_metrics"]
+    headline = entry.info["headline_metrics"]
     assert headline and all(metrics[name] == pytest.approx(100.0) for name in headline), metrics
 
 
-def build_backend(entry: ComponentEntry, factory, tiny: dict) -> None:
+def build_backend(entry: Registration, factory, tiny: dict) -> None:
     backend = factory(tiny["model"], **tiny.get("options", {}))
     assert isinstance(backend, InstructBackend) and backend.model == tiny["model"]
 
@@ -176,26 +214,22 @@ BUILDERS = {
 }
 
 
-@pytest.mark.parametrize("entry", CATALOG.components, ids=lambda e: f"{e.kind}-{e.plugin}")
+@pytest.mark.parametrize("entry", REGISTERED, ids=lambda e: f"{e.kind}-{e.name}")
 def test_component_builds_from_its_tiny_config(entry, synth_root):
     torch.manual_seed(0)
-    factory = components().get(entry.kind, entry.plugin).factory
-    BUILDERS[entry.kind](entry, factory, substitute(entry.tiny, synth_root))
+    BUILDERS[entry.kind](entry, entry.factory, substitute(entry.tiny, synth_root))
 
 
 # ---- the loader's errors ------------------------------------------------------------------------------------
 GOOD_VARIANT = {"name": "v", "recipe": "tiny"}
-GOOD_COMPONENT = {"kind": "connector", "plugin": "linear", "tiny": {}}
 
 
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        ({"variants": [GOOD_VARIANT], "componets": []}, r"componets: unknown key \(did you mean \"components\"\?\)"),
+        ({"variant": [GOOD_VARIANT]}, r"variant: unknown key \(did you mean \"variants\"\?\)"),
+        ({"components": []}, r"components: unknown key; expected one of version, variants"),
         ({"variants": [{**GOOD_VARIANT, "recipe": 3}]}, r"variants\[0\]\.recipe: expected a string, got int 3"),
-        ({"components": [{**GOOD_COMPONENT, "kind": "conector"}]},
-         r"components\[0\]\.kind: 'conector' is not allowed \(did you mean \"connector\"\?\)"),
-        ({"components": [{**GOOD_COMPONENT, "hub_ids": "a/b"}]}, r"components\[0\]\.hub_ids: expected a list of strings"),
         ({"variants": [{**GOOD_VARIANT, "weights": [{"source": "a/b", "format": "delta",
                                                      "merged_format": "llava-med-v1.0"}]}]},
          r"variants\[0\]\.weights\[0\]\.base: missing; delta weights need the base model"),
@@ -242,7 +276,10 @@ def test_zoo_command_prints_the_catalogue():
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert [v["name"] for v in payload["variants"]] == [v.name for v in CATALOG.variants]
-    assert len(payload["components"]) == len(CATALOG.components)
+    assert [(c["kind"], c["plugin"]) for c in payload["components"]] == [(e.kind, e.name) for e in REGISTERED]
+    mistral = next(c for c in payload["components"] if c["plugin"] == "mistral")
+    assert mistral["hub_ids"] == ["mistralai/Mistral-7B-Instruct-v0.2"] and mistral["licence"] == "Apache-2.0"
     table = CliRunner().invoke(cli, ["zoo"]).output
     assert "microsoft/llava-med-v1.5-mistral-7b (format llava-med-v1.5)" in table
     assert "microsoft/llava-med-7b-delta (delta on huggyllama/llama-7b)" in table
+    assert "[flaviagiammarino/vqa-rad] (licence: CC0-1.0)" in table

@@ -15,7 +15,7 @@ def plugins_command(as_json: bool) -> None:
 
     rows = [
         {"kind": entry.kind, "name": entry.name, "provider": entry.provider,
-         "description": str(entry.info.get("description", ""))}
+         "description": entry.description}
         for entry in components()
     ]
     failures = [{"plugin": f.plugin, "distribution": f.distribution, "error": f.error}

@@ -1,11 +1,44 @@
-"""``medzoo zoo``: the catalogue in registry.yaml (variants, published weights, components)."""
+"""``medzoo zoo``: the variants of registry.yaml (recipes, published weights) and the registered components."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
+from dataclasses import asdict
+from typing import Any
 
 import click
+
+
+def component_rows() -> list[dict[str, Any]]:
+    """Every registered component as its plugin declared it: kind, name, description, hub ids, licence."""
+    from medzoo.core.plugin_system.manager import components
+
+    return [
+        {"kind": entry.kind, "plugin": entry.name, "description": entry.description,
+         "hub_ids": list(entry.hub_ids), "licence": entry.licence}
+        for entry in components()
+    ]
+
+
+def _echo_variants(catalog: Any) -> None:
+    click.echo(f"variants ({catalog.path}):")
+    width = max(len(variant.name) for variant in catalog.variants)
+    for variant in catalog.variants:
+        recipe = f"recipe {variant.recipe}" if variant.recipe else "no recipe"
+        click.echo(f"  {variant.name:<{width}}  {recipe}: {variant.description}")
+        for weights in variant.weights:
+            how = f"delta on {weights.base}" if weights.is_delta else f"format {weights.format}"
+            click.echo(f"  {'':<{width}}  weights {weights.source} ({how})")
+
+
+def _echo_components(rows: list[dict[str, Any]]) -> None:
+    click.echo("components:")
+    kind_width = max(len(row["kind"]) for row in rows)
+    name_width = max(len(row["plugin"]) for row in rows)
+    for row in rows:
+        extra = f" [{', '.join(row['hub_ids'])}]" if row["hub_ids"] else ""
+        licence = f" (licence: {row['licence']})" if row["licence"] else ""
+        click.echo(f"  {row['kind']:<{kind_width}}  {row['plugin']:<{name_width}}  {row['description']}{extra}{licence}")
 
 
 @click.command("zoo")
@@ -15,26 +48,11 @@ def zoo_command(as_json: bool) -> None:
     from medzoo.app.catalog import load_catalog
 
     catalog = load_catalog()
+    rows = component_rows()
     if as_json:
-        payload = {
-            "path": str(catalog.path),
-            "variants": [dataclasses.asdict(variant) for variant in catalog.variants],
-            "components": [dataclasses.asdict(entry) for entry in catalog.components],
-        }
+        payload = {"path": str(catalog.path), "variants": [asdict(variant) for variant in catalog.variants],
+                   "components": rows}
         click.echo(json.dumps(payload, indent=2))
         return
-    click.echo(f"variants ({catalog.path}):")
-    width = max(len(variant.name) for variant in catalog.variants)
-    for variant in catalog.variants:
-        recipe = f"recipe {variant.recipe}" if variant.recipe else "no recipe"
-        click.echo(f"  {variant.name:<{width}}  {recipe}: {variant.description}")
-        for weights in variant.weights:
-            how = f"delta on {weights.base}" if weights.is_delta else f"format {weights.format}"
-            click.echo(f"  {'':<{width}}  weights {weights.source} ({how})")
-    click.echo("components:")
-    kind_width = max(len(entry.kind) for entry in catalog.components)
-    name_width = max(len(entry.plugin) for entry in catalog.components)
-    for entry in catalog.components:
-        extra = f" [{', '.join(entry.hub_ids)}]" if entry.hub_ids else ""
-        licence = f" (licence: {entry.licence})" if entry.licence else ""
-        click.echo(f"  {entry.kind:<{kind_width}}  {entry.plugin:<{name_width}}  {entry.description}{extra}{licence}")
+    _echo_variants(catalog)
+    _echo_components(rows)

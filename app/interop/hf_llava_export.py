@@ -27,8 +27,8 @@ import torch
 from medzoo.app.interop import InteropError
 from medzoo.app.interop.chat_templates import calibrated_chat_template, chat_template_for
 from medzoo.app.interop.checkpoint_files import DEFAULT_SHARD_BYTES, save_state_dict
+from medzoo.core.dtypes import torch_dtype
 from medzoo.core.model.adapters import merge_adapters
-from medzoo.core.model.build import DTYPES
 from medzoo.core.model.multimodal import MultimodalModel
 
 EXPORT_MARKER = "medzoo_export.json"
@@ -108,7 +108,7 @@ def export_hf_llava(
     check_exportable(model)
     report = ExportReport(Path(output))
     report.merged_lora = merge_adapters(model)
-    target_dtype = DTYPES[dtype] if dtype else model.dtype
+    target_dtype = torch_dtype(dtype) if dtype else model.dtype
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     tensors = hf_llava_state_dict(model, target_dtype)

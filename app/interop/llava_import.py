@@ -27,6 +27,7 @@ import yaml
 
 from medzoo.app.interop import InteropError
 from medzoo.app.interop.checkpoint_files import load_state_dict, read_config, resolve_checkpoint_dir
+from medzoo.core.dtypes import DTYPE_NAMES, torch_dtype
 from medzoo.core.errors import MedzooError
 from medzoo.core.model.build import build_connector
 from medzoo.core.model.multimodal import MultimodalModel
@@ -198,11 +199,9 @@ def convert_checkpoint(
         model = _from_official(state, config, spec, tokenizer_source, template, vision_tower, report)
     dtype_name = dtype or _checkpoint_dtype(config)
     model.spec["dtype"] = dtype_name
-    from medzoo.core.model.build import DTYPES
-
-    if dtype_name not in DTYPES:
-        raise InteropError(f"dtype {dtype_name!r} is not supported; expected one of {', '.join(DTYPES)}")
-    return model.to(DTYPES[dtype_name]).eval(), report
+    if dtype_name not in DTYPE_NAMES:
+        raise InteropError(f"dtype {dtype_name!r} is not supported; expected one of {', '.join(DTYPE_NAMES)}")
+    return model.to(torch_dtype(dtype_name)).eval(), report
 
 
 def write_imported(model: MultimodalModel, report: ImportReport, output: Path) -> None:
@@ -318,6 +317,20 @@ def _from_hf_llava(
     template: str | None,
     report: ImportReport,
 ) -> MultimodalModel:
+    """A llava-hf ``LlavaForConditionalGeneration`` checkpoint: CLIP + mlp2x_gelu + a Llama or Mistral LM."""
+    parts = _split_hf_llava(state, report)
+    report.unused_config_fields = sorted(set(config) - LLAVA_CONFIG_FIELDS - BOOKKEEPING_FIELDS)
+    layer, strategy = _hf_feature_settings(config)
+    language = _hf_language(config, parts["language"], tokenizer_source, template, report)
+    vision, options = _hf_vision(config, parts["vision"], tokenizer_source, layer, strategy)
+    report.vision_source = "checkpoint"
+    connector = _build_connector("mlp2x_gelu", parts["connector"], vision, language)
+    model_spec = _model_spec("clip", options, "mlp2x_gelu", language, "placeholder")
+    return MultimodalModel(vision, connector, language, "placeholder", spec=model_spec)
+
+
+def _split_hf_llava(state: dict[str, torch.Tensor], report: ImportReport) -> dict[str, dict[str, torch.Tensor]]:
+    """Rename llava-hf tensors to medzoo's modules (``HF_RENAMES``); recomputed buffers are listed as ignored."""
     parts: dict[str, dict[str, torch.Tensor]] = {"vision": {}, "connector": {}, "language": {}}
     unknown = []
     for key, value in state.items():
@@ -335,8 +348,11 @@ def _from_hf_llava(
     if unknown:
         raise InteropError(f"{len(unknown)} tensor(s) fit no module of the llava-hf layout (first: {unknown[0]})")
     report.tensors = {name: len(tensors) for name, tensors in parts.items()}
-    report.unused_config_fields = sorted(set(config) - LLAVA_CONFIG_FIELDS - BOOKKEEPING_FIELDS)
+    return parts
 
+
+def _hf_feature_settings(config: dict[str, Any]) -> tuple[int, str]:
+    """(vision_feature_layer, vision_feature_select_strategy); refuses a projector or selection medzoo cannot run."""
     for key, expected in (("projector_hidden_act", "gelu"), ("multimodal_projector_bias", True)):
         if config.get(key, expected) != expected:
             raise InteropError(f"config.json {key} {config[key]!r}: medzoo's mlp2x_gelu needs {expected!r}")
@@ -346,7 +362,12 @@ def _from_hf_llava(
     strategy = config.get("vision_feature_select_strategy", "default")
     if strategy not in ("default", "full"):
         raise InteropError(f"config.json vision_feature_select_strategy {strategy!r}; expected 'default' or 'full'")
+    return layer, strategy
 
+
+def _hf_language(config: dict[str, Any], state: dict[str, torch.Tensor], tokenizer_source: str,
+                 template: str | None, report: ImportReport):
+    """The language model of ``text_config``; its tokenizer's ``<image>`` must be the config's image token."""
     text_config = dict(config.get("text_config") or {})
     text_type = text_config.get("model_type", "llama")
     if text_type not in HF_TEXT_MODELS:
@@ -355,15 +376,19 @@ def _from_hf_llava(
     language_cls = components().get("language_model", language_name).factory
     text_fields, unused_text = _text_fields(language_cls.config_class, text_config, frozenset())
     report.unused_config_fields += [f"text_config.{name}" for name in unused_text]
-    language = _build_language(language_cls, text_fields, parts["language"], tokenizer_source,
-                               template or default_template)
+    language = _build_language(language_cls, text_fields, state, tokenizer_source, template or default_template)
     image_token = config.get("image_token_index", config.get("image_token_id", 32000))
     if language.tokenizer.convert_tokens_to_ids("<image>") != image_token:
         raise InteropError(
             f"config.json image_token_index {image_token} is not the tokenizer's <image> id "
             f"({language.tokenizer.convert_tokens_to_ids('<image>')})"
         )
+    return language
 
+
+def _hf_vision(config: dict[str, Any], state: dict[str, torch.Tensor], tokenizer_source: str, layer: int,
+               strategy: str) -> tuple[Any, dict[str, Any]]:
+    """(the CLIP tower of ``vision_config`` with the processor's image statistics, its options)."""
     vision_config = dict(config.get("vision_config") or {})
     if vision_config.get("model_type", "clip_vision_model") not in ("clip_vision_model", "clip"):
         raise InteropError(f"config.json vision_config.model_type {vision_config.get('model_type')!r}; medzoo "
@@ -378,11 +403,7 @@ def _from_hf_llava(
     for key in ("image_mean", "image_std"):
         if key in processor:
             architecture[key] = list(processor[key])
-    vision = _load_vision(architecture, parts["vision"], options)
-    report.vision_source = "checkpoint"
-    connector = _build_connector("mlp2x_gelu", parts["connector"], vision, language)
-    model_spec = _model_spec("clip", options, "mlp2x_gelu", language, "placeholder")
-    return MultimodalModel(vision, connector, language, "placeholder", spec=model_spec)
+    return _load_vision(architecture, state, options), options
 
 
 # ---- shared pieces ----------------------------------------------------------------------------------------------
@@ -541,7 +562,7 @@ def _model_spec(vision: str, options: dict[str, Any], projector: str, language, 
 
 def _checkpoint_dtype(config: dict[str, Any]) -> str:
     value = config.get("torch_dtype") or config.get("dtype") or "float32"
-    return value if value in ("float32", "bfloat16", "float16") else "float32"
+    return value if value in DTYPE_NAMES else "float32"
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -8,11 +8,10 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from medzoo.core.dtypes import torch_dtype
 from medzoo.core.errors import PluginError
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def as_dict(section: Any) -> dict[str, Any]:
@@ -70,7 +69,7 @@ def load_module_weights(module: torch.nn.Module, source: str, what: str) -> None
 def build_model(model_config: Any, shrink: bool = False) -> MultimodalModel:
     """Compose encoder + connector + language model as the recipe's ``model`` section says."""
     spec = as_dict(model_config)
-    dtype = DTYPES[spec.get("dtype", "float32")]
+    dtype = torch_dtype(spec.get("dtype", "float32"))
     vision = build_component("vision_encoder", spec["vision"], shrink)
     language_spec = spec["language"]
     language = build_component(

@@ -10,23 +10,22 @@ A module built from pretrained weights and never trained is not copied: its sour
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from medzoo.core.dtypes import torch_dtype
 from medzoo.core.errors import MedzooError
+from medzoo.core.files import atomic_directory
 from medzoo.core.model.adapters import (
     LEGACY_ADAPTER_STRATEGY,
     adapted_modules,
     tunable_modules,
     tuning_strategy,
 )
-from medzoo.core.model.build import DTYPES, build_component, build_connector
+from medzoo.core.model.build import build_component, build_connector
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
 
@@ -56,54 +55,51 @@ def _base_state_dict(module: torch.nn.Module, adapters: dict[str, tuple], name: 
     return {key: value.detach().contiguous() for key, value in module.state_dict().items()}
 
 
+def _manifest(model: MultimodalModel, saved: set[str], extra: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "model": model.spec,
+        "architecture": {
+            "vision": model.vision.architecture_config(),
+            "connector": model.connector.options(),
+            "language": model.language.architecture_config(),
+        },
+        "saved_modules": sorted(saved),
+        "adapters": {},
+        **(extra or {}),
+    }
+
+
+def _save_modules(model: MultimodalModel, staging: Path, saved: set[str], adapters: dict[str, tuple]) -> None:
+    """The chosen modules' weights (without adapter tensors) and the language model's config and tokenizer."""
+    for name in ("vision", "connector"):
+        if name in saved:
+            module = getattr(model, name)
+            save_file(_base_state_dict(module, adapters, name), str(staging / f"{name}.safetensors"))
+    if "language" in saved and "language" in adapters:
+        # the base weights without adapters; the adapters go to adapters/language
+        model.language.save_pretrained(str(staging / "language"), save_weights=False)
+        base = _base_state_dict(model.language.model, adapters, "language")
+        save_file(base, str(staging / "language" / "base_weights.safetensors"))
+    else:
+        model.language.save_pretrained(str(staging / "language"), save_weights="language" in saved)
+
+
 def save_model(model: MultimodalModel, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Write the model directory atomically (a temporary sibling renamed into place)."""
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with atomic_directory(directory) as staging:
         saved = modules_to_save(model)
         adapters = adapted_modules(model)
-        manifest: dict[str, Any] = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "model": model.spec,
-            "architecture": {
-                "vision": model.vision.architecture_config(),
-                "connector": model.connector.options(),
-                "language": model.language.architecture_config(),
-            },
-            "saved_modules": sorted(saved),
-            "adapters": {},
-            **(extra or {}),
-        }
-        for name in ("vision", "connector"):
-            if name in saved:
-                module = getattr(model, name)
-                save_file(_base_state_dict(module, adapters, name), str(staging / f"{name}.safetensors"))
-        if "language" in saved and "language" in adapters:
-            # the base weights without adapters; the adapters go to adapters/language
-            model.language.save_pretrained(str(staging / "language"), save_weights=False)
-            base = _base_state_dict(model.language.model, adapters, "language")
-            save_file(base, str(staging / "language" / "base_weights.safetensors"))
-        else:
-            model.language.save_pretrained(str(staging / "language"), save_weights="language" in saved)
+        manifest = _manifest(model, saved, extra)
+        _save_modules(model, staging, saved, adapters)
         base_model = model.spec.get("language", {}).get("pretrained")
         for name, (strategy_name, strategy, module) in adapters.items():
             where = f"adapters/{name}"
             info = strategy.save_adapters(module, staging / where, name, base_model if name == "language" else None)
             manifest["adapters"][name] = {"path": where, "strategy": strategy_name, **info}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
-        if directory.exists():
-            backup = directory.with_name(f".{directory.name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
-            os.replace(directory, backup)
-            os.replace(staging, directory)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return directory
 
 
@@ -161,5 +157,5 @@ def load_model(directory: str | Path, dtype: str | None = None) -> MultimodalMod
     for name, info in manifest.get("adapters", {}).items():
         strategy = tuning_strategy(info.get("strategy", LEGACY_ADAPTER_STRATEGY))
         strategy.load_adapters(modules[name], directory / info["path"], name)
-    target_dtype = DTYPES[dtype or spec.get("dtype", "float32")]
+    target_dtype = torch_dtype(dtype or spec.get("dtype", "float32"))
     return model.to(target_dtype).eval()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,15 +27,73 @@ KINDS: tuple[str, ...] = tuple(HOOK_KINDS.values())
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 
 
+#: registration info keys medzoo reads, with what each must be (other keys are kept as given)
+STRING_INFO = ("description", "licence", "pattern")
+STRINGS_INFO = ("hub_ids", "examples")
+MAPPING_INFO = ("tiny",)
+
+
 @dataclass(frozen=True)
 class Registration:
-    """One registered component."""
+    """One registered component; ``info`` holds what the plugin declared (description, hub ids, licence...)."""
 
     kind: str
     name: str
     factory: Any
     provider: str
     info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def description(self) -> str:
+        return self.info.get("description") or ""
+
+    @property
+    def hub_ids(self) -> tuple[str, ...]:
+        """Pretrained weights or data on the Hugging Face hub."""
+        return self.info.get("hub_ids", ())
+
+    @property
+    def licence(self) -> str | None:
+        """The licence of those weights or data (``None``: medzoo code only, or see the data's own release)."""
+        return self.info.get("licence")
+
+    @property
+    def tiny(self) -> dict[str, Any]:
+        """What tests build the component from: ``{"config": tiny_config()}`` for a buildable component (vision
+        encoder, language model), else the registration's ``tiny=`` (arguments and ``options``; may be empty)."""
+        tiny_config = getattr(self.factory, "tiny_config", None)
+        if callable(tiny_config):
+            return {"config": tiny_config()}
+        return dict(self.info.get("tiny", {}))
+
+
+def checked_info(kind: str, name: str, provider: str, info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` with its known keys type-checked (``hub_ids`` and ``examples`` as tuples); a one-line error names
+    the plugin and the key."""
+    checked = dict(info)
+    where = f"{provider}: {kind} {name!r}: registration key"
+    for key in STRING_INFO:
+        value = info.get(key)
+        if value is not None and not isinstance(value, str):
+            raise PluginError(f"{where} {key!r}: expected a string, got {type(value).__name__} {value!r}")
+    for key in STRINGS_INFO:
+        value = info.get(key, ())
+        if isinstance(value, str) or not isinstance(value, (list, tuple)) or \
+                not all(isinstance(item, str) for item in value):
+            raise PluginError(f"{where} {key!r}: expected a list of strings, got {type(value).__name__} {value!r}")
+        if key in info:
+            checked[key] = tuple(value)
+    for key in MAPPING_INFO:
+        value = info.get(key, {})
+        if not isinstance(value, Mapping):
+            raise PluginError(f"{where} {key!r}: expected a mapping, got {type(value).__name__} {value!r}")
+    return checked
+
+
+def _check_tiny_given_once(kind: str, name: str, provider: str, factory: Any, info: dict[str, Any]) -> None:
+    if "tiny" in info and callable(getattr(factory, "tiny_config", None)):
+        raise PluginError(f"{provider}: {kind} {name!r}: registration key 'tiny': the component's tiny_config() "
+                          "already gives it; give it once")
 
 
 class ComponentRegistry:
@@ -59,7 +118,8 @@ class ComponentRegistry:
             raise PluginError(
                 f"duplicate {kind} {name!r}: registered by {existing.provider} and by {provider}"
             )
-        self._entries[kind][name] = Registration(kind, name, factory, provider, dict(info))
+        _check_tiny_given_once(kind, name, provider, factory, info)
+        self._entries[kind][name] = Registration(kind, name, factory, provider, checked_info(kind, name, provider, info))
 
     def get(self, kind: str, name: str) -> Registration:
         """Exact lookup; a family registered with ``pattern=`` (e.g. ``mlp(?P<depth>\\d+)x_gelu``) matches whole names

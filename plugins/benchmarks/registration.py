@@ -2,18 +2,51 @@
 
 from __future__ import annotations
 
-from medzoo.core.plugin_system.hookspecs import hookimpl
+from typing import Any
+
+from medzoo.core.plugin_system.hookspecs import Register, hookimpl
 from medzoo.plugins.benchmarks.coloninst import COLONINST_BENCHMARKS
 from medzoo.plugins.benchmarks.medvqa import MEDVQA_BENCHMARKS
 
 
+def _test_file(path: str) -> dict[str, Any]:
+    return {"path": f"{{synth}}/{path}", "image_root": "{synth}/images"}
+
+
+SYNTH_TINY = {"options": {"root": "{synth}"}}
+
+#: what each benchmark's class does not say itself: hub ids, licence, tiny test config (description: the
+#: class docstring's first line unless given here)
+INFO: dict[str, dict[str, Any]] = {
+    "vqa-rad": {"hub_ids": ("flaviagiammarino/vqa-rad",), "licence": "CC0-1.0",
+                "tiny": _test_file("vqa_rad/test.json")},
+    "slake": {"hub_ids": ("BoKelvin/SLAKE",), "tiny": _test_file("slake/test.json")},
+    "pathvqa": {"hub_ids": ("flaviagiammarino/path-vqa",), "tiny": _test_file("pathvqa/qas/test/test_qa.pkl")},
+    "coloninst-cls": {"tiny": _test_file("coloninst/test/cls_test.json")},
+    "coloninst-reg": {"tiny": _test_file("coloninst/test/reg_test.json")},
+    "coloninst-rec": {"tiny": _test_file("coloninst/test/rec_test.json")},
+    "synth-vqa-rad": {"tiny": SYNTH_TINY},
+    "synth-slake": {"tiny": SYNTH_TINY},
+    "synth-pathvqa": {"tiny": SYNTH_TINY},
+    "synth-coloninst-cls": {"description": "ColonINST-shaped synthetic classification test set",
+                            "tiny": SYNTH_TINY},
+    "synth-coloninst-reg": {"description": "ColonINST-shaped synthetic referring-expression-generation test set",
+                            "tiny": SYNTH_TINY},
+    "synth-coloninst-rec": {"description": "ColonINST-shaped synthetic referring-expression-comprehension test set",
+                            "tiny": SYNTH_TINY},
+}
+
+
 @hookimpl
-def register_benchmarks(register) -> None:
+def register_benchmarks(register: Register) -> None:
     for benchmark in (*MEDVQA_BENCHMARKS, *COLONINST_BENCHMARKS):
+        info = dict(INFO.get(benchmark.name, {}))
+        description = info.pop("description", (benchmark.__doc__ or benchmark.name).strip().splitlines()[0])
         register(
             benchmark.name,
             benchmark,
-            description=(benchmark.__doc__ or benchmark.name).strip().splitlines()[0],
+            description=description,
             metric=benchmark.metric,
             headline_metrics=benchmark.headline_metrics,
+            **info,
         )

@@ -18,6 +18,7 @@ def register_connectors(register: Register) -> None:
         MlpGeluConnector,
         pattern=FAMILY_PATTERN,
         examples=("mlp1x_gelu", "mlp2x_gelu", "mlp3x_gelu"),
+        tiny={"name": "mlp2x_gelu"},
         description="mlp{N}x_gelu: Linear, then N-1 times GELU + Linear (LLaVA-Med v1.5: mlp2x_gelu)",
     )
     register(
@@ -30,4 +31,5 @@ def register_connectors(register: Register) -> None:
         "multigranularity",
         MultiGranularityConnector,
         description="ColonGPT-style: GELU MLP then average pooling of the patch grid to several sizes",
+        tiny={"options": {"grids": [2, 1]}},
     )

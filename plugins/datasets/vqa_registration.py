@@ -13,9 +13,11 @@ def register_datasets(register) -> None:
         "med-vqa",
         MedVqaReader,
         description="VQA-RAD (OSF json), SLAKE json, PathVQA pkl, Hugging Face parquet copies, LLaVA-Med test.json",
+        tiny={"path": "{synth}/slake/train.json", "image_root": "{synth}/images", "options": {"q_lang": "en"}},
     )
     register(
         "colon-inst",
         ColonInstReader,
         description="ColonINST conversation json (CLS / REG / REC / CAP), boxes parsed into metadata",
+        tiny={"path": "{synth}/coloninst/train/reg_train.json", "image_root": "{synth}/images"},
     )

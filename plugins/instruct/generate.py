@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medzoo.core.files import write_json_atomically
 from medzoo.core.interfaces.dataset import LoadReport
 from medzoo.plugins.instruct.captions import CaptionRecord
 from medzoo.plugins.instruct.parsing import image_first, parse_conversation, to_llava_conversations
@@ -117,18 +115,8 @@ def generation_summary(
 
 
 def write_json_atomic(path: str | Path, payload: Any) -> None:
-    """Write json through a temporary file in the same folder and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, ensure_ascii=False, indent=1)
-            handle.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write json (one-space indent, non-ASCII kept) atomically."""
+    write_json_atomically(path, payload, ensure_ascii=False, indent=1)
 
 
 def summary_path(output: str | Path) -> Path:

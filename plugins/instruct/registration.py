@@ -13,9 +13,11 @@ def register_instruct_backends(register) -> None:
         "openai",
         OpenAIBackend,
         description="any OpenAI-compatible /v1/chat/completions endpoint (OpenAI, Azure v1, vLLM, medzoo serve)",
+        tiny={"model": "tiny-judge", "options": {"base_url": "http://127.0.0.1:9/v1", "timeout": 1.0}},
     )
     register(
         "hf",
         HFBackend,
         description="a local transformers causal LM (hub id or folder), generating in a worker thread",
+        tiny={"model": "medzoo-tiny", "options": {"device": "cpu", "dtype": "float32"}},
     )

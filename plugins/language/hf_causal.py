@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from medzoo.core.dtypes import DTYPE_NAMES, PRECISIONS, dtype_name, torch_dtype
 from medzoo.core.errors import RecipeError, did_you_mean
 from medzoo.core.interfaces.language_model import LanguageModel
 from medzoo.core.model.activation_checkpointing import set_activation_checkpointing
@@ -34,8 +35,6 @@ _NON_ARCHITECTURE_KEYS = frozenset(
     {"transformers_version", "model_type", "architectures", "_name_or_path", "dtype", "torch_dtype",
      "_attn_implementation_autoset", "use_cache"}
 )
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-           "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def parse_dtype(dtype: str | torch.dtype | None, allow_auto: bool = False) -> str | torch.dtype | None:
@@ -44,10 +43,10 @@ def parse_dtype(dtype: str | torch.dtype | None, allow_auto: bool = False) -> st
         return dtype
     if allow_auto and dtype == "auto":
         return dtype
-    if dtype not in _DTYPES:
-        allowed = ", ".join(sorted(_DTYPES) + (["auto"] if allow_auto else []))
+    if dtype_name(dtype) is None:
+        allowed = ", ".join(sorted([*DTYPE_NAMES, *PRECISIONS]) + (["auto"] if allow_auto else []))
         raise RecipeError(f"language model dtype {dtype!r} is not supported; expected one of {allowed}")
-    return _DTYPES[dtype]
+    return torch_dtype(dtype)
 
 
 def ensure_pad_token(tokenizer: Any) -> None:

@@ -11,4 +11,5 @@ def register_tuning_strategies(register):
 
     register("frozen", FrozenTuning, description="not trained in the stage")
     register("full", FullTuning, description="all parameters trained")
-    register("lora", LoraTuning, description="low-rank adapters (peft); options r, alpha, dropout, target_modules")
+    register("lora", LoraTuning, description="low-rank adapters (peft); options r, alpha, dropout, target_modules",
+             tiny={"options": {"r": 4, "alpha": 8, "dropout": 0.0}})

@@ -12,6 +12,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModel
 from transformers.models.clip.modeling_clip import CLIPEncoderLayer
 from transformers.utils import cached_file
 
+from medzoo.core.dtypes import DTYPE_NAMES, torch_dtype
 from medzoo.core.errors import PluginError
 from medzoo.core.interfaces.vision_encoder import FeatureSelect, VisionEncoder
 from medzoo.core.model.activation_checkpointing import set_activation_checkpointing
@@ -172,10 +173,10 @@ def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
         return torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
-    resolved = getattr(torch, str(dtype), None)
-    if not isinstance(resolved, torch.dtype):
-        raise PluginError(f"unknown dtype {dtype!r}; expected e.g. float32, bfloat16 or float16")
-    return resolved
+    try:
+        return torch_dtype(str(dtype))
+    except KeyError:
+        raise PluginError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPE_NAMES)}") from None
 
 
 def read_image_statistics(source: str, image_size: int) -> tuple[tuple[float, ...], tuple[float, ...]]:

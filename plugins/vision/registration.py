@@ -15,10 +15,12 @@ def register_vision_encoders(register: Register) -> None:
         ClipVisionEncoder,
         description="CLIP ViT vision tower (transformers CLIPVisionModel); LLaVA-Med v1.0 / v1.5",
         hub_ids=("openai/clip-vit-large-patch14", "openai/clip-vit-large-patch14-336"),
+        licence="MIT",
     )
     register(
         "biomedclip",
         BiomedClipVisionEncoder,
         description="BiomedCLIP ViT-B/16 trunk (timm, from an open_clip checkpoint); LLaVA-Med paper ablation",
         hub_ids=(BIOMEDCLIP_HUB_ID,),
+        licence="MIT",
     )
