@@ -39,7 +39,7 @@ def make_tiny_model(directory: Path, steps: int = 40, seed: int = 0) -> Path:
 
 
 def _train(directory: Path, steps: int, seed: int) -> Path:
-    from medzoo.core.generation import processor_for
+    from medzoo.core.inference import processor_for
     from medzoo.core.interfaces.conversation import Message
     from medzoo.core.model.build import build_model
     from medzoo.core.model.processor import collate

@@ -29,11 +29,11 @@ def answers(output: str) -> list[str]:
 def test_chat_streams_answers_switches_images_and_resets(model_dir, tmp_path, monkeypatch):
     helpers.square("red").save(tmp_path / "red.png")
     helpers.square("blue").save(tmp_path / "blue.png")
-    from medzoo.app.serving.engine import BatchEngine
+    from medzoo.core.inference import InferenceEngine
 
     prompts: list[int] = []
     pieces: list[str] = []
-    run = BatchEngine.run
+    run = InferenceEngine.run
 
     def recording_run(self, requests):
         prompts.append(len(requests[0].sample))
@@ -41,7 +41,7 @@ def test_chat_streams_answers_switches_images_and_resets(model_dir, tmp_path, mo
         requests[0].on_text = lambda text: (pieces.append(text), original(text))
         return run(self, requests)
 
-    monkeypatch.setattr(BatchEngine, "run", recording_run)
+    monkeypatch.setattr(InferenceEngine, "run", recording_run)
     stdin = "\n".join([
         helpers.QUESTION, "Tell me again.", f"/image {tmp_path / 'blue.png'}", helpers.QUESTION,
         "/reset", "hello", "/image /no/such.png", "/bogus", "/quit", "never read",

@@ -69,7 +69,7 @@ SCRIPT = """
     from omegaconf import OmegaConf
     from medzoo.core.model.build import build_model
     from medzoo.core.interfaces.conversation import Message
-    from medzoo.core.generation import ChatRequest, GenerationSettings, Generator, processor_for
+    from medzoo.core.inference import ChatRequest, InferenceEngine, SamplingSettings, processor_for
     from medzoo.app.cli.main import cli
     from medzoo.core.plugin_system.manager import reset_plugins
     from medzoo.core.model.processor import collate
@@ -96,7 +96,8 @@ SCRIPT = """
     batch = collate([processor_for(model).encode(messages, [image])], model.tokenizer.pad_token_id)
     with torch.no_grad():
         output = model(**batch)
-    answer = Generator(model).generate([ChatRequest(messages[:1], image)], GenerationSettings(max_new_tokens=3))
+    answers = InferenceEngine(model).answer([ChatRequest(messages[:1], image)], SamplingSettings(max_new_tokens=3))
+    answer = [c.text for c in answers]
     print(json.dumps({
         "found": found, "failures": failures, "restricted": restricted,
         "recipe": OmegaConf.to_container(recipe), "tiny": OmegaConf.to_container(tiny),

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from medzoo.core.errors import DataError, PluginError
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
-from medzoo.core.interfaces.instruct_backend import Completion
+from medzoo.core.interfaces.instruct_backend import BackendReply
 from medzoo.plugins.instruct.backend_factory import create_backend
 from medzoo.plugins.instruct.backends.openai_backend import (
     OpenAIBackend,
@@ -136,8 +136,8 @@ def test_cache_round_trip_and_key_sensitivity(tmp_path):
     messages = [{"role": "user", "content": "hi"}]
     key = cache_key("openai", "m", messages, {"temperature": 0})
     assert cache.get(key) is None
-    cache.put(key, Completion("hello", 3, 2))
-    assert cache.get(key) == Completion("hello", 3, 2)
+    cache.put(key, BackendReply("hello", 3, 2))
+    assert cache.get(key) == BackendReply("hello", 3, 2)
     assert len(cache) == 1 and not list(tmp_path.rglob(".tmp-*"))
     assert key != cache_key("openai", "m2", messages, {"temperature": 0})
     assert key != cache_key("openai", "m", messages, {"temperature": 0.7})

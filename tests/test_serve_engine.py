@@ -7,11 +7,10 @@ import helpers_serving as helpers
 import pytest
 import torch
 
-from medzoo.app.serving.engine import RowRequest
 from medzoo.app.serving.loading import load_engine
-from medzoo.app.serving.sampling import SamplingParams, top_p_filter
-from medzoo.app.serving.text_stream import IncrementalDecoder, StopScanner
-from medzoo.core.generation import ChatRequest, GenerationSettings, Generator
+from medzoo.core.inference import ChatRequest, RowRequest, SamplingSettings
+from medzoo.core.inference.sampling import top_p_filter
+from medzoo.core.inference.text_stream import IncrementalDecoder, StopScanner
 from medzoo.core.interfaces.conversation import Message
 
 
@@ -27,16 +26,16 @@ def question(colour: str | None, text: str = helpers.QUESTION) -> tuple[list[Mes
     return [Message("user", f"<image>\n{text}")], [helpers.square(colour)]
 
 
-def test_batch_rows_match_answers_alone_and_the_generator(engine):
+def test_batch_rows_match_answers_alone_and_length_sorted_batches(engine):
     prompts = [question("red"), question(None, "hello there, how long is this prompt now?"), question("blue"),
                question("green", "Colour?")]
-    params = SamplingParams(max_tokens=12)
+    params = SamplingSettings(max_new_tokens=12)
     rows = [RowRequest(engine.encode(m, i), params) for m, i in prompts]
     batched = [c.text for c in engine.run(rows)]
     alone = [engine.run([RowRequest(engine.encode(m, i), params)])[0].text for m, i in prompts]
-    reference = Generator(engine.model).generate(
-        [ChatRequest(m, i[0] if i else None) for m, i in prompts], GenerationSettings(max_new_tokens=12)
-    )
+    reference = [c.text for c in engine.answer(
+        [ChatRequest(m, i[0] if i else None) for m, i in prompts], SamplingSettings(max_new_tokens=12)
+    )]
     assert batched == alone == reference
     assert batched[0] == "The square is red." and batched[2] == "The square is blue."
 
@@ -44,10 +43,10 @@ def test_batch_rows_match_answers_alone_and_the_generator(engine):
 def test_rows_keep_their_own_budget_stops_and_streams(engine):
     streamed: dict[int, list[str]] = {0: [], 1: [], 2: []}
     rows = [
-        RowRequest(engine.encode(*question("red")), SamplingParams(max_tokens=3), on_text=streamed[0].append),
-        RowRequest(engine.encode(*question("green")), SamplingParams(max_tokens=16, stop=("gre",)),
+        RowRequest(engine.encode(*question("red")), SamplingSettings(max_new_tokens=3), on_text=streamed[0].append),
+        RowRequest(engine.encode(*question("green")), SamplingSettings(max_new_tokens=16, stop=("gre",)),
                    on_text=streamed[1].append),
-        RowRequest(engine.encode(*question("blue")), SamplingParams(max_tokens=16), on_text=streamed[2].append),
+        RowRequest(engine.encode(*question("blue")), SamplingSettings(max_new_tokens=16), on_text=streamed[2].append),
     ]
     short, stopped, full = engine.run(rows)
     assert (short.finish_reason, short.completion_tokens) == ("length", 3)
@@ -58,23 +57,23 @@ def test_rows_keep_their_own_budget_stops_and_streams(engine):
 
 
 def test_cancelled_row_stops_while_others_continue(engine):
-    cancel_me = RowRequest(engine.encode(*question("red")), SamplingParams(max_tokens=16))
+    cancel_me = RowRequest(engine.encode(*question("red")), SamplingSettings(max_new_tokens=16))
     cancel_me.on_text = lambda _: cancel_me.cancelled.set()
-    other = RowRequest(engine.encode(*question("blue")), SamplingParams(max_tokens=16))
+    other = RowRequest(engine.encode(*question("blue")), SamplingSettings(max_new_tokens=16))
     cancelled, answered = engine.run([cancel_me, other])
     assert cancelled.finish_reason == "cancelled" and cancelled.completion_tokens <= 2
     assert answered.text == "The square is blue."
 
 
 def test_seeded_sampling_does_not_depend_on_the_batch(engine):
-    sampled = SamplingParams(max_tokens=10, temperature=5.0, seed=4)
+    sampled = SamplingSettings(max_new_tokens=10, temperature=5.0, seed=4)
     alone = engine.run([RowRequest(engine.encode(*question("red")), sampled)])[0].text
     again = engine.run([RowRequest(engine.encode(*question("red")), sampled)])[0].text
     with_greedy = engine.run([RowRequest(engine.encode(*question("red")), sampled),
-                              RowRequest(engine.encode(*question("red")), SamplingParams(max_tokens=10))])
+                              RowRequest(engine.encode(*question("red")), SamplingSettings(max_new_tokens=10))])
     assert alone == again
     assert with_greedy[1].text == "The square is red."
-    other_seed = SamplingParams(max_tokens=10, temperature=5.0, seed=5)
+    other_seed = SamplingSettings(max_new_tokens=10, temperature=5.0, seed=5)
     assert engine.run([RowRequest(engine.encode(*question("red")), other_seed)])[0].text != alone
 
 
@@ -100,3 +99,18 @@ def test_incremental_decoder_matches_a_full_decode(engine):
     pieces = [decoder.push(token) for token in ids] + [decoder.flush()]
     assert "".join(pieces) == tokenizer.decode(ids, skip_special_tokens=True)
     assert all("\ufffd" not in piece for piece in pieces)
+
+
+def test_answer_samples_repeatably_with_the_protocol_seed(engine):
+    requests = [ChatRequest(m, i[0]) for m, i in (question(colour) for colour in ("red", "blue", "green"))]
+    sampled = SamplingSettings(max_new_tokens=8, temperature=5.0, seed=0)
+    first = [c.text for c in engine.answer(requests, sampled, batch_size=2)]
+    assert first == [c.text for c in engine.answer(requests, sampled, batch_size=2)]
+    assert first != [c.text for c in engine.answer(requests, SamplingSettings(8, 5.0, seed=1), batch_size=2)]
+
+
+def test_stop_strings_are_matched_before_whitespace_is_dropped():
+    scanner = StopScanner(["\n"])
+    assert scanner.feed("\n") == "" and scanner.stopped and scanner.text == ""
+    scanner = StopScanner(["\n"])
+    assert [scanner.feed(piece) for piece in (" Yes", ".\n", "more")] == ["Yes", "."] + [""]

@@ -10,9 +10,9 @@ HELP = "commands: /image PATH (new image, new conversation), /reset, /help, /qui
 class ChatSession:
     """The conversation so far and the image it is about."""
 
-    def __init__(self, engine, params, system: str | None = None) -> None:
+    def __init__(self, engine, settings, system: str | None = None) -> None:
         self.engine = engine
-        self.params = params
+        self.settings = settings
         self.system = system
         self.image = None
         self.turns: list = []
@@ -28,7 +28,7 @@ class ChatSession:
         self.reset()
 
     def ask(self, question: str, on_text) -> str:
-        from medzoo.app.serving.engine import RowRequest
+        from medzoo.core.inference import RowRequest
         from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
 
         if not self.turns and self.image is not None:
@@ -37,7 +37,7 @@ class ChatSession:
         messages += [*self.turns, Message("user", question)]
         images = [self.image] if self.image is not None else []
         sample = self.engine.encode(messages, images)
-        completion = self.engine.run([RowRequest(sample, self.params, on_text=on_text)])[0]
+        completion = self.engine.run([RowRequest(sample, self.settings, on_text=on_text)])[0]
         self.turns += [Message("user", question), Message("assistant", completion.text)]
         return completion.text
 
@@ -54,14 +54,13 @@ class ChatSession:
 def chat_command(model_dir, image, temperature, top_p, max_new_tokens, seed, system, device) -> None:
     """Chat with the model in MODEL_DIR; reads questions from stdin until EOF or /quit."""
     from medzoo.app.serving.loading import load_engine
-    from medzoo.app.serving.sampling import SamplingParams
-    from medzoo.core.errors import MedzooError
+    from medzoo.core.inference import SamplingSettings
 
     if not 0 < top_p <= 1 or temperature < 0 or max_new_tokens < 1:
         raise click.BadParameter("need temperature >= 0, 0 < top-p <= 1, max-new-tokens >= 1")
     engine = load_engine(model_dir, device=device)
-    params = SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
-    session = ChatSession(engine, params, system)
+    settings = SamplingSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+    session = ChatSession(engine, settings, system)
     if image:
         session.set_image(image)
     stdin = click.get_text_stream("stdin")
@@ -73,32 +72,38 @@ def chat_command(model_dir, image, temperature, top_p, max_new_tokens, seed, sys
             click.echo()
             break
         text = line.strip()
-        if not text:
-            continue
         if text in ("/quit", "/exit"):
             break
-        if text == "/help":
-            click.echo(HELP)
-        elif text == "/reset":
-            session.reset()
-            click.echo("(conversation cleared)")
-        elif text.startswith("/image"):
-            path = text[len("/image"):].strip()
-            try:
-                session.set_image(path)
-                click.echo(f"(image {path}; new conversation)")
-            except OSError as error:
-                click.echo(f"error: cannot open image {path!r}: {error.strerror or error}", err=True)
-        elif text.startswith("/"):
-            click.echo(f"unknown command {text.split()[0]!r}; {HELP}", err=True)
-        else:
-            click.echo("ASSISTANT> ", nl=False)
-            try:
-                session.ask(text, on_text=lambda piece: click.echo(piece, nl=False))
-            except (MedzooError, ValueError) as error:
-                click.echo(f"\nerror: {str(error).splitlines()[0]}", err=True)
-                continue
-            except KeyboardInterrupt:
-                click.echo("\n(interrupted)")
-                continue
-            click.echo()
+        if text:
+            _handle(session, text)
+
+
+def _handle(session: ChatSession, text: str) -> None:
+    """Run one command or ask one question (answer streamed to stdout)."""
+    from medzoo.core.errors import MedzooError
+
+    if text == "/help":
+        click.echo(HELP)
+    elif text == "/reset":
+        session.reset()
+        click.echo("(conversation cleared)")
+    elif text.startswith("/image"):
+        path = text[len("/image"):].strip()
+        try:
+            session.set_image(path)
+            click.echo(f"(image {path}; new conversation)")
+        except OSError as error:
+            click.echo(f"error: cannot open image {path!r}: {error.strerror or error}", err=True)
+    elif text.startswith("/"):
+        click.echo(f"unknown command {text.split()[0]!r}; {HELP}", err=True)
+    else:
+        click.echo("ASSISTANT> ", nl=False)
+        try:
+            session.ask(text, on_text=lambda piece: click.echo(piece, nl=False))
+        except (MedzooError, ValueError) as error:
+            click.echo(f"\nerror: {str(error).splitlines()[0]}", err=True)
+            return
+        except KeyboardInterrupt:
+            click.echo("\n(interrupted)")
+            return
+        click.echo()

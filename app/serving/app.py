@@ -18,7 +18,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from medzoo.app.serving.batcher import BatchingSettings, DynamicBatcher, QueueFull
-from medzoo.app.serving.engine import BatchEngine, Completion, RowRequest
 from medzoo.app.serving.guard import LOOPBACK_HOSTS, RequestGuard
 from medzoo.app.serving.images import ImageLoader
 from medzoo.app.serving.limits import RequestError, ServeLimits, error_body
@@ -31,6 +30,7 @@ from medzoo.app.serving.openai_schema import (
     usage,
 )
 from medzoo.app.serving.prepare import prepare
+from medzoo.core.inference import Completion, InferenceEngine, RowRequest
 
 PAGE_SECURITY = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
@@ -72,25 +72,34 @@ class AsyncJob:
         self.row.cancelled.set()
 
 
-def create_app(engine: BatchEngine, config: ServeConfig) -> FastAPI:
+def create_app(engine: InferenceEngine, config: ServeConfig) -> FastAPI:
     """The server app; the batcher's worker thread runs while the app is up (lifespan)."""
     batcher = DynamicBatcher(engine, config.batching)
-    loader = ImageLoader(config.limits, config.image_folder)
-    created = int(time.time())
+    app = FastAPI(title="medzoo", lifespan=_lifespan(batcher), docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.batcher = batcher
+    app.state.config = config
+    app.add_middleware(RequestGuard, max_body_bytes=config.limits.max_body_bytes, api_key=config.api_key,
+                       allowed_hosts=config.allowed_hosts)
+    _add_error_handlers(app)
+    _add_info_routes(app, config, batcher)
+    _add_chat_route(app, engine, config, batcher)
+    return app
 
+
+def _lifespan(batcher: DynamicBatcher):
     @asynccontextmanager
-    async def lifespan(_: FastAPI):
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         batcher.start()
         try:
             yield
         finally:
             await run_in_threadpool(batcher.stop)
 
-    app = FastAPI(title="medzoo", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.batcher = batcher
-    app.state.config = config
-    app.add_middleware(RequestGuard, max_body_bytes=config.limits.max_body_bytes, api_key=config.api_key,
-                       allowed_hosts=config.allowed_hosts)
+    return lifespan
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error in OpenAI's ``{"error": {...}}`` form."""
 
     @app.exception_handler(RequestError)
     async def refused(_: Request, error: RequestError) -> JSONResponse:
@@ -110,6 +119,11 @@ def create_app(engine: BatchEngine, config: ServeConfig) -> FastAPI:
         message = f"internal error: {type(error).__name__}"
         return JSONResponse(error_body(message, "server_error"), status_code=500)
 
+
+def _add_info_routes(app: FastAPI, config: ServeConfig, batcher: DynamicBatcher) -> None:
+    """``/health``, ``/v1/models`` and the chat page at ``/``."""
+    created = int(time.time())
+
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok", "model": config.model_name, "pending": batcher.pending,
@@ -124,34 +138,52 @@ def create_app(engine: BatchEngine, config: ServeConfig) -> FastAPI:
         html = resources.files("medzoo.app.serving").joinpath("page.html").read_text(encoding="utf-8")
         return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_SECURITY, "X-Frame-Options": "DENY"})
 
+
+def _add_chat_route(app: FastAPI, engine: InferenceEngine, config: ServeConfig, batcher: DynamicBatcher) -> None:
+    """``POST /v1/chat/completions``: check, prepare and queue the request, then answer plainly or streamed."""
+    loader = ImageLoader(config.limits, config.image_folder)
+
     @app.post("/v1/chat/completions")
     async def chat_completions(request: ChatCompletionRequest):
         if request.model != config.model_name:
             raise RequestError(404, f"model {request.model!r} is not served here; this server serves "
                                f"{config.model_name!r}", param="model", code="model_not_found")
-        with batcher.preparing():
-            prepared = await run_in_threadpool(prepare, request, engine, loader, config.limits)
-            job = AsyncJob(RowRequest(prepared.sample, prepared.params), request.stream, asyncio.get_running_loop())
-            try:
-                batcher.submit(job)
-            except QueueFull as error:
-                raise RequestError(503, str(error), code="server_busy", kind="server_error") from None
-        completion_id = new_id()
+        job = await _submit(request, engine, loader, config, batcher)
         if request.stream:
-            include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            return StreamingResponse(
-                sse_events(job, completion_id, config.model_name, include_usage), media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            )
-        try:
-            kind, value = await _final_event(job)
-        finally:
-            job.cancel()
-        if kind == "error":
-            raise RequestError(500, str(value), kind="server_error")
-        return completion_response(completion_id, config.model_name, value)
+            return _streamed(job, request, config.model_name)
+        return await _answered(job, config.model_name)
 
-    return app
+
+async def _submit(request: ChatCompletionRequest, engine: InferenceEngine, loader: ImageLoader,
+                  config: ServeConfig, batcher: DynamicBatcher) -> AsyncJob:
+    """Prepare the request off the event loop and queue it (503 when the queue is full)."""
+    with batcher.preparing():
+        prepared = await run_in_threadpool(prepare, request, engine, loader, config.limits)
+        job = AsyncJob(RowRequest(prepared.sample, prepared.settings), request.stream, asyncio.get_running_loop())
+        try:
+            batcher.submit(job)
+        except QueueFull as error:
+            raise RequestError(503, str(error), code="server_busy", kind="server_error") from None
+    return job
+
+
+def _streamed(job: AsyncJob, request: ChatCompletionRequest, model: str) -> StreamingResponse:
+    include_usage = bool(request.stream_options and request.stream_options.include_usage)
+    return StreamingResponse(
+        sse_events(job, new_id(), model, include_usage), media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _answered(job: AsyncJob, model: str) -> dict:
+    completion_id = new_id()
+    try:
+        kind, value = await _final_event(job)
+    finally:
+        job.cancel()
+    if kind == "error":
+        raise RequestError(500, str(value), kind="server_error")
+    return completion_response(completion_id, model, value)
 
 
 async def _final_event(job: AsyncJob) -> tuple[str, object]:

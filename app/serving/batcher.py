@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from medzoo.app.serving.engine import BatchEngine, Completion, RowRequest
+from medzoo.core.inference import Completion, InferenceEngine, RowRequest
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class QueueFull(RuntimeError):
 class DynamicBatcher:
     """Collects jobs for up to ``window_s`` (or ``max_batch_size`` jobs) and answers them in one batch."""
 
-    def __init__(self, engine: BatchEngine, settings: BatchingSettings | None = None) -> None:
+    def __init__(self, engine: InferenceEngine, settings: BatchingSettings | None = None) -> None:
         self.engine = engine
         self.settings = settings or BatchingSettings()
         self._queue: queue.Queue[Job] = queue.Queue(maxsize=self.settings.max_pending)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medzoo.app.serving.engine import BatchEngine
+from medzoo.core.inference import InferenceEngine
 
 
 def resolve_device(device: str) -> str:
@@ -14,8 +14,8 @@ def resolve_device(device: str) -> str:
 
 
 def load_engine(model_dir: str, device: str = "auto", dtype: str | None = None,
-                template: str | None = None) -> BatchEngine:
+                template: str | None = None) -> InferenceEngine:
     from medzoo.core.model.multimodal import MultimodalModel
 
     model = MultimodalModel.from_pretrained(model_dir, dtype=dtype).to(resolve_device(device))
-    return BatchEngine(model, template)
+    return InferenceEngine(model, template)

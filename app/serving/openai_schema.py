@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from medzoo.app.serving.engine import Completion
+from medzoo.core.inference import Completion
 
 
 class _Lenient(BaseModel):

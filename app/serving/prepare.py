@@ -6,12 +6,11 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from medzoo.app.serving.engine import BatchEngine
 from medzoo.app.serving.images import ImageLoader
 from medzoo.app.serving.limits import RequestError, ServeLimits
 from medzoo.app.serving.openai_schema import ChatCompletionRequest, ChatMessage
-from medzoo.app.serving.sampling import SamplingParams
 from medzoo.core.errors import DataError
+from medzoo.core.inference import InferenceEngine, SamplingSettings
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
 from medzoo.core.model.processor import EncodedSample
 
@@ -19,7 +18,7 @@ from medzoo.core.model.processor import EncodedSample
 @dataclass
 class PreparedRequest:
     sample: EncodedSample
-    params: SamplingParams
+    settings: SamplingSettings
 
 
 def conversation(messages: list[ChatMessage], loader: ImageLoader, limits: ServeLimits
@@ -55,7 +54,8 @@ def conversation(messages: list[ChatMessage], loader: ImageLoader, limits: Serve
     return out, images
 
 
-def sampling(request: ChatCompletionRequest, prompt_tokens: int, context: int, limits: ServeLimits) -> SamplingParams:
+def sampling(request: ChatCompletionRequest, prompt_tokens: int, context: int, limits: ServeLimits
+             ) -> SamplingSettings:
     requested = request.max_completion_tokens or request.max_tokens
     if requested is not None and requested > limits.max_tokens_cap:
         raise RequestError(400, f"max_tokens is {requested}; the limit is {limits.max_tokens_cap}",
@@ -67,8 +67,8 @@ def sampling(request: ChatCompletionRequest, prompt_tokens: int, context: int, l
     stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
     if len(stops) > limits.max_stop_strings:
         raise RequestError(400, f"{len(stops)} stop strings; the limit is {limits.max_stop_strings}", param="stop")
-    return SamplingParams(
-        max_tokens=requested or min(limits.default_max_tokens, room),
+    return SamplingSettings(
+        max_new_tokens=requested or min(limits.default_max_tokens, room),
         temperature=request.temperature if request.temperature is not None else 0.0,
         top_p=request.top_p if request.top_p is not None else 1.0,
         stop=tuple(s for s in stops if s),
@@ -76,7 +76,7 @@ def sampling(request: ChatCompletionRequest, prompt_tokens: int, context: int, l
     )
 
 
-def prepare(request: ChatCompletionRequest, engine: BatchEngine, loader: ImageLoader, limits: ServeLimits
+def prepare(request: ChatCompletionRequest, engine: InferenceEngine, loader: ImageLoader, limits: ServeLimits
             ) -> PreparedRequest:
     messages, images = conversation(request.messages, loader, limits)
     try:

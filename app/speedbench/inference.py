@@ -10,7 +10,7 @@ from PIL import Image
 
 from medzoo.app.speedbench.timing import interleaved
 from medzoo.core.evaluation.evaluate_model import get_benchmark, protocol_for, split_protocol_options
-from medzoo.core.generation import ChatRequest, Generator
+from medzoo.core.inference import ChatRequest, InferenceEngine
 from medzoo.core.interfaces.conversation import Message
 from medzoo.core.model.build import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
@@ -44,14 +44,14 @@ def run_inference_bench(
     chunks = [requests[i : i + batch_size] for i in range(0, len(requests), batch_size)]
     protocol = protocol_for(model, benchmark, protocol_options)
     settings = protocol.settings
-    generator = Generator(model.eval(), protocol.template)
+    engine = InferenceEngine(model, protocol.template)
     echo(f"inference: {len(requests)} {benchmark.name} questions, batch {batch_size} vs 1, "
          f"up to {max_new_tokens} new tokens")
     with torch.no_grad():
         timings = interleaved(
             {
-                f"batch {batch_size}": lambda i: generator.generate(chunks[i], settings, batch_size=batch_size),
-                "batch 1": lambda i: generator.generate(chunks[i], settings, batch_size=1),
+                f"batch {batch_size}": lambda i: engine.answer(chunks[i], settings, batch_size=batch_size),
+                "batch 1": lambda i: engine.answer(chunks[i], settings, batch_size=1),
             },
             rounds=len(chunks),
             warmup=0,

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from medzoo.core.errors import DataError
 from medzoo.core.evaluation.ablation import ablated_image
-from medzoo.core.generation import ChatRequest, GenerationSettings, Generator
+from medzoo.core.inference import ChatRequest, InferenceEngine, SamplingSettings
 from medzoo.core.interfaces.benchmark import Benchmark, BenchmarkItem
 from medzoo.core.interfaces.conversation import Message
 from medzoo.core.interfaces.templates import get_template
@@ -38,11 +38,10 @@ class Protocol:
     """How answers are produced: the prompt template and the decoding settings (recorded with the scores)."""
 
     template: str
-    settings: GenerationSettings
+    settings: SamplingSettings
 
     def describe(self) -> dict[str, Any]:
-        decoding = "greedy" if self.settings.temperature <= 0 else f"sampled (temperature {self.settings.temperature:g})"
-        return {"prompt_template": self.template, "decoding": decoding, "seed": self.settings.seed}
+        return {"prompt_template": self.template, "decoding": self.settings.describe(), "seed": self.settings.seed}
 
 
 def split_protocol_options(options: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -74,7 +73,7 @@ def protocol_for(model: MultimodalModel, benchmark: Benchmark, options: dict[str
     if sampled and temperature <= 0:
         raise DataError(f"benchmark option temperature={temperature!r}: sampling needs a temperature > 0")
     seed = options.get("seed", 0)
-    settings = GenerationSettings(
+    settings = SamplingSettings(
         max_new_tokens=int(benchmark.decoding.get("max_new_tokens", 64)),
         temperature=temperature if sampled else 0.0,
         top_p=float(benchmark.decoding.get("top_p", 1.0)),
@@ -94,6 +93,17 @@ def _request(benchmark: Benchmark, item: BenchmarkItem, ablation: str | None) ->
     return ChatRequest([Message("user", benchmark.prompt(item))], image)
 
 
+def _answers_in(predictions_path: Path) -> dict[str, str]:
+    """question id -> answer of the lines already in a predictions file (none when it does not exist)."""
+    answered: dict[str, str] = {}
+    if predictions_path.exists():
+        for line in predictions_path.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                answered[str(record["question_id"])] = record["text"]
+    return answered
+
+
 def answer_items(
     model: MultimodalModel,
     benchmark: Benchmark,
@@ -106,24 +116,19 @@ def answer_items(
     protocol: Protocol | None = None,
 ) -> dict[str, str]:
     """Write LLaVA-Med answer lines to ``predictions_path``; questions already there are not asked again."""
-    answered: dict[str, str] = {}
-    if predictions_path.exists():
-        for line in predictions_path.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                answered[str(record["question_id"])] = record["text"]
+    answered = _answers_in(predictions_path)
     pending = [item for item in items if str(item.question_id) not in answered]
     if answered:
         echo(f"  {len(answered)} answers found in {predictions_path}, {len(pending)} to go")
     protocol = protocol or protocol_for(model, benchmark, {})
-    generator = Generator(model, protocol.template)
+    engine = InferenceEngine(model, protocol.template)
     settings = protocol.settings
     progress = tqdm(total=len(pending), desc=f"{benchmark.name}{' [' + ablation + ']' if ablation else ''}")
     with open(predictions_path, "a") as handle:
         for start in range(0, len(pending), batch_size * 4):
             chunk = pending[start : start + batch_size * 4]
             requests = [_request(benchmark, item, ablation) for item in chunk]
-            texts = generator.generate(requests, settings, batch_size=batch_size)
+            texts = [c.text for c in engine.answer(requests, settings, batch_size=batch_size)]
             for item, request, text in zip(chunk, requests, texts, strict=True):
                 record = {
                     "question_id": item.question_id,
@@ -139,6 +144,19 @@ def answer_items(
             progress.update(len(chunk))
     progress.close()
     return answered
+
+
+def _ablation_report(kind: str, metrics: dict[str, Any], ablated_metrics: dict[str, Any]) -> dict[str, Any]:
+    """The ablated run's metrics and how much each headline metric dropped."""
+    return {
+        "kind": kind,
+        "metrics": ablated_metrics,
+        "drop": {
+            key: round(metrics[key] - value, 2)
+            for key, value in ablated_metrics.items()
+            if isinstance(value, int | float) and key in metrics and key != "n" and not key.startswith("n_")
+        },
+    }
 
 
 def evaluate(
@@ -171,16 +189,7 @@ def evaluate(
             model, benchmark, items, output_dir / f"predictions.{image_ablation}.jsonl", model_id, batch_size,
             ablation=image_ablation, echo=echo, protocol=protocol,
         )
-        ablated_metrics = benchmark.score(ablated, items)
-        metrics["image_ablation"] = {
-            "kind": image_ablation,
-            "metrics": ablated_metrics,
-            "drop": {
-                key: round(metrics[key] - value, 2)
-                for key, value in ablated_metrics.items()
-                if isinstance(value, int | float) and key in metrics and key != "n" and not key.startswith("n_")
-            },
-        }
+        metrics["image_ablation"] = _ablation_report(image_ablation, metrics, benchmark.score(ablated, items))
     metrics["benchmark"] = benchmark_name
     if getattr(benchmark, "split", None):
         metrics["split"] = benchmark.split

@@ -8,7 +8,9 @@ from typing import Any
 
 
 @dataclass
-class Completion:
+class BackendReply:
+    """A text-only backend's answer to one chat request, with its token counts."""
+
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -24,7 +26,7 @@ class InstructBackend(ABC):
         self.options = options
 
     @abstractmethod
-    async def complete(self, messages: list[dict[str, str]], **params: Any) -> Completion:
+    async def complete(self, messages: list[dict[str, str]], **params: Any) -> BackendReply:
         """One chat completion; raises on transport errors so the caller can retry."""
 
     async def aclose(self) -> None:

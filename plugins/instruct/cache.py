@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.interfaces.instruct_backend import Completion
+from medzoo.core.interfaces.instruct_backend import BackendReply
 
 
 def cache_key(backend: str, model: str, messages: list[dict[str, str]], params: dict[str, Any]) -> str:
@@ -35,11 +35,11 @@ class ResponseCache:
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
-    def get(self, key: str) -> Completion | None:
+    def get(self, key: str) -> BackendReply | None:
         path = self._path(key)
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
-            return Completion(
+            return BackendReply(
                 text=entry["text"],
                 prompt_tokens=int(entry.get("prompt_tokens", 0)),
                 completion_tokens=int(entry.get("completion_tokens", 0)),
@@ -49,7 +49,7 @@ class ResponseCache:
         except (OSError, ValueError, KeyError, TypeError):
             return None  # an unreadable entry is treated as missing and overwritten on the next put
 
-    def put(self, key: str, completion: Completion, metadata: dict[str, Any] | None = None) -> None:
+    def put(self, key: str, completion: BackendReply, metadata: dict[str, Any] | None = None) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         entry = {

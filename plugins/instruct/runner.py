@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from medzoo.core.interfaces.instruct_backend import Completion, InstructBackend
+from medzoo.core.interfaces.instruct_backend import BackendReply, InstructBackend
 from medzoo.plugins.instruct.cache import ResponseCache, cache_key
 from medzoo.plugins.instruct.errors import BackendError, TransientBackendError
 
@@ -35,7 +35,7 @@ class RetryPolicy:
 class RequestOutcome:
     """What became of one request: a completion (fresh or cached) or the last error."""
 
-    completion: Completion | None
+    completion: BackendReply | None
     cached: bool = False
     attempts: int = 0
     error: str | None = None

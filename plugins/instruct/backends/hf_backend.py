@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from medzoo.core.errors import PluginError
-from medzoo.core.interfaces.instruct_backend import Completion, InstructBackend
+from medzoo.core.interfaces.instruct_backend import BackendReply, InstructBackend
 from medzoo.plugins.instruct.errors import BackendError
 
 ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
@@ -76,7 +76,7 @@ class HFBackend(InstructBackend):
             return self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return plain_chat_prompt(messages)
 
-    def _generate(self, messages: list[dict[str, str]], params: dict[str, Any]) -> Completion:
+    def _generate(self, messages: list[dict[str, str]], params: dict[str, Any]) -> BackendReply:
         import torch
 
         with self._lock:
@@ -107,7 +107,7 @@ class HFBackend(InstructBackend):
             self.generate_calls += 1
             new_tokens = output[0, input_ids.shape[1] :]
             text = self._tokenizer.decode(new_tokens, skip_special_tokens=True)
-            return Completion(text=text, prompt_tokens=int(input_ids.shape[1]), completion_tokens=len(new_tokens))
+            return BackendReply(text=text, prompt_tokens=int(input_ids.shape[1]), completion_tokens=len(new_tokens))
 
-    async def complete(self, messages: list[dict[str, str]], **params: Any) -> Completion:
+    async def complete(self, messages: list[dict[str, str]], **params: Any) -> BackendReply:
         return await asyncio.to_thread(self._generate, messages, params)

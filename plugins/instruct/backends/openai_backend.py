@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from medzoo.core.errors import PluginError
-from medzoo.core.interfaces.instruct_backend import Completion, InstructBackend
+from medzoo.core.interfaces.instruct_backend import BackendReply, InstructBackend
 from medzoo.plugins.instruct.errors import BackendError, TransientBackendError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -50,7 +50,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, moment.timestamp() - (time.time() if now is None else now))
 
 
-def completion_from_body(body: Any) -> Completion:
+def completion_from_body(body: Any) -> BackendReply:
     """The first choice's text and the ``usage`` token counts; raises on a body of the wrong shape."""
     try:
         content = body["choices"][0]["message"]["content"]
@@ -59,7 +59,7 @@ def completion_from_body(body: Any) -> Completion:
     if not isinstance(content, str):
         raise TransientBackendError("choices[0].message.content is not a string", reason=MALFORMED)
     usage = body.get("usage") or {}
-    return Completion(
+    return BackendReply(
         text=content,
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
@@ -108,7 +108,7 @@ class OpenAIBackend(InstructBackend):
             self._client = httpx.AsyncClient(timeout=self.request_timeout, headers=self.headers())
         return self._client
 
-    async def complete(self, messages: list[dict[str, str]], **params: Any) -> Completion:
+    async def complete(self, messages: list[dict[str, str]], **params: Any) -> BackendReply:
         payload = {"model": self.model, "messages": messages, **self.extra_body, **params}
         try:
             response = await self._http().post(self.url, json=payload)

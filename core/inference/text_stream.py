@@ -38,46 +38,49 @@ class IncrementalDecoder:
 
 class StopScanner:
     """Accumulates answer text, cuts it at the first stop string and releases only text that cannot be
-    the beginning of a stop string. Whitespace around the answer is dropped (trailing whitespace is held
-    until more text follows it)."""
+    the beginning of a stop string. Stops are matched in the text as generated; whitespace around the answer is
+    then dropped (trailing whitespace is held until more text follows it)."""
 
     def __init__(self, stops: Sequence[str]) -> None:
         self.stops = [stop for stop in stops if stop]
         self._longest = max((len(stop) for stop in self.stops), default=0)
-        self.text = ""
+        self.raw = ""
         self.released = 0
         self.stopped = False
+
+    @property
+    def text(self) -> str:
+        """The answer so far (all of it once stopped or finished)."""
+        return self.raw.strip()
 
     def feed(self, piece: str) -> str:
         """Add generated text; return the text now safe to show."""
         if self.stopped:
             return ""
-        if not self.text:
-            piece = piece.lstrip()
-        start = max(0, len(self.text) - self._longest + 1)
-        self.text += piece
-        hits = [index for stop in self.stops if (index := self.text.find(stop, start)) >= 0]
+        start = max(0, len(self.raw) - self._longest + 1)
+        self.raw += piece
+        hits = [index for stop in self.stops if (index := self.raw.find(stop, start)) >= 0]
         if hits:
-            self.text = self.text[: min(hits)]
+            self.raw = self.raw[: min(hits)]
             self.stopped = True
             return self.finish()
-        return self._release(len(self.text[: len(self.text) - self._held()].rstrip()))
+        return self._release(len(self.raw) - self._held())
 
     def finish(self) -> str:
         """Release everything still held back except trailing whitespace."""
-        self.text = self.text.rstrip()
-        return self._release(len(self.text))
+        return self._release(len(self.raw))
 
     def _held(self) -> int:
-        for size in range(min(self._longest - 1, len(self.text)), 0, -1):
-            tail = self.text[-size:]
+        for size in range(min(self._longest - 1, len(self.raw)), 0, -1):
+            tail = self.raw[-size:]
             if any(stop.startswith(tail) for stop in self.stops):
                 return size
         return 0
 
     def _release(self, upto: int) -> str:
-        if upto <= self.released:
+        shown = self.raw[:upto].strip()
+        if len(shown) <= self.released:
             return ""
-        piece = self.text[self.released : upto]
-        self.released = upto
+        piece = shown[self.released :]
+        self.released = len(shown)
         return piece

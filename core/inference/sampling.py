@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import torch
 from transformers import LogitsProcessor
 
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """How one answer is generated; ``temperature == 0`` is greedy decoding."""
-
-    max_tokens: int = 256
-    temperature: float = 0.0
-    top_p: float = 1.0
-    stop: tuple[str, ...] = field(default_factory=tuple)
-    seed: int | None = None
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature <= 0
+from medzoo.core.inference.settings import SamplingSettings
 
 
 class RowSampler(LogitsProcessor):
@@ -32,7 +18,7 @@ class RowSampler(LogitsProcessor):
     sampling rows draw from their own ``torch.Generator`` (seeded per request), whatever the batch holds.
     """
 
-    def __init__(self, params: Sequence[SamplingParams]) -> None:
+    def __init__(self, params: Sequence[SamplingSettings]) -> None:
         self.rows = [index for index, p in enumerate(params) if not p.greedy]
         self.temperature = torch.tensor([params[i].temperature for i in self.rows], dtype=torch.float32)
         self.top_p = torch.tensor([params[i].top_p for i in self.rows], dtype=torch.float32)

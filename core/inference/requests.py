@@ -1,0 +1,46 @@
+"""What the engine is asked and what it answers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from medzoo.core.inference.settings import SamplingSettings
+from medzoo.core.interfaces.conversation import Message
+from medzoo.core.model.processor import EncodedSample
+
+
+@dataclass
+class ChatRequest:
+    """A conversation (and its image) whose next assistant reply is wanted."""
+
+    messages: list[Message]
+    image: Image.Image | None = None
+
+    @property
+    def images(self) -> list[Image.Image]:
+        return [self.image] if self.image is not None else []
+
+
+@dataclass
+class RowRequest:
+    """An encoded prompt plus how to answer it; ``on_text`` receives answer text as it is generated."""
+
+    sample: EncodedSample
+    settings: SamplingSettings
+    on_text: Callable[[str], None] | None = None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class Completion:
+    """One answer of the engine."""
+
+    text: str
+    #: "stop" (end of sequence or a stop string), "length" (token budget) or "cancelled"
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
