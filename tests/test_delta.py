@@ -18,7 +18,7 @@ from medzoo.app.interop import InteropError
 from medzoo.app.interop.checkpoint_files import load_state_dict
 from medzoo.app.interop.delta import apply_delta, make_delta
 from medzoo.app.interop.llava_import import import_checkpoint
-from medzoo.core.generation import processor_for
+from medzoo.core.inference import processor_for
 from medzoo.core.interfaces.conversation import Message
 from medzoo.core.model.multimodal import MultimodalModel
 

@@ -15,7 +15,7 @@ from transformers import LlavaForConditionalGeneration, LlavaProcessor
 from medzoo.app.cli.main import cli
 from medzoo.app.interop.hf_llava_export import ExportRefused, check_exportable, export_hf_llava
 from medzoo.app.interop.llava_import import import_checkpoint
-from medzoo.core.generation import processor_for
+from medzoo.core.inference import processor_for
 from medzoo.core.interfaces.conversation import Message, place_images
 from medzoo.core.interfaces.templates import get_template
 from medzoo.core.model.build import build_model

@@ -14,7 +14,7 @@ from PIL import Image
 
 from medzoo.app.interop import InteropError
 from medzoo.app.interop.llava_import import import_checkpoint
-from medzoo.core.generation import processor_for
+from medzoo.core.inference import processor_for
 from medzoo.core.interfaces.conversation import Message
 from medzoo.core.model.multimodal import MultimodalModel
 

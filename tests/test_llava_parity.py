@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration
 
-from medzoo.core.generation import processor_for
+from medzoo.core.inference import processor_for
 from medzoo.core.interfaces.conversation import Message
 from medzoo.core.model.build import build_model
 from medzoo.core.model.multimodal import MultimodalModel

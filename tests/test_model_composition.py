@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from medzoo.core.errors import PluginError
-from medzoo.core.generation import processor_for
+from medzoo.core.inference import processor_for
 from medzoo.core.interfaces.conversation import Message
 from medzoo.core.interfaces.vision_encoder import VisionEncoder
 from medzoo.core.model.build import build_model

@@ -24,7 +24,7 @@ from medzoo.app.cli.main import cli, main
 from medzoo.app.interop import InteropError
 from medzoo.app.interop.delta import make_delta_dirs
 from medzoo.app.interop.published import TOKENIZER_PATTERNS, resolve_model
-from medzoo.core.generation import processor_for
+from medzoo.core.inference import processor_for
 from medzoo.core.interfaces.conversation import Message
 from medzoo.core.model.multimodal import MultimodalModel
 

@@ -191,7 +191,7 @@ def tiny_model():
 def test_processor_labels_every_token_generated_after_the_prompt(name: str, answer: str, tiny_model) -> None:
     """A reply whose first piece does not absorb the word-start space ("▁", "h", "&", "e") still has that
     lone "▁" labelled: it is the first token the model has to produce after the prompt."""
-    from medzoo.core.generation import processor_for
+    from medzoo.core.inference import processor_for
 
     processor = processor_for(tiny_model, name)
     question = [Message("user", "<image>\nWhat stain was used?")]
