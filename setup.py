@@ -2,7 +2,7 @@
 
 from setuptools import find_packages, setup
 
-SUBPACKAGE_ROOTS = ["core", "app", "plugins"]
+SUBPACKAGE_ROOTS = ["core", "app", "plugins", "testing"]
 
 setup(
     packages=["medzoo"]

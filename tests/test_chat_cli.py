@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import helpers_serving as helpers
 import pytest
 from click.testing import CliRunner
 
 from medzoo.app.cli.main import cli
+from medzoo.testing import ColourSquares, single_thread
+
+SQUARES = ColourSquares()
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory) -> Path:
-    return helpers.cached_tiny_model(tmp_path_factory.getbasetemp())
+def model_dir(trained_tiny_model) -> Path:
+    return trained_tiny_model
 
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    with helpers.single_thread():
+    with single_thread():
         yield
 
 
@@ -27,8 +29,8 @@ def answers(output: str) -> list[str]:
 
 
 def test_chat_streams_answers_switches_images_and_resets(model_dir, tmp_path, monkeypatch):
-    helpers.square("red").save(tmp_path / "red.png")
-    helpers.square("blue").save(tmp_path / "blue.png")
+    SQUARES.image("red").save(tmp_path / "red.png")
+    SQUARES.image("blue").save(tmp_path / "blue.png")
     from medzoo.core.inference import InferenceEngine
 
     prompts: list[int] = []
@@ -43,7 +45,7 @@ def test_chat_streams_answers_switches_images_and_resets(model_dir, tmp_path, mo
 
     monkeypatch.setattr(InferenceEngine, "run", recording_run)
     stdin = "\n".join([
-        helpers.QUESTION, "Tell me again.", f"/image {tmp_path / 'blue.png'}", helpers.QUESTION,
+        SQUARES.question, "Tell me again.", f"/image {tmp_path / 'blue.png'}", SQUARES.question,
         "/reset", "hello", "/image /no/such.png", "/bogus", "/quit", "never read",
     ]) + "\n"
     result = CliRunner().invoke(

@@ -11,7 +11,6 @@ import threading
 import time
 from pathlib import Path
 
-import helpers_serving as helpers
 import httpx
 import openai
 import pytest
@@ -22,6 +21,9 @@ from medzoo.app.serving.background import BackgroundServer
 from medzoo.app.serving.batcher import BatchingSettings
 from medzoo.app.serving.limits import ServeLimits
 from medzoo.app.serving.loading import load_engine
+from medzoo.testing import ColourSquares, single_thread
+
+SQUARES = ColourSquares()
 
 #: PIL warns about the decompression bomb (in the server thread) before the server refuses it
 pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -32,8 +34,8 @@ LIMITS = ServeLimits(max_body_bytes=512 * 1024, max_image_bytes=64 * 1024, max_i
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory) -> Path:
-    return helpers.cached_tiny_model(tmp_path_factory.getbasetemp())
+def model_dir(trained_tiny_model) -> Path:
+    return trained_tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +43,8 @@ def image_folder(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("serve-files")
     allowed = root / "allowed"
     (allowed / "sub").mkdir(parents=True)
-    helpers.square("blue").save(allowed / "sub" / "blue.png")
-    helpers.square("red").save(root / "outside.png")
+    SQUARES.image("blue").save(allowed / "sub" / "blue.png")
+    SQUARES.image("red").save(root / "outside.png")
     (allowed / "link.png").symlink_to(root / "outside.png")
     return allowed
 
@@ -51,7 +53,7 @@ def image_folder(tmp_path_factory) -> Path:
 def server(model_dir, image_folder):
     config = ServeConfig(MODEL, api_key=KEY, image_folder=image_folder, limits=LIMITS)
     app = create_app(load_engine(str(model_dir), device="cpu"), config)
-    with helpers.single_thread(), BackgroundServer(app) as running:
+    with single_thread(), BackgroundServer(app) as running:
         yield running
 
 
@@ -66,13 +68,13 @@ def http(server):
         yield session
 
 
-def ask(image_url: str, text: str = helpers.QUESTION) -> list[dict]:
+def ask(image_url: str, text: str = SQUARES.question) -> list[dict]:
     return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_url}},
                                          {"type": "text", "text": text}]}]
 
 
 def body(**overrides) -> dict:
-    return {"model": MODEL, "messages": ask(helpers.data_url(helpers.square("red"))), **overrides}
+    return {"model": MODEL, "messages": ask(SQUARES.data_url(SQUARES.image("red"))), **overrides}
 
 
 def test_models_and_health(client, http, server):
@@ -85,7 +87,7 @@ def test_models_and_health(client, http, server):
 @pytest.mark.parametrize("colour", ["red", "green", "blue"])
 def test_completion_with_data_url_image(client, colour):
     response = client.chat.completions.create(
-        model=MODEL, messages=ask(helpers.data_url(helpers.square(colour))), max_tokens=16
+        model=MODEL, messages=ask(SQUARES.data_url(SQUARES.image(colour))), max_tokens=16
     )
     choice = response.choices[0]
     assert choice.message.content == f"The square is {colour}."
@@ -94,7 +96,7 @@ def test_completion_with_data_url_image(client, colour):
 
 
 def test_streamed_completion_matches_plain_one(client, http):
-    messages = ask(helpers.data_url(helpers.square("green")))
+    messages = ask(SQUARES.data_url(SQUARES.image("green")))
     stream = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=16, stream=True)
     chunks = list(stream)
     pieces = [c.choices[0].delta.content or "" for c in chunks if c.choices]
@@ -157,7 +159,7 @@ def image_part(url: str) -> dict:
 
 def malformed(case: str) -> tuple[dict, int, str]:
     """httpx keyword arguments, expected status, a fragment of the error message."""
-    red = helpers.data_url(helpers.square("red"))
+    red = SQUARES.data_url(SQUARES.image("red"))
     cases = {
         "bad json": lambda: ({"content": b'{"model": "tiny-med", "messages": [',
                               "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
@@ -252,13 +254,13 @@ def test_concurrent_requests_share_one_batch(model_dir):
     colours = ["red", "green", "blue", "red", "green", "blue", "green", "red"]
     answers: dict[int, str] = {}
     start = threading.Barrier(len(colours))
-    with helpers.single_thread(), BackgroundServer(app) as running:
+    with single_thread(), BackgroundServer(app) as running:
         client = openai.OpenAI(base_url=running.url + "/v1", api_key="unused", max_retries=0, timeout=60)
 
         def one(index: int) -> None:
             start.wait(timeout=30)
             response = client.chat.completions.create(
-                model=MODEL, messages=ask(helpers.data_url(helpers.square(colours[index]))), max_tokens=16
+                model=MODEL, messages=ask(SQUARES.data_url(SQUARES.image(colours[index]))), max_tokens=16
             )
             answers[index] = response.choices[0].message.content
 

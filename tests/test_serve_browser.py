@@ -9,11 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-import helpers_serving as helpers
 import httpx
 import pytest
 
 from medzoo.app.serving.background import free_port
+from medzoo.testing import ColourSquares
+
+SQUARES = ColourSquares()
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -27,8 +29,8 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory) -> Path:
-    return helpers.cached_tiny_model(tmp_path_factory.getbasetemp())
+def model_dir(trained_tiny_model) -> Path:
+    return trained_tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,7 @@ def test_page_uploads_an_image_and_shows_the_streamed_answer(server_url, tmp_pat
     from playwright.sync_api import expect, sync_playwright
 
     image = tmp_path / "green.png"
-    helpers.square("green").save(image)
+    SQUARES.image("green").save(image)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -78,10 +80,10 @@ def test_page_uploads_an_image_and_shows_the_streamed_answer(server_url, tmp_pat
             expect(page.locator("#model")).to_have_text("tiny-med", timeout=30_000)
             page.set_input_files("#image", str(image))
             page.wait_for_selector("#preview[src^='data:image/png']", timeout=10_000)
-            page.fill("#question", helpers.QUESTION)
+            page.fill("#question", SQUARES.question)
             page.click("#send")
             page.wait_for_selector("#log[data-state='done']", timeout=60_000)
-            assert page.inner_text(".msg.user") == helpers.QUESTION
+            assert page.inner_text(".msg.user") == SQUARES.question
             assert page.inner_text(".msg.assistant") == "The square is green."
             page.fill("#question", "And once more?")
             page.keyboard.press("Enter")

@@ -3,7 +3,6 @@ stop strings, sampling and cancellation; stop strings never leak into streamed t
 
 from __future__ import annotations
 
-import helpers_serving as helpers
 import pytest
 import torch
 
@@ -12,18 +11,21 @@ from medzoo.core.inference import ChatRequest, RowRequest, SamplingSettings
 from medzoo.core.inference.sampling import top_p_filter
 from medzoo.core.inference.text_stream import IncrementalDecoder, StopScanner
 from medzoo.core.interfaces.conversation import Message
+from medzoo.testing import ColourSquares, single_thread
+
+SQUARES = ColourSquares()
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    with helpers.single_thread():
-        yield load_engine(str(helpers.cached_tiny_model(tmp_path_factory.getbasetemp())), device="cpu")
+def engine(trained_tiny_model):
+    with single_thread():
+        yield load_engine(str(trained_tiny_model), device="cpu")
 
 
-def question(colour: str | None, text: str = helpers.QUESTION) -> tuple[list[Message], list]:
+def question(colour: str | None, text: str = SQUARES.question) -> tuple[list[Message], list]:
     if colour is None:
         return [Message("user", text)], []
-    return [Message("user", f"<image>\n{text}")], [helpers.square(colour)]
+    return [Message("user", f"<image>\n{text}")], [SQUARES.image(colour)]
 
 
 def test_batch_rows_match_answers_alone_and_length_sorted_batches(engine):

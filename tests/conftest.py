@@ -1,0 +1,57 @@
+"""Shared fixtures: the tiny model the tests build and train, a trained copy of it, and synthetic data sets
+(the tiny model itself is defined once, in ``medzoo.testing``)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from medzoo.testing import TINY_MODEL, ColourSquares, train_colour_model
+from medzoo.testing import single_thread as one_thread
+
+
+@pytest.fixture
+def tiny_model_spec() -> dict:
+    """The tiny model's recipe section (a fresh copy: tests may edit it)."""
+    return copy.deepcopy(TINY_MODEL)
+
+
+@pytest.fixture(scope="session")
+def single_thread() -> Callable[[], contextlib.AbstractContextManager]:
+    """A context manager running torch on one thread."""
+    return one_thread
+
+
+@pytest.fixture(scope="session")
+def squares() -> ColourSquares:
+    """The colour-square task: its question, colours and images."""
+    return ColourSquares()
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_model(tmp_path_factory, squares) -> Path:
+    """The colour-square model, trained once per test session."""
+    return train_colour_model(tmp_path_factory.mktemp("trained-tiny-model") / "model", squares)
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory) -> Callable[..., Path]:
+    """``synthetic_data(seed=.., train=.., val=.., test=..)``: the built-in synthetic set, written once per
+    session for each distinct request (treat it as read-only)."""
+    from medzoo.plugins.data.synth.generate import DEFAULT_SEED, synthesize
+
+    made: dict[tuple, Path] = {}
+
+    def make(seed: int = DEFAULT_SEED, **sizes: int) -> Path:
+        key = (seed, tuple(sorted(sizes.items())))
+        if key not in made:
+            root = tmp_path_factory.mktemp(f"synth-{seed}")
+            synthesize(root, seed=seed, sizes=sizes or None)
+            made[key] = root
+        return made[key]
+
+    return make
