@@ -105,12 +105,8 @@ def test_published_weights_of_the_paper_models():
 
 # ---- every component from its tiny config -------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def synth_root(tmp_path_factory) -> Path:
-    from medzoo.plugins.data.synth.generate import synthesize
-
-    root = tmp_path_factory.mktemp("synth")
-    synthesize(root, seed=3, sizes={"train": 10, "val": 5, "test": 10})
-    return root
+def synth_root(synthetic_data) -> Path:
+    return synthetic_data(seed=3, train=10, val=5, test=10)
 
 
 def substitute(value: Any, root: Path) -> Any:

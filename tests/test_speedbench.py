@@ -114,12 +114,8 @@ def test_gpu_section_at_v15_shapes():
 
 
 @pytest.fixture(scope="module")
-def synth_root(tmp_path_factory):
-    from medzoo.plugins.data.synth import synthesize
-
-    root = tmp_path_factory.mktemp("synth")
-    synthesize(root, sizes={"train": 40, "val": 0, "test": 30})
-    return root
+def synth_root(synthetic_data):
+    return synthetic_data(train=40, val=0, test=30)
 
 
 def test_bench_command_reports_every_figure_with_its_baseline(synth_root, monkeypatch):

@@ -19,6 +19,9 @@ from safetensors.torch import load_file, save_file
 from medzoo.core.dtypes import torch_dtype
 from medzoo.core.errors import MedzooError
 from medzoo.core.files import atomic_directory
+from medzoo.core.interfaces.connector import Connector
+from medzoo.core.interfaces.language_model import LanguageModel
+from medzoo.core.interfaces.vision_encoder import VisionEncoder
 from medzoo.core.model.adapters import (
     LEGACY_ADAPTER_STRATEGY,
     adapted_modules,
@@ -106,56 +109,75 @@ def save_model(model: MultimodalModel, directory: str | Path, extra: dict[str, A
 def load_model(directory: str | Path, dtype: str | None = None) -> MultimodalModel:
     """Rebuild a model saved by :func:`save_model` (full modules from the directory, others from their source)."""
     directory = Path(directory)
+    manifest = read_manifest(directory)
+    spec, saved = manifest["model"], set(manifest["saved_modules"])
+    vision = _load_vision(directory, manifest, saved)
+    language = _load_language(directory, manifest, saved)
+    connector = _load_connector(directory, manifest, saved, vision, language)
+    model = MultimodalModel(vision, connector, language, spec.get("image_markup", "placeholder"), spec=spec)
+    model.trained_modules = saved & {"vision", "connector", "language"}
+    _load_adapters(directory, manifest, model)
+    return model.to(torch_dtype(dtype or spec.get("dtype", "float32"))).eval()
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """The model directory's manifest, checked to be one medzoo wrote."""
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
         raise MedzooError(f"{directory}: not a medzoo model directory (no {MANIFEST})")
     manifest = json.loads(manifest_path.read_text())
     if manifest.get("format") != FORMAT:
         raise MedzooError(f"{manifest_path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
-    spec = manifest["model"]
-    saved = set(manifest["saved_modules"])
-    architecture = manifest["architecture"]
-    registry = components()
+    return manifest
 
-    if "vision" in saved:
-        vision_cls = registry.get("vision_encoder", spec["vision"]["name"]).factory
-        vision = vision_cls.from_config(architecture["vision"], **spec["vision"].get("options", {}))
-        vision.load_state_dict(load_file(str(directory / "vision.safetensors")))
-    else:
-        vision = build_component("vision_encoder", spec["vision"], shrink=False)
 
-    language_cls = registry.get("language_model", spec["language"]["name"]).factory
-    language_options = {
-        **spec["language"].get("options", {}),
-        "template": spec["language"].get("template"),
-        "attention": spec.get("attention", "sdpa"),
+def _load_vision(directory: Path, manifest: dict[str, Any], saved: set[str]) -> VisionEncoder:
+    spec = manifest["model"]["vision"]
+    if "vision" not in saved:
+        return build_component("vision_encoder", spec, shrink=False)
+    vision_cls = components().get("vision_encoder", spec["name"]).factory
+    vision = vision_cls.from_config(manifest["architecture"]["vision"], **spec.get("options", {}))
+    vision.load_state_dict(load_file(str(directory / "vision.safetensors")))
+    return vision
+
+
+def _load_language(directory: Path, manifest: dict[str, Any], saved: set[str]) -> LanguageModel:
+    model_spec = manifest["model"]
+    spec = model_spec["language"]
+    language_cls = components().get("language_model", spec["name"]).factory
+    options = {
+        **spec.get("options", {}),
+        "template": spec.get("template"),
+        "attention": model_spec.get("attention", "sdpa"),
     }
-    if "language" in saved and (directory / "language" / "base_weights.safetensors").is_file():
-        language = language_cls.from_config(
-            {**architecture["language"], "tokenizer": str(directory / "language")}, **language_options
-        )
-        language.model.load_state_dict(load_file(str(directory / "language" / "base_weights.safetensors")))
-    elif "language" in saved:
-        language = language_cls.from_pretrained(str(directory / "language"), **language_options)
-    else:
-        language = language_cls.from_pretrained(
-            spec["language"]["pretrained"], tokenizer=str(directory / "language"), **language_options
-        )
+    saved_here = directory / "language"
+    if "language" not in saved:
+        return language_cls.from_pretrained(spec["pretrained"], tokenizer=str(saved_here), **options)
+    base_weights = saved_here / "base_weights.safetensors"
+    if not base_weights.is_file():
+        return language_cls.from_pretrained(str(saved_here), **options)
+    # saved beside adapters: the architecture config plus the weights without the adapter tensors
+    language = language_cls.from_config({**manifest["architecture"]["language"], "tokenizer": str(saved_here)}, **options)
+    language.model.load_state_dict(load_file(str(base_weights)))
+    return language
 
+
+def _load_connector(
+    directory: Path, manifest: dict[str, Any], saved: set[str], vision: VisionEncoder, language: LanguageModel
+) -> Connector:
+    spec = manifest["model"]["connector"]
+    options = manifest["architecture"]["connector"] or spec.get("options", {})
     connector = build_connector(
-        {**spec["connector"], "pretrained": None, "options": architecture["connector"] or spec["connector"].get("options", {})},
-        vision.hidden_size,
-        language.hidden_size,
-        vision.num_tokens,
+        {**spec, "pretrained": None, "options": options}, vision.hidden_size, language.hidden_size, vision.num_tokens
     )
     if "connector" in saved:
         connector.load_state_dict(load_file(str(directory / "connector.safetensors")))
+    return connector
 
-    model = MultimodalModel(vision, connector, language, spec.get("image_markup", "placeholder"), spec=spec)
-    model.trained_modules = saved & {"vision", "connector", "language"}
+
+def _load_adapters(directory: Path, manifest: dict[str, Any], model: MultimodalModel) -> None:
+    """Inject each saved adapter through the tuning strategy that wrote it."""
     modules = tunable_modules(model)
     for name, info in manifest.get("adapters", {}).items():
         strategy = tuning_strategy(info.get("strategy", LEGACY_ADAPTER_STRATEGY))
         strategy.load_adapters(modules[name], directory / info["path"], name)
-    target_dtype = torch_dtype(dtype or spec.get("dtype", "float32"))
-    return model.to(target_dtype).eval()
