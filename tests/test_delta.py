@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 
-import helpers_interop as helpers
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
+from support import official_llava as helpers
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from medzoo.app.cli.main import cli

@@ -8,9 +8,9 @@ import json
 import time
 from pathlib import Path
 
-import openai_fake_server
 import pytest
 from click.testing import CliRunner
+from support import fake_openai as openai_fake_server
 
 from medzoo.core.errors import DataError, PluginError
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
@@ -33,7 +33,7 @@ FAST = RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_max=0.05, timeout=
 
 @pytest.fixture(scope="module")
 def fake():
-    """The scripted OpenAI-compatible server module (tests/openai_fake_server.py)."""
+    """The scripted OpenAI-compatible server module (tests/support/fake_openai.py)."""
     return openai_fake_server
 
 

@@ -8,15 +8,15 @@ import json
 import subprocess
 import sys
 
-import openai_fake_server
 import pytest
+from support import fake_openai as openai_fake_server
 
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 
 
 @pytest.fixture(scope="module")
 def fake():
-    """The scripted OpenAI-compatible server module (tests/openai_fake_server.py)."""
+    """The scripted OpenAI-compatible server module (tests/support/fake_openai.py)."""
     return openai_fake_server
 
 

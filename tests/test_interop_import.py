@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import helpers_interop as helpers
 import numpy as np
 import pytest
 import torch
 import yaml
 from PIL import Image
+from support import official_llava as helpers
 
 from medzoo.app.interop import InteropError
 from medzoo.app.interop.llava_import import import_checkpoint

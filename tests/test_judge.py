@@ -8,9 +8,9 @@ import json
 import time
 from pathlib import Path
 
-import openai_fake_server
 import pytest
 from click.testing import CliRunner
+from support import fake_openai as openai_fake_server
 
 from medzoo.core.errors import DataError
 from medzoo.plugins.instruct.backends.openai_backend import OpenAIBackend
@@ -42,7 +42,7 @@ SCORES = {"What is seen in the right lung?": "8 6", "Describe the image in detai
 
 @pytest.fixture(scope="module")
 def fake():
-    """The scripted OpenAI-compatible server module (tests/openai_fake_server.py)."""
+    """The scripted OpenAI-compatible server module (tests/support/fake_openai.py)."""
     return openai_fake_server
 
 

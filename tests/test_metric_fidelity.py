@@ -7,7 +7,7 @@ variants) and on seeded random inputs:
 1. an oracle written here: a transliteration of what each official function computes (the comment above each
    names repository, commit and function), compared with medzoo by float equality;
 2. ``official_scores.json``: the numbers the official scripts themselves printed on the fixtures (recorded by
-   ``tests/helpers_official_metrics.py``), compared by float equality; always runs;
+   ``tests/support/official_metrics.py``), compared by float equality; always runs;
 3. live: the official scripts read from git and run here (skipped without the git mirrors / scikit-learn).
 
 Where the official scripts crash (no open or no closed question, a null reference or prediction, a missing
@@ -25,9 +25,9 @@ import warnings
 from collections import Counter, defaultdict
 from fractions import Fraction
 
-import helpers_official_metrics as official
 import numpy as np
 import pytest
+from support import official_metrics as official
 
 from medzoo.core.interfaces.benchmark import BenchmarkItem
 from medzoo.plugins.benchmarks.coloninst import ColonInstRecBenchmark

@@ -10,13 +10,13 @@ import json
 import re
 from pathlib import Path
 
-import helpers_interop as helpers
 import huggingface_hub
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
+from support import official_llava as helpers
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from medzoo.app.catalog import load_catalog

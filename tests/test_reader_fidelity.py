@@ -24,8 +24,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import helpers_official_metrics as official
 import pytest
+from support import official_metrics as official
 from test_metric_fidelity import (
     oracle_accuracy_score,
     oracle_coloninst_lists,

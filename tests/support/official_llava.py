@@ -35,8 +35,10 @@ LEFTOVER_FIELDS = {"feature_outs": "encoder+decoder", "img_size": 640, "vision_b
 
 
 def tiny_clip(image_size: int = 32) -> CLIPVisionModel:
-    config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                              image_size=image_size, patch_size=8)
+    """A random CLIP vision tower of the clip plugin's tiny size (``ClipVisionEncoder.tiny_config``)."""
+    from medzoo.plugins.vision.clip import ClipVisionEncoder
+
+    config = CLIPVisionConfig(**{**ClipVisionEncoder.tiny_config(), "image_size": image_size})
     return CLIPVisionModel(config).eval()
 
 
