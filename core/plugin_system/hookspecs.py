@@ -58,6 +58,18 @@ def register_curricula(register: Register) -> None:
 
 
 @hookspec
+def register_optimizers(register: Register) -> None:
+    """Register optimizers (factory: ``medzoo.core.interfaces.optimizer.OptimizerFactory``, a callable
+    ``(param_groups, *, lr, weight_decay, **options) -> torch.optim.Optimizer``)."""
+
+
+@hookspec
+def register_lr_schedules(register: Register) -> None:
+    """Register learning-rate schedules (factory: ``medzoo.core.interfaces.lr_schedule.LRScheduleFactory``, a
+    callable ``(optimizer, *, warmup_steps, total_steps, **options) -> LRScheduler``)."""
+
+
+@hookspec
 def register_benchmarks(register: Register) -> None:
     """Register benchmarks (factory: a ``medzoo.core.interfaces.benchmark.Benchmark`` subclass)."""
 

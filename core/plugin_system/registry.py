@@ -19,6 +19,8 @@ HOOK_KINDS: dict[str, str] = {
     "register_tuning_strategies": "tuning",
     "register_datasets": "dataset",
     "register_curricula": "curriculum",
+    "register_optimizers": "optimizer",
+    "register_lr_schedules": "lr_schedule",
     "register_benchmarks": "benchmark",
     "register_instruct_backends": "instruct_backend",
 }

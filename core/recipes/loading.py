@@ -1,4 +1,5 @@
-"""Loading recipes: YAML checked against the schema, ``defaults`` inheritance, ``-o key=value`` overrides.
+"""Loading recipes: the file by path or built-in name, its ``defaults`` chain merged, ``-o key=value`` overrides
+applied, then the one validation path (validation.py).
 
 Every problem becomes a one-line ``RecipeError`` naming the file, the key path and what was expected.
 """
@@ -11,12 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import InterpolationKeyError, OmegaConfBaseException
+from omegaconf import DictConfig, OmegaConf
 
 from medzoo.core.errors import RecipeError, did_you_mean
-from medzoo.core.recipes.schema import Recipe, StageConfig
-from medzoo.core.recipes.structure import check_structure
+from medzoo.core.recipes.validation import validate
 from medzoo.core.recipes.yaml_file import read_yaml_file
 from medzoo.core.resources import recipes_dir
 
@@ -50,58 +49,6 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: expected a mapping of recipe keys at the top level, got {type(data).__name__}")
     return data
-
-
-def _key_path(error: OmegaConfBaseException) -> str:
-    key = getattr(error, "full_key", None) or getattr(error, "key", None) or "?"
-    return str(key)
-
-
-def _schema_error(path: Path, error: OmegaConfBaseException) -> RecipeError:
-    key = _key_path(error)
-    message = str(error).splitlines()[0]
-    if isinstance(error, InterpolationKeyError):
-        reference = message.split("'")[1] if message.count("'") >= 2 else "?"
-        known = _key_paths(OmegaConf.to_container(OmegaConf.structured(Recipe)))
-        return RecipeError(
-            f"{path}: {key}: ${{{reference}}} refers to no key{did_you_mean(reference, known)}; "
-            "expected the dotted path of a recipe key such as data.root"
-        )
-    if "not in struct" in message or "Key '" in message and "not" in message:
-        parent = key.rsplit(".", 1)[0] if "." in key else ""
-        leaf = key.rsplit(".", 1)[-1]
-        choices = _allowed_keys(parent)
-        return RecipeError(f"{path}: {key}: unknown key{did_you_mean(leaf, choices)}; expected one of {', '.join(choices)}")
-    if "Value '" in message and "could not be converted" in message or "Invalid type" in message:
-        return RecipeError(f"{path}: {key}: {message}")
-    return RecipeError(f"{path}: {key}: {message}")
-
-
-def _key_paths(node: Any, prefix: str = "") -> list[str]:
-    """Dotted paths of every mapping key (interpolation targets)."""
-    if not isinstance(node, dict):
-        return []
-    paths = []
-    for key, value in node.items():
-        dotted = f"{prefix}.{key}" if prefix else str(key)
-        paths.append(dotted)
-        paths.extend(_key_paths(value, dotted))
-    return paths
-
-
-def _allowed_keys(parent: str) -> list[str]:
-    node: Any = OmegaConf.structured(Recipe)
-    for part in [p for p in parent.split(".") if p]:
-        if part.isdigit() or part.startswith("["):
-            node = OmegaConf.structured(StageConfig) if "stages" in parent else node
-            continue
-        try:
-            node = node[part]
-        except Exception:
-            return []
-        if isinstance(node, ListConfig):
-            node = OmegaConf.structured(StageConfig) if part == "stages" else node
-    return sorted(node.keys()) if isinstance(node, DictConfig) else []
 
 
 def _merge_stage_lists(base: list[Any], child: list[Any]) -> list[Any]:
@@ -193,21 +140,13 @@ def _list_position(items: list[Any], part: str, key: str, path: Path) -> int:
 
 
 def load_recipe(source: str | Path, overrides: Sequence[str] = ()) -> LoadedRecipe:
-    """Load a recipe by path or built-in name, apply inheritance and overrides, and check it."""
+    """Load a recipe by path or built-in name, apply inheritance and overrides, and validate it; the config is
+    read-only in structure (struct mode)."""
     path = resolve_source(source)
     data, chain = _resolved_data(path)
     for override in overrides:
         _apply_override(data, override, path)
-    check_structure(data, path)
-    schema = OmegaConf.structured(Recipe)
-    try:
-        config = OmegaConf.merge(schema, data)
-        OmegaConf.to_container(config, resolve=True, throw_on_missing=True)
-    except OmegaConfBaseException as error:
-        raise _schema_error(path, error) from None
-    from medzoo.core.recipes.validation import validate_recipe
-
-    validate_recipe(config, path)
+    config = validate(data, path)
     OmegaConf.set_struct(config, True)
     return LoadedRecipe(config, path, chain)
 

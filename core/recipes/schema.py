@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
 
 @dataclass
 class ComponentConfig:
@@ -65,17 +67,31 @@ class DatasetConfig:
 
 @dataclass
 class OptimizerConfig:
+    """An optimizer plugin (``medzoo plugins``) and its settings; a null key is left to the optimizer's default and
+    a set key the optimizer does not take is an error."""
+
     name: str = "adamw"
     lr: float = 2e-5
     weight_decay: float = 0.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    fused: bool = False
+    #: adamw
+    betas: list[float] | None = None
+    #: adamw, sgd (CUDA only)
+    fused: bool | None = None
+    #: sgd
+    momentum: float | None = None
+    nesterov: bool | None = None
+    #: further keyword arguments of the optimizer plugin
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class ScheduleConfig:
+    """A learning-rate schedule plugin, stepped once per optimizer step after ``warmup_ratio`` of the steps."""
+
     name: str = "cosine"
     warmup_ratio: float = 0.03
+    #: further keyword arguments of the schedule plugin (cosine: num_cycles)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -154,3 +170,15 @@ class Recipe:
     stages: list[StageConfig] = field(default_factory=list)
     benchmarks: list[BenchmarkConfig] = field(default_factory=list)
     citation: str = ""
+
+
+#: the optimizer keys that are the plugin's own keyword arguments (``lr`` and ``weight_decay`` always go to it)
+OPTIMIZER_PLUGIN_KEYS: tuple[str, ...] = ("betas", "fused", "momentum", "nesterov")
+
+
+def optimizer_options(optimizer: Any) -> dict[str, Any]:
+    """The keyword arguments a stage's ``optimizer`` section gives its plugin besides ``lr`` and ``weight_decay``:
+    the plugin keys that are set, then ``options``."""
+    plain = OmegaConf.to_container(optimizer, resolve=True) if isinstance(optimizer, DictConfig) else dict(optimizer)
+    given = {key: plain[key] for key in OPTIMIZER_PLUGIN_KEYS if plain.get(key) is not None}
+    return {**given, **(plain.get("options") or {})}

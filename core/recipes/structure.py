@@ -112,8 +112,6 @@ def _check_value(annotation: Any, value: Any, key: str, path: Path) -> None:
 
 
 def _scalar_fits(annotation: Any, value: Any) -> bool:
-    if annotation is Any:
-        return True
     if annotation is bool:
         return isinstance(value, bool) or (isinstance(value, str) and value.lower() in BOOL_WORDS)
     if isinstance(value, bool):

@@ -1,14 +1,28 @@
-"""Semantic checks of a loaded recipe: plugin names exist, enumerations hold, stage references resolve."""
+"""The one validation path of a recipe: merged YAML data in, a checked omegaconf config out.
+
+1. ``check_structure`` (structure.py): every key is known, every value has its schema type, nothing required is
+   missing; interpolations (``${data.root}``) are left for step 2.
+2. ``to_config``: omegaconf merges the data into the schema and resolves interpolations.
+3. ``check_semantics``: what needs the resolved values or the plugins: plugin names exist, enumerations hold,
+   stage references resolve, optimizer and schedule options are ones the chosen plugins take.
+
+Each step raises a one-line ``RecipeError`` naming the file and the key path.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationKeyError, OmegaConfBaseException
+
 from medzoo.core.errors import PluginError, RecipeError, did_you_mean
 from medzoo.core.interfaces.conversation import IMAGE_PLACEMENTS, LABEL_MASKINGS
+from medzoo.core.interfaces.optimizer import keyword_options
 from medzoo.core.plugin_system.manager import components
-from medzoo.core.recipes.structure import stage_key
+from medzoo.core.recipes.schema import OPTIMIZER_PLUGIN_KEYS, Recipe
+from medzoo.core.recipes.structure import check_structure, stage_key
 
 CHOICES = {
     "model.image_markup": ("placeholder", "im_start_end"),
@@ -21,6 +35,124 @@ STAGE_CHOICES = {
     "role": ("alignment", "instruct", "downstream", "custom"),
     "label_masking": LABEL_MASKINGS,
 }
+#: plugin kind of each model component's name
+MODEL_PLUGINS = {"vision": "vision_encoder", "connector": "connector", "language": "language_model"}
+#: keyword arguments the trainer itself passes to optimizer and schedule plugins
+OPTIMIZER_ARGUMENTS = frozenset({"lr", "weight_decay"})
+SCHEDULE_ARGUMENTS = frozenset({"warmup_steps", "total_steps"})
+
+
+def validate(data: dict[str, Any], path: Path) -> DictConfig:
+    """Run the three steps on ``data`` (read from ``path``); returns the resolved config."""
+    check_structure(data, path)
+    config = to_config(data, path)
+    check_semantics(config, path)
+    return config
+
+
+def to_config(data: dict[str, Any], path: Path) -> DictConfig:
+    """``data`` merged into the schema with its interpolations resolved."""
+    try:
+        config = OmegaConf.merge(OmegaConf.structured(Recipe), data)
+        OmegaConf.to_container(config, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as error:
+        raise _omegaconf_error(path, error) from None
+    return config
+
+
+def _omegaconf_error(path: Path, error: OmegaConfBaseException) -> RecipeError:
+    """What step 1 cannot see: an interpolation to no key, or an interpolated value of the wrong type."""
+    key = str(getattr(error, "full_key", None) or getattr(error, "key", None) or "?")
+    message = str(error).splitlines()[0]
+    if isinstance(error, InterpolationKeyError):
+        reference = message.split("'")[1] if message.count("'") >= 2 else "?"
+        known = _key_paths(OmegaConf.to_container(OmegaConf.structured(Recipe)))
+        return RecipeError(
+            f"{path}: {key}: ${{{reference}}} refers to no key{did_you_mean(reference, known)}; "
+            "expected the dotted path of a recipe key such as data.root"
+        )
+    return RecipeError(f"{path}: {key}: {message}")
+
+
+def _key_paths(node: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of every mapping key (interpolation targets)."""
+    if not isinstance(node, dict):
+        return []
+    paths = []
+    for key, value in node.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        paths.append(dotted)
+        paths.extend(_key_paths(value, dotted))
+    return paths
+
+
+def check_semantics(config: Any, path: Path) -> None:
+    for key, choices in CHOICES.items():
+        section, leaf = key.split(".")
+        _check_choice(path, key, config[section][leaf], choices)
+    for module, kind in MODEL_PLUGINS.items():
+        _check_plugin(path, f"model.{module}.name", kind, config.model[module].name)
+    _check_plugin(path, "model.language.template", "template", config.model.language.template)
+    _check_plugin(path, "curriculum.name", "curriculum", config.curriculum.name)
+    seen: list[str] = []
+    for index, stage in enumerate(config.stages):
+        _check_stage(path, stage_key(index, stage), stage, seen)
+        seen.append(stage.name)
+    for index, benchmark in enumerate(config.benchmarks):
+        _check_plugin(path, f"benchmarks[{index}].name", "benchmark", benchmark.name)
+
+
+def _check_stage(path: Path, where: str, stage: Any, earlier: list[str]) -> None:
+    if stage.name in earlier:
+        raise RecipeError(f"{path}: {where}.name: duplicate stage name {stage.name!r}")
+    for key, choices in STAGE_CHOICES.items():
+        _check_choice(path, f"{where}.{key}", stage[key], choices)
+    if stage.init_from is not None and stage.init_from not in earlier:
+        raise RecipeError(
+            f"{path}: {where}.init_from: {stage.init_from!r} is not an earlier stage"
+            f"{did_you_mean(stage.init_from, earlier)}; expected one of {earlier or '(none: this is the first stage)'}"
+        )
+    if stage.template is not None:
+        _check_plugin(path, f"{where}.template", "template", stage.template)
+    if stage.image_placement is not None:
+        _check_choice(path, f"{where}.image_placement", stage.image_placement, IMAGE_PLACEMENTS)
+    for module in MODEL_PLUGINS:
+        _check_plugin(path, f"{where}.tuning.{module}", "tuning", stage.tuning[module])
+    for d, dataset in enumerate(stage.datasets):
+        _check_plugin(path, f"{where}.datasets[{d}].name", "dataset", dataset.name)
+        if dataset.weight < 0:
+            raise RecipeError(f"{path}: {where}.datasets[{d}].weight: expected a weight >= 0, got {dataset.weight}")
+    if stage.global_batch_size < stage.micro_batch_size:
+        raise RecipeError(
+            f"{path}: {where}.global_batch_size: {stage.global_batch_size} is smaller than micro_batch_size {stage.micro_batch_size}"
+        )
+    _check_optimisation(path, where, stage)
+
+
+def _check_optimisation(path: Path, where: str, stage: Any) -> None:
+    optimizer, schedule = stage.optimizer, stage.schedule
+    given = {key: key for key in OPTIMIZER_PLUGIN_KEYS if optimizer[key] is not None}
+    given |= {str(key): f"options.{key}" for key in optimizer.options}
+    _check_options(path, f"{where}.optimizer", "optimizer", optimizer.name, given, OPTIMIZER_ARGUMENTS)
+    given = {str(key): f"options.{key}" for key in schedule.options}
+    _check_options(path, f"{where}.schedule", "lr_schedule", schedule.name, given, SCHEDULE_ARGUMENTS)
+
+
+def _check_options(
+    path: Path, section: str, kind: str, name: str, given: dict[str, str], reserved: frozenset[str]
+) -> None:
+    """``given`` (option -> key under ``section``) are keyword arguments the ``kind`` plugin ``name`` takes."""
+    _check_plugin(path, f"{section}.name", kind, name)
+    accepted = keyword_options(components().get(kind, name).factory)
+    if accepted is None:
+        return
+    accepted = sorted(accepted - reserved)
+    for option, key in given.items():
+        if option not in accepted:
+            raise RecipeError(
+                f"{path}: {section}.{key}: {kind} {name!r} takes no option {option!r}{did_you_mean(option, accepted)}; "
+                f"expected one of {', '.join(accepted) or '(none)'}"
+            )
 
 
 def _check_choice(path: Path, key: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -33,43 +165,3 @@ def _check_plugin(path: Path, key: str, kind: str, name: str) -> None:
         components().get(kind, name)
     except PluginError as error:
         raise RecipeError(f"{path}: {key}: {error}") from None
-
-
-def validate_recipe(config: Any, path: Path) -> None:
-    for key, choices in CHOICES.items():
-        section, leaf = key.split(".")
-        _check_choice(path, key, config[section][leaf], choices)
-    _check_plugin(path, "model.vision.name", "vision_encoder", config.model.vision.name)
-    _check_plugin(path, "model.connector.name", "connector", config.model.connector.name)
-    _check_plugin(path, "model.language.name", "language_model", config.model.language.name)
-    _check_plugin(path, "model.language.template", "template", config.model.language.template)
-    _check_plugin(path, "curriculum.name", "curriculum", config.curriculum.name)
-    seen: list[str] = []
-    for index, stage in enumerate(config.stages):
-        where = stage_key(index, stage)
-        if stage.name in seen:
-            raise RecipeError(f"{path}: {where}.name: duplicate stage name {stage.name!r}")
-        for key, choices in STAGE_CHOICES.items():
-            _check_choice(path, f"{where}.{key}", stage[key], choices)
-        if stage.init_from is not None and stage.init_from not in seen:
-            raise RecipeError(
-                f"{path}: {where}.init_from: {stage.init_from!r} is not an earlier stage"
-                f"{did_you_mean(stage.init_from, seen)}; expected one of {seen or '(none: this is the first stage)'}"
-            )
-        if stage.template is not None:
-            _check_plugin(path, f"{where}.template", "template", stage.template)
-        if stage.image_placement is not None:
-            _check_choice(path, f"{where}.image_placement", stage.image_placement, IMAGE_PLACEMENTS)
-        for module in ("vision", "connector", "language"):
-            _check_plugin(path, f"{where}.tuning.{module}", "tuning", stage.tuning[module])
-        for d, dataset in enumerate(stage.datasets):
-            _check_plugin(path, f"{where}.datasets[{d}].name", "dataset", dataset.name)
-            if dataset.weight < 0:
-                raise RecipeError(f"{path}: {where}.datasets[{d}].weight: expected a weight >= 0, got {dataset.weight}")
-        if stage.global_batch_size < stage.micro_batch_size:
-            raise RecipeError(
-                f"{path}: {where}.global_batch_size: {stage.global_batch_size} is smaller than micro_batch_size {stage.micro_batch_size}"
-            )
-        seen.append(stage.name)
-    for index, benchmark in enumerate(config.benchmarks):
-        _check_plugin(path, f"benchmarks[{index}].name", "benchmark", benchmark.name)

@@ -113,8 +113,7 @@ def save_checkpoint(
         wrapped.save_checkpoint(str(staging), tag=DEEPSPEED_TAG, save_latest=False, exclude_frozen_parameters=True)
         accelerator.wait_for_everyone()
     elif main:
-        weights, optim_state = state
-        save_file(weights, str(staging / "trainable.safetensors"))
+        save_file(state[0], str(staging / "trainable.safetensors"))
     if main:
         engine = "deepspeed" if deepspeed else "torch"
         torch.save(
@@ -123,13 +122,17 @@ def save_checkpoint(
         )
         record = {"step": step, "engine": engine, "processes": accelerator.num_processes, **info}
         (staging / "info.json").write_text(json.dumps(record, indent=2))
-        final = directory / f"step-{step:08d}"
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(staging, final)
-        write_atomically(directory / LATEST, final.name)
-        for old in sorted(p for p in directory.glob("step-*") if p.is_dir())[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+        _publish(directory, staging, directory / f"step-{step:08d}", keep)
     accelerator.wait_for_everyone()
+
+
+def _publish(directory: Path, staging: Path, final: Path, keep: int) -> None:
+    """Rename the staged checkpoint into place, point ``latest`` at it and drop all but the ``keep`` newest."""
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(staging, final)
+    write_atomically(directory / LATEST, final.name)
+    for old in sorted(p for p in directory.glob("step-*") if p.is_dir())[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def latest_checkpoint(directory: Path) -> Path | None:

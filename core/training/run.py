@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
 from medzoo.core.training.checkpoint import write_atomically
 from medzoo.core.training.distributed import cpu_accelerator, is_sharded, whole_model_construction
-from medzoo.core.training.trainer import train_stage
+from medzoo.core.training.trainer import StageResult, train_stage
 
 DONE = "DONE.json"
 FINAL = "final"
@@ -52,6 +53,26 @@ def make_accelerator():
 PrepareData = Callable[[Any, Callable[[str], None]], None]
 
 
+@dataclass
+class RecipeRun:
+    """A recipe's run in progress: its stages, where it writes, and the model carried from stage to stage."""
+
+    recipe: Any
+    output_dir: Path
+    stages: list[Any]
+    accelerator: Any
+    resume: bool
+    echo: Callable[..., None]
+    results: list[dict[str, Any]] = field(default_factory=list)
+    model: MultimodalModel | None = None  # the model in memory, to continue with
+    trained: MultimodalModel | None = None  # the last stage's model whole, on the main process
+    previous: Path | None = None  # the last stage's saved model
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+
 def train_recipe(
     recipe: Any,
     output_dir: str | Path,
@@ -64,7 +85,14 @@ def train_recipe(
     ``prepare_data(recipe, echo)``, when given, runs once on the main process before any stage reads data
     (the application passes one that synthesises the built-in set when the recipe asks for it).
     """
-    output_dir = Path(output_dir)
+    run = start_run(recipe, Path(output_dir), resume, echo, prepare_data)
+    for index, stage in enumerate(run.stages):
+        run_stage(run, index, stage)
+    return finish_run(run)
+
+
+def start_run(recipe: Any, output_dir: Path, resume: bool, echo, prepare_data: PrepareData | None) -> RecipeRun:
+    """Plan the stages, start the accelerator, prepare the data and write the resolved ``recipe.yaml``."""
     output_dir.mkdir(parents=True, exist_ok=True)
     stages = planned_stages(recipe)
     accelerator = make_accelerator()
@@ -76,60 +104,78 @@ def train_recipe(
     accelerator.wait_for_everyone()
     if main:
         write_atomically(output_dir / "recipe.yaml", OmegaConf.to_yaml(recipe, resolve=True))
-    results: list[dict[str, Any]] = []
-    model: MultimodalModel | None = None
-    trained: MultimodalModel | None = None  # the last stage's model whole, on the main process
-    previous: Path | None = None
-    for index, stage in enumerate(stages):
-        stage_dir = stage_directory(output_dir, index, stage)
-        init_dir = previous
-        if stage.init_from is not None:
-            source_index = [s.name for s in stages].index(stage.init_from)
-            init_dir = stage_directory(output_dir, source_index, stages[source_index]) / "model"
-        done = stage_dir / DONE
-        if resume and done.is_file():
-            echo(f"stage {stage.name}: already complete, skipped")
-            results.append(json.loads(done.read_text()))
-            previous, model, trained = stage_dir / "model", None, None
-            continue
-        if model is None or init_dir != previous:
-            with whole_model_construction(accelerator):
-                if init_dir is None:
-                    torch.manual_seed(stage.seed)
-                    model = build_model(recipe.model, shrink=recipe.shrink)
-                else:
-                    model = MultimodalModel.from_pretrained(str(init_dir))
-        echo(f"stage {index + 1}/{len(stages)}: {stage.name} ({stage.role})")
-        result = train_stage(model, stage, stage_dir, accelerator, recipe.data.on_bad_record, resume, echo)
-        accelerator.wait_for_everyone()
-        trained = result.model
-        summary = {
-            "stage": stage.name, "role": stage.role, "steps": result.steps, "first_loss": result.first_loss,
-            "last_loss": result.last_loss, "seconds": round(result.seconds, 2), "samples": result.samples,
-            "processes": accelerator.num_processes,
-        }
-        if main:
-            trained.save_pretrained(str(stage_dir / "model"), extra={"stage": stage.name, "recipe": recipe.name})
-            write_atomically(done, json.dumps(summary, indent=2))
-            shutil.rmtree(stage_dir / "checkpoints", ignore_errors=True)
-        accelerator.free_memory()
-        if is_sharded(accelerator):  # the sharded model was consumed: the next stage loads the saved one
-            model = None
-        accelerator.wait_for_everyone()
-        echo(
-            f"stage {stage.name}: {result.steps} steps, loss {result.first_loss:.4f} -> {result.last_loss:.4f}, "
-            f"{result.seconds:.1f}s"
-        )
-        results.append(summary)
-        previous = stage_dir / "model"
-    final = output_dir / FINAL
-    if main:
-        final_model = trained if trained is not None else MultimodalModel.from_pretrained(str(previous))
-        final_model.save_pretrained(str(final), extra={"stage": stages[-1].name, "recipe": recipe.name})
-        write_atomically(output_dir / "run.json", json.dumps({"recipe": recipe.name, "stages": results}, indent=2))
+    return RecipeRun(recipe, output_dir, stages, accelerator, resume, echo)
+
+
+def run_stage(run: RecipeRun, index: int, stage: Any) -> None:
+    """Train one stage (or, resuming, skip it when it is complete) and save its model and summary."""
+    stage_dir = stage_directory(run.output_dir, index, stage)
+    done = stage_dir / DONE
+    if run.resume and done.is_file():
+        run.echo(f"stage {stage.name}: already complete, skipped")
+        run.results.append(json.loads(done.read_text()))
+        run.previous, run.model, run.trained = stage_dir / "model", None, None
+        return
+    model = stage_model(run, stage)
+    run.echo(f"stage {index + 1}/{len(run.stages)}: {stage.name} ({stage.role})")
+    accelerator = run.accelerator
+    result = train_stage(model, stage, stage_dir, accelerator, run.recipe.data.on_bad_record, run.resume, run.echo)
     accelerator.wait_for_everyone()
-    if accelerator.num_processes > 1:
-        accelerator.end_training()  # leave the process group before the interpreter shuts down
+    run.trained = result.model
+    summary = save_stage(run, stage, stage_dir, result)
+    accelerator.free_memory()
+    # the sharded model was consumed: the next stage loads the saved one
+    run.model = None if is_sharded(accelerator) else model
+    accelerator.wait_for_everyone()
+    run.echo(
+        f"stage {stage.name}: {result.steps} steps, loss {result.first_loss:.4f} -> {result.last_loss:.4f}, "
+        f"{result.seconds:.1f}s"
+    )
+    run.results.append(summary)
+    run.previous = stage_dir / "model"
+
+
+def stage_model(run: RecipeRun, stage: Any) -> MultimodalModel:
+    """The model a stage starts from: the one in memory when it continues the previous stage, else built (the
+    first stage) or loaded (``init_from``, or after a skipped or sharded stage)."""
+    init_dir = run.previous
+    if stage.init_from is not None:
+        source_index = [s.name for s in run.stages].index(stage.init_from)
+        init_dir = stage_directory(run.output_dir, source_index, run.stages[source_index]) / "model"
+    if run.model is not None and init_dir == run.previous:
+        return run.model
+    with whole_model_construction(run.accelerator):
+        if init_dir is None:
+            torch.manual_seed(stage.seed)
+            return build_model(run.recipe.model, shrink=run.recipe.shrink)
+        return MultimodalModel.from_pretrained(str(init_dir))
+
+
+def save_stage(run: RecipeRun, stage: Any, stage_dir: Path, result: StageResult) -> dict[str, Any]:
+    """On the main process: the stage's model, its ``DONE.json`` summary; its checkpoints go. Returns the summary."""
+    summary = {
+        "stage": stage.name, "role": stage.role, "steps": result.steps, "first_loss": result.first_loss,
+        "last_loss": result.last_loss, "seconds": round(result.seconds, 2), "samples": result.samples,
+        "processes": run.accelerator.num_processes,
+    }
+    if run.main:
+        result.model.save_pretrained(str(stage_dir / "model"), extra={"stage": stage.name, "recipe": run.recipe.name})
+        write_atomically(stage_dir / DONE, json.dumps(summary, indent=2))
+        shutil.rmtree(stage_dir / "checkpoints", ignore_errors=True)
+    return summary
+
+
+def finish_run(run: RecipeRun) -> Path:
+    """Save ``final/`` and ``run.json``; a multi-process run leaves its process group."""
+    final = run.output_dir / FINAL
+    if run.main:
+        model = run.trained if run.trained is not None else MultimodalModel.from_pretrained(str(run.previous))
+        model.save_pretrained(str(final), extra={"stage": run.stages[-1].name, "recipe": run.recipe.name})
+        results = {"recipe": run.recipe.name, "stages": run.results}
+        write_atomically(run.output_dir / "run.json", json.dumps(results, indent=2))
+    run.accelerator.wait_for_everyone()
+    if run.accelerator.num_processes > 1:
+        run.accelerator.end_training()  # leave the process group before the interpreter shuts down
     return final
 
 

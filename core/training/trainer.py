@@ -1,39 +1,35 @@
-"""The training loop for one stage: the same loop for every stage and every curriculum."""
+"""The training loop for one stage: the same loop for every stage and every curriculum.
+
+``train_stage`` runs named steps: prepare the model (tuning), set up data (the step plan), set up optimisation
+(optimizer, schedule, distributed wrapping), resume from the latest checkpoint, then one step per optimizer
+step (logged to ``metrics.jsonl``, checkpointed every ``save_every_steps``), and finish (plot, consolidate).
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import OmegaConf
 from tqdm.auto import tqdm
-from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
 from medzoo.core.errors import DataError, RecipeError, TrainingError
 from medzoo.core.model.build import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
-from medzoo.core.training.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
-from medzoo.core.training.distributed import (
-    backward,
-    configure_deepspeed,
-    configure_fsdp,
-    consolidate,
-)
+from medzoo.core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from medzoo.core.training.distributed import backward, configure_deepspeed, configure_fsdp, consolidate
 from medzoo.core.training.loss import step_loss
 from medzoo.core.training.metrics_log import MetricsLog
+from medzoo.core.training.optimisation import build_optimizer, build_schedule
 from medzoo.core.training.plan import StepPlan, micro_batches
-from medzoo.core.training.stage_data import assemble_batch, load_stage_data
+from medzoo.core.training.stage_data import StageData, assemble_batch, load_stage_data
 
-SCHEDULES = {"cosine": get_cosine_schedule_with_warmup, "constant": get_constant_schedule_with_warmup}
+__all__ = ["StageResult", "apply_tuning", "build_optimizer", "train_stage"]
 
 
 @dataclass
@@ -45,6 +41,38 @@ class StageResult:
     seconds: float
     samples: int
     model: MultimodalModel | None = None  # the trained model whole, on the main process
+
+
+@dataclass
+class StageRun:
+    """What every step of a stage needs, set up before the first one."""
+
+    stage: Any
+    model: MultimodalModel
+    accelerator: Any
+    data: StageData
+    plan: StepPlan
+    wrapped: Any
+    forward: Any
+    optimizer: Any
+    scheduler: Any
+    total_steps: int
+    checkpoints: Path
+
+
+@dataclass
+class Totals:
+    """Losses and samples over the steps this run trained."""
+
+    started: float = field(default_factory=time.perf_counter)
+    first_loss: float = float("nan")
+    last_loss: float = float("nan")
+    samples: int = 0
+
+    def add(self, loss: float, samples: int) -> None:
+        self.first_loss = loss if math.isnan(self.first_loss) else self.first_loss
+        self.last_loss = loss
+        self.samples += samples
 
 
 def apply_tuning(model: MultimodalModel, tuning: Any) -> dict[str, str]:
@@ -61,18 +89,6 @@ def apply_tuning(model: MultimodalModel, tuning: Any) -> dict[str, str]:
     return chosen
 
 
-def build_optimizer(model: torch.nn.Module, stage: Any) -> torch.optim.Optimizer:
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    if not parameters:
-        raise RecipeError(f"stage {stage.name!r}: every module is frozen; nothing to train")
-    config = stage.optimizer
-    if config.name != "adamw":
-        raise RecipeError(f"stages.{stage.name}.optimizer.name: unknown optimizer {config.name!r}; expected 'adamw'")
-    return torch.optim.AdamW(
-        parameters, lr=config.lr, weight_decay=config.weight_decay, betas=tuple(config.betas), fused=bool(config.fused) or None
-    )
-
-
 def train_stage(
     model: MultimodalModel,
     stage: Any,
@@ -84,17 +100,32 @@ def train_stage(
 ) -> StageResult:
     """Train ``model`` in place for one stage; checkpoints go to ``stage_dir/checkpoints``."""
     stage_dir.mkdir(parents=True, exist_ok=True)
+    prepare_model(model, stage)
+    data, plan = set_up_data(model, stage, accelerator.num_processes, on_bad_record, echo)
+    run = set_up_optimisation(model, stage, accelerator, data, plan, stage_dir / "checkpoints")
+    resumed = resume_step(run, echo) if resume else None
+    log = open_metrics_log(run, stage_dir, resumed)
+    totals = train_steps(run, resumed or 0, log)
+    return finish(run, stage_dir, log, totals)
+
+
+def prepare_model(model: MultimodalModel, stage: Any) -> None:
+    """Seed, apply the stage's tuning strategies, and set gradient checkpointing."""
     torch.manual_seed(stage.seed)
     tuning = apply_tuning(model, stage.tuning)
     model.trained_modules = getattr(model, "trained_modules", set()) | {n for n, s in tuning.items() if s != "frozen"}
     model.set_gradient_checkpointing(bool(stage.gradient_checkpointing))
+
+
+def set_up_data(
+    model: MultimodalModel, stage: Any, world: int, on_bad_record: str, echo
+) -> tuple[StageData, StepPlan]:
+    """Encode the stage's datasets and plan its global batches (one per optimizer step)."""
     data = load_stage_data(model, stage, on_bad_record)
     for line in data.reports:
         echo(f"  data  {line}")
     if data.skipped or data.truncated:
         echo(f"  data  skipped while encoding: {dict(data.skipped) or 0}; truncated to max_length: {data.truncated}")
-
-    world = accelerator.num_processes
     if stage.global_batch_size % world:
         raise RecipeError(
             f"stages.{stage.name}.global_batch_size: {stage.global_batch_size} is not divisible by {world} processes"
@@ -104,94 +135,134 @@ def train_stage(
         raise DataError(
             f"stage {stage.name!r}: {len(data.samples)} samples do not fill one global batch of {stage.global_batch_size}"
         )
-    total_steps = stage.max_steps or max(1, math.floor(stage.epochs * plan.per_epoch))
+    return data, plan
 
+
+def set_up_optimisation(
+    model: MultimodalModel, stage: Any, accelerator, data: StageData, plan: StepPlan, checkpoints: Path
+) -> StageRun:
+    """Build the optimizer and schedule, then let the accelerator wrap model and optimizer (DDP, FSDP, DeepSpeed)."""
+    total_steps = stage.max_steps or max(1, math.floor(stage.epochs * plan.per_epoch))
     optimizer = build_optimizer(model, stage)
-    schedule = SCHEDULES.get(stage.schedule.name)
-    if schedule is None:
-        raise RecipeError(f"stages.{stage.name}.schedule.name: unknown schedule {stage.schedule.name!r}; expected {sorted(SCHEDULES)}")
-    warmup = math.ceil(stage.schedule.warmup_ratio * total_steps)
-    scheduler = schedule(optimizer, warmup, total_steps) if schedule is get_cosine_schedule_with_warmup else schedule(optimizer, warmup)
+    scheduler = build_schedule(optimizer, stage, total_steps)
     configure_fsdp(accelerator, model)
-    micro_batches_per_step = len(micro_batches(plan.step_batch(0), world, 0, stage.micro_batch_size))
+    micro_batches_per_step = len(micro_batches(plan.step_batch(0), accelerator.num_processes, 0, stage.micro_batch_size))
     configure_deepspeed(accelerator, model, stage, micro_batches_per_step)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     forward = torch.compile(wrapped, dynamic=True) if stage.compile else wrapped
+    return StageRun(stage, model, accelerator, data, plan, wrapped, forward, optimizer, scheduler, total_steps, checkpoints)
 
-    main = accelerator.is_main_process
-    checkpoints = stage_dir / "checkpoints"
-    start_step = 0
-    found = latest_checkpoint(checkpoints) if resume else None
-    if found is not None:
-        info = load_checkpoint(accelerator, found, model, wrapped, optimizer, scheduler)
-        start_step = info["step"]
-        echo(f"  resume from {found} (step {start_step}/{total_steps})")
-    log = MetricsLog(stage_dir / "metrics.jsonl", resume_after_step=start_step if found else None) if main else None
-    if main:
-        (stage_dir / "stage.yaml").write_text(OmegaConf.to_yaml(stage))
 
-    pad_id = model.tokenizer.pad_token_id
+def resume_step(run: StageRun, echo) -> int | None:
+    """Restore the latest checkpoint (weights, optimizer, schedule, RNG); its step, or ``None`` without one."""
+    found = latest_checkpoint(run.checkpoints)
+    if found is None:
+        return None
+    info = load_checkpoint(run.accelerator, found, run.model, run.wrapped, run.optimizer, run.scheduler)
+    echo(f"  resume from {found} (step {info['step']}/{run.total_steps})")
+    return info["step"]
+
+
+def open_metrics_log(run: StageRun, stage_dir: Path, resumed: int | None) -> MetricsLog | None:
+    """On the main process: ``metrics.jsonl`` (cut after the resumed step) and ``stage.yaml``."""
+    if not run.accelerator.is_main_process:
+        return None
+    log = MetricsLog(stage_dir / "metrics.jsonl", resume_after_step=resumed)
+    (stage_dir / "stage.yaml").write_text(OmegaConf.to_yaml(run.stage))
+    return log
+
+
+def train_steps(run: StageRun, start_step: int, log: MetricsLog | None) -> Totals:
+    """Every optimizer step from ``start_step``: train, log, checkpoint."""
+    stage = run.stage
     autocast = torch.autocast(
-        device_type=accelerator.device.type,
+        device_type=run.accelerator.device.type,
         dtype=torch.bfloat16 if stage.precision == "bf16" else torch.float16,
         enabled=stage.precision in ("bf16", "fp16"),
     )
-    wrapped.train()
-    first_loss = last_loss = float("nan")
-    started = time.perf_counter()
-    samples_seen = 0
-    progress = tqdm(
-        total=total_steps, initial=start_step, desc=f"stage {stage.name}", disable=not main, dynamic_ncols=True,
-    )
-    for step in range(start_step, total_steps):
-        step_started = time.perf_counter()
-        global_batch = plan.step_batch(step)
-        num_targets = data.num_targets(global_batch)
-        micros = micro_batches(global_batch, world, accelerator.process_index, stage.micro_batch_size)
-        step_loss_value = 0.0
-        for micro, indices in enumerate(micros):
-            batch = assemble_batch(model, data, indices, pad_id, stage.packing, stage.max_length)
-            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-            with autocast:
-                loss = step_loss(forward, batch, num_targets, scale=world)
-            if not torch.isfinite(loss):
-                ids = [data.samples[i].sample_id for i in indices]
-                raise TrainingError(f"stage {stage.name!r}: non-finite loss {loss.item()} at step {step + 1}, batch ids {ids}")
-            backward(accelerator, wrapped, loss, last_micro_batch=micro == len(micros) - 1)
-            step_loss_value += loss.item()
-        if stage.max_grad_norm:
-            accelerator.clip_grad_norm_(wrapped.parameters(), stage.max_grad_norm)  # FSDP: the whole wrapped model
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss_value = _mean_across(accelerator, step_loss_value)
-        first_loss = loss_value if step == start_step and math.isnan(first_loss) else first_loss
-        last_loss = loss_value
-        seconds = time.perf_counter() - step_started
-        samples_seen += len(global_batch)
-        record = {
-            "step": step + 1,
-            "epoch": round((step + 1) / plan.per_epoch, 4),
-            "loss": round(loss_value, 6),
-            "lr": scheduler.get_last_lr()[0],
-            "samples_per_s": round(len(global_batch) / seconds, 2),
-            "tokens_per_s": round(data.num_tokens(global_batch) / seconds, 1),
-        }
+    run.wrapped.train()
+    totals = Totals()
+    main = run.accelerator.is_main_process
+    progress = tqdm(total=run.total_steps, initial=start_step, desc=f"stage {stage.name}", disable=not main,
+                    dynamic_ncols=True)
+    for step in range(start_step, run.total_steps):
+        started = time.perf_counter()
+        global_batch = run.plan.step_batch(step)
+        loss = one_step(run, step, global_batch, autocast)
+        record = step_record(run, step, global_batch, loss, time.perf_counter() - started)
+        totals.add(loss, len(global_batch))
         if log is not None:
             log.write(record)
-        progress.set_postfix(loss=f"{loss_value:.4f}", lr=f"{record['lr']:.2e}", sps=record["samples_per_s"])
+        progress.set_postfix(loss=f"{loss:.4f}", lr=f"{record['lr']:.2e}", sps=record["samples_per_s"])
         progress.update(1)
-        every = stage.save_every_steps
-        if every and (step + 1) % every == 0 and step + 1 < total_steps:
-            save_checkpoint(accelerator, checkpoints, step + 1, model, wrapped, optimizer, scheduler, {"stage": stage.name})
-        accelerator.wait_for_everyone()
+        save_due_checkpoint(run, step + 1)
+        run.accelerator.wait_for_everyone()
     progress.close()
+    return totals
+
+
+def one_step(run: StageRun, step: int, global_batch: list[int], autocast) -> float:
+    """Forward and backward over this process's micro-batches, clip, step optimizer and schedule; the step's loss
+    averaged over processes."""
+    accelerator, stage = run.accelerator, run.stage
+    num_targets = run.data.num_targets(global_batch)
+    micros = micro_batches(global_batch, accelerator.num_processes, accelerator.process_index, stage.micro_batch_size)
+    total = 0.0
+    for micro, indices in enumerate(micros):
+        loss = micro_batch_loss(run, step, indices, num_targets, autocast)
+        backward(accelerator, run.wrapped, loss, last_micro_batch=micro == len(micros) - 1)
+        total += loss.item()
+    if stage.max_grad_norm:
+        accelerator.clip_grad_norm_(run.wrapped.parameters(), stage.max_grad_norm)  # FSDP: the whole wrapped model
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return _mean_across(accelerator, total)
+
+
+def micro_batch_loss(run: StageRun, step: int, indices: list[int], num_targets: int, autocast) -> torch.Tensor:
+    """One micro-batch's share of the step loss; a non-finite loss stops the run naming the step and sample ids."""
+    accelerator = run.accelerator
+    batch = assemble_batch(run.model, run.data, indices, run.model.tokenizer.pad_token_id, run.stage.packing,
+                           run.stage.max_length)
+    batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+    with autocast:
+        loss = step_loss(run.forward, batch, num_targets, scale=accelerator.num_processes)
+    if not torch.isfinite(loss):
+        ids = [run.data.samples[i].sample_id for i in indices]
+        raise TrainingError(f"stage {run.stage.name!r}: non-finite loss {loss.item()} at step {step + 1}, batch ids {ids}")
+    return loss
+
+
+def step_record(run: StageRun, step: int, global_batch: list[int], loss: float, seconds: float) -> dict[str, Any]:
+    """The ``metrics.jsonl`` line of one step."""
+    return {
+        "step": step + 1,
+        "epoch": round((step + 1) / run.plan.per_epoch, 4),
+        "loss": round(loss, 6),
+        "lr": run.scheduler.get_last_lr()[0],
+        "samples_per_s": round(len(global_batch) / seconds, 2),
+        "tokens_per_s": round(run.data.num_tokens(global_batch) / seconds, 1),
+    }
+
+
+def save_due_checkpoint(run: StageRun, done: int) -> None:
+    """A resumable checkpoint after every ``save_every_steps`` steps (not after the last: the stage saves its model)."""
+    every = run.stage.save_every_steps
+    if every and done % every == 0 and done < run.total_steps:
+        save_checkpoint(run.accelerator, run.checkpoints, done, run.model, run.wrapped, run.optimizer, run.scheduler,
+                        {"stage": run.stage.name})
+
+
+def finish(run: StageRun, stage_dir: Path, log: MetricsLog | None, totals: Totals) -> StageResult:
+    """Plot the losses, and gather the trained model whole on the main process."""
     if log is not None:
-        log.plot(stage_dir / "loss.png", f"stage {stage.name}")
-    model.set_gradient_checkpointing(False)
-    whole = consolidate(accelerator, wrapped, model)
-    seconds = time.perf_counter() - started
-    return StageResult(stage.name, total_steps, first_loss, last_loss, seconds, samples_seen, whole)
+        log.plot(stage_dir / "loss.png", f"stage {run.stage.name}")
+    run.model.set_gradient_checkpointing(False)
+    whole = consolidate(run.accelerator, run.wrapped, run.model)
+    seconds = time.perf_counter() - totals.started
+    return StageResult(run.stage.name, run.total_steps, totals.first_loss, totals.last_loss, seconds, totals.samples,
+                       whole)
 
 
 def _mean_across(accelerator, value: float) -> float:

@@ -1,0 +1,1 @@
+"""Built-in optimizers (adamw, sgd) and learning-rate schedules (cosine, linear, constant)."""
