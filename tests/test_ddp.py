@@ -19,7 +19,8 @@ import torch
 import yaml
 from PIL import Image
 from safetensors.torch import load_file
-from tiny_model_spec import TINY_MODEL
+
+from medzoo.testing import TINY_MODEL
 
 pytestmark = pytest.mark.skipif(shutil.which("accelerate", path=os.path.dirname(sys.executable)) is None,
                                 reason="accelerate launcher not installed")

@@ -11,13 +11,13 @@ import torch
 import yaml
 from omegaconf import OmegaConf
 from PIL import Image
-from tiny_model_spec import TINY_MODEL
 
 from medzoo.core.errors import RecipeError
 from medzoo.core.plugin_system.manager import components
 from medzoo.core.recipes.loading import load_recipe
 from medzoo.core.recipes.schema import StageConfig
 from medzoo.core.training.optimisation import build_optimizer, build_schedule
+from medzoo.testing import TINY_MODEL
 
 
 def tiny_problem() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:

@@ -10,14 +10,14 @@ import pytest
 import torch
 import yaml
 from PIL import Image
-from tiny_model_spec import TINY_MODEL
 
-from medzoo.core.generation import processor_for
+from medzoo.core.inference import processor_for
 from medzoo.core.interfaces.conversation import Message
 from medzoo.core.model.build import build_model
 from medzoo.core.model.processor import collate
 from medzoo.core.training.loss import summed_loss
 from medzoo.core.training.packing import pack_rows, pack_samples, unpack_rows
+from medzoo.testing import TINY_MODEL
 
 ATOL = 1e-5
 CONVERSATIONS = [

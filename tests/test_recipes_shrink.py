@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from medzoo.core.generation import processor_for
+from medzoo.core.inference import processor_for
 from medzoo.core.interfaces.conversation import Message
 from medzoo.core.model.build import build_model
 from medzoo.core.model.multimodal import MultimodalModel

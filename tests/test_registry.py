@@ -197,6 +197,24 @@ def build_backend(entry: Registration, factory, tiny: dict) -> None:
     assert isinstance(backend, InstructBackend) and backend.model == tiny["model"]
 
 
+def build_optimizer(entry: Registration, factory, tiny: dict) -> None:
+    module = torch.nn.Linear(4, 1)
+    optimizer = factory([{"params": module.parameters()}], lr=0.01, weight_decay=0.0, **tiny.get("options", {}))
+    before = module.weight.detach().clone()
+    module(torch.rand(2, 4)).sum().backward()
+    optimizer.step()
+    assert not torch.equal(before, module.weight), f"optimizer {entry.name!r} did not move the weights"
+
+
+def build_lr_schedule(entry: Registration, factory, tiny: dict) -> None:
+    optimizer = torch.optim.SGD(torch.nn.Linear(4, 1).parameters(), lr=0.1)
+    schedule = factory(optimizer, warmup_steps=1, total_steps=4, **tiny.get("options", {}))
+    for _ in range(4):
+        optimizer.step()
+        schedule.step()
+    assert all(group["lr"] >= 0 for group in optimizer.param_groups)
+
+
 BUILDERS = {
     "vision_encoder": build_vision,
     "connector": build_connector,
@@ -207,6 +225,8 @@ BUILDERS = {
     "curriculum": build_curriculum,
     "benchmark": build_benchmark,
     "instruct_backend": build_backend,
+    "optimizer": build_optimizer,
+    "lr_schedule": build_lr_schedule,
 }
 
 

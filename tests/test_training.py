@@ -16,7 +16,8 @@ import torch
 import yaml
 from PIL import Image
 from safetensors.torch import load_file
-from tiny_model_spec import TINY_MODEL
+
+from medzoo.testing import TINY_MODEL
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 20)}
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 
 from medzoo.app.interop.llava_import import FORMATS
+from medzoo.core.dtypes import DTYPE_NAMES
 
-DTYPE_CHOICE = click.Choice(["float32", "bfloat16", "float16"])
+DTYPE_CHOICE = click.Choice(DTYPE_NAMES)
 
 
 @click.command("import")

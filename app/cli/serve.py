@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from medzoo.core.dtypes import DTYPE_NAMES
+
 
 @click.command("serve")
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
@@ -17,7 +19,7 @@ import click
               help="Allow image_url values that are paths inside this folder.")
 @click.option("--model-name", default=None, help="Model id clients send (default: the directory's name).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1...")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None)
+@click.option("--dtype", type=click.Choice(DTYPE_NAMES), default=None)
 @click.option("--batch-window-ms", default=10.0, show_default=True, help="Wait this long to gather a batch.")
 @click.option("--batch-max-wait-ms", default=50.0, show_default=True,
               help="After the window, keep gathering while requests are still being read, up to this long.")

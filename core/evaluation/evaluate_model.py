@@ -15,13 +15,13 @@ from tqdm.auto import tqdm
 
 from medzoo.core.errors import DataError
 from medzoo.core.evaluation.ablation import ablated_image
+from medzoo.core.files import write_atomically
 from medzoo.core.inference import ChatRequest, InferenceEngine, SamplingSettings
 from medzoo.core.interfaces.benchmark import Benchmark, BenchmarkItem
 from medzoo.core.interfaces.conversation import Message
 from medzoo.core.interfaces.templates import get_template
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
-from medzoo.core.training.checkpoint import write_atomically
 
 
 def get_benchmark(name: str, options: dict[str, Any] | None = None) -> Benchmark:

@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationKeyError, OmegaConfBaseException
 
+from medzoo.core.dtypes import DTYPE_NAMES, PRECISIONS
 from medzoo.core.errors import PluginError, RecipeError, did_you_mean
 from medzoo.core.interfaces.conversation import IMAGE_PLACEMENTS, LABEL_MASKINGS
 from medzoo.core.interfaces.optimizer import keyword_options
@@ -26,12 +27,12 @@ from medzoo.core.recipes.structure import check_structure, stage_key
 
 CHOICES = {
     "model.image_markup": ("placeholder", "im_start_end"),
-    "model.dtype": ("float32", "bfloat16", "float16"),
+    "model.dtype": DTYPE_NAMES,
     "model.attention": ("sdpa", "eager", "flash_attention_2"),
     "data.on_bad_record": ("skip", "error"),
 }
 STAGE_CHOICES = {
-    "precision": ("fp32", "bf16", "fp16"),
+    "precision": tuple(PRECISIONS),
     "role": ("alignment", "instruct", "downstream", "custom"),
     "label_masking": LABEL_MASKINGS,
 }

@@ -27,6 +27,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from medzoo.core.errors import TrainingError
+from medzoo.core.files import write_atomically
 from medzoo.core.training.distributed import clean_name, is_deepspeed
 
 LATEST = "latest"
@@ -74,14 +75,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
-
-
-def write_atomically(path: Path, data: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(data)
-    with open(tmp) as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def save_checkpoint(

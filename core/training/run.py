@@ -13,10 +13,10 @@ import torch
 from omegaconf import OmegaConf
 
 from medzoo.core.errors import RecipeError
+from medzoo.core.files import write_atomically
 from medzoo.core.model.build import as_dict, build_model
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
-from medzoo.core.training.checkpoint import write_atomically
 from medzoo.core.training.distributed import cpu_accelerator, is_sharded, whole_model_construction
 from medzoo.core.training.trainer import StageResult, train_stage
 

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from medzoo.core.errors import DataError
-from medzoo.core.generation import processor_for
+from medzoo.core.inference import processor_for
 from medzoo.core.interfaces.dataset import Record
 from medzoo.core.model.build import as_dict
 from medzoo.core.model.multimodal import MultimodalModel

@@ -17,6 +17,7 @@ import torch
 from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
+from medzoo.core.dtypes import torch_dtype
 from medzoo.core.errors import DataError, RecipeError, TrainingError
 from medzoo.core.model.build import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
@@ -177,8 +178,8 @@ def train_steps(run: StageRun, start_step: int, log: MetricsLog | None) -> Total
     stage = run.stage
     autocast = torch.autocast(
         device_type=run.accelerator.device.type,
-        dtype=torch.bfloat16 if stage.precision == "bf16" else torch.float16,
-        enabled=stage.precision in ("bf16", "fp16"),
+        dtype=torch_dtype(stage.precision),
+        enabled=stage.precision != "fp32",
     )
     run.wrapped.train()
     totals = Totals()

@@ -11,7 +11,7 @@ The official code is read from git at run time (never copied into this repositor
 ``tests/test_metric_fidelity.py`` uses it for its live checks (skipped where a git mirror or the official
 code's dependencies are missing). Run as a script it re-records ``official_scores.json``::
 
-    PYTHONPATH=/dir/with/scikit-learn .venv/bin/python tests/support.official_metrics.py
+    PYTHONPATH=/dir/with/scikit-learn .venv/bin/python tests/support/official_metrics.py
 
 Where the official scripts cannot run a fixture row at all (a missing prediction: ``run_eval*.py`` assert
 that answer ids equal question ids, the ColonINST evaluator mis-aligns its lists), the row is given the
@@ -215,7 +215,7 @@ def record() -> dict[str, Any]:
     import sklearn
 
     return {
-        "about": "written by tests/support.official_metrics.py from the official scripts run on the fixtures here",
+        "about": "written by tests/support/official_metrics.py from the official scripts run on the fixtures here",
         "environment": {
             "python": platform.python_version(),
             "nltk": nltk.__version__,
