@@ -121,13 +121,7 @@ def run_training_bench(recipe: Any, steps: int = 8, warmup: int = 2, echo=print)
     batches = sample_batches(data, stage, warmup + steps)
     prepared = prepare(model, data, stage, batches)
     ours = medzoo_step(model, build_optimizer(model, stage), stage.max_grad_norm)
-    config = stage.optimizer
-    theirs = transformers_step(
-        twin,
-        torch.optim.AdamW([p for p in twin.parameters() if p.requires_grad], lr=config.lr,
-                          weight_decay=config.weight_decay, betas=tuple(config.betas), fused=bool(config.fused) or None),
-        stage.max_grad_norm,
-    )
+    theirs = transformers_step(twin, build_optimizer(twin, stage), stage.max_grad_norm)  # the same optimizer
     contenders = {}
     for mode in BATCHING:
         contenders[f"medzoo/{mode}"] = _bind(ours, prepared[mode].batches)
