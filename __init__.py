@@ -35,6 +35,8 @@ PUBLIC_API: dict[str, str] = {
     "LoadReport": "medzoo.core.interfaces.dataset",
     "Curriculum": "medzoo.core.interfaces.curriculum",
     "TuningStrategy": "medzoo.core.interfaces.tuning",
+    "OptimizerFactory": "medzoo.core.interfaces.optimizer",
+    "LRScheduleFactory": "medzoo.core.interfaces.lr_schedule",
     "Benchmark": "medzoo.core.interfaces.benchmark",
     "BenchmarkItem": "medzoo.core.interfaces.benchmark",
     "InstructBackend": "medzoo.core.interfaces.instruct_backend",
