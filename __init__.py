@@ -33,6 +33,7 @@ PUBLIC_API: dict[str, str] = {
     "DatasetReader": "medzoo.core.interfaces.dataset",
     "Record": "medzoo.core.interfaces.dataset",
     "LoadReport": "medzoo.core.interfaces.dataset",
+    "BadRecord": "medzoo.core.interfaces.dataset",
     "Curriculum": "medzoo.core.interfaces.curriculum",
     "TuningStrategy": "medzoo.core.interfaces.tuning",
     "OptimizerFactory": "medzoo.core.interfaces.optimizer",

@@ -14,6 +14,16 @@ from medzoo.core.interfaces.conversation import Message
 BadRecordPolicy = Literal["skip", "error"]
 
 
+class BadRecord(Exception):
+    """A record a reader cannot use: ``reason`` is its skip reason (counted in the LoadReport), ``detail`` what
+    was wrong with it."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
 @dataclass
 class Record:
     """One training or evaluation example: a conversation about zero or one image."""

@@ -18,7 +18,7 @@ from PIL import Image
 
 from medzoo.core.errors import DataError
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
-from medzoo.core.interfaces.dataset import BadRecordPolicy, DatasetReader, LoadReport, Record
+from medzoo.core.interfaces.dataset import BadRecord, BadRecordPolicy, DatasetReader, LoadReport, Record
 from medzoo.plugins.datasets.image_checks import ImageChecker, ImageProblem
 
 MALFORMED = "malformed_record"
@@ -30,15 +30,6 @@ IMAGE_REQUIRED = "image_required"
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 LOCAL_SUFFIXES = (".json", ".jsonl")
 DEFAULT_CACHE = Path.home() / ".cache" / "medzoo" / "hub_images"
-
-
-class BadRecord(Exception):
-    """A record that cannot be used; ``reason`` is a skip reason."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
 
 
 # -- rows from files or the hub ---------------------------------------------------------------------------------

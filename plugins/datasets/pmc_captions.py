@@ -15,12 +15,11 @@ from typing import Any
 
 from medzoo.core.errors import DataError
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
-from medzoo.core.interfaces.dataset import BadRecordPolicy, DatasetReader, LoadReport, Record
+from medzoo.core.interfaces.dataset import BadRecord, BadRecordPolicy, DatasetReader, LoadReport, Record
 from medzoo.plugins.datasets.image_checks import ImageChecker, ImageProblem
 from medzoo.plugins.datasets.llava_json import (
     DEFAULT_CACHE,
     MALFORMED,
-    BadRecord,
     materialise_image,
     parse_conversation,
     read_rows,
