@@ -30,10 +30,12 @@ from medzoo.core.dtypes import DTYPE_NAMES
 @click.option("--max-image-mb", default=10.0, show_default=True)
 @click.option("--max-image-pixels", default=4096 * 4096, show_default=True)
 @click.option("--max-body-mb", default=20.0, show_default=True)
+@click.option("--max-prompt-chars", type=int, default=None,
+              help="Characters of text per request, checked before tokenising (default: 8 x the context length).")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice).")
 def serve_command(model_dir, host, port, api_key, image_folder, model_name, device, dtype, batch_window_ms,
                   batch_max_wait_ms, max_batch_size, max_pending, max_tokens_cap, max_images, max_image_mb, max_image_pixels,
-                  max_body_mb, threads) -> None:
+                  max_body_mb, max_prompt_chars, threads) -> None:
     """Serve the model in MODEL_DIR: POST /v1/chat/completions, GET /v1/models, /health, and a chat page at /."""
     import uvicorn
     from PIL import Image
@@ -47,7 +49,7 @@ def serve_command(model_dir, host, port, api_key, image_folder, model_name, devi
     limits = ServeLimits(
         max_body_bytes=int(max_body_mb * 1024 * 1024), max_image_bytes=int(max_image_mb * 1024 * 1024),
         max_image_pixels=max_image_pixels, max_images_per_request=max_images, max_tokens_cap=max_tokens_cap,
-        default_max_tokens=min(256, max_tokens_cap),
+        default_max_tokens=min(256, max_tokens_cap), max_prompt_chars=max_prompt_chars,
     )
     # PIL's own decompression-bomb guard at the same limit, as a hard error, behind the header check
     Image.MAX_IMAGE_PIXELS = max_image_pixels

@@ -56,6 +56,8 @@ class AsyncJob:
         self.row = row
         self.loop = loop
         self.events: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+        #: the HTTP status of the error, when the row failed
+        self.status = 500
         if stream:
             row.on_text = lambda text: self._put("text", text)
 
@@ -65,7 +67,8 @@ class AsyncJob:
     def on_done(self, completion: Completion) -> None:
         self._put("done", completion)
 
-    def on_error(self, message: str) -> None:
+    def on_error(self, message: str, status: int = 500) -> None:
+        self.status = status
         self._put("error", message)
 
     def cancel(self) -> None:
@@ -182,7 +185,9 @@ async def _answered(job: AsyncJob, model: str) -> dict:
     finally:
         job.cancel()
     if kind == "error":
-        raise RequestError(500, str(value), kind="server_error")
+        if job.status < 500:
+            raise RequestError(job.status, str(value))
+        raise RequestError(job.status, str(value), kind="server_error")
     return completion_response(completion_id, model, value)
 
 
@@ -211,7 +216,7 @@ async def sse_events(job: AsyncJob, completion_id: str, model: str, include_usag
                     yield event(chunk(completion_id, model, {}, usage_info=usage(value)))
                 break
             else:
-                yield event(error_body(str(value), "server_error"))
+                yield event(error_body(str(value), "server_error" if job.status >= 500 else "invalid_request_error"))
                 break
         yield "data: [DONE]\n\n"
     finally:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from medzoo.core.inference import Completion, InferenceEngine, RowRequest
+from medzoo.core.inference import Completion, InferenceEngine, InvalidSettings, RowRequest
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Job(Protocol):
 
     def on_done(self, completion: Completion) -> None: ...
 
-    def on_error(self, message: str) -> None: ...
+    def on_error(self, message: str, status: int = 500) -> None: ...
 
 
 class QueueFull(RuntimeError):
@@ -84,7 +84,7 @@ class DynamicBatcher:
             self._thread = None
         while True:
             try:
-                self._queue.get_nowait().on_error("the server is shutting down")
+                self._queue.get_nowait().on_error("the server is shutting down", 503)
             except queue.Empty:
                 break
 
@@ -123,13 +123,33 @@ class DynamicBatcher:
             if not jobs:
                 continue
             self.batch_sizes.append(len(jobs))
-            try:
-                completions = self.engine.run([job.row for job in jobs])
-            except Exception as error:  # one failed batch must not stop the worker
-                message = f"generation failed: {type(error).__name__}: {error}".splitlines()[0]
-                for job in jobs:
-                    job.on_error(message)
-                continue
-            self.requests_done += len(jobs)
-            for job, completion in zip(jobs, completions, strict=True):
-                job.on_done(completion)
+            self._answer(jobs)
+
+    def _answer(self, jobs: list[Job]) -> None:
+        """One batch; when it fails, its rows again one by one, so only the row at fault fails.
+
+        A row that has already streamed part of its answer cannot start over: it gets the batch's error.
+        """
+        try:
+            completions = self.engine.run([job.row for job in jobs])
+        except Exception as error:  # one failed batch must not stop the worker
+            if len(jobs) == 1:
+                jobs[0].on_error(*failure(error))
+                return
+            for job in jobs:
+                if job.row.streamed:
+                    job.on_error(*failure(error))
+                elif not job.row.cancelled.is_set():
+                    self._answer([job])
+            return
+        self.requests_done += len(jobs)
+        for job, completion in zip(jobs, completions, strict=True):
+            job.on_done(completion)
+
+
+def failure(error: Exception) -> tuple[str, int]:
+    """A one-line message and HTTP status for a row that could not be generated (400 for bad settings)."""
+    if isinstance(error, InvalidSettings):
+        return str(error).splitlines()[0], 400
+    lines = f"{type(error).__name__}: {error}".splitlines()
+    return f"generation failed: {lines[0] if lines else type(error).__name__}", 500

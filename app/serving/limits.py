@@ -17,6 +17,13 @@ class ServeLimits:
     max_tokens_cap: int = 1024
     default_max_tokens: int = 256
     max_stop_strings: int = 4
+    #: characters of text in one request, checked before anything is tokenised (None: 8 x the model's context)
+    max_prompt_chars: int | None = None
+    #: the largest temperature accepted (0 is greedy; the smallest sampling one is ``MIN_TEMPERATURE``)
+    max_temperature: float = 2.0
+
+    def prompt_chars(self, context_length: int) -> int:
+        return self.max_prompt_chars if self.max_prompt_chars is not None else 8 * context_length
 
 
 class RequestError(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from PIL import Image
@@ -10,7 +11,7 @@ from medzoo.app.serving.images import ImageLoader
 from medzoo.app.serving.limits import RequestError, ServeLimits
 from medzoo.app.serving.openai_schema import ChatCompletionRequest, ChatMessage
 from medzoo.core.errors import DataError
-from medzoo.core.inference import InferenceEngine, SamplingSettings
+from medzoo.core.inference import MIN_TEMPERATURE, InferenceEngine, InvalidSettings, SamplingSettings
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
 from medzoo.core.model.processor import EncodedSample
 
@@ -54,8 +55,42 @@ def conversation(messages: list[ChatMessage], loader: ImageLoader, limits: Serve
     return out, images
 
 
+def check_values(request: ChatCompletionRequest, limits: ServeLimits) -> None:
+    """The numeric fields in range (400 naming the field, its value and the allowed range), before any work."""
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = getattr(request, name)
+        if value is not None and value < 1:
+            raise RequestError(400, f"{name} is {value}; it must be at least 1", param=name)
+    if request.temperature is not None and math.isfinite(request.temperature) \
+            and request.temperature > limits.max_temperature:
+        raise RequestError(400, f"temperature is {request.temperature!r}; it must be 0 (greedy) or between "
+                           f"{MIN_TEMPERATURE:g} and {limits.max_temperature:g}", param="temperature")
+    try:
+        SamplingSettings(temperature=_or(request.temperature, 0.0), top_p=_or(request.top_p, 1.0),
+                         seed=request.seed).validate()
+    except InvalidSettings as error:
+        raise RequestError(400, str(error), param=error.field) from None
+
+
+def _or(value, default):
+    return default if value is None else value
+
+
+def check_prompt_size(messages: list[ChatMessage], max_chars: int) -> None:
+    """Refuse more text than ``max_chars`` characters in all, before anything is tokenised."""
+    total = 0
+    for message in messages:
+        parts = [message.content] if isinstance(message.content, str) else message.content
+        total += sum(len(part if isinstance(part, str) else part.text) for part in parts
+                     if isinstance(part, str) or part.type == "text")
+    if total > max_chars:
+        raise RequestError(400, f"the messages hold {total} characters of text; the limit is {max_chars}",
+                           param="messages", code="context_length_exceeded")
+
+
 def sampling(request: ChatCompletionRequest, prompt_tokens: int, context: int, limits: ServeLimits
              ) -> SamplingSettings:
+    check_values(request, limits)
     requested = request.max_completion_tokens or request.max_tokens
     if requested is not None and requested > limits.max_tokens_cap:
         raise RequestError(400, f"max_tokens is {requested}; the limit is {limits.max_tokens_cap}",
@@ -67,17 +102,28 @@ def sampling(request: ChatCompletionRequest, prompt_tokens: int, context: int, l
     stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
     if len(stops) > limits.max_stop_strings:
         raise RequestError(400, f"{len(stops)} stop strings; the limit is {limits.max_stop_strings}", param="stop")
-    return SamplingSettings(
+    settings = SamplingSettings(
         max_new_tokens=requested or min(limits.default_max_tokens, room),
-        temperature=request.temperature if request.temperature is not None else 0.0,
-        top_p=request.top_p if request.top_p is not None else 1.0,
+        temperature=_or(request.temperature, 0.0),
+        top_p=_or(request.top_p, 1.0),
         stop=tuple(s for s in stops if s),
         seed=request.seed,
     )
+    try:
+        return settings.validate()
+    except InvalidSettings as error:
+        raise RequestError(400, str(error), param=error.field) from None
 
 
 def prepare(request: ChatCompletionRequest, engine: InferenceEngine, loader: ImageLoader, limits: ServeLimits
             ) -> PreparedRequest:
+    """Checks (sizes and values first, cheapest first), images, then the prompt tokenised (outside the lock
+    that generation holds)."""
+    check_values(request, limits)
+    if len(request.messages) > limits.max_messages:
+        raise RequestError(400, f"{len(request.messages)} messages; the limit is {limits.max_messages}",
+                           param="messages")
+    check_prompt_size(request.messages, limits.prompt_chars(engine.context_length))
     messages, images = conversation(request.messages, loader, limits)
     try:
         sample = engine.encode(messages, images)

@@ -3,6 +3,7 @@ budget, stop strings, streaming callback and cancellation. Evaluation, chat and 
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Sequence
 
@@ -36,8 +37,13 @@ class InferenceEngine:
         self.model = model.eval()
         self.processor = processor_for(model, template_name)
         self.device = next(model.parameters()).device
-        #: fast tokenizers are not safe to use from several threads at once
+        #: fast tokenizers are not safe to use from several threads at once: generation decodes with the
+        #: model's tokenizer under ``tokenizer_lock``; prompts are encoded with a copy under ``encode_lock``, so
+        #: encoding a request never holds up a running batch
         self.tokenizer_lock = threading.Lock()
+        self.encode_lock = threading.Lock()
+        self._encoder = copy.copy(self.processor)
+        self._encoder.tokenizer = copy.deepcopy(model.tokenizer)
         tokenizer = model.tokenizer
         self.eos_ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
         config = model.language.model.config
@@ -49,13 +55,18 @@ class InferenceEngine:
 
     def encode(self, messages: Sequence[Message], images: Sequence[Image.Image]) -> EncodedSample:
         """The prompt for the assistant's next reply (raises ValueError / DataError on a bad conversation)."""
-        with self.tokenizer_lock:
-            sample = self.processor.encode_text(messages, len(images), add_generation_prompt=True)
+        with self.encode_lock:
+            sample = self._encoder.encode_text(messages, len(images), add_generation_prompt=True)
         sample.pixel_values = self.processor.image_transform.batch(list(images)) if images else None
         return sample
 
     def run(self, requests: Sequence[RowRequest]) -> list[Completion]:
-        """Answer all requests with one ``generate`` call, each row sampling on its own."""
+        """Answer all requests with one ``generate`` call, each row sampling on its own.
+
+        Raises :class:`InvalidSettings` before generating when a row's settings are out of range.
+        """
+        for request in requests:
+            request.settings.validate()
         return self._run(requests, shared_sampling=False)
 
     def answer(

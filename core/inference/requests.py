@@ -33,6 +33,8 @@ class RowRequest:
     settings: SamplingSettings
     on_text: Callable[[str], None] | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
+    #: set once some of the answer has gone to ``on_text`` (such a row cannot be generated again from scratch)
+    streamed: bool = False
 
 
 @dataclass

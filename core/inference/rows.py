@@ -48,6 +48,7 @@ class RowState:
 
     def _emit(self, text: str) -> None:
         if text and self.request.on_text is not None:
+            self.request.streamed = True
             self.request.on_text(text)
 
     def completion(self) -> Completion:
