@@ -58,6 +58,11 @@ CASES = [
      r"known: colon-inst, llava-json, med-vqa, pmc-captions"),
     ("bad-template", BASE + "stages:\n  - name: alignment\n    template: plane\n", [],
      r"stages\.alignment\.template: unknown template 'plane' \(did you mean \"plain\"\?\)"),
+    ("out-of-range", BASE + "stages:\n  - name: instruct\n    optimizer: {lr: -1.0}\n", [],
+     r"stages\.instruct\.optimizer\.lr: -1\.0 is out of range; expected a number > 0$"),
+    ("out-of-range-in-override", BASE, ["stages.instruct.optimizer.betas=[0.9]"],
+     r"stages\.instruct\.optimizer\.betas: \[0\.9\] is out of range; expected null \(the optimizer's default\) "
+     r"or two numbers, each in \[0, 1\)$"),
     ("bad-benchmark", BASE + "benchmarks:\n  - {name: vqarad}\n", [],
      r"benchmarks\[0\]\.name: unknown benchmark 'vqarad' \(did you mean \"vqa-rad\"\?\)"),
     ("bad-interpolation", BASE + "data:\n  root: ${data.rot}\n", [],

@@ -13,7 +13,8 @@ import click
 @click.option("--data", default=None, help="Benchmark file (default: the benchmark's own data path).")
 @click.option("--image-root", default=None, help="Folder the benchmark's image paths are relative to.")
 @click.option("--output-dir", "-d", required=True, type=click.Path(file_okay=False))
-@click.option("--batch-size", default=16, show_default=True)
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Questions answered per batch.")
 @click.option("--image-ablation", type=click.Choice(["noise", "blank"]), default=None,
               help="Also score with every image replaced, and report the drop.")
 @click.option("--option", "options", multiple=True, help="Benchmark option key=value (repeatable).")

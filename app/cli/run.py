@@ -26,7 +26,8 @@ def _leaderboard(run_dirs: list[Path], output: Path) -> str:
 @click.option("-o", "--override", "overrides", multiple=True, help="Recipe override key=value (repeatable).")
 @click.option("--fresh", is_flag=True, help="Ignore finished stages and answers already in the run directory.")
 @click.option("--image-ablation", type=click.Choice(["noise", "blank"]), default="noise", show_default=True)
-@click.option("--batch-size", default=16, show_default=True)
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Questions answered per batch.")
 def run_command(recipe, output_dir, overrides, fresh, image_ablation, batch_size) -> None:
     """Data -> every stage -> every benchmark -> leaderboard.md (default recipe: tiny)."""
     import shutil

@@ -4,13 +4,16 @@
    missing; interpolations (``${data.root}``) are left for step 2.
 2. ``to_config``: omegaconf merges the data into the schema and resolves interpolations.
 3. ``check_semantics``: what needs the resolved values or the plugins: plugin names exist, enumerations hold,
-   stage references resolve, optimizer and schedule options are ones the chosen plugins take.
+   numbers are in range (``STAGE_RANGES``), stage references resolve, optimizer and schedule options are ones the
+   chosen plugins take.
 
 Each step raises a one-line ``RecipeError`` naming the file and the key path.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,74 @@ MODEL_PLUGINS = {"vision": "vision_encoder", "connector": "connector", "language
 #: keyword arguments the trainer itself passes to optimizer and schedule plugins
 OPTIMIZER_ARGUMENTS = frozenset({"lr", "weight_decay"})
 SCHEDULE_ARGUMENTS = frozenset({"warmup_steps", "total_steps"})
+
+
+@dataclass(frozen=True)
+class Range:
+    """The finite numbers from ``low`` to ``high`` (open ends exclude the bound); ``unset``: values that mean
+    "not set" (null, or 0 where the trainer reads 0 as off) and are allowed besides."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+    unset: tuple[Any, ...] = ()
+    #: what an unset value means, for the message
+    meaning: str = ""
+
+    def allows(self, value: Any) -> bool:
+        if value is None:
+            return None in self.unset
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        if any(value == off for off in self.unset if off is not None):
+            return True
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        if self.low is not None and self.high is not None:
+            text = f"{kind} in {'(' if self.low_open else '['}{_number(self.low)}, {_number(self.high)}{')' if self.high_open else ']'}"
+        elif self.low is not None:
+            text = f"{kind} {'>' if self.low_open else '>='} {_number(self.low)}"
+        else:
+            text = f"{kind} {'<' if self.high_open else '<='} {_number(self.high)}"
+        if self.unset:
+            text += f", or {' / '.join('null' if off is None else _number(off) for off in self.unset)}"
+        return f"{text} ({self.meaning})" if self.meaning else text
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+POSITIVE = Range(low=0, low_open=True)
+NON_NEGATIVE = Range(low=0)
+COUNT = Range(low=1, integer=True)
+#: allowed values of a stage's numeric keys (relative to the stage); optimizer.betas has its own check
+STAGE_RANGES: dict[str, Range] = {
+    "optimizer.lr": POSITIVE,
+    "optimizer.weight_decay": NON_NEGATIVE,
+    "optimizer.momentum": Range(low=0, unset=(None,), meaning="the optimizer's default"),
+    "schedule.warmup_ratio": Range(low=0, high=1),
+    "epochs": POSITIVE,
+    "max_steps": Range(low=1, integer=True, unset=(None, 0), meaning="no step limit: epochs decide"),
+    "global_batch_size": COUNT,
+    "micro_batch_size": COUNT,
+    "max_length": COUNT,
+    "seed": Range(low=0, integer=True),
+    "save_every_steps": Range(low=1, integer=True, unset=(None, 0), meaning="no checkpoints during the stage"),
+    "max_grad_norm": Range(low=0, meaning="0: no clipping"),
+}
+#: allowed values of a dataset's numeric keys
+DATASET_RANGES: dict[str, Range] = {
+    "weight": NON_NEGATIVE,
+    "limit": Range(low=1, integer=True, unset=(None, 0), meaning="all records"),
+}
+BETA = Range(low=0, high=1, high_open=True)
 
 
 def validate(data: dict[str, Any], path: Path) -> DictConfig:
@@ -121,8 +192,12 @@ def _check_stage(path: Path, where: str, stage: Any, earlier: list[str]) -> None
         _check_plugin(path, f"{where}.tuning.{module}", "tuning", stage.tuning[module])
     for d, dataset in enumerate(stage.datasets):
         _check_plugin(path, f"{where}.datasets[{d}].name", "dataset", dataset.name)
-        if dataset.weight < 0:
-            raise RecipeError(f"{path}: {where}.datasets[{d}].weight: expected a weight >= 0, got {dataset.weight}")
+        for key, allowed in DATASET_RANGES.items():
+            _check_range(path, f"{where}.datasets[{d}].{key}", dataset[key], allowed)
+    for key, allowed in STAGE_RANGES.items():
+        section, _, leaf = key.rpartition(".")
+        _check_range(path, f"{where}.{key}", (stage[section] if section else stage)[leaf], allowed)
+    _check_betas(path, f"{where}.optimizer.betas", stage.optimizer.betas)
     if stage.global_batch_size < stage.micro_batch_size:
         raise RecipeError(
             f"{path}: {where}.global_batch_size: {stage.global_batch_size} is smaller than micro_batch_size {stage.micro_batch_size}"
@@ -154,6 +229,22 @@ def _check_options(
                 f"{path}: {section}.{key}: {kind} {name!r} takes no option {option!r}{did_you_mean(option, accepted)}; "
                 f"expected one of {', '.join(accepted) or '(none)'}"
             )
+
+
+def _check_range(path: Path, key: str, value: Any, allowed: Range) -> None:
+    if not allowed.allows(value):
+        raise RecipeError(f"{path}: {key}: {value!r} is out of range; expected {allowed.describe()}")
+
+
+def _check_betas(path: Path, key: str, betas: Any) -> None:
+    """null (the optimizer's default) or exactly two numbers, each in [0, 1)."""
+    if betas is None:
+        return
+    values = list(betas)
+    expected = f"null (the optimizer's default) or two numbers, each {BETA.describe().removeprefix('a number ')}"
+    if len(values) != 2 or not all(BETA.allows(value) for value in values):
+        shown = "[" + ", ".join(repr(value) for value in values) + "]"
+        raise RecipeError(f"{path}: {key}: {shown} is out of range; expected {expected}")
 
 
 def _check_choice(path: Path, key: str, value: Any, choices: tuple[str, ...]) -> None:
