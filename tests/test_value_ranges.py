@@ -93,3 +93,30 @@ def test_batch_size_must_be_positive(tmp_path, monkeypatch, command, value):
     assert result.exit_code == 2, result.output
     assert "--batch-size" in result.output and "x>=1" in result.output, result.output
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["serve", "MODEL", "--port", "-1"],
+        ["serve", "MODEL", "--max-batch-size", "0"],
+        ["serve", "MODEL", "--max-pending", "0"],
+        ["serve", "MODEL", "--max-tokens-cap", "0"],
+        ["serve", "MODEL", "--max-image-pixels", "0"],
+        ["serve", "MODEL", "--max-prompt-chars", "0"],
+        ["serve", "MODEL", "--threads", "0"],
+        ["chat", "MODEL", "--max-new-tokens", "0"],
+        ["speed", "--full-layers", "0"],
+    ],
+    ids=lambda args: f"{args[0]} {args[-2]}",
+)
+def test_cli_refuses_integer_options_out_of_range(args, tmp_path):
+    from click.testing import CliRunner
+
+    from medzoo.app.cli.main import cli
+
+    (tmp_path / "model").mkdir()
+    args = [str(tmp_path / "model") if a == "MODEL" else a for a in args]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "is not in the range" in result.output or "Invalid value" in result.output

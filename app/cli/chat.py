@@ -47,7 +47,7 @@ class ChatSession:
 @click.option("--image", type=click.Path(exists=True, dir_okay=False), default=None, help="Image to talk about.")
 @click.option("--temperature", default=0.0, show_default=True, help="0 = greedy decoding.")
 @click.option("--top-p", default=1.0, show_default=True)
-@click.option("--max-new-tokens", default=256, show_default=True)
+@click.option("--max-new-tokens", default=256, show_default=True, type=click.IntRange(1))
 @click.option("--seed", type=int, default=None)
 @click.option("--system", default=None, help="System message (when the template uses one).")
 @click.option("--device", default="auto", show_default=True)

@@ -13,7 +13,7 @@ from medzoo.core.dtypes import DTYPE_NAMES
 @click.command("serve")
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
-@click.option("--port", default=8000, show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--api-key", default=None, envvar="MEDZOO_API_KEY", help="Require 'Authorization: Bearer KEY'.")
 @click.option("--image-folder", type=click.Path(exists=True, file_okay=False), default=None,
               help="Allow image_url values that are paths inside this folder.")
@@ -23,16 +23,16 @@ from medzoo.core.dtypes import DTYPE_NAMES
 @click.option("--batch-window-ms", default=10.0, show_default=True, help="Wait this long to gather a batch.")
 @click.option("--batch-max-wait-ms", default=50.0, show_default=True,
               help="After the window, keep gathering while requests are still being read, up to this long.")
-@click.option("--max-batch-size", default=32, show_default=True)
-@click.option("--max-pending", default=256, show_default=True, help="Queued requests beyond this get 503.")
-@click.option("--max-tokens-cap", default=1024, show_default=True)
-@click.option("--max-images", default=1, show_default=True, help="Images per request.")
+@click.option("--max-batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--max-pending", default=256, show_default=True, type=click.IntRange(1), help="Queued requests beyond this get 503.")
+@click.option("--max-tokens-cap", default=1024, show_default=True, type=click.IntRange(1))
+@click.option("--max-images", default=1, show_default=True, type=click.IntRange(0), help="Images per request.")
 @click.option("--max-image-mb", default=10.0, show_default=True)
-@click.option("--max-image-pixels", default=4096 * 4096, show_default=True)
+@click.option("--max-image-pixels", default=4096 * 4096, show_default=True, type=click.IntRange(1))
 @click.option("--max-body-mb", default=20.0, show_default=True)
-@click.option("--max-prompt-chars", type=int, default=None,
+@click.option("--max-prompt-chars", type=click.IntRange(1), default=None,
               help="Characters of text per request, checked before tokenising (default: 8 x the context length).")
-@click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice).")
+@click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for torch (default: torch's choice).")
 def serve_command(model_dir, host, port, api_key, image_folder, model_name, device, dtype, batch_window_ms,
                   batch_max_wait_ms, max_batch_size, max_pending, max_tokens_cap, max_images, max_image_mb, max_image_pixels,
                   max_body_mb, max_prompt_chars, threads) -> None:

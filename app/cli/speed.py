@@ -17,7 +17,7 @@ import click
 @click.option("--questions", default=32, show_default=True, type=click.IntRange(1), help="Inference questions.")
 @click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--gpu/--no-gpu", "gpu", default=None, help="GPU section (default: when CUDA is available).")
-@click.option("--full-layers", default=16, show_default=True, help="Decoder layers of the GPU full fine-tuning run.")
+@click.option("--full-layers", default=16, show_default=True, type=click.IntRange(1), help="Decoder layers of the GPU full fine-tuning run.")
 @click.option("--skip", type=click.Choice(["training", "inference", "levers"]), multiple=True, help="Leave a section out.")
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="torch intra-op threads (1 is steadier when other processes share the cores).")
