@@ -68,13 +68,31 @@ def gather_training_state(
 
 
 def rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every random generator's state in plain types and tensors (loadable with ``weights_only=True``)."""
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    numpy_state = [name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached_gaussian)]
+    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, position, has_gauss, cached_gaussian = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
     torch.set_rng_state(state["torch"])
+
+
+def load_training_state(path: Path) -> dict[str, Any]:
+    """``state.pt`` read with ``weights_only=True``: tensors and plain values only, so a run directory from
+    someone else cannot run code on ``--resume``."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TrainingError(
+            f"{path}: not a training state medzoo can read safely (tensors and plain values only; "
+            f"written by an older medzoo or not by medzoo): {first}"
+        ) from None
 
 
 def save_checkpoint(
@@ -147,7 +165,7 @@ def load_checkpoint(
         raise TrainingError(
             f"{path}: checkpoint written by {engine!r} training; resume with the launch config that wrote it"
         )
-    state = torch.load(path / "state.pt", weights_only=False)
+    state = load_training_state(path / "state.pt")
     if deepspeed:
         if info.get("processes") != accelerator.num_processes:
             raise TrainingError(
