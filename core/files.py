@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from medzoo.core.errors import MedzooError
+
 
 def write_atomically(path: str | Path, data: str | bytes, encoding: str = "utf-8") -> Path:
     """Write ``data`` to a temporary file beside ``path``, flush it to disk and rename it into place."""
@@ -34,11 +36,48 @@ def write_json_atomically(path: str | Path, payload: Any, **dumps: Any) -> Path:
     return write_atomically(path, json.dumps(payload, **dumps) + "\n")
 
 
+class NotOursError(MedzooError):
+    """An output path holds something medzoo did not write; medzoo refuses to replace or delete it."""
+
+
+def refuse_unless_ours(path: str | Path, marker: str, what: str) -> None:
+    """Raise :class:`NotOursError` when ``path`` exists, is not an empty folder and lacks ``marker``.
+
+    ``marker`` is a file medzoo writes into every folder of that kind (a model's manifest, a run's recipe); an
+    existing folder without it was written by someone else, and replacing it would destroy their data.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    if path.is_dir() and (path / marker).is_file():
+        return
+    if path.is_dir() and not any(path.iterdir()):
+        return
+    kind = "a folder" if path.is_dir() else "a file"
+    raise NotOursError(
+        f"{path}: {kind} medzoo did not write (no {marker}); refusing to replace it with {what}: "
+        "choose another output or remove it yourself"
+    )
+
+
+def refuse_overlap(output: str | Path, source: str | Path, option: str = "--output") -> None:
+    """Raise :class:`NotOursError` when writing ``output`` would replace ``source`` or a folder holding it."""
+    target, origin = Path(output).resolve(), Path(source).resolve()
+    if target == origin or origin.is_relative_to(target) or target.is_relative_to(origin):
+        raise NotOursError(f"{option} {output}: overlaps the source {source}; write the result somewhere else")
+
+
 @contextmanager
-def atomic_directory(directory: str | Path) -> Iterator[Path]:
+def atomic_directory(directory: str | Path, owned_marker: str | None = None, what: str = "new output") -> Iterator[Path]:
     """Yield an empty staging folder beside ``directory``; when the block succeeds it replaces ``directory`` (an
-    existing one is moved aside first and removed after), when it raises the staging folder is removed."""
+    existing one is moved aside first and removed after), when it raises the staging folder is removed.
+
+    With ``owned_marker``, an existing ``directory`` is replaced only when it holds that file (medzoo wrote it) or
+    is empty; anything else raises :class:`NotOursError` before any work is done.
+    """
     directory = Path(directory)
+    if owned_marker is not None:
+        refuse_unless_ours(directory, owned_marker, what)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:

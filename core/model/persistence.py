@@ -92,7 +92,7 @@ def _save_modules(model: MultimodalModel, staging: Path, saved: set[str], adapte
 def save_model(model: MultimodalModel, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Write the model directory atomically (a temporary sibling renamed into place)."""
     directory = Path(directory)
-    with atomic_directory(directory) as staging:
+    with atomic_directory(directory, owned_marker=MANIFEST, what="a model") as staging:
         saved = modules_to_save(model)
         adapters = adapted_modules(model)
         manifest = _manifest(model, saved, extra)
