@@ -9,13 +9,18 @@ from medzoo.core.model.build import as_dict
 
 
 def ensure_data(recipe: Any, echo=print) -> None:
-    """Create the built-in synthetic set when the recipe asks for it (``data.synthesize``) and it is missing."""
+    """Create the built-in synthetic set when the recipe asks for it (``data.synthesize``) and it is missing or
+    its synthesis was interrupted (manifest marked incomplete); a folder holding data medzoo did not synthesise
+    is refused, never written over (see :func:`synthesize`)."""
     if not recipe.data.synthesize:
         return
-    root = Path(recipe.data.root)
-    if (root / "manifest.json").is_file():
-        return
-    from medzoo.plugins.data.synth.generate import synthesize
+    from medzoo.plugins.data.synth.generate import refuse_foreign_data, synthesis_state, synthesize
 
-    echo(f"synthesising the built-in data set into {root}")
+    root = Path(recipe.data.root)
+    state = synthesis_state(root)
+    if state == "complete":
+        return
+    refuse_foreign_data(root)
+    why = "its last synthesis was interrupted" if state == "incomplete" else "it is missing"
+    echo(f"synthesising the built-in data set into {root} ({why})")
     synthesize(root, **as_dict(recipe.data.synth_options))

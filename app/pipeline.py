@@ -10,6 +10,7 @@ from medzoo.core.evaluation.evaluate_model import evaluate
 from medzoo.core.model.build import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.training.run import train_recipe
+from medzoo.core.training.run_folder import clear_run
 
 
 def run_recipe(
@@ -19,10 +20,22 @@ def run_recipe(
     batch_size: int = 16,
     image_ablation: str | None = None,
     echo=print,
+    allow_recipe_change: bool = False,
+    fresh: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """Train and evaluate ``recipe``; results land in ``output_dir/eval/<benchmark>/metrics.json``."""
+    """Train and evaluate ``recipe``; results land in ``output_dir/eval/<benchmark>/metrics.json``.
+
+    ``fresh`` first removes what medzoo wrote into ``output_dir`` (trained stages, final model, answers), never
+    anything else (see :func:`clear_run`); ``allow_recipe_change`` lets a resumed run continue with a recipe that
+    trains differently from the one it started with.
+    """
     output_dir = Path(output_dir)
-    final = train_recipe(recipe, output_dir, resume=resume, echo=echo, prepare_data=ensure_data)
+    if fresh:
+        removed = clear_run(output_dir)
+        if removed:
+            echo(f"--fresh: removed {', '.join(removed)} from {output_dir}")
+    final = train_recipe(recipe, output_dir, resume=resume, echo=echo, prepare_data=ensure_data,
+                         allow_recipe_change=allow_recipe_change)
     model = MultimodalModel.from_pretrained(str(final))
     results = {}
     for benchmark in recipe.benchmarks:

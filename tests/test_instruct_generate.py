@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from support import fake_openai as openai_fake_server
 
-from medzoo.core.errors import DataError, PluginError
+from medzoo.core.errors import DataError, MedzooError, PluginError
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 from medzoo.core.interfaces.instruct_backend import BackendReply
 from medzoo.plugins.instruct.backend_factory import create_backend
@@ -333,19 +333,33 @@ def test_hf_backend_generates_counts_and_caches(tiny_causal_lm, tmp_path):
         "--model", str(tiny_causal_lm), "--max-tokens", "8", "--concurrency", "2",
         "--cache-dir", str(tmp_path / "cache"),
     ]
-    run_cli(args)
-    summary = json.loads((tmp_path / "instruct.summary.json").read_text())
-    # gibberish from a random model: every conversation is counted as unparseable, none silently kept
+    from medzoo.app.cli.instruct import instruct
+
+    def generate_once():
+        result = CliRunner().invoke(instruct, args)
+        if result.exit_code == 0:
+            return json.loads((tmp_path / "instruct.summary.json").read_text()), None
+        # a run that keeps nothing fails with its counts and writes nothing
+        assert isinstance(result.exception, MedzooError), result.output
+        assert not output.exists() and not (tmp_path / "instruct.summary.json").exists()
+        return None, str(result.exception)
+
+    summary, error = generate_once()
+    allowed = {"no user/assistant turns found", "every turn mentioned the caption or context"}
+    if summary is None:
+        # gibberish from a random model: every conversation is counted as unparseable, none silently kept
+        assert "\n" not in error and "0 of 3 conversations kept" in error and "first failure: PMC0000_F1" in error
+        assert any(reason in error for reason in allowed) and "3 requests sent, 0 cached" in error
+        _, again = generate_once()
+        assert "0 requests sent, 3 cached" in again
+        return
     assert summary["conversations"]["kept"] + sum(summary["conversations"]["dropped"].values()) == 3
-    assert set(summary["conversations"]["dropped"]) <= {
-        "no user/assistant turns found", "every turn mentioned the caption or context"
-    }
+    assert set(summary["conversations"]["dropped"]) <= allowed
     assert len(json.loads(output.read_text())) == summary["conversations"]["kept"]
     usage = summary["usage"]
     assert usage["requests_sent"] == 3 and usage["cache_hits"] == 0
     assert 0 < usage["completion_tokens"] <= 3 * 8 and usage["prompt_tokens"] > 3 * 100
-    run_cli(args)
-    again = json.loads((tmp_path / "instruct.summary.json").read_text())
+    again, _ = generate_once()
     assert again["usage"]["requests_sent"] == 0 and again["usage"]["cache_hits"] == 3
     assert again["conversations"] == summary["conversations"]
 

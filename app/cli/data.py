@@ -32,19 +32,23 @@ def data() -> None:
 @click.option("--seed", default=None, type=int, help="Random seed (same seed: byte-identical files).")
 @click.option("--size", "sizes", multiple=True, metavar="KEY=N",
               help="Images per split over all domains: train=N, val=N, test=N (repeatable).")
-@click.option("--overwrite", is_flag=True, help="Replace a previous synthetic data set in OUTPUT.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a previous synthetic data set in OUTPUT (only one medzoo synthesised: its manifest says so).")
 def synth(output: Path, seed: int | None, sizes: tuple[str, ...], overwrite: bool) -> None:
     """Write the synthetic biomedical data set (images, captions, LLaVA-Med, VQA-RAD, SLAKE, PathVQA, ColonINST)."""
     from medzoo.plugins.data.synth import DEFAULT_SEED, synthesize
-    from medzoo.plugins.data.synth.generate import OUTPUT_ENTRIES, resolve_sizes
+    from medzoo.plugins.data.synth.generate import OUTPUT_ENTRIES, refuse_foreign_data, resolve_sizes
 
     requested = resolve_sizes(parse_sizes(sizes))
+    refuse_foreign_data(output)  # real-named files without medzoo's synthesis manifest are never replaced
     existing = [entry for entry in OUTPUT_ENTRIES if (output / entry).exists()]
     if existing and not overwrite:
         raise DataError(f"{output}: already holds {', '.join(existing)}; pass --overwrite to replace them")
     for entry in existing:
+        if entry == "manifest.json":
+            continue  # removed last: a removal cut short leaves a folder still marked as medzoo's
         target = output / entry
-        if target.is_dir():
+        if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         else:
             target.unlink()

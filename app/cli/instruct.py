@@ -76,6 +76,8 @@ def instruct() -> None:
 @click.option("--max-tokens", default=1024, show_default=True, type=click.IntRange(min=1))
 @click.option("--limit", default=None, type=click.IntRange(min=1), help="Only the first N caption records.")
 @click.option("--on-bad-record", type=click.Choice(["skip", "error"]), default="skip", show_default=True)
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing OUTPUT that instruct generate did not write (no summary beside it naming it).")
 @backend_options
 def generate(
     captions: Path,
@@ -84,21 +86,29 @@ def generate(
     max_tokens: int,
     limit: int | None,
     on_bad_record: str,
+    overwrite: bool,
     temperature: float,
     seed: int,
     cache_dir: Path | None,
     **runner_flags: Any,
 ) -> None:
-    """Generate one conversation per caption with a text-only LLM and write LLaVA instruction json."""
+    """Generate one conversation per caption with a text-only LLM and write LLaVA instruction json.
+
+    A run that keeps no conversation fails with its counts and leaves OUTPUT as it was.
+    """
     from medzoo.plugins.instruct.captions import read_captions
     from medzoo.plugins.instruct.generate import (
         GenerationSettings,
         generate_instructions,
         generation_summary,
+        previous_conversations,
+        refuse_empty,
+        refuse_to_replace,
         summary_path,
         write_json_atomic,
     )
 
+    refuse_to_replace(output, captions, overwrite)
     records, report = read_captions(captions, on_bad_record=on_bad_record)  # type: ignore[arg-type]
     if limit is not None:
         records = records[:limit]
@@ -117,14 +127,20 @@ def generate(
             await runner.backend.aclose()
 
     result = asyncio.run(run())
-    summary = generation_summary(result, report, runner, settings)
+    refuse_empty(result, report, runner, output)
+    previous = previous_conversations(output)
+    summary = generation_summary(result, report, runner, settings, output=output)
+    if previous is not None and previous > len(result.records):
+        summary["conversations"]["previously_kept"] = previous
     write_json_atomic(output, result.records)
     write_json_atomic(summary_path(output), summary)
     usage = summary["usage"]
     dropped = ", ".join(f"{reason}: {count}" for reason, count in summary["conversations"]["dropped"].items())
+    shrunk = previous is not None and previous > len(result.records)
     click.echo(
         f"{output}: {len(result.records)} conversations kept"
         + (f", dropped {dropped}" if dropped else "")
+        + (f"; fewer than the {previous} the file held before" if shrunk else "")
         + f"; tokens spent {usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion"
         + f" ({usage['requests_sent']} requests, {usage['cache_hits']} cached); summary {summary_path(output)}"
     )

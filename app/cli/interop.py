@@ -39,9 +39,12 @@ def import_command(source, format_, output, dtype, tokenizer, template, vision_t
 @click.option("--dtype", type=DTYPE_CHOICE, default=None, help="Weights dtype (default: the model's).")
 def export_command(model_dir, format_, output, dtype) -> None:
     """Export the medzoo model in MODEL_DIR for transformers' LlavaForConditionalGeneration and vLLM."""
-    from medzoo.app.interop.hf_llava_export import check_exportable, export_hf_llava
+    from medzoo.app.interop.hf_llava_export import EXPORT_MARKER, check_exportable, export_hf_llava
+    from medzoo.core.files import refuse_overlap, refuse_unless_ours
     from medzoo.core.model.multimodal import MultimodalModel
 
+    refuse_overlap(output, model_dir, "--output")
+    refuse_unless_ours(output, EXPORT_MARKER, "an hf-llava export")
     model = MultimodalModel.from_pretrained(model_dir)
     check_exportable(model)
     report = export_hf_llava(model, output, dtype=dtype)
@@ -59,9 +62,13 @@ def export_command(model_dir, format_, output, dtype) -> None:
 @click.option("--vision-tower", default=None, help="CLIP hub id or directory replacing mm_vision_tower.")
 def apply_delta_command(base, delta, output, output_format, dtype, vision_tower) -> None:
     """Rebuild LLaVA-Med v1.0 (target = base + delta, tensor by tensor)."""
-    from medzoo.app.interop.delta import apply_delta_dirs, write_checkpoint
-    from medzoo.app.interop.llava_import import convert_checkpoint, write_imported
+    from medzoo.app.interop.delta import apply_delta_dirs, refuse_checkpoint_output, write_checkpoint
+    from medzoo.app.interop.llava_import import convert_checkpoint, refuse_import_output, write_imported
 
+    if output_format == "llava":
+        refuse_checkpoint_output(Path(output), base, delta)
+    else:
+        refuse_import_output(Path(output), base, delta)
     target, config, delta_dir, report = apply_delta_dirs(base, delta)
     for line in report.lines():
         click.echo(line)

@@ -11,12 +11,18 @@ DEFAULT_RECIPE = "tiny"
 
 
 def _leaderboard(run_dirs: list[Path], output: Path) -> str:
+    from medzoo.core.files import write_atomically
     from medzoo.plugins.leaderboard.ablation import render_ablation_markdown
     from medzoo.plugins.leaderboard.render import render_run_dirs
 
     text = render_run_dirs([str(p) for p in run_dirs], fmt="md") + render_ablation_markdown(run_dirs)
-    output.write_text(text)
+    write_atomically(output, text)
     return text
+
+
+ALLOW_RECIPE_CHANGE = click.option(
+    "--allow-recipe-change", is_flag=True,
+    help="Continue a run whose recipe (or -o overrides) now trains differently from the one it started with.")
 
 
 @click.command("run")
@@ -24,22 +30,26 @@ def _leaderboard(run_dirs: list[Path], output: Path) -> str:
 @click.option("--output-dir", "-d", default=None, type=click.Path(file_okay=False),
               help="Run directory (default: runs/<recipe>).")
 @click.option("-o", "--override", "overrides", multiple=True, help="Recipe override key=value (repeatable).")
-@click.option("--fresh", is_flag=True, help="Ignore finished stages and answers already in the run directory.")
+@click.option("--fresh", is_flag=True,
+              help="Start over: remove the stages, final model and answers medzoo wrote into the run directory "
+                   "(a folder medzoo did not write is refused).")
+@ALLOW_RECIPE_CHANGE
 @click.option("--image-ablation", type=click.Choice(["noise", "blank"]), default="noise", show_default=True)
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1),
               help="Questions answered per batch.")
-def run_command(recipe, output_dir, overrides, fresh, image_ablation, batch_size) -> None:
-    """Data -> every stage -> every benchmark -> leaderboard.md (default recipe: tiny)."""
-    import shutil
-
+def run_command(recipe, output_dir, overrides, fresh, allow_recipe_change, image_ablation, batch_size) -> None:
+    """Data -> every stage -> every benchmark -> leaderboard.md (default recipe: tiny); runs again resume."""
     from medzoo.app.pipeline import run_recipe
     from medzoo.core.recipes.loading import load_recipe
+    from medzoo.core.training.run_folder import RecipeChangedError
 
     config = load_recipe(recipe, list(overrides)).config
     output = Path(output_dir or f"runs/{config.name}")
-    if fresh:
-        shutil.rmtree(output, ignore_errors=True)
-    run_recipe(config, output, resume=True, batch_size=batch_size, image_ablation=image_ablation, echo=click.echo)
+    try:
+        run_recipe(config, output, resume=True, batch_size=batch_size, image_ablation=image_ablation,
+                   echo=click.echo, allow_recipe_change=allow_recipe_change, fresh=fresh)
+    except RecipeChangedError as error:
+        raise RecipeChangedError(f"{error}, or --fresh to start the run over") from None
     click.echo(_leaderboard([output], output / "leaderboard.md"))
 
 
@@ -50,7 +60,8 @@ def run_command(recipe, output_dir, overrides, fresh, image_ablation, batch_size
 @click.option("-o", "--override", "overrides", multiple=True, help="Override applied to every combination.")
 @click.option("--output-dir", "-d", required=True, type=click.Path(file_okay=False))
 @click.option("--image-ablation", type=click.Choice(["noise", "blank"]), default=None)
-def sweep_command(recipe, grids, overrides, output_dir, image_ablation) -> None:
+@ALLOW_RECIPE_CHANGE
+def sweep_command(recipe, grids, overrides, output_dir, image_ablation, allow_recipe_change) -> None:
     """Train and evaluate RECIPE once per combination of the grid, then write the sweep's leaderboard."""
     from medzoo.app.pipeline import run_recipe
     from medzoo.core.errors import RecipeError
@@ -70,6 +81,7 @@ def sweep_command(recipe, grids, overrides, output_dir, image_ablation) -> None:
         config = load_recipe(recipe, settings).config
         config.name = f"{config.name}[{label}]"
         click.echo(f"== {label}")
-        run_recipe(config, output / label, resume=True, image_ablation=image_ablation, echo=click.echo)
+        run_recipe(config, output / label, resume=True, image_ablation=image_ablation, echo=click.echo,
+                   allow_recipe_change=allow_recipe_change)
         run_dirs.append(output / label)
     click.echo(_leaderboard(run_dirs, output / "leaderboard.md"))

@@ -20,15 +20,19 @@ def _load(recipe: str, overrides: tuple[str, ...]):
 @click.option("--output-dir", "-d", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("-o", "--override", "overrides", multiple=True, help="Recipe override key=value (repeatable).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the run directory.")
-def train(recipe: str, output_dir: str, overrides: tuple[str, ...], resume: bool) -> None:
-    """Train every stage of RECIPE (a recipe name or YAML path)."""
+@click.option("--allow-recipe-change", is_flag=True,
+              help="With --resume: continue although the recipe now trains differently from the one the run started with.")
+def train(recipe: str, output_dir: str, overrides: tuple[str, ...], resume: bool, allow_recipe_change: bool) -> None:
+    """Train every stage of RECIPE (a recipe name or YAML path); a run directory that already holds a run needs
+    --resume."""
     from accelerate import PartialState
 
     from medzoo.app.data_setup import ensure_data
     from medzoo.core.training.run import train_recipe
 
     config = _load(recipe, overrides)
-    final = train_recipe(config, output_dir, resume=resume, echo=click.echo, prepare_data=ensure_data)
+    final = train_recipe(config, output_dir, resume=resume, echo=click.echo, prepare_data=ensure_data,
+                         allow_recipe_change=allow_recipe_change)
     if PartialState().is_main_process:  # under `accelerate launch` every process returns here
         click.echo(f"final model: {final}")
 
@@ -37,10 +41,15 @@ def train(recipe: str, output_dir: str, overrides: tuple[str, ...], resume: bool
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--output", "-o", "output", required=True, type=click.Path(file_okay=False))
 def merge_lora_command(model_dir: str, output: str) -> None:
-    """Fold the LoRA adapters of MODEL_DIR into the base weights and save a plain model."""
+    """Fold the LoRA adapters of MODEL_DIR into the base weights and save a plain model (OUTPUT must not hold
+    MODEL_DIR, and a folder there that is not a medzoo model is refused)."""
+    from medzoo.core.files import refuse_overlap, refuse_unless_ours
     from medzoo.core.model.adapters import merge_adapters
     from medzoo.core.model.multimodal import MultimodalModel
+    from medzoo.core.model.persistence import MANIFEST
 
+    refuse_overlap(output, model_dir, "--output")
+    refuse_unless_ours(output, MANIFEST, "a merged model")
     model = MultimodalModel.from_pretrained(model_dir)
     merged = merge_adapters(model)
     if not merged:

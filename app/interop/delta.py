@@ -29,8 +29,11 @@ from medzoo.app.interop.checkpoint_files import (
     safetensors_metadata,
     save_state_dict,
 )
+from medzoo.core.files import atomic_directory, refuse_overlap, refuse_unless_ours
 
 DELTA_MARKER = "medzoo_delta"
+#: written into every checkpoint folder medzoo writes (merged checkpoints, deltas): such a folder may be replaced
+CHECKPOINT_MARKER = "medzoo_checkpoint.json"
 TARGET_DTYPES_KEY = "medzoo_target_dtypes"
 #: non-weight files copied along with deltas and merged checkpoints (tokenizer, configs)
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
@@ -157,26 +160,41 @@ def apply_delta_dirs(base_source: str, delta_source: str) -> tuple[dict[str, tor
 
 
 def write_checkpoint(tensors: dict[str, torch.Tensor], config: dict[str, Any], companion: Path, output: Path,
-                     metadata: dict[str, str] | None = None) -> None:
-    """Write tensors + ``config.json`` in the official layout, copying the companion's tokenizer files."""
-    output.mkdir(parents=True, exist_ok=True)
-    _copy_companion_files(companion, output)
-    save_state_dict(tensors, output, metadata=metadata)
-    (output / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+                     metadata: dict[str, str] | None = None, kind: str = "merged checkpoint") -> None:
+    """Write tensors + ``config.json`` in the official layout, copying the companion's tokenizer files.
+
+    The folder appears whole or not at all, with a ``medzoo_checkpoint.json`` marker; an existing ``output`` is
+    replaced only when it is empty or holds that marker (medzoo wrote it), anything else is refused.
+    """
+    with atomic_directory(output, owned_marker=CHECKPOINT_MARKER, what=f"a {kind}") as staging:
+        _copy_companion_files(companion, staging)
+        save_state_dict(tensors, staging, metadata=metadata)
+        (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        (staging / CHECKPOINT_MARKER).write_text(json.dumps({"written_by": "medzoo", "kind": kind}) + "\n")
+
+
+def refuse_checkpoint_output(output: Path, *sources: str) -> None:
+    """Before anything is read: ``output`` overlaps no local source and is empty, missing or medzoo's."""
+    for source in sources:
+        if Path(source).expanduser().exists():
+            refuse_overlap(output, Path(source).expanduser(), "--output")
+    refuse_unless_ours(output, CHECKPOINT_MARKER, "a checkpoint")
 
 
 def make_delta_dirs(base_source: str, target_source: str, output: Path) -> DeltaReport:
+    refuse_checkpoint_output(output, base_source, target_source)
     base_dir = resolve_checkpoint_dir(base_source)
     target_dir = resolve_checkpoint_dir(target_source)
     config = read_config(target_dir)
     delta, dtypes, report = make_delta(load_state_dict(base_dir), load_state_dict(target_dir))
     config[DELTA_MARKER] = {"base": str(base_source), "apply_with": "medzoo apply-delta"}
-    write_checkpoint(delta, config, target_dir, output, metadata={TARGET_DTYPES_KEY: json.dumps(dtypes)})
+    write_checkpoint(delta, config, target_dir, output, metadata={TARGET_DTYPES_KEY: json.dumps(dtypes)},
+                     kind="delta")
     return report
 
 
 def _copy_companion_files(source: Path, output: Path) -> None:
-    skipped = {*WEIGHT_INDEXES, CONFIG_FILE}
+    skipped = {*WEIGHT_INDEXES, CONFIG_FILE, CHECKPOINT_MARKER}
     for path in source.iterdir():
         if path.is_file() and not path.name.endswith(WEIGHT_SUFFIXES) and path.name not in skipped:
             shutil.copy2(path, output / path.name)

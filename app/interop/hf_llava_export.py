@@ -28,6 +28,7 @@ from medzoo.app.interop import InteropError
 from medzoo.app.interop.chat_templates import calibrated_chat_template, chat_template_for
 from medzoo.app.interop.checkpoint_files import DEFAULT_SHARD_BYTES, save_state_dict
 from medzoo.core.dtypes import torch_dtype
+from medzoo.core.files import atomic_directory, refuse_unless_ours
 from medzoo.core.model.adapters import merge_adapters
 from medzoo.core.model.multimodal import MultimodalModel
 
@@ -104,27 +105,31 @@ def export_hf_llava(
     dtype: str | None = None,
     max_shard_bytes: int = DEFAULT_SHARD_BYTES,
 ) -> ExportReport:
-    """Write ``model`` (LoRA merged first, in place) to ``output`` in the llava-hf layout."""
+    """Write ``model`` (LoRA merged first, in place) to ``output`` in the llava-hf layout.
+
+    The folder appears whole or not at all; an existing ``output`` is replaced only when it is empty or an
+    earlier export (it holds ``medzoo_export.json``), anything else is refused before any work is done.
+    """
     check_exportable(model)
+    refuse_unless_ours(output, EXPORT_MARKER, "an hf-llava export")
     report = ExportReport(Path(output))
     report.merged_lora = merge_adapters(model)
     target_dtype = torch_dtype(dtype) if dtype else model.dtype
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    tensors = hf_llava_state_dict(model, target_dtype)
-    files = save_state_dict(tensors, output, max_shard_bytes)
-    report.files = [file.name for file in files]
-    config = hf_llava_config(model, target_dtype)
-    _write_json(output / "config.json", config)
-    _write_json(output / "generation_config.json", generation_config(model))
-    report.files += ["config.json", "generation_config.json"]
-    report.files += write_processor_files(model, output, report)
-    _write_json(output / EXPORT_MARKER, {
-        "format": "hf-llava",
-        "medzoo_model": model.spec,
-        "template": model.language.template_name,
-        "dtype": str(target_dtype).removeprefix("torch."),
-    })
+    with atomic_directory(output, owned_marker=EXPORT_MARKER, what="an hf-llava export") as staging:
+        tensors = hf_llava_state_dict(model, target_dtype)
+        files = save_state_dict(tensors, staging, max_shard_bytes)
+        report.files = [file.name for file in files]
+        config = hf_llava_config(model, target_dtype)
+        _write_json(staging / "config.json", config)
+        _write_json(staging / "generation_config.json", generation_config(model))
+        report.files += ["config.json", "generation_config.json"]
+        report.files += write_processor_files(model, staging, report)
+        _write_json(staging / EXPORT_MARKER, {
+            "format": "hf-llava",
+            "medzoo_model": model.spec,
+            "template": model.language.template_name,
+            "dtype": str(target_dtype).removeprefix("torch."),
+        })
     return report
 
 

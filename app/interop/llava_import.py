@@ -29,6 +29,7 @@ from medzoo.app.interop import InteropError
 from medzoo.app.interop.checkpoint_files import load_state_dict, read_config, resolve_checkpoint_dir
 from medzoo.core.dtypes import DTYPE_NAMES, torch_dtype
 from medzoo.core.errors import MedzooError
+from medzoo.core.files import refuse_overlap, refuse_unless_ours
 from medzoo.core.model.build import build_connector
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
@@ -146,7 +147,12 @@ def import_checkpoint(
     template: str | None = None,
     vision_tower: str | None = None,
 ) -> ImportReport:
-    """Read the checkpoint at ``source`` (directory or hub id) and write a medzoo model directory to ``output``."""
+    """Read the checkpoint at ``source`` (directory or hub id) and write a medzoo model directory to ``output``.
+
+    ``output`` may not be, hold or lie inside a local ``source``, and a folder there that is not a medzoo model is
+    refused: both before anything is read.
+    """
+    refuse_import_output(Path(output), source)
     directory = resolve_checkpoint_dir(source)
     config = read_config(directory)
     state = load_state_dict(directory)
@@ -202,6 +208,16 @@ def convert_checkpoint(
     if dtype_name not in DTYPE_NAMES:
         raise InteropError(f"dtype {dtype_name!r} is not supported; expected one of {', '.join(DTYPE_NAMES)}")
     return model.to(torch_dtype(dtype_name)).eval(), report
+
+
+def refuse_import_output(output: Path, *sources: str | Path) -> None:
+    """``output`` overlaps no local source, and is missing, empty or a medzoo model directory."""
+    from medzoo.core.model.persistence import MANIFEST
+
+    for source in sources:
+        if Path(source).expanduser().exists():
+            refuse_overlap(output, Path(source).expanduser(), "--output")
+    refuse_unless_ours(output, MANIFEST, "an imported model")
 
 
 def write_imported(model: MultimodalModel, report: ImportReport, output: Path) -> None:

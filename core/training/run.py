@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
 from medzoo.core.errors import RecipeError
 from medzoo.core.files import write_atomically
@@ -18,6 +18,15 @@ from medzoo.core.model.build import as_dict, build_model
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
 from medzoo.core.training.distributed import cpu_accelerator, is_sharded, whole_model_construction
+from medzoo.core.training.run_folder import (
+    RECIPE_FILE,
+    check_recipe_unchanged,
+    recipe_yaml,
+    refuse_existing_run,
+    refuse_foreign_run_folder,
+    write_run_marker,
+)
+from medzoo.core.training.run_lock import run_lock
 from medzoo.core.training.trainer import StageResult, train_stage
 
 DONE = "DONE.json"
@@ -79,32 +88,59 @@ def train_recipe(
     resume: bool = False,
     echo=print,
     prepare_data: PrepareData | None = None,
+    allow_recipe_change: bool = False,
 ) -> Path:
     """Train every stage of ``recipe``; returns the final model directory (``output_dir/final``).
 
     ``prepare_data(recipe, echo)``, when given, runs once on the main process before any stage reads data
     (the application passes one that synthesises the built-in set when the recipe asks for it).
+
+    The run folder is medzoo's alone while the run lasts (``run.lock``, see :mod:`run_lock`). Without
+    ``resume`` a folder that already holds a run (a stage folder, ``final/``, ``run.json``) is refused; with it
+    the recipe must train what the saved ``recipe.yaml`` trained (names, notes and benchmarks may differ, see
+    :data:`run_folder.UNTRAINED_KEYS`) unless ``allow_recipe_change``. A folder holding entries of a run's names
+    that medzoo did not write (no ``medzoo_run.json``) is refused either way.
     """
-    run = start_run(recipe, Path(output_dir), resume, echo, prepare_data)
-    for index, stage in enumerate(run.stages):
-        run_stage(run, index, stage)
-    return finish_run(run)
+    with start_run(recipe, Path(output_dir), resume, echo, prepare_data, allow_recipe_change) as run:
+        for index, stage in enumerate(run.stages):
+            run_stage(run, index, stage)
+        return finish_run(run)
 
 
-def start_run(recipe: Any, output_dir: Path, resume: bool, echo, prepare_data: PrepareData | None) -> RecipeRun:
-    """Plan the stages, start the accelerator, prepare the data and write the resolved ``recipe.yaml``."""
-    output_dir.mkdir(parents=True, exist_ok=True)
+@contextmanager
+def start_run(
+    recipe: Any,
+    output_dir: Path,
+    resume: bool,
+    echo,
+    prepare_data: PrepareData | None,
+    allow_recipe_change: bool = False,
+) -> Iterator[RecipeRun]:
+    """Plan the stages, start the accelerator, check and lock the run folder (main process), prepare the data
+    and write the resolved ``recipe.yaml``; the lock is held until the block ends."""
     stages = planned_stages(recipe)
+    stage_folders = [stage_directory(output_dir, index, stage).name for index, stage in enumerate(stages)]
     accelerator = make_accelerator()
     main = accelerator.is_main_process
-    if not main:  # one process speaks for the run
-        echo = _silent
-    if main and prepare_data is not None:
-        prepare_data(recipe, echo)
-    accelerator.wait_for_everyone()
     if main:
-        write_atomically(output_dir / "recipe.yaml", OmegaConf.to_yaml(recipe, resolve=True))
-    return RecipeRun(recipe, output_dir, stages, accelerator, resume, echo)
+        refuse_foreign_run_folder(output_dir, stage_folders)
+        write_run_marker(output_dir, str(recipe.name))
+    else:  # one process speaks for the run
+        echo = _silent
+
+    def check() -> None:  # once the lock is held: what the folder holds can no longer change under us
+        if resume:
+            check_recipe_unchanged(output_dir, recipe, allow_recipe_change, echo)
+        else:
+            refuse_existing_run(output_dir, stage_folders)
+
+    with run_lock(output_dir, enabled=main, check=check if main else None):
+        if main and prepare_data is not None:
+            prepare_data(recipe, echo)
+        accelerator.wait_for_everyone()
+        if main:
+            write_atomically(output_dir / RECIPE_FILE, recipe_yaml(recipe))
+        yield RecipeRun(recipe, output_dir, stages, accelerator, resume, echo)
 
 
 def run_stage(run: RecipeRun, index: int, stage: Any) -> None:

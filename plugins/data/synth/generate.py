@@ -2,7 +2,7 @@
 
 Layout under ``output_dir`` (all image paths in the files are relative to ``output_dir/images``)::
 
-    manifest.json                                   seed, sizes, counts, format version
+    manifest.json                                   generator, seed, sizes, counts, format version, complete
     images/<domain>/<split>_<n>.png                 64x64 RGB PNG
     pmc/captions.jsonl                              PMC-style figure captions (train images)
     llava_med/alignment.json, instruct.json         LLaVA-Med stage-1 / stage-2 llava-json
@@ -10,15 +10,22 @@ Layout under ``output_dir`` (all image paths in the files are relative to ``outp
     slake/{train,validation,test}.json              SLAKE
     pathvqa/qas/{train,test}/{split}_qa.pkl         PathVQA
     coloninst/{train,val,test}/{cls,reg,rec}_{split}.json   ColonINST
+
+Those names are those of the real data sets, so ``synthesize`` never writes over a folder holding any of them
+without its own manifest (``"generator": "medzoo.plugins.data.synth"``). The manifest is written first marked
+``"complete": false`` and rewritten complete at the end: an interrupted synthesis is recognised as medzoo's and
+redone. The data files are written atomically; an image is written in place (the incomplete manifest covers it).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from medzoo.core.errors import DataError
+from medzoo.core.files import NotOursError
 from medzoo.plugins.data.synth import sampling, writers
 from medzoo.plugins.data.synth.catalog import (
     DOMAINS,
@@ -36,6 +43,39 @@ DEFAULT_SEED = 0
 DEFAULT_SIZES: dict[str, int] = {"train": 4000, "val": 100, "test": 300}
 #: the top-level entries ``synthesize`` writes (and ``--overwrite`` may replace)
 OUTPUT_ENTRIES = ("manifest.json", "images", "pmc", "llava_med", "vqa_rad", "slake", "pathvqa", "coloninst")
+MANIFEST = "manifest.json"
+GENERATOR = "medzoo.plugins.data.synth"
+SynthesisState = Literal["absent", "complete", "incomplete", "foreign"]
+
+
+def synthesis_state(output_dir: str | Path) -> SynthesisState:
+    """What ``output_dir`` holds: no synthetic set (``absent``), medzoo's set finished or interrupted, or a
+    ``manifest.json`` medzoo did not write (``foreign``). A manifest without ``complete`` predates the flag and
+    was written last, so it means complete."""
+    path = Path(output_dir) / MANIFEST
+    if not path.exists():
+        return "absent"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "foreign"
+    if not isinstance(manifest, dict) or manifest.get("generator") != GENERATOR:
+        return "foreign"
+    return "complete" if manifest.get("complete", True) is True else "incomplete"
+
+
+def refuse_foreign_data(output_dir: str | Path) -> None:
+    """Raise :class:`NotOursError` naming the first entry synthesis would write that medzoo did not write."""
+    root = Path(output_dir)
+    if synthesis_state(root) in ("complete", "incomplete"):
+        return
+    clashes = [root / entry for entry in OUTPUT_ENTRIES if (root / entry).exists()]
+    if clashes:
+        raise NotOursError(
+            f"{clashes[0]}: exists in a folder without medzoo's synthesis {MANIFEST} (generator {GENERATOR}); "
+            "refusing to write the synthetic data set over it: choose another data root (data.root / --output), "
+            "or set data.synthesize=false to use the data there"
+        )
 
 
 def resolve_sizes(sizes: Mapping[str, int] | None) -> dict[str, int]:
@@ -53,10 +93,15 @@ def resolve_sizes(sizes: Mapping[str, int] | None) -> dict[str, int]:
 def synthesize(output_dir: str | Path, seed: int = DEFAULT_SEED, sizes: Mapping[str, int] | None = None) -> dict[str, Any]:
     """Write the synthetic data set into ``output_dir`` and return its manifest (also written to manifest.json).
 
-    The same seed and sizes give byte-identical files.
+    The same seed and sizes give byte-identical files. A folder holding any of the output entries without
+    medzoo's synthesis manifest is refused (:class:`NotOursError`) before anything is written.
     """
     root = Path(output_dir)
     resolved = resolve_sizes(sizes)
+    refuse_foreign_data(root)
+    started = {"format_version": FORMAT_VERSION, "generator": GENERATOR, "seed": seed, "sizes": resolved,
+               "complete": False}
+    writers.write_json(root / MANIFEST, started)
     images: dict[str, dict[str, list[SynthImage]]] = {domain.name: {} for domain in DOMAINS}
     for split in SPLITS:
         for domain in DOMAINS:
@@ -101,11 +146,12 @@ def synthesize(output_dir: str | Path, seed: int = DEFAULT_SEED, sizes: Mapping[
 
     manifest = {
         "format_version": FORMAT_VERSION,
-        "generator": "medzoo.plugins.data.synth",
+        "generator": GENERATOR,
         "seed": seed,
         "sizes": resolved,
         "images": {name: {split: len(items) for split, items in by_split.items()} for name, by_split in images.items()},
         "counts": {relative: len(records) for relative, records in files.items()},
+        "complete": True,
     }
-    writers.write_json(root / "manifest.json", manifest)
+    writers.write_json(root / MANIFEST, manifest)
     return manifest

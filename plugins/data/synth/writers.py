@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from medzoo.core.files import write_atomically
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 from medzoo.plugins.data.synth import sampling
 from medzoo.plugins.data.synth.captions import caption_and_mentions, figure_label
@@ -28,19 +29,16 @@ _SLAKE_LOCATION = {"cxr": "Chest_lung", "brain": "Brain", "liver": "Abdomen", "k
 # -- file writing ---------------------------------------------------------------------------------------------
 
 def write_json(path: Path, records: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(records, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_atomically(path, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
 
 
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(record, ensure_ascii=False) for record in records]
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    write_atomically(path, "".join(line + "\n" for line in lines))
 
 
 def write_pickle(path: Path, records: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(records, protocol=4))
+    write_atomically(path, pickle.dumps(records, protocol=4))
 
 
 # -- question selection -----------------------------------------------------------------------------------------
