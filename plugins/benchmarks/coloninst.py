@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from medzoo.core.errors import DataError
+from medzoo.core.evaluation.question_counts import QuestionCounts
 from medzoo.core.interfaces.benchmark import Benchmark, BenchmarkItem
 from medzoo.core.interfaces.dataset import LoadReport
-from medzoo.plugins.benchmarks.common import option_int, predictions_for, synth_root
+from medzoo.plugins.benchmarks.common import option_int, predictions_for, question_counts, synth_root
 from medzoo.plugins.datasets.colon_inst import ColonInstReader
 from medzoo.plugins.metrics.scoring import score_coloninst
 
@@ -54,6 +55,7 @@ class ColonInstBenchmark(Benchmark):
             options, "max_new_tokens", self.decoding["max_new_tokens"]
         )
         self.last_report: LoadReport | None = None
+        self.question_counts: QuestionCounts | None = None
 
     def default_paths(self) -> tuple[Path, Path | None]:
         """(json file, image root) when no path is given."""
@@ -104,6 +106,7 @@ class ColonInstBenchmark(Benchmark):
                     metadata=metadata,
                 )
             )
+        self.question_counts = question_counts(self.last_report, len(items))
         return items
 
     def prompt(self, item: BenchmarkItem) -> str:

@@ -1,4 +1,4 @@
-"""Pieces every benchmark family here shares: options, default data paths, missing predictions."""
+"""Pieces every benchmark family here shares: options, default data paths, missing predictions, skip counts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,19 @@ from pathlib import Path
 from typing import Any
 
 from medzoo.core.errors import DataError
+from medzoo.core.evaluation.question_counts import QuestionCounts
 from medzoo.core.interfaces.benchmark import BenchmarkItem
+from medzoo.core.interfaces.dataset import LoadReport
+
+#: the readers' skip reasons (``med-vqa``, ``colon-inst``) -> the kinds ``metrics.json`` counts; any other reason
+#: is a bad record
+SKIP_KIND_OF_REASON = {
+    "image not found": "image_missing",
+    "no image": "image_missing",
+    "unreadable image": "image_corrupt",
+}
+#: reasons of records that are not this benchmark's questions (another split, another language)
+LEFT_OUT_PREFIXES = ("other split", "q_lang ")
 
 
 def synth_root(benchmark: str, options: dict[str, Any]) -> Path:
@@ -41,3 +53,16 @@ def option_int(options: dict[str, Any], key: str, default: int) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise DataError(f"benchmark option {key}={value!r}: expected an integer") from None
+
+
+def question_counts(report: LoadReport, n_items: int) -> QuestionCounts:
+    """What a benchmark file held and why questions were not asked, from its reader's report."""
+    skipped: dict[str, int] = {}
+    left_out: dict[str, int] = {}
+    for reason, count in report.skipped.items():
+        if reason.startswith(LEFT_OUT_PREFIXES):
+            left_out[reason] = left_out.get(reason, 0) + count
+        else:
+            kind = SKIP_KIND_OF_REASON.get(reason, "bad_record")
+            skipped[kind] = skipped.get(kind, 0) + count
+    return QuestionCounts(in_file=n_items + sum(skipped.values()), skipped=skipped, left_out=left_out)

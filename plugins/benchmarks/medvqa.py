@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from medzoo.core.errors import DataError
+from medzoo.core.evaluation.question_counts import QuestionCounts
 from medzoo.core.interfaces.benchmark import Benchmark, BenchmarkItem
 from medzoo.core.interfaces.dataset import LoadReport
-from medzoo.plugins.benchmarks.common import option_int, predictions_for, synth_root
+from medzoo.plugins.benchmarks.common import option_int, predictions_for, question_counts, synth_root
 from medzoo.plugins.datasets.med_vqa import MedVqaReader
 from medzoo.plugins.metrics.scoring import score_medvqa
 
@@ -46,6 +47,7 @@ class MedVqaBenchmark(Benchmark):
             options, "max_new_tokens", self.decoding["max_new_tokens"]
         )
         self.last_report: LoadReport | None = None
+        self.question_counts: QuestionCounts | None = None
 
     def default_paths(self) -> tuple[Path, Path | None]:
         """(test file, image root) when no path is given."""
@@ -77,7 +79,7 @@ class MedVqaBenchmark(Benchmark):
             image_root = image_root or (str(default_images) if default_images else None)
         image_root = image_root or self.options.get("image_root")
         records, self.last_report = self.reader().read(str(path), image_root=image_root)
-        return [
+        items = [
             BenchmarkItem(
                 question_id=record.id,
                 question=record.metadata["question"],
@@ -88,6 +90,8 @@ class MedVqaBenchmark(Benchmark):
             )
             for record in records
         ]
+        self.question_counts = question_counts(self.last_report, len(items))
+        return items
 
     def prompt(self, item: BenchmarkItem) -> str:
         return self.prompt_format.format(question=item.question)

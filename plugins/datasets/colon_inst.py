@@ -24,6 +24,7 @@ from medzoo.plugins.datasets.med_vqa import (
     candidate_image_roots,
     image_problem,
     reading_mode,
+    refuse_duplicate_ids,
     resolve_image,
     strip_placeholder,
     truthy,
@@ -106,13 +107,17 @@ class ColonInstReader(DatasetReader):
         )
         seen: dict[str, int] = {}
         records = []
+        positions: list[tuple[str, int]] = []
         for index, item in enumerate(data):
             if mode == "eval":
-                records.extend(self._eval_records(item, index, settings, seen, report, on_bad_record))
+                found = self._eval_records(item, index, settings, seen, report, on_bad_record)
+                records.extend(found)
+                positions.extend((record.id, index) for record in found)
                 continue
             record = self._record(item, index, settings, seen, report, on_bad_record)
             if record is not None:
                 records.append(record)
+        refuse_duplicate_ids(data_file, positions)  # ``a#1`` written in the file and a repeated ``a`` collide
         report.kept = len(records)
         return records, report
 

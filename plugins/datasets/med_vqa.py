@@ -53,6 +53,8 @@ class VqaExample:
     question_type: str = ""
     image: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the record's position in the file (counting from 0)
+    position: int = -1
 
 
 # --- images (shared with the colon-inst reader) -------------------------------------------------
@@ -87,15 +89,24 @@ def resolve_image(name: str, roots: Iterable[Path], subfolders: Iterable[str] = 
 
 
 def image_problem(path: Path) -> str | None:
-    """None when ``path`` decodes as an image, else the reason ("unreadable image")."""
-    from PIL import Image
+    """None when ``path`` decodes completely as an image, else the reason ("unreadable image"): a truncated file
+    passes PIL's ``verify`` but would fail when a benchmark question is asked, so it is decoded in full."""
+    from medzoo.plugins.datasets.image_checks import decode_problem
 
-    try:
-        with Image.open(path) as image:
-            image.verify()
-    except Exception:
-        return "unreadable image"
-    return None
+    return "unreadable image" if decode_problem(path) else None
+
+
+def refuse_duplicate_ids(source: str | Path, ids: Iterable[tuple[str, int]]) -> None:
+    """DataError naming the file, the id and both positions when a question id repeats: its answers and scores
+    would overwrite each other (``ids``: (question id, position in the file counting from 0))."""
+    first: dict[str, int] = {}
+    for question_id, position in ids:
+        if question_id in first:
+            raise DataError(
+                f"{source}: question id {question_id!r} appears twice (records #{first[question_id]} and "
+                f"#{position}, counting from 0); every question needs its own id to be answered and scored"
+            )
+        first[question_id] = position
 
 
 # --- format detection and parsing --------------------------------------------------------------
@@ -174,7 +185,7 @@ def _parse_llava_med_test(data: list, report: LoadReport, policy: BadRecordPolic
         examples.append(
             VqaExample(
                 record_id, question, answer, _canonical_type(item.get("answer_type"), answer),
-                _text(item, "question_type"), item.get("image"),
+                _text(item, "question_type"), item.get("image"), position=index,
             )
         )  # fmt: skip
     return examples
@@ -199,6 +210,7 @@ def _parse_vqa_rad(data: list, split: str, report: LoadReport, policy: BadRecord
                 record_id, _text(item, "question"), answer, _canonical_type(item.get("answer_type"), answer),
                 _text(item, "question_type"), item.get("image_name"),
                 {"image_organ": _text(item, "image_organ"), "phrase_type": _text(item, "phrase_type")},
+                position=index,
             )
         )  # fmt: skip
     return examples
@@ -220,7 +232,7 @@ def _parse_slake(data: list, q_lang: str, report: LoadReport, policy: BadRecordP
         examples.append(
             VqaExample(
                 record_id, _text(item, "question"), answer, _canonical_type(item.get("answer_type"), answer),
-                _text(item, "content_type"), item.get("img_name"), extra,
+                _text(item, "content_type"), item.get("img_name"), extra, position=index,
             )
         )  # fmt: skip
     return examples
@@ -271,7 +283,7 @@ def _parse_pathvqa(path: Path, report: LoadReport, policy: BadRecordPolicy) -> l
         answer = _raw(item, "answer")
         examples.append(
             VqaExample(record_id, _text(item, "question"), answer, answer_type_of(answer), "",
-                       None if item.get("image") is None else str(item["image"]), {"split": split})
+                       None if item.get("image") is None else str(item["image"]), {"split": split}, index)
         )  # fmt: skip
     return examples
 
@@ -317,7 +329,8 @@ def _parse_parquet(
         answer = _raw(row, "answer")
         examples.append(
             VqaExample(record_id, _text(row, "question"), answer,
-                       _canonical_type(row.get("answer_type"), answer), _text(row, "question_type"), image)
+                       _canonical_type(row.get("answer_type"), answer), _text(row, "question_type"), image,
+                       position=index)
         )  # fmt: skip
     return examples
 
@@ -370,6 +383,8 @@ class MedVqaReader(DatasetReader):
         mode = reading_mode(self.name, self.options)
         strip_answers = truthy(self.options.get("strip_answers", False))
         fmt, examples = read_examples(data_file, self.options, report, on_bad_record)
+        if mode == "eval":
+            refuse_duplicate_ids(data_file, ((e.question_id, e.position) for e in examples))
         require_images = truthy(self.options.get("require_images", True))
         roots = candidate_image_roots(data_file, image_root)
         records = []
