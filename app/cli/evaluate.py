@@ -20,10 +20,15 @@ import click
 @click.option("--option", "options", multiple=True, help="Benchmark option key=value (repeatable).")
 @click.option("--delta-base", default=None,
               help="Base model for a variant published as delta weights (default: the registry's).")
+@click.option("--fresh", is_flag=True,
+              help="Remove the answer files, their .meta.json sidecars and metrics.json of an earlier run in "
+                   "--output-dir first (nothing else there), instead of resuming.")
 def evaluate_command(model, benchmark, data, image_root, output_dir, batch_size, image_ablation, options,
-                     delta_base) -> None:
+                     delta_base, fresh) -> None:
     """Answer BENCHMARK with MODEL (a model directory, or a registry variant such as llava-med-v1.5 whose
-    published weights are imported on first use); writes predictions.jsonl and metrics.json (resumable)."""
+    published weights are imported on first use); writes predictions.jsonl, its predictions.meta.json sidecar
+    and metrics.json. A rerun resumes the answers when the sidecar matches (same model weights, benchmark,
+    options, data, protocol and ablation) and refuses otherwise; --fresh starts over."""
     from medzoo.app.interop.published import resolve_model
     from medzoo.core.errors import RecipeError
     from medzoo.core.evaluation.evaluate_model import evaluate
@@ -40,6 +45,6 @@ def evaluate_command(model, benchmark, data, image_root, output_dir, batch_size,
     loaded = MultimodalModel.from_pretrained(str(model_dir))
     metrics = evaluate(
         loaded, benchmark, output_dir, data=data, image_root=image_root, options=parsed, batch_size=batch_size,
-        image_ablation=image_ablation, model_id=model, echo=click.echo,
+        image_ablation=image_ablation, model_id=model, echo=click.echo, fresh=fresh,
     )
     click.echo(json.dumps(metrics, indent=2))

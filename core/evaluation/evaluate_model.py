@@ -1,4 +1,9 @@
-"""Answer a benchmark's questions (batched, resumable) and score them."""
+"""Answer a benchmark's questions (batched, resumable) and score them.
+
+Answers go to ``predictions.jsonl`` (``predictions.<ablation>.jsonl``) as each chunk is answered, beside a
+``.meta.json`` sidecar saying what they belong to; a rerun asks only the questions not answered yet, and refuses
+a file whose sidecar describes another model, benchmark, data file, protocol or ablation (``fresh`` starts over).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,17 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from medzoo.core.errors import DataError
-from medzoo.core.evaluation.ablation import ablated_image
+from medzoo.core.evaluation.ablation import ABLATIONS, ablated_image
+from medzoo.core.evaluation.answer_file import JsonlAppender, read_jsonl, records_with
+from medzoo.core.evaluation.answer_meta import (
+    ANSWER_FILE,
+    answer_meta,
+    meta_path,
+    refuse_mismatched_resume,
+    weights_fingerprint,
+    write_meta,
+)
+from medzoo.core.evaluation.question_counts import counts_of
 from medzoo.core.files import write_atomically
 from medzoo.core.inference import ChatRequest, InferenceEngine, SamplingSettings
 from medzoo.core.interfaces.benchmark import Benchmark, BenchmarkItem
@@ -42,6 +57,10 @@ class Protocol:
 
     def describe(self) -> dict[str, Any]:
         return {"prompt_template": self.template, "decoding": self.settings.describe(), "seed": self.settings.seed}
+
+    def record(self) -> dict[str, Any]:
+        """What answers depend on (the answer file's sidecar): the description and the answer length limit."""
+        return {**self.describe(), "max_new_tokens": self.settings.max_new_tokens}
 
 
 def split_protocol_options(options: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -82,26 +101,33 @@ def protocol_for(model: MultimodalModel, benchmark: Benchmark, options: dict[str
     return Protocol(str(name), settings)
 
 
+def _image_of(item: BenchmarkItem) -> Image.Image:
+    try:
+        with Image.open(item.image) as handle:
+            handle.load()
+            return handle.copy()  # the vision encoder's transform handles the mode (L, 16-bit, RGBA...)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        detail = str(error).splitlines()[0] if str(error) else "unreadable"
+        raise DataError(
+            f"{item.image}: question {item.question_id}: cannot read the image ({type(error).__name__}: {detail})"
+        ) from None
+
+
 def _request(benchmark: Benchmark, item: BenchmarkItem, ablation: str | None) -> ChatRequest:
     image = None
     if item.image is not None:
-        with Image.open(item.image) as handle:
-            handle.load()
-            image = handle.copy()  # the vision encoder's transform handles the mode (L, 16-bit, RGBA...)
+        image = _image_of(item)
         if ablation:
             image = ablated_image(image.convert("RGB"), ablation, zlib.crc32(str(item.question_id).encode()))
     return ChatRequest([Message("user", benchmark.prompt(item))], image)
 
 
-def _answers_in(predictions_path: Path) -> dict[str, str]:
-    """question id -> answer of the lines already in a predictions file (none when it does not exist)."""
-    answered: dict[str, str] = {}
-    if predictions_path.exists():
-        for line in predictions_path.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                answered[str(record["question_id"])] = record["text"]
-    return answered
+def _answers_in(predictions_path: Path, echo=print) -> dict[str, str]:
+    """question id -> answer of the lines already in a predictions file (none when it does not exist); a torn
+    last line is cut off (its question is asked again), any other bad line is a DataError naming it."""
+    rows = read_jsonl(predictions_path, repair=True, redo="answered", echo=echo)
+    records = records_with(predictions_path, rows, {"question_id": object, "text": str})
+    return {str(record["question_id"]): record["text"] for record in records}
 
 
 def answer_items(
@@ -114,9 +140,16 @@ def answer_items(
     ablation: str | None = None,
     echo=print,
     protocol: Protocol | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> dict[str, str]:
-    """Write LLaVA-Med answer lines to ``predictions_path``; questions already there are not asked again."""
-    answered = _answers_in(predictions_path)
+    """Write LLaVA-Med answer lines to ``predictions_path``; questions already there are not asked again.
+
+    With ``meta`` (see :func:`answer_meta`), answers already there must carry the same sidecar, which is written
+    before the first new answer is appended.
+    """
+    if meta is not None:
+        refuse_mismatched_resume(predictions_path, meta)
+    answered = _answers_in(predictions_path, echo)
     pending = [item for item in items if str(item.question_id) not in answered]
     if answered:
         echo(f"  {len(answered)} answers found in {predictions_path}, {len(pending)} to go")
@@ -124,23 +157,25 @@ def answer_items(
     engine = InferenceEngine(model, protocol.template)
     settings = protocol.settings
     progress = tqdm(total=len(pending), desc=f"{benchmark.name}{' [' + ablation + ']' if ablation else ''}")
-    with open(predictions_path, "a") as handle:
+    if meta is not None:
+        write_meta(predictions_path, meta)
+    with JsonlAppender(predictions_path, echo=echo) as appender:
         for start in range(0, len(pending), batch_size * 4):
             chunk = pending[start : start + batch_size * 4]
             requests = [_request(benchmark, item, ablation) for item in chunk]
             texts = [c.text for c in engine.answer(requests, settings, batch_size=batch_size)]
+            records = []
             for item, request, text in zip(chunk, requests, texts, strict=True):
-                record = {
+                records.append({
                     "question_id": item.question_id,
                     "prompt": request.messages[0].content,
                     "text": text,
                     "answer_id": uuid.uuid4().hex,
                     "model_id": model_id,
                     "metadata": {"answer_type": item.answer_type, **({"image_ablation": ablation} if ablation else {})},
-                }
-                handle.write(json.dumps(record) + "\n")
+                })  # fmt: skip
                 answered[str(item.question_id)] = text
-            handle.flush()
+            appender.write(records)
             progress.update(len(chunk))
     progress.close()
     return answered
@@ -159,6 +194,30 @@ def _ablation_report(kind: str, metrics: dict[str, Any], ablated_metrics: dict[s
     }
 
 
+def answer_files(output_dir: Path, image_ablation: str | None) -> dict[str | None, Path]:
+    """ablation (None: the real images) -> the answer file of an evaluation into ``output_dir``."""
+    files: dict[str | None, Path] = {None: output_dir / ANSWER_FILE}
+    if image_ablation:
+        files[image_ablation] = output_dir / f"predictions.{image_ablation}.jsonl"
+    return files
+
+
+def remove_evaluation_outputs(output_dir: Path, echo=print) -> list[Path]:
+    """Delete what ``evaluate`` writes into ``output_dir`` (every answer file, its sidecar, ``metrics.json``) and
+    nothing else; returns what was removed."""
+    names = [name for kind in (None, *ABLATIONS) for path in answer_files(output_dir, kind).values()
+             for name in (path.name, meta_path(path).name)]  # fmt: skip
+    removed = []
+    for name in dict.fromkeys([*names, "metrics.json"]):
+        path = output_dir / name
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            removed.append(path)
+    if removed:
+        echo(f"--fresh: removed {', '.join(p.name for p in removed)} from {output_dir}")
+    return removed
+
+
 def evaluate(
     model: MultimodalModel,
     benchmark_name: str,
@@ -170,24 +229,46 @@ def evaluate(
     image_ablation: str | None = None,
     model_id: str = "model",
     echo=print,
+    fresh: bool = False,
 ) -> dict[str, Any]:
-    """Answer and score one benchmark; with ``image_ablation`` also re-score with ablated images."""
+    """Answer and score one benchmark; with ``image_ablation`` also re-score with ablated images.
+
+    Answers already in ``output_dir`` are reused only when their sidecar matches this evaluation (else a
+    DataError); ``fresh`` first removes the answer files, sidecars and ``metrics.json`` an earlier run wrote.
+    """
+    if image_ablation is not None and image_ablation not in ABLATIONS:
+        raise DataError(f"image ablation {image_ablation!r}: expected one of {', '.join(ABLATIONS)}")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     options, protocol_options = split_protocol_options(options)
     benchmark = get_benchmark(benchmark_name, options)
     protocol = protocol_for(model, benchmark, protocol_options)
     items = benchmark.load(data, image_root)
+    counts = counts_of(benchmark, len(items))
+    echo(counts.describe(benchmark_name))
+    weights = weights_fingerprint(model)
+    files = answer_files(output_dir, image_ablation)
+    metas = {
+        kind: answer_meta(
+            model_id=model_id, weights=weights, benchmark=benchmark_name, options=options, data=data,
+            image_root=image_root, protocol=protocol.record(), image_ablation=kind,
+        )
+        for kind in files
+    }  # fmt: skip
+    if fresh:
+        remove_evaluation_outputs(output_dir, echo)
+    for kind, path in files.items():  # refuse every mismatched file before answering anything
+        refuse_mismatched_resume(path, metas[kind])
     started = time.perf_counter()
     predictions = answer_items(
-        model, benchmark, items, output_dir / "predictions.jsonl", model_id, batch_size, echo=echo, protocol=protocol
+        model, benchmark, items, files[None], model_id, batch_size, echo=echo, protocol=protocol, meta=metas[None]
     )
     metrics: dict[str, Any] = dict(benchmark.score(predictions, items))
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     if image_ablation:
         ablated = answer_items(
-            model, benchmark, items, output_dir / f"predictions.{image_ablation}.jsonl", model_id, batch_size,
-            ablation=image_ablation, echo=echo, protocol=protocol,
+            model, benchmark, items, files[image_ablation], model_id, batch_size,
+            ablation=image_ablation, echo=echo, protocol=protocol, meta=metas[image_ablation],
         )
         metrics["image_ablation"] = _ablation_report(image_ablation, metrics, benchmark.score(ablated, items))
     metrics["benchmark"] = benchmark_name
@@ -195,5 +276,6 @@ def evaluate(
         metrics["split"] = benchmark.split
     metrics["model_id"] = model_id
     metrics["protocol"] = protocol.describe()
+    metrics.update(counts.as_metrics())
     write_atomically(output_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
