@@ -47,7 +47,9 @@ def judge(
 
     async def run():
         try:
-            return await judge_answers(question_list, answer_map, runner, output_dir, params, parse_retries)
+            return await judge_answers(
+                question_list, answer_map, runner, output_dir, params, parse_retries, echo=click.echo
+            )
         finally:
             await runner.backend.aclose()
 

@@ -3,7 +3,8 @@
 Per question the judge sees the figure caption (and the sentences that mention the figure), the question,
 the reference answer (``gpt4_answer``) as Assistant 1 and the model's answer as Assistant 2. Replies whose
 first line does not hold two scores are asked again; what still cannot be read is counted, never scored.
-Reviews are appended to ``reviews.jsonl`` as they arrive, so an interrupted run resumes where it stopped.
+Reviews are appended to ``reviews.jsonl`` as they arrive (each fsynced), so an interrupted run resumes where it
+stopped: a torn last line it left is cut off first (that question is judged again), never appended onto.
 The relative score is mean(model) / mean(reference) x 100 (as the LLaVA review summariser computes it).
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from medzoo.core.errors import DataError
+from medzoo.core.evaluation.answer_file import JsonlAppender, read_jsonl, records_with
 from medzoo.core.interfaces.dataset import BadRecordPolicy, LoadReport
 from medzoo.plugins.instruct.runner import RequestRunner
 
@@ -79,17 +81,10 @@ def _mentions(value: Any) -> tuple[str, ...]:
 
 
 def _read_jsonl(path: Path, kind: str) -> list[tuple[int, Any]]:
+    """(line number, value) of an input file medzoo only reads: a torn last line or a bad byte is a DataError."""
     if not path.is_file():
         raise DataError(f"{path}: {kind} file not found")
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    rows.append((number, json.loads(line)))
-                except json.JSONDecodeError as error:
-                    raise DataError(f"{path}: line {number}: invalid json ({error.msg})") from None
-    return rows
+    return read_jsonl(path)
 
 
 def read_questions(path: str | Path, on_bad_record: BadRecordPolicy = "error") -> tuple[list[ChatQuestion], LoadReport]:
@@ -125,12 +120,8 @@ def read_questions(path: str | Path, on_bad_record: BadRecordPolicy = "error") -
 def read_answers(path: str | Path) -> dict[str, dict[str, Any]]:
     """Model answers (jsonl: question_id, text, model_id, ...) by question id; the last answer of an id wins."""
     path = Path(path)
-    answers: dict[str, dict[str, Any]] = {}
-    for number, row in _read_jsonl(path, "answer"):
-        if not isinstance(row, dict) or row.get("question_id") is None or not isinstance(row.get("text"), str):
-            raise DataError(f"{path}: line {number}: expected an object with question_id and text")
-        answers[str(row["question_id"])] = row
-    return answers
+    records = records_with(path, _read_jsonl(path, "answer"), {"question_id": object, "text": str})
+    return {str(row["question_id"]): row for row in records}
 
 
 def build_judge_messages(question: ChatQuestion, answer: str) -> list[dict[str, str]]:
@@ -187,19 +178,11 @@ async def review_one(
     return {"status": STATUS_UNPARSEABLE, "replies": replies, "attempts": len(replies)}
 
 
-def load_reviews(path: Path) -> dict[str, dict[str, Any]]:
-    """Reviews already on disk by question id (a torn last line from a killed run is ignored)."""
-    reviews: dict[str, dict[str, Any]] = {}
-    if not path.is_file():
-        return reviews
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            review = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(review, dict) and "question_id" in review:
-            reviews[str(review["question_id"])] = review
-    return reviews
+def load_reviews(path: Path, echo=print) -> dict[str, dict[str, Any]]:
+    """Reviews already on disk by question id: a torn last line from a killed run is cut off (with a note via
+    ``echo``), any other unreadable line is a DataError naming it."""
+    rows = read_jsonl(path, repair=True, redo="judged", echo=echo)
+    return {str(review["question_id"]): review for review in records_with(path, rows, {"question_id": object})}
 
 
 async def judge_answers(
@@ -209,11 +192,12 @@ async def judge_answers(
     output_dir: str | Path,
     params: dict[str, Any],
     parse_retries: int = 2,
+    echo=print,
 ) -> list[dict[str, Any]]:
     """Review every answered question (skipping those already reviewed), appending to ``reviews.jsonl``."""
     reviews_path = Path(output_dir) / "reviews.jsonl"
     reviews_path.parent.mkdir(parents=True, exist_ok=True)
-    existing = load_reviews(reviews_path)
+    existing = load_reviews(reviews_path, echo)
     judge_model = runner.backend.model
     final: dict[str, dict[str, Any]] = {}
     pending: list[tuple[ChatQuestion, str, str]] = []
@@ -228,7 +212,7 @@ async def judge_answers(
         else:
             pending.append((question, answer["text"], fingerprint))
 
-    with reviews_path.open("a", encoding="utf-8") as handle:
+    with JsonlAppender(reviews_path, redo="judged", echo=echo, ensure_ascii=False) as appender:
 
         async def run(question: ChatQuestion, answer: str, fingerprint: str) -> None:
             result = await review_one(runner, question, answer, params, parse_retries)
@@ -241,8 +225,7 @@ async def judge_answers(
                 "fingerprint": fingerprint,
                 **result,
             }
-            handle.write(json.dumps(review, ensure_ascii=False) + "\n")
-            handle.flush()
+            appender.write([review])
             final[question.question_id] = review
 
         await asyncio.gather(*(run(*item) for item in pending))
