@@ -22,10 +22,15 @@ class QuestionCounts:
     def n_skipped(self) -> int:
         return sum(self.skipped.values())
 
+    def _kinds(self) -> tuple[str, ...]:
+        return (*SKIP_KINDS, *sorted(set(self.skipped) - set(SKIP_KINDS)))
+
     def describe(self, benchmark: str) -> str:
         """``vqa-rad: 3 of 451 questions skipped: image missing 2, image corrupt 1`` (one line)."""
         if self.n_skipped:
-            kinds = ", ".join(f"{kind.replace('_', ' ')} {n}" for kind, n in self.skipped.items() if n)
+            kinds = ", ".join(
+                f"{kind.replace('_', ' ')} {self.skipped[kind]}" for kind in self._kinds() if self.skipped.get(kind)
+            )
             line = f"{benchmark}: {self.n_skipped} of {self.in_file} questions skipped: {kinds}"
         else:
             line = f"{benchmark}: {self.in_file} questions, none skipped"
@@ -34,10 +39,9 @@ class QuestionCounts:
         return line
 
     def as_metrics(self) -> dict[str, Any]:
-        kinds = (*SKIP_KINDS, *sorted(set(self.skipped) - set(SKIP_KINDS)))
         metrics: dict[str, Any] = {
             "n_questions_in_file": self.in_file,
-            "skipped": {kind: self.skipped.get(kind, 0) for kind in kinds},
+            "skipped": {kind: self.skipped.get(kind, 0) for kind in self._kinds()},
         }
         if self.left_out:
             metrics["left_out"] = dict(sorted(self.left_out.items()))
