@@ -14,10 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from medzoo.core.dtypes import torch_dtype
 from medzoo.core.errors import MedzooError
+from medzoo.core.file_checks import (
+    check_safetensors,
+    first_line,
+    json_type,
+    load_weights_into,
+    read_json,
+    read_safetensors,
+)
 from medzoo.core.files import atomic_directory
 from medzoo.core.interfaces.connector import Connector
 from medzoo.core.interfaces.language_model import LanguageModel
@@ -121,14 +129,49 @@ def load_model(directory: str | Path, dtype: str | None = None) -> MultimodalMod
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
-    """The model directory's manifest, checked to be one medzoo wrote."""
+    """The model directory's manifest, checked to be one medzoo wrote and to hold what loading needs."""
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
         raise MedzooError(f"{directory}: not a medzoo model directory (no {MANIFEST})")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_json(manifest_path, MedzooError, "a medzoo model manifest")
     if manifest.get("format") != FORMAT:
         raise MedzooError(f"{manifest_path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    _check_manifest(manifest, manifest_path)
     return manifest
+
+
+_MANIFEST_FIELDS: tuple[tuple[str, type, str], ...] = (
+    ("model", dict, "the model's recipe section"),
+    ("model.vision", dict, "the vision encoder's recipe section"),
+    ("model.vision.name", str, "a vision encoder plugin name"),
+    ("model.connector", dict, "the connector's recipe section"),
+    ("model.connector.name", str, "a connector plugin name"),
+    ("model.language", dict, "the language model's recipe section"),
+    ("model.language.name", str, "a language model plugin name"),
+    ("architecture", dict, "the modules' architecture configs"),
+    ("architecture.vision", dict, "the vision encoder's architecture config"),
+    ("architecture.language", dict, "the language model's architecture config"),
+    ("saved_modules", list, "the names of the modules saved in full"),
+)
+
+
+def _check_manifest(manifest: dict[str, Any], path: Path) -> None:
+    """Every field loading reads is present with the right JSON type (a damaged manifest fails here, by key)."""
+    for key, kind, meaning in _MANIFEST_FIELDS:
+        value: Any = manifest
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, kind):
+            found = "missing" if value is None else f"a JSON {json_type(value)}"
+            raise MedzooError(f"{path}: key {key!r} is {found}; expected a JSON {json_type(kind())} ({meaning})")
+    connector = manifest["architecture"].get("connector")
+    if connector is not None and not isinstance(connector, dict):
+        raise MedzooError(f"{path}: key 'architecture.connector' is a JSON {json_type(connector)}; expected an object")
+    adapters = manifest.get("adapters", {})
+    if not isinstance(adapters, dict) or not all(
+        isinstance(info, dict) and isinstance(info.get("path"), str) for info in adapters.values()
+    ):
+        raise MedzooError(f"{path}: key 'adapters' must map module names to objects with a 'path' string")
 
 
 def _load_vision(directory: Path, manifest: dict[str, Any], saved: set[str]) -> VisionEncoder:
@@ -137,7 +180,9 @@ def _load_vision(directory: Path, manifest: dict[str, Any], saved: set[str]) -> 
         return build_component("vision_encoder", spec, shrink=False)
     vision_cls = components().get("vision_encoder", spec["name"]).factory
     vision = vision_cls.from_config(manifest["architecture"]["vision"], **spec.get("options", {}))
-    vision.load_state_dict(load_file(str(directory / "vision.safetensors")))
+    path = directory / "vision.safetensors"
+    weights = read_safetensors(path, MedzooError, f"the vision encoder's weights (listed as saved in {MANIFEST})")
+    load_weights_into(vision, weights, path, MedzooError, f"the vision encoder described in {MANIFEST}")
     return vision
 
 
@@ -151,15 +196,41 @@ def _load_language(directory: Path, manifest: dict[str, Any], saved: set[str]) -
         "attention": model_spec.get("attention", "sdpa"),
     }
     saved_here = directory / "language"
+    if not saved_here.is_dir():
+        raise MedzooError(f"{saved_here}: missing; expected the language model's folder (config and tokenizer)")
     if "language" not in saved:
         return language_cls.from_pretrained(spec["pretrained"], tokenizer=str(saved_here), **options)
     base_weights = saved_here / "base_weights.safetensors"
+    what = f"the language model's weights without adapters (listed as saved in {MANIFEST})"
     if not base_weights.is_file():
+        if "language" in manifest.get("adapters", {}) and not _has_full_weights(saved_here):
+            raise MedzooError(f"{base_weights}: missing; expected {what}")
+        _check_language_weights(saved_here)
         return language_cls.from_pretrained(str(saved_here), **options)
     # saved beside adapters: the architecture config plus the weights without the adapter tensors
+    check_safetensors(base_weights, MedzooError, what)
     language = language_cls.from_config({**manifest["architecture"]["language"], "tokenizer": str(saved_here)}, **options)
-    language.model.load_state_dict(load_file(str(base_weights)))
+    weights = read_safetensors(base_weights, MedzooError, what)
+    load_weights_into(language.model, weights, base_weights, MedzooError, f"the language model described in {MANIFEST}")
     return language
+
+
+_LANGUAGE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def _has_full_weights(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in _LANGUAGE_WEIGHTS)
+
+
+def _check_language_weights(folder: Path) -> None:
+    """The saved language model has its weights, and every safetensors file in its folder has a whole header."""
+    if not _has_full_weights(folder):
+        raise MedzooError(
+            f"{folder / _LANGUAGE_WEIGHTS[0]}: missing; expected the language model's weights "
+            f"(listed as saved in {MANIFEST}; copy the whole model folder)"
+        )
+    for path in sorted(folder.glob("*.safetensors")):
+        check_safetensors(path, MedzooError, "language model weights")
 
 
 def _load_connector(
@@ -171,7 +242,9 @@ def _load_connector(
         {**spec, "pretrained": None, "options": options}, vision.hidden_size, language.hidden_size, vision.num_tokens
     )
     if "connector" in saved:
-        connector.load_state_dict(load_file(str(directory / "connector.safetensors")))
+        path = directory / "connector.safetensors"
+        weights = read_safetensors(path, MedzooError, f"the connector's weights (listed as saved in {MANIFEST})")
+        load_weights_into(connector, weights, path, MedzooError, f"the connector described in {MANIFEST}")
     return connector
 
 
@@ -179,5 +252,26 @@ def _load_adapters(directory: Path, manifest: dict[str, Any], model: MultimodalM
     """Inject each saved adapter through the tuning strategy that wrote it."""
     modules = tunable_modules(model)
     for name, info in manifest.get("adapters", {}).items():
+        if name not in modules:
+            raise MedzooError(f"{directory / MANIFEST}: adapters for unknown module {name!r}; expected one of {sorted(modules)}")
         strategy = tuning_strategy(info.get("strategy", LEGACY_ADAPTER_STRATEGY))
-        strategy.load_adapters(modules[name], directory / info["path"], name)
+        folder = directory / info["path"]
+        if not folder.is_dir():
+            raise MedzooError(f"{folder}: missing; expected the {name} adapters listed in {MANIFEST}")
+        for path in sorted(folder.glob("*.safetensors")):
+            check_safetensors(path, MedzooError, f"{name} adapter weights")
+        try:
+            strategy.load_adapters(modules[name], folder, name)
+        except MedzooError:
+            raise
+        except (OSError, RuntimeError, ValueError, KeyError) as error:
+            detail = _state_dict_detail(error)
+            raise MedzooError(f"{folder}: {name} adapters do not load into the model ({detail})") from None
+
+
+def _state_dict_detail(error: BaseException) -> str:
+    """The informative line of a ``load_state_dict`` error (its first size mismatch or missing key)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    detail = next((line for line in lines if line.startswith(("size mismatch", "Missing", "Unexpected"))), None)
+    text = detail or first_line(error)
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,126 @@
+"""Reading files medzoo wrote (JSON, safetensors) so that a damaged one is a one-line error naming the file.
+
+Every helper takes the error class to raise (``MedzooError`` for model folders, ``TrainingError`` for
+checkpoints, ``DataError`` for data sets), so callers keep their own error kinds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
+
+from medzoo.core.errors import MedzooError
+
+DAMAGED = "truncated, damaged or not written by medzoo"
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an exception's message, or its type name."""
+    for line in str(error).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(error).__name__
+
+
+def utf8_problem(data: bytes) -> str | None:
+    """None for valid UTF-8; otherwise where the first bad byte is (line and byte offset)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        return f"byte 0x{data[error.start]:02x} at line {line} (offset {error.start}) is not UTF-8"
+    return None
+
+
+def read_text(path: Path, error: type[MedzooError], what: str) -> str:
+    """``path`` as UTF-8 text; a missing, unreadable or non-UTF-8 file raises ``error`` naming it."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: missing; expected {what}") from None
+    except OSError as problem:
+        raise error(f"{path}: cannot read {what} ({problem.strerror or first_line(problem)})") from None
+    bad = utf8_problem(data)
+    if bad:
+        raise error(f"{path}: {bad}; expected {what} ({DAMAGED})")
+    return data.decode("utf-8")
+
+
+def read_json(path: Path, error: type[MedzooError], what: str, kind: type = dict) -> Any:
+    """``path`` parsed as JSON whose top level is ``kind``; any problem raises ``error`` naming the file."""
+    text = read_text(path, error, what)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as problem:
+        raise error(
+            f"{path}: not valid JSON (line {problem.lineno} column {problem.colno}: {problem.msg}); "
+            f"expected {what} ({DAMAGED})"
+        ) from None
+    if not isinstance(value, kind):
+        raise error(f"{path}: top level is a JSON {json_type(value)}, expected a JSON {json_type(kind())} ({what})")
+    return value
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type."""
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def check_safetensors(path: Path, error: type[MedzooError], what: str) -> None:
+    """Read only the header of a safetensors file: a missing, empty or truncated one raises ``error``."""
+    if not path.is_file():
+        raise error(f"{path}: missing; expected {what}")
+    try:
+        with safe_open(str(path), framework="pt"):
+            pass
+    except (SafetensorError, OSError) as problem:
+        raise error(f"{path}: not a readable safetensors file ({first_line(problem)}); {DAMAGED}") from None
+
+
+def read_safetensors(path: Path, error: type[MedzooError], what: str) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file; a missing or damaged file raises ``error`` naming it."""
+    check_safetensors(path, error, what)
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as problem:
+        raise error(f"{path}: not a readable safetensors file ({first_line(problem)}); {DAMAGED}") from None
+
+
+def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from a safetensors header (no tensor data is read)."""
+    with safe_open(str(path), framework="pt") as handle:
+        return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118
+
+
+def shape_mismatch(
+    expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]
+) -> tuple[str, tuple[int, ...], tuple[int, ...]] | None:
+    """The first (sorted) tensor present in both whose shapes differ: (name, found shape, expected shape)."""
+    for key in sorted(set(expected) & set(found)):
+        if tuple(expected[key]) != tuple(found[key]):
+            return key, tuple(found[key]), tuple(expected[key])
+    return None
+
+
+def load_weights_into(
+    module: torch.nn.Module, weights: dict[str, torch.Tensor], path: Path, error: type[MedzooError], what: str
+) -> None:
+    """``module.load_state_dict(weights)`` (strict); a wrong shape, missing or extra tensor raises ``error``."""
+    expected = {key: tuple(value.shape) for key, value in module.state_dict().items()}
+    mismatch = shape_mismatch(expected, {key: tuple(value.shape) for key, value in weights.items()})
+    if mismatch:
+        key, found, wanted = mismatch
+        raise error(f"{path}: tensor {key!r} has shape {list(found)}, {what} expects {list(wanted)}")
+    missing = sorted(set(expected) - set(weights))
+    extra = sorted(set(weights) - set(expected))
+    if missing:
+        raise error(f"{path}: lacks tensor {missing[0]!r} ({len(missing)} missing) that {what} expects")
+    if extra:
+        raise error(f"{path}: holds tensor {extra[0]!r} ({len(extra)} unexpected) that {what} does not have")
+    module.load_state_dict(weights)
