@@ -145,6 +145,12 @@ def test_bench_command_reports_every_figure_with_its_baseline(synth_root, monkey
     assert [row["connector"] for row in report["levers"]["connector"]["rows"]] == ["mlp2x_gelu", "multigranularity"]
     assert [row["gradient_checkpointing"] for row in report["levers"]["checkpointing"]["rows"]] == [False, True]
     assert report["gpu"]["status"].startswith("no CUDA device")
+    busy = report["busy"]
+    assert busy["competitors"] == 1 and busy["idle_samples_per_s"] > 0 and busy["fair_share_samples_per_s"] > 0
+    for policy in ("governed", "fixed_threads"):
+        ratio = busy[policy]["samples_per_s"] / busy["fair_share_samples_per_s"]
+        assert busy[policy]["ratio_to_fair_share"] == pytest.approx(ratio, rel=1e-2)
+    assert busy["fixed_threads"]["threads"] == busy["idle_threads"]
 
 
 def test_render_markdown_tables():

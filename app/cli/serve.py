@@ -59,9 +59,9 @@ def serve_command(model_dir, host, port, api_key, image_folder, model_name, devi
         click.echo(f"warning: serving on {host} without --api-key: anyone who can reach it can use the model",
                    err=True)
     if threads:
-        import torch
+        from medzoo.core.cpu_threads import pin_threads
 
-        torch.set_num_threads(threads)
+        pin_threads(threads)
     engine = load_engine(model_dir, device=device, dtype=dtype)
     config = ServeConfig(
         model_name=model_name or Path(model_dir).resolve().name, api_key=api_key, image_folder=image_folder,

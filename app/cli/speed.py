@@ -18,14 +18,17 @@ import click
 @click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--gpu/--no-gpu", "gpu", default=None, help="GPU section (default: when CUDA is available).")
 @click.option("--full-layers", default=16, show_default=True, type=click.IntRange(1), help="Decoder layers of the GPU full fine-tuning run.")
-@click.option("--skip", type=click.Choice(["training", "inference", "levers"]), multiple=True, help="Leave a section out.")
+@click.option("--skip", type=click.Choice(["training", "inference", "levers", "busy"]), multiple=True, help="Leave a section out.")
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="torch intra-op threads (1 is steadier when other processes share the cores).")
+@click.option("--competitors", default=1, show_default=True, type=click.IntRange(1),
+              help="CPU-bound processes the busy-machine section runs beside the training steps.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def speed(recipe: str, overrides: tuple[str, ...], steps: int, warmup: int, questions: int, max_new_tokens: int,
-          gpu: bool | None, full_layers: int, skip: tuple[str, ...], threads: int | None, as_json: bool) -> None:
+          gpu: bool | None, full_layers: int, skip: tuple[str, ...], threads: int | None, competitors: int,
+          as_json: bool) -> None:
     """Measure medzoo against same-process baselines (transformers Llava, padded batches, batch-1 inference,
-    mlp2x_gelu connector, no gradient checkpointing)."""
+    mlp2x_gelu connector, no gradient checkpointing, fixed threads beside competing processes)."""
     import torch
 
     from medzoo.app.data_setup import ensure_data
@@ -37,10 +40,12 @@ def speed(recipe: str, overrides: tuple[str, ...], steps: int, warmup: int, ques
     if gpu and not torch.cuda.is_available():
         raise click.UsageError("--gpu: torch sees no CUDA device in this process; run it on a GPU machine")
     if threads:
-        torch.set_num_threads(threads)
+        from medzoo.core.cpu_threads import pin_threads
+
+        pin_threads(threads)
     echo = (lambda message: click.echo(message, err=True)) if as_json else click.echo
     config = load_recipe(recipe, list(overrides)).config
-    if "training" not in skip or "inference" not in skip:
+    if {"training", "inference", "busy"} - set(skip):
         ensure_data(config, echo)
     report = {"environment": environment(["medzoo", "speed", *sys.argv[2:]])}
     if "training" not in skip:
@@ -57,6 +62,10 @@ def speed(recipe: str, overrides: tuple[str, ...], steps: int, warmup: int, ques
         from medzoo.app.speedbench.levers import run_levers_section
 
         report["levers"] = run_levers_section(steps, warmup, echo=echo)
+    if "busy" not in skip:
+        from medzoo.app.speedbench.busy_machine import run_busy_bench
+
+        report["busy"] = run_busy_bench(config, steps, warmup, competitors, echo)
     use_gpu = torch.cuda.is_available() if gpu is None else gpu
     if use_gpu:
         from medzoo.app.speedbench.gpu import run_gpu_section

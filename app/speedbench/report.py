@@ -46,6 +46,10 @@ def render(report: dict[str, Any]) -> str:
         lines += [""]
     if report.get("levers"):
         lines += _levers(report["levers"])
+    if report.get("busy"):
+        from medzoo.app.speedbench.busy_machine import render_busy
+
+        lines += render_busy(report["busy"])
     gpu = report.get("gpu")
     if gpu and gpu.get("runs"):
         lines += [f"### GPU ({gpu['device']}, bf16, random weights at LLaVA-Med v1.5 shapes)", ""]

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from transformers import LogitsProcessorList, StoppingCriteriaList
 
+from medzoo.core.cpu_threads import adjust_threads
 from medzoo.core.inference.processing import processor_for
 from medzoo.core.inference.requests import ChatRequest, Completion, RowRequest
 from medzoo.core.inference.rows import RowState, RowTracker
@@ -100,6 +101,8 @@ class InferenceEngine:
 
     def _generate(self, rows: list[RowState], shared_sampling: bool) -> None:
         settings = [row.request.settings for row in rows]
+        if self.device.type == "cpu":
+            adjust_threads()  # follow the cores other processes leave free
         batch = collate([row.request.sample for row in rows], self.model.tokenizer.pad_token_id, "left")
         batch.pop("labels")
         batch = {key: value.to(self.device) for key, value in batch.items()}

@@ -17,6 +17,7 @@ import torch
 from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
+from medzoo.core.cpu_threads import adjust_threads
 from medzoo.core.dtypes import torch_dtype
 from medzoo.core.errors import DataError, RecipeError, TrainingError
 from medzoo.core.model.build import as_dict
@@ -186,7 +187,10 @@ def train_steps(run: StageRun, start_step: int, log: MetricsLog | None) -> Total
     main = run.accelerator.is_main_process
     progress = tqdm(total=run.total_steps, initial=start_step, desc=f"stage {stage.name}", disable=not main,
                     dynamic_ncols=True)
+    on_cpu = run.accelerator.device.type == "cpu"
     for step in range(start_step, run.total_steps):
+        if on_cpu:
+            adjust_threads()  # follow the cores other processes leave free
         started = time.perf_counter()
         global_batch = run.plan.step_batch(step)
         loss = one_step(run, step, global_batch, autocast)
