@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
@@ -27,8 +27,9 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from medzoo.core.errors import TrainingError
+from medzoo.core.file_checks import first_line, read_json, read_safetensors, read_text, shape_mismatch
 from medzoo.core.files import write_atomically
-from medzoo.core.training.distributed import clean_name, is_deepspeed
+from medzoo.core.training.distributed import clean_name, is_deepspeed, is_sharded
 
 LATEST = "latest"
 DEEPSPEED_TAG = "deepspeed"
@@ -147,18 +148,43 @@ def _publish(directory: Path, staging: Path, final: Path, keep: int) -> None:
 
 
 def latest_checkpoint(directory: Path) -> Path | None:
+    """The checkpoint ``directory/latest`` names; ``None`` when there is no pointer (nothing was saved yet).
+
+    A pointer naming a checkpoint that is not there (or not a complete one) is a TrainingError: resuming must
+    never silently start over.
+    """
     pointer = directory / LATEST
     if not pointer.is_file():
         return None
-    path = directory / pointer.read_text().strip()
-    return path if (path / "info.json").is_file() else None
+    name = read_text(pointer, TrainingError, "the name of the latest checkpoint folder").strip()
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise TrainingError(f"{pointer}: holds {name!r}; expected the name of a step-N checkpoint folder beside it")
+    path = directory / name
+    if not path.is_dir():
+        raise TrainingError(
+            f"{pointer}: names checkpoint {name!r}, which is not in {directory}; restore it, or train without "
+            f"--resume into a new output folder"
+        )
+    if not (path / "info.json").is_file():
+        raise TrainingError(f"{path / 'info.json'}: missing; the checkpoint {name!r} that {pointer} names is incomplete")
+    return path
+
+
+def read_checkpoint_info(path: Path) -> dict[str, Any]:
+    """``info.json`` of a checkpoint folder, checked to be an object with an integer ``step``."""
+    info_path = path / "info.json"
+    info = read_json(info_path, TrainingError, "a checkpoint's info record")
+    step = info.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise TrainingError(f"{info_path}: key 'step' is {step!r}; expected the checkpoint's step number")
+    return info
 
 
 def load_checkpoint(
     accelerator: Any, path: Path, model: torch.nn.Module, wrapped: torch.nn.Module, optimizer: Any, scheduler: Any
 ) -> dict[str, Any]:
     """Restore a checkpoint into the prepared (possibly wrapped, possibly sharded) model; every process reads it."""
-    info = json.loads((path / "info.json").read_text())
+    info = read_checkpoint_info(path)
     engine = info.get("engine", "torch")
     deepspeed = is_deepspeed(accelerator)
     if (engine == "deepspeed") != deepspeed:
@@ -177,14 +203,33 @@ def load_checkpoint(
             load_lr_scheduler_states=False,
         )
     else:
-        weights = load_file(str(path / "trainable.safetensors"))
-        trainable = [clean_name(name) for name, p in model.named_parameters() if p.requires_grad]
+        weights_path = path / "trainable.safetensors"
+        weights = read_safetensors(weights_path, TrainingError, "the checkpoint's trainable weights")
+        trainable = {clean_name(name): p for name, p in model.named_parameters() if p.requires_grad}
         missing = [name for name in trainable if name not in weights]
         if missing:
-            raise TrainingError(f"{path}: checkpoint lacks trainable parameters such as {missing[0]!r}")
+            raise TrainingError(f"{weights_path}: checkpoint lacks trainable parameters such as {missing[0]!r}")
+        # sharded parameters have their shard's shape, so shapes are compared on unsharded models only
+        mismatch = None if is_sharded(accelerator) else shape_mismatch(
+            {name: tuple(p.shape) for name, p in trainable.items()}, {k: tuple(v.shape) for k, v in weights.items()}
+        )
+        if mismatch:
+            key, found, wanted = mismatch
+            raise TrainingError(
+                f"{weights_path}: tensor {key!r} has shape {list(found)}, the model being trained expects "
+                f"{list(wanted)} (a checkpoint of another model?)"
+            )
         full = StateDictOptions(full_state_dict=True, strict=False)
-        set_model_state_dict(wrapped, weights, options=full)
-        set_optimizer_state_dict(wrapped, _bare_optimizer(optimizer), state["optimizer"], options=full)
+        try:
+            set_model_state_dict(wrapped, weights, options=full)
+        except RuntimeError as error:
+            raise TrainingError(f"{weights_path}: weights do not fit the model being trained ({first_line(error)})") from None
+        try:
+            set_optimizer_state_dict(wrapped, _bare_optimizer(optimizer), state["optimizer"], options=full)
+        except (KeyError, ValueError, RuntimeError, TypeError) as error:
+            raise TrainingError(
+                f"{path / 'state.pt'}: optimizer state does not fit the model being trained ({first_line(error)})"
+            ) from None
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])
     return info
