@@ -44,6 +44,6 @@ def run_recipe(
         results[spec["name"]] = evaluate(
             model, spec["name"], output_dir / "eval" / spec["name"], data=spec.get("path"),
             image_root=spec.get("image_root"), options=spec.get("options") or {}, batch_size=batch_size,
-            image_ablation=image_ablation, model_id=recipe.name, echo=echo,
+            image_ablation=image_ablation, model_id=recipe.name, echo=echo, redo_stale=True,
         )
     return results

@@ -382,6 +382,17 @@ def test_the_weights_fingerprint_is_stable_and_sees_the_ends_of_every_tensor(mod
     assert weights_fingerprint(again) != weights_fingerprint(model), name
 
 
+def test_a_run_s_own_stale_answers_are_answered_again_saying_why(out, run_eval):
+    notes = Notes()
+    run_eval(out, model_id="another-model", redo_stale=True, echo=notes)
+    assert any(line.startswith("answering ") and "model_id is" in line for line in notes)
+    assert any(line.startswith("stale answers: removed predictions.jsonl") for line in notes)
+    meta = json.loads((out / "predictions.meta.json").read_text())
+    assert meta["model_id"] == "another-model"
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert records and {record["model_id"] for record in records} == {"another-model"}
+
+
 def test_fresh_removes_only_what_eval_wrote(out, run_eval):
     keep = {"reviews.jsonl": "judge's", "predictions.txt": "not an answer file", "metrics.json.bak": "a copy"}
     for name, text in keep.items():

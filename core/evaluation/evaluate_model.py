@@ -202,7 +202,7 @@ def answer_files(output_dir: Path, image_ablation: str | None) -> dict[str | Non
     return files
 
 
-def remove_evaluation_outputs(output_dir: Path, echo=print) -> list[Path]:
+def remove_evaluation_outputs(output_dir: Path, echo=print, reason: str = "--fresh") -> list[Path]:
     """Delete what ``evaluate`` writes into ``output_dir`` (every answer file, its sidecar, ``metrics.json``) and
     nothing else; returns what was removed."""
     names = [name for kind in (None, *ABLATIONS) for path in answer_files(output_dir, kind).values()
@@ -214,7 +214,7 @@ def remove_evaluation_outputs(output_dir: Path, echo=print) -> list[Path]:
             path.unlink()
             removed.append(path)
     if removed:
-        echo(f"--fresh: removed {', '.join(p.name for p in removed)} from {output_dir}")
+        echo(f"{reason}: removed {', '.join(p.name for p in removed)} from {output_dir}")
     return removed
 
 
@@ -230,11 +230,14 @@ def evaluate(
     model_id: str = "model",
     echo=print,
     fresh: bool = False,
+    redo_stale: bool = False,
 ) -> dict[str, Any]:
     """Answer and score one benchmark; with ``image_ablation`` also re-score with ablated images.
 
     Answers already in ``output_dir`` are reused only when their sidecar matches this evaluation (else a
     DataError); ``fresh`` first removes the answer files, sidecars and ``metrics.json`` an earlier run wrote.
+    ``redo_stale`` (``medzoo run``, whose run folder owns its answers) removes them, saying why, only when they do
+    not match instead of refusing.
     """
     if image_ablation is not None and image_ablation not in ABLATIONS:
         raise DataError(f"image ablation {image_ablation!r}: expected one of {', '.join(ABLATIONS)}")
@@ -258,7 +261,14 @@ def evaluate(
     if fresh:
         remove_evaluation_outputs(output_dir, echo)
     for kind, path in files.items():  # refuse every mismatched file before answering anything
-        refuse_mismatched_resume(path, metas[kind])
+        try:
+            refuse_mismatched_resume(path, metas[kind])
+        except DataError as error:
+            if not redo_stale:
+                raise
+            echo(f"answering {benchmark_name} again: {str(error).split('; ')[0]}")
+            remove_evaluation_outputs(output_dir, echo, reason="stale answers")
+            break
     started = time.perf_counter()
     predictions = answer_items(
         model, benchmark, items, files[None], model_id, batch_size, echo=echo, protocol=protocol, meta=metas[None]
