@@ -17,6 +17,7 @@ from typing import Any
 from PIL import Image
 
 from medzoo.core.errors import DataError
+from medzoo.core.file_checks import json_type, utf8_problem
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
 from medzoo.core.interfaces.dataset import BadRecord, BadRecordPolicy, DatasetReader, LoadReport, Record
 from medzoo.plugins.datasets.image_checks import ImageChecker, ImageProblem
@@ -53,11 +54,16 @@ def read_rows(path: str, report: LoadReport, policy: BadRecordPolicy, split: str
 
 def _read_local(path: Path, report: LoadReport, policy: BadRecordPolicy) -> Iterator[tuple[str, Any]]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read dataset file ({type(error).__name__})") from None
+        data = path.read_bytes()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read dataset file ({error.strerror or type(error).__name__})") from None
+    bad = utf8_problem(data)
+    if bad:
+        kind = "JSON-lines" if path.suffix == ".jsonl" else "JSON"
+        raise DataError(f"{path}: cannot read dataset file: {bad}; expected UTF-8 {kind}")
+    text = data.decode("utf-8")
     if path.suffix == ".jsonl":
-        lines = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+        lines = [(number, line) for number, line in enumerate(text.split("\n"), 1) if line.strip()]
         rows = []
         for number, line in lines:
             try:
@@ -75,9 +81,12 @@ def _read_local(path: Path, report: LoadReport, policy: BadRecordPolicy) -> Iter
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise DataError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from None
+        raise DataError(
+            f"{path}: not valid JSON (line {error.lineno} column {error.colno}: {error.msg}); "
+            f"expected a JSON list of records (truncated?)"
+        ) from None
     if not isinstance(data, list):
-        raise DataError(f"{path}: expected a JSON list of records, found {type(data).__name__}")
+        raise DataError(f"{path}: top level is a JSON {json_type(data)}; expected a JSON list of records")
     for index, row in enumerate(data):
         yield f"#{index}", row
 

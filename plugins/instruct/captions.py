@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from medzoo.core.errors import DataError
+from medzoo.core.file_checks import utf8_problem
 from medzoo.core.interfaces.dataset import BadRecordPolicy, LoadReport
 
 
@@ -79,6 +80,28 @@ def caption_record_from_dict(raw: Any) -> CaptionRecord:
     )
 
 
+def _caption_lines(path: Path) -> list[tuple[int, str]]:
+    """The numbered non-blank lines of a UTF-8 JSON-lines file; other files raise a DataError naming the line."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read caption file ({error.strerror or type(error).__name__})") from None
+    bad = utf8_problem(data)
+    if bad:
+        raise DataError(f"{path}: {bad}; expected UTF-8 JSON lines of caption records")
+    text = data.decode("utf-8")
+    if text.lstrip().startswith("[") and isinstance(_json_or_none(text), list):
+        raise DataError(f"{path}: the file is one JSON list; expected JSON lines (one caption object per line)")
+    return [(number, line) for number, line in enumerate(text.split("\n"), 1) if line.strip()]
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
+
+
 def read_captions(
     path: str | Path, on_bad_record: BadRecordPolicy = "skip"
 ) -> tuple[list[CaptionRecord], LoadReport]:
@@ -89,27 +112,29 @@ def read_captions(
     report = LoadReport(source=str(path))
     records: list[CaptionRecord] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            record_id = f"line {line_number}"
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as error:
-                report.skip("invalid json", record_id, on_bad_record, f"{error.msg} at column {error.colno}")
-                continue
-            if isinstance(raw, dict) and raw.get("pair_id") is not None:
-                record_id = f"line {line_number} (pair_id {raw['pair_id']})"
-            try:
-                record = caption_record_from_dict(raw)
-            except _BadRecord as error:
-                report.skip(str(error), record_id, on_bad_record)
-                continue
-            if record.pair_id in seen:
-                report.skip("duplicate pair_id", record_id, on_bad_record)
-                continue
-            seen.add(record.pair_id)
-            records.append(record)
+    lines = _caption_lines(path)
+    parsed = 0
+    for line_number, line in lines:
+        record_id = f"line {line_number}"
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as error:
+            report.skip("invalid json", record_id, on_bad_record, f"{error.msg} at column {error.colno}")
+            continue
+        parsed += 1
+        if isinstance(raw, dict) and raw.get("pair_id") is not None:
+            record_id = f"line {line_number} (pair_id {raw['pair_id']})"
+        try:
+            record = caption_record_from_dict(raw)
+        except _BadRecord as error:
+            report.skip(str(error), record_id, on_bad_record)
+            continue
+        if record.pair_id in seen:
+            report.skip("duplicate pair_id", record_id, on_bad_record)
+            continue
+        seen.add(record.pair_id)
+        records.append(record)
+    if lines and not parsed:
+        raise DataError(f"{path}: not a JSON-lines file (no line parses as JSON); expected one caption record per line")
     report.kept = len(records)
     return records, report
