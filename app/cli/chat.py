@@ -7,6 +7,34 @@ import click
 HELP = "commands: /image PATH (new image, new conversation), /reset, /help, /quit"
 
 
+def open_image(path: str):
+    """The RGB image at ``path``, decoded in full; a missing, unreadable, non-image, truncated or over-large
+    (decompression bomb: more pixels than PIL's ``MAX_IMAGE_PIXELS``) file raises a one-line DataError."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    from medzoo.core.errors import DataError
+    from medzoo.core.file_checks import first_line
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(
+            f"cannot open image {path!r}: more pixels than the limit of {Image.MAX_IMAGE_PIXELS} "
+            f"(a decompression bomb?)"
+        ) from None
+    except UnidentifiedImageError:
+        raise DataError(f"cannot open image {path!r}: not an image file PIL can read") from None
+    except OSError as error:
+        raise DataError(f"cannot open image {path!r}: {error.strerror or first_line(error)}") from None
+    except (ValueError, SyntaxError) as error:
+        raise DataError(f"cannot open image {path!r}: {first_line(error)}") from None
+
+
 class ChatSession:
     """The conversation so far and the image it is about."""
 
@@ -21,10 +49,8 @@ class ChatSession:
         self.turns = []
 
     def set_image(self, path: str) -> None:
-        from PIL import Image
-
-        with Image.open(path) as image:
-            self.image = image.convert("RGB")
+        """Use the image at ``path`` (a new conversation); an unusable one raises a one-line DataError."""
+        self.image = open_image(path)
         self.reset()
 
     def ask(self, question: str, on_text) -> str:
@@ -58,11 +84,11 @@ def chat_command(model_dir, image, temperature, top_p, max_new_tokens, seed, sys
 
     if not 0 < top_p <= 1 or temperature < 0 or max_new_tokens < 1:
         raise click.BadParameter("need temperature >= 0, 0 < top-p <= 1, max-new-tokens >= 1")
+    first_image = open_image(image) if image else None  # a bad --image fails before the model loads
     engine = load_engine(model_dir, device=device)
     settings = SamplingSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
     session = ChatSession(engine, settings, system)
-    if image:
-        session.set_image(image)
+    session.image = first_image
     stdin = click.get_text_stream("stdin")
     click.echo(f"medzoo chat ({engine.processor.template.name} template). {HELP}")
     while True:
@@ -92,8 +118,8 @@ def _handle(session: ChatSession, text: str) -> None:
         try:
             session.set_image(path)
             click.echo(f"(image {path}; new conversation)")
-        except OSError as error:
-            click.echo(f"error: cannot open image {path!r}: {error.strerror or error}", err=True)
+        except MedzooError as error:
+            click.echo(f"error: {error}", err=True)
     elif text.startswith("/"):
         click.echo(f"unknown command {text.split()[0]!r}; {HELP}", err=True)
     else:
