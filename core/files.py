@@ -25,10 +25,21 @@ def write_atomically(path: str | Path, data: str | bytes, encoding: str = "utf-8
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise naming(error, path) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def naming(error: OSError, path: str | Path) -> OSError:
+    """``error`` with ``path`` as its file name when it has none (a failed write or fsync does not say where)."""
+    if error.filename is not None:
+        return error
+    named = type(error)(error.errno, error.strerror or os.strerror(error.errno or 0), os.fspath(path))
+    return named
 
 
 def write_json_atomically(path: str | Path, payload: Any, **dumps: Any) -> Path:

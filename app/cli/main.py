@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import sys
 
 import click
@@ -61,13 +63,54 @@ def cli() -> None:
     """medzoo: a plugin-based model zoo for biomedical vision-language assistants."""
 
 
+#: storage failures a user fixes outside medzoo: shown as one line, exit code 74 (EX_IOERR), no traceback
+STORAGE_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+STORAGE_EXIT_CODE = 74
+
+
+def storage_message(error: OSError) -> str | None:
+    """``<path>: <what went wrong>; <what to do>`` for a storage failure, None for any other OSError."""
+    reason = STORAGE_ERRNOS.get(error.errno or -1)
+    if reason is None:
+        return None
+    where = error.filename if error.filename is not None else "a file medzoo was writing"
+    advice = ("free some space (or point the output elsewhere) and run the command again: finished files were "
+              "written atomically and runs resume") if error.errno in (errno.ENOSPC, errno.EDQUOT) else \
+        "choose a location you may write to"
+    return f"{os.fspath(where)}: {reason} ({errno.errorcode.get(error.errno, error.errno)}); {advice}"
+
+
+def end_progress_bars() -> None:
+    """Close the progress bars a failed command left open, so its error starts on a line of its own."""
+    progress = sys.modules.get("tqdm.std")
+    for bar in list(getattr(getattr(progress, "tqdm", None), "_instances", ())):
+        bar.close()
+
+
+def fail(message: str, code: int) -> None:
+    end_progress_bars()
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors print one line and exit with code 2, without a traceback."""
+    """Console entry point: user errors print one line and exit with code 2, storage failures (disk full,
+    read-only, permission) one line with code 74, without a traceback."""
     try:
         cli.main(args=argv, standalone_mode=False)
     except MedzooError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(error.exit_code)
+        fail(str(error), error.exit_code)
+    except OSError as error:
+        message = storage_message(error)
+        if message is None:
+            raise
+        fail(message, STORAGE_EXIT_CODE)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from medzoo.core.errors import DataError
+from medzoo.core.files import naming
 
 Echo = Callable[[str], Any]
 TORN_NOTE = "{path}: dropped a torn last line ({size} bytes) left by an interrupted run; it will be {redo} again"
@@ -122,9 +123,12 @@ class JsonlAppender:
         """Append one chunk of records, one line each, and make it durable."""
         data = b"".join(json.dumps(r, ensure_ascii=self.ensure_ascii).encode("utf-8") + b"\n" for r in records)
         if data:
-            self._handle.write(data)
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+            try:
+                self._handle.write(data)
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+            except OSError as error:  # a full disk: the next run cuts the torn line this leaves
+                raise naming(error, self.path) from None
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
