@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from support.hang_guard import SUBPROCESS_HANG_S
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 CORE = PACKAGE_ROOT / "core"
@@ -83,7 +84,7 @@ def test_every_public_name_resolves_and_import_medzoo_is_cheap():
         "assert not missing, missing\n"
         "print(len(medzoo.__all__))\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=SUBPROCESS_HANG_S)
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout.strip()) >= 30
 

@@ -19,6 +19,7 @@ import torch
 import yaml
 from PIL import Image
 from safetensors.torch import load_file
+from support.hang_guard import SUBPROCESS_HANG_S
 
 from medzoo.testing import TINY_MODEL
 
@@ -87,7 +88,7 @@ def run(recipe: Path, out: Path, processes: int, *extra: str, launch: str = "ddp
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # the DeepSpeed configs name their JSON files relative to the repository root, as the docs launch them
     result = subprocess.run(command(recipe, out, processes, *extra, launch=launch), capture_output=True, text=True,
-                            env=env, timeout=300, cwd=CONFIGS.parents[1])
+                            env=env, timeout=SUBPROCESS_HANG_S, cwd=CONFIGS.parents[1])
     assert result.returncode == expect, result.stderr[-3000:]
     return result
 
@@ -173,7 +174,7 @@ def kill_after_first_checkpoint(recipe: Path, out: Path, launch: str) -> None:
                                stderr=subprocess.DEVNULL, start_new_session=True, cwd=CONFIGS.parents[1],
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
     marker = out / "02-instruct" / "checkpoints" / "latest"
-    deadline = time.time() + 240
+    deadline = time.time() + SUBPROCESS_HANG_S
     while time.time() < deadline and not marker.exists() and process.poll() is None:
         time.sleep(0.02)
     assert process.poll() is None, "training finished before it could be killed"

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from support import fake_openai as openai_fake_server
+from support.hang_guard import SUBPROCESS_HANG_S
 
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 
@@ -41,7 +42,7 @@ def generator_reply(body: dict) -> str:
 
 def medzoo(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "medzoo.app.cli", *args], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=SUBPROCESS_HANG_S)
 
 
 def test_synthetic_captions_to_instructions_to_stage2_training(fake, tmp_path):

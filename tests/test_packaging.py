@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from support.hang_guard import SUBPROCESS_HANG_S
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +36,7 @@ def wheel(tmp_path_factory) -> Path:
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(base / "dist"),
          str(source)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=SUBPROCESS_HANG_S,
     )
     assert built.returncode == 0, built.stderr[-2000:]
     (path,) = (base / "dist").glob("medzoo-*.whl")
@@ -60,7 +61,7 @@ def test_installed_copy_finds_registry_and_recipes_outside_the_checkout(wheel, t
     target = tmp_path / "site"
     installed = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=SUBPROCESS_HANG_S,
     )
     assert installed.returncode == 0, installed.stderr[-2000:]
     probe = (
@@ -74,7 +75,7 @@ def test_installed_copy_finds_registry_and_recipes_outside_the_checkout(wheel, t
     site = [p for p in sys.path if p.endswith("site-packages")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), *site])}
     result = subprocess.run([sys.executable, "-S", "-c", probe], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=120)
+                            text=True, timeout=SUBPROCESS_HANG_S)
     assert result.returncode == 0, result.stderr[-2000:]
     package_dir, found, language = result.stdout.split("\n")[:3]
     assert Path(package_dir) == target / "medzoo"

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.hang_guard import SUBPROCESS_HANG_S
 
 SMALL_DATA = ["-o", "data.synth_options={sizes: {train: 40, val: 5, test: 10}}"]
 FEW_STEPS = [
@@ -24,7 +25,7 @@ ANSWER_KEYS = {"question_id", "prompt", "text", "answer_id", "model_id", "metada
 
 def medzoo(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "medzoo.app.cli", *args], capture_output=True, text=True,
-                          timeout=600)
+                          timeout=SUBPROCESS_HANG_S)
 
 
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:

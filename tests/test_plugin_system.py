@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.hang_guard import SUBPROCESS_HANG_S
 
 from medzoo.core.errors import PluginError
 from medzoo.core.plugin_system import manager as plugin_manager
@@ -175,7 +176,7 @@ def test_importing_the_core_loads_no_plugin():
         "components()\n"
         "assert 'medzoo.plugins.vision.registration' in sys.modules\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=SUBPROCESS_HANG_S)
     assert result.returncode == 0, result.stderr
 
 
