@@ -77,12 +77,20 @@ def _or(value, default):
 
 
 def check_prompt_size(messages: list[ChatMessage], max_chars: int) -> None:
-    """Refuse more text than ``max_chars`` characters in all, before anything is tokenised."""
+    """Refuse more text than ``max_chars`` characters in all, and text that is not valid Unicode (a lone
+    surrogate escaped in the JSON), before anything is tokenised."""
     total = 0
-    for message in messages:
+    for index, message in enumerate(messages):
         parts = [message.content] if isinstance(message.content, str) else message.content
-        total += sum(len(part if isinstance(part, str) else part.text) for part in parts
-                     if isinstance(part, str) or part.type == "text")
+        texts = [part if isinstance(part, str) else part.text for part in parts
+                 if isinstance(part, str) or part.type == "text"]
+        total += sum(len(text) for text in texts)
+        for text in texts:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as error:
+                raise RequestError(400, f"messages.{index}.content: not valid Unicode (a lone surrogate "
+                                   f"{text[error.start]!r} at character {error.start})", param="messages") from None
     if total > max_chars:
         raise RequestError(400, f"the messages hold {total} characters of text; the limit is {max_chars}",
                            param="messages", code="context_length_exceeded")
