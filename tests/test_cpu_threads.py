@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from support.hang_guard import SUBPROCESS_HANG_S
 
 from medzoo.app.speedbench.busy_machine import fair_share
 from medzoo.core import cpu_threads
@@ -112,7 +113,7 @@ def test_a_real_competitor_is_seen_on_linux():
         pytest.skip("no /proc/stat here")
     competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + SUBPROCESS_HANG_S
         while (other_runnable() or 0) < 1 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert other_runnable() >= 1

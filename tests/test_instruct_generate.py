@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from support import fake_openai as openai_fake_server
+from support.hang_guard import SUBPROCESS_HANG_S
 
 from medzoo.core.errors import DataError, MedzooError, PluginError
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
@@ -271,7 +272,7 @@ def test_interrupted_run_resumes_without_repeating_a_request(fake, tmp_path):
             backend = OpenAIBackend("fake", base_url=server.base_url, timeout=30)
             runner = RequestRunner(backend, ResponseCache(cache_dir), concurrency=2, policy=FAST)
             task = asyncio.create_task(generate_instructions(captions, runner, GenerationSettings()))
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + SUBPROCESS_HANG_S
             while (server.blocked < 2 or len(ResponseCache(cache_dir)) < 3) and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
             task.cancel()  # the run is killed with two requests in flight

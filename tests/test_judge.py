@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from support import fake_openai as openai_fake_server
+from support.hang_guard import SUBPROCESS_HANG_S
 
 from medzoo.core.errors import DataError
 from medzoo.plugins.instruct.backends.openai_backend import OpenAIBackend
@@ -169,7 +170,7 @@ def test_interrupted_judging_resumes_without_repeating_a_request(fake, tmp_path)
             backend = OpenAIBackend("judge-x", base_url=server.base_url, timeout=30)
             runner = RequestRunner(backend, ResponseCache(output / "cache"), concurrency=2, policy=FAST)
             task = asyncio.create_task(judge_answers(question_list, answer_map, runner, output, params))
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + SUBPROCESS_HANG_S
             while server.blocked < 2 and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
             await asyncio.sleep(0.1)

@@ -15,6 +15,7 @@ import httpx
 import openai
 import pytest
 from PIL import Image
+from support.hang_guard import SUBPROCESS_HANG_S
 
 from medzoo.app.serving.app import ServeConfig, create_app
 from medzoo.app.serving.background import BackgroundServer
@@ -284,7 +285,7 @@ def test_a_disconnected_stream_stops_its_row(server, http, monkeypatch):
         for line in response.iter_lines():
             if '"content": "' in line and '"content": ""' not in line:
                 break
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + SUBPROCESS_HANG_S
     while not completions and time.monotonic() < deadline:
         time.sleep(0.02)
     assert completions and completions[0].finish_reason == "cancelled", completions

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.hang_guard import SUBPROCESS_HANG_S
 
 from medzoo.app.serving.background import free_port
 from medzoo.testing import ColourSquares
@@ -45,7 +46,7 @@ def server_url(model_dir, tmp_path_factory):
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + SUBPROCESS_HANG_S
         while True:
             assert process.poll() is None, f"medzoo serve exited: {log.read_text()[-2000:]}"
             assert time.monotonic() < deadline, f"medzoo serve did not come up: {log.read_text()[-2000:]}"

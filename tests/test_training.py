@@ -16,6 +16,7 @@ import torch
 import yaml
 from PIL import Image
 from safetensors.torch import load_file
+from support.hang_guard import SUBPROCESS_HANG_S
 
 from medzoo.testing import TINY_MODEL
 
@@ -116,7 +117,7 @@ def test_kill_and_resume_reproduces_uninterrupted_weights(tmp_path):
         [sys.executable, "-m", "medzoo.app.cli", "train", str(recipe), "--output-dir", str(run_dir)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
-    deadline = time.time() + 120
+    deadline = time.time() + SUBPROCESS_HANG_S
     marker = run_dir / "02-instruct" / "checkpoints" / "latest"
     while time.time() < deadline and not marker.exists() and process.poll() is None:
         time.sleep(0.05)
