@@ -7,6 +7,7 @@ checkpoints, ``DataError`` for data sets), so callers keep their own error kinds
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,15 @@ from safetensors.torch import load_file
 
 from medzoo.core.errors import MedzooError
 
-DAMAGED = "truncated, damaged or not written by medzoo"
+DAMAGED = "the file is truncated or damaged"
 
 
-def first_line(error: BaseException) -> str:
-    """The first non-empty line of an exception's message, or its type name."""
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of an exception's message (at most ``limit`` characters), or its type name."""
     for line in str(error).splitlines():
         if line.strip():
-            return line.strip()
+            line = line.strip()
+            return line if len(line) <= limit else line[: limit - 3] + "..."
     return type(error).__name__
 
 
@@ -124,3 +126,34 @@ def load_weights_into(
     if extra:
         raise error(f"{path}: holds tensor {extra[0]!r} ({len(extra)} unexpected) that {what} does not have")
     module.load_state_dict(weights)
+
+
+def check_checkpoint_folder(
+    folder: Path, meta_model: Callable[[], torch.nn.Module], error: type[MedzooError], what: str
+) -> None:
+    """The safetensors weights of a local Hugging Face checkpoint folder are whole and fit its architecture.
+
+    ``meta_model()`` builds the model from the folder's config; it runs on the meta device (no memory, no
+    initialisation), so a wrong tensor is reported by name before anything is loaded.
+    """
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = read_json(index, error, "a safetensors shard index").get("weight_map") or {}
+        files = sorted({folder / name for name in weight_map.values()})
+    else:
+        files = [folder / "model.safetensors"] if (folder / "model.safetensors").is_file() else []
+    for path in files:
+        check_safetensors(path, error, what)
+    if not files:
+        return
+    with torch.device("meta"):
+        model = meta_model()
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    for path in files:
+        mismatch = shape_mismatch(expected, safetensors_shapes(path))
+        if mismatch:
+            key, found, wanted = mismatch
+            raise error(
+                f"{path}: tensor {key!r} has shape {list(found)}, the architecture in "
+                f"{folder / 'config.json'} expects {list(wanted)}"
+            )

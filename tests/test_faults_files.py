@@ -229,6 +229,78 @@ def test_the_cli_loading_a_damaged_model_prints_one_line(damaged_model, tmp_path
     assert snapshot(folder) == before
 
 
+# vision towers loaded from a local checkpoint folder (a recipe's ``pretrained: /path``)
+
+TINY_OPEN_CLIP = {
+    "embed_dim": 16,
+    "vision_cfg": {"timm_model_name": "test_vit", "timm_model_pretrained": False, "timm_pool": "",
+                   "timm_proj": "linear", "image_size": 160},
+    "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def vision_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """A tiny CLIP-vision checkpoint (Hugging Face layout) and a tiny open_clip one (BiomedCLIP's hub layout)."""
+    import open_clip
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    root = tmp_path_factory.mktemp("vision-checkpoints")
+    torch.manual_seed(0)
+    config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                              image_size=32, patch_size=8)  # fmt: skip
+    CLIPVisionModel(config).save_pretrained(root / "clip")
+    (root / "clip" / "preprocessor_config.json").write_text(json.dumps({"crop_size": 32}))
+    (root / "biomedclip").mkdir()
+    model = open_clip.CLIP(**json.loads(json.dumps(TINY_OPEN_CLIP)))
+    (root / "biomedclip" / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_OPEN_CLIP}))
+    torch.save(model.state_dict(), root / "biomedclip" / "open_clip_pytorch_model.bin")
+    return {"clip": root / "clip", "biomedclip": root / "biomedclip"}
+
+
+def _reshape_trunk_tensor(path: Path) -> None:
+    state = torch.load(path, weights_only=True)
+    key = next(key for key in sorted(state) if key.startswith("visual.trunk."))
+    state[key] = torch.zeros(3, 3)
+    torch.save(state, path)
+
+
+VISION_DAMAGES: list[tuple[str, str, str, Callable[[Path], object], str]] = [
+    ("clip weights truncated", "clip", "model.safetensors", lambda f: truncate(f / "model.safetensors"),
+     "safetensors"),
+    ("clip tensor of the wrong shape", "clip", "model.safetensors",
+     lambda f: reshape_first_tensor(f / "model.safetensors"), "config.json"),
+    ("clip preprocessor config not JSON", "clip", "preprocessor_config.json",
+     lambda f: (f / "preprocessor_config.json").write_text("{crop"), "not valid JSON"),
+    ("biomedclip weights truncated", "biomedclip", "open_clip_pytorch_model.bin",
+     lambda f: truncate(f / "open_clip_pytorch_model.bin"), "truncated"),
+    ("biomedclip trunk tensor of the wrong shape", "biomedclip", "open_clip_pytorch_model.bin",
+     lambda f: _reshape_trunk_tensor(f / "open_clip_pytorch_model.bin"), "[3, 3]"),
+    ("biomedclip config not utf-8", "biomedclip", "open_clip_config.json",
+     lambda f: (f / "open_clip_config.json").write_bytes(b'{"model_cfg": "\xff"}'), "UTF-8"),
+]
+
+
+@pytest.mark.parametrize(
+    "name,relative,damage,detail", [case[1:] for case in VISION_DAMAGES], ids=[case[0] for case in VISION_DAMAGES]
+)
+def test_a_damaged_vision_checkpoint_is_one_line_naming_the_file(
+    vision_checkpoints, tmp_path, name, relative, damage, detail
+):
+    from medzoo.core.plugin_system.manager import components
+
+    folder = Path(shutil.copytree(vision_checkpoints[name], tmp_path / name))
+    encoder = components().get("vision_encoder", name).factory
+    encoder.from_pretrained(str(folder))  # the undamaged copy loads
+    damage(folder)
+    before = snapshot(folder)
+    with pytest.raises(MedzooError) as raised:
+        encoder.from_pretrained(str(folder))
+    message = one_line(raised.value)
+    assert str(folder / relative) in message and detail in message, message
+    assert snapshot(folder) == before
+
+
 # ---------------------------------------------------------------- 2. training checkpoints (resume)
 
 

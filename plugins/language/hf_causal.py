@@ -20,7 +20,7 @@ from torch import nn
 
 from medzoo.core.dtypes import DTYPE_NAMES, PRECISIONS, dtype_name, torch_dtype
 from medzoo.core.errors import MedzooError, RecipeError, did_you_mean
-from medzoo.core.file_checks import check_safetensors, read_json, safetensors_shapes, shape_mismatch
+from medzoo.core.file_checks import check_checkpoint_folder, read_json
 from medzoo.core.interfaces.language_model import LanguageModel
 from medzoo.core.model.activation_checkpointing import set_activation_checkpointing
 from medzoo.plugins.language.tiny_tokenizer import TINY_TOKENIZER_NAME, resolve_tokenizer_source
@@ -72,35 +72,6 @@ def check_tokenizer_files(folder: Path) -> None:
     for name in TOKENIZER_FILES:
         if (folder / name).is_file():
             read_json(folder / name, MedzooError, "a tokenizer file")
-
-
-def check_local_weights(folder: Path, config_class: type, causal_lm_class: type) -> None:
-    """The weights a local checkpoint folder holds are readable and fit the architecture in its config.json.
-
-    Shapes are compared against the model built on the meta device (no memory, no initialisation), so a wrong
-    tensor is reported by name before transformers loads anything.
-    """
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        weight_map = read_json(index, MedzooError, "a safetensors shard index").get("weight_map") or {}
-        files = sorted({folder / name for name in weight_map.values()})
-    else:
-        files = [folder / "model.safetensors"] if (folder / "model.safetensors").is_file() else []
-    for path in files:
-        check_safetensors(path, MedzooError, "language model weights")
-    if not files:
-        return
-    with torch.device("meta"):
-        meta_model = causal_lm_class(config_class.from_pretrained(folder))
-    expected = {key: tuple(value.shape) for key, value in meta_model.state_dict().items()}
-    for path in files:
-        mismatch = shape_mismatch(expected, safetensors_shapes(path))
-        if mismatch:
-            key, found, wanted = mismatch
-            raise MedzooError(
-                f"{path}: tensor {key!r} has shape {list(found)}, the architecture in "
-                f"{folder / 'config.json'} expects {list(wanted)}"
-            )
 
 
 def load_tokenizer(source: str, padding_side: str = "right", trust_remote_code: bool = False) -> Any:
@@ -196,7 +167,10 @@ class HFCausalLanguageModel(LanguageModel):
         if local.is_dir() and not (local / "config.json").is_file():
             raise MedzooError(f"{local / 'config.json'}: missing; expected the language model's transformers config")
         if local.is_dir() and model_type == native_type:
-            check_local_weights(local, cls.config_class, cls.causal_lm_class)
+            check_checkpoint_folder(
+                local, lambda: cls.causal_lm_class(cls.config_class.from_pretrained(local)), MedzooError,
+                "language model weights",
+            )
         options = {"dtype": parse_dtype(dtype, allow_auto=True), "attn_implementation": attention}
         if model_type == native_type or (trust_remote_code and model_type not in cls.compatible_model_types):
             model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=trust_remote_code, **options)

@@ -13,7 +13,7 @@ own eval transform with the checkpoint's ``preprocess_cfg`` (what ``create_model
 
 from __future__ import annotations
 
-import json
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,14 @@ from open_clip.factory import load_state_dict, merge_preprocess_dict
 from open_clip.pretrained import download_pretrained_from_hf
 from open_clip.transform import PreprocessCfg, image_transform
 from PIL import Image
+from safetensors import SafetensorError
 from timm.layers import to_2tuple
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from medzoo.core.errors import PluginError, RecipeError
+from medzoo.core.file_checks import check_safetensors, first_line, read_json, shape_mismatch
 from medzoo.core.interfaces.vision_encoder import FeatureSelect, VisionEncoder
 from medzoo.core.model.image_processing import ImageTransform
 from medzoo.plugins.vision import (
@@ -137,13 +139,21 @@ class BiomedClipVisionEncoder(VisionEncoder):
                 f"{config_path}: vision_cfg.image_size {declared_size[0]} differs from timm {name!r}'s input size "
                 f"{trunk.patch_embed.img_size[0]}"
             )
-        state = load_state_dict(str(weights_path))
+        state = read_open_clip_weights(weights_path)
         trunk_state = {
             key[len(TRUNK_PREFIX) :]: value for key, value in state.items() if key.startswith(TRUNK_PREFIX)
         }
         if not trunk_state:
             raise PluginError(
                 f"{weights_path}: no '{TRUNK_PREFIX}*' weights; expected an open_clip checkpoint"
+            )
+        expected = {key: tuple(value.shape) for key, value in trunk.state_dict().items()}
+        mismatch = shape_mismatch(expected, {key: tuple(value.shape) for key, value in trunk_state.items()})
+        if mismatch:
+            key, found, wanted = mismatch
+            raise PluginError(
+                f"{weights_path}: tensor {TRUNK_PREFIX + key!r} has shape {list(found)}, timm {name!r} "
+                f"in {config_path.name} expects {list(wanted)}"
             )
         incompatible = trunk.load_state_dict(trunk_state, strict=False)
         if incompatible.missing_keys or incompatible.unexpected_keys:
@@ -345,11 +355,20 @@ def locate_checkpoint(source: str) -> tuple[Path, Path]:
     return config_path, weights_path
 
 
-def read_open_clip_config(path: Path) -> dict[str, Any]:
+def read_open_clip_weights(path: Path) -> dict[str, torch.Tensor]:
+    """An open_clip checkpoint's state dict; a truncated or damaged file is a one-line PluginError naming it."""
+    if path.suffix == ".safetensors":
+        check_safetensors(path, PluginError, "open_clip weights")
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise PluginError(f"{path}: unreadable open_clip config ({error})") from error
-    if not isinstance(config, dict) or not isinstance(config.get("model_cfg"), dict):
+        return load_state_dict(str(path))
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, SafetensorError) as error:
+        raise PluginError(
+            f"{path}: not a readable open_clip checkpoint ({first_line(error)}); the file is truncated or damaged"
+        ) from None
+
+
+def read_open_clip_config(path: Path) -> dict[str, Any]:
+    config = read_json(path, PluginError, "an open_clip config")
+    if not isinstance(config.get("model_cfg"), dict):
         raise PluginError(f"{path}: expected a JSON object with a 'model_cfg' object")
     return config

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,6 +14,7 @@ from transformers.utils import cached_file
 
 from medzoo.core.dtypes import DTYPE_NAMES, torch_dtype
 from medzoo.core.errors import PluginError
+from medzoo.core.file_checks import check_checkpoint_folder, read_json
 from medzoo.core.interfaces.vision_encoder import FeatureSelect, VisionEncoder
 from medzoo.core.model.activation_checkpointing import set_activation_checkpointing
 from medzoo.core.model.image_processing import ImageTransform
@@ -87,7 +88,15 @@ class ClipVisionEncoder(VisionEncoder):
         A full CLIP checkpoint (text + vision) works too; only the vision weights are taken, and every one of
         them must be present. Image statistics come from ``preprocessor_config.json`` when the source has one.
         """
+        local = Path(source)
+        if local.is_dir() and not (local / "config.json").is_file():
+            raise PluginError(f"{local / 'config.json'}: missing; expected the CLIP checkpoint's config")
         try:
+            if local.is_dir():
+                check_checkpoint_folder(
+                    local, lambda: CLIPVisionModel(CLIPVisionConfig.from_pretrained(local)), PluginError,
+                    "CLIP vision weights",
+                )
             model, loading = CLIPVisionModel.from_pretrained(
                 source, dtype=resolve_dtype(dtype), output_loading_info=True
             )
@@ -187,8 +196,7 @@ def read_image_statistics(source: str, image_size: int) -> tuple[tuple[float, ..
     path = cached_file(source, PREPROCESSOR_FILE, _raise_exceptions_for_missing_entries=False)
     if path is None:
         return OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
-    with open(path, encoding="utf-8") as handle:
-        processor = json.load(handle)
+    processor = read_json(Path(path), PluginError, "an image processor config")
     processor_size = side_length(processor.get("crop_size", processor.get("size")))
     if processor_size is not None and processor_size != image_size:
         raise PluginError(
