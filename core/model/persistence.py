@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import save_file
 
 from medzoo.core.dtypes import torch_dtype
-from medzoo.core.errors import MedzooError
+from medzoo.core.errors import MedzooError, PluginError
 from medzoo.core.file_checks import (
     check_safetensors,
     first_line,
@@ -164,6 +164,15 @@ def _check_manifest(manifest: dict[str, Any], path: Path) -> None:
         if not isinstance(value, kind):
             found = "missing" if value is None else f"a JSON {json_type(value)}"
             raise MedzooError(f"{path}: key {key!r} is {found}; expected a JSON {json_type(kind())} ({meaning})")
+    unknown = [name for name in manifest["saved_modules"] if name not in ("vision", "connector", "language")]
+    if unknown:
+        raise MedzooError(f"{path}: key 'saved_modules' holds {unknown[0]!r}; expected vision, connector or language")
+    language = manifest["model"]["language"]
+    if "language" not in manifest["saved_modules"] and not isinstance(language.get("pretrained"), str):
+        raise MedzooError(
+            f"{path}: key 'model.language.pretrained' is missing and 'saved_modules' lacks language; "
+            f"expected one of them (where the language model's weights come from)"
+        )
     connector = manifest["architecture"].get("connector")
     if connector is not None and not isinstance(connector, dict):
         raise MedzooError(f"{path}: key 'architecture.connector' is a JSON {json_type(connector)}; expected an object")
@@ -254,7 +263,10 @@ def _load_adapters(directory: Path, manifest: dict[str, Any], model: MultimodalM
     for name, info in manifest.get("adapters", {}).items():
         if name not in modules:
             raise MedzooError(f"{directory / MANIFEST}: adapters for unknown module {name!r}; expected one of {sorted(modules)}")
-        strategy = tuning_strategy(info.get("strategy", LEGACY_ADAPTER_STRATEGY))
+        try:
+            strategy = tuning_strategy(info.get("strategy", LEGACY_ADAPTER_STRATEGY))
+        except PluginError as error:
+            raise MedzooError(f"{directory / MANIFEST}: key 'adapters.{name}.strategy': {error}") from None
         folder = directory / info["path"]
         if not folder.is_dir():
             raise MedzooError(f"{folder}: missing; expected the {name} adapters listed in {MANIFEST}")

@@ -154,6 +154,11 @@ class HFCausalLanguageModel(LanguageModel):
         from transformers import AutoModelForCausalLM, PretrainedConfig
 
         cls._check_template(template)
+        local = Path(source)
+        if local.is_dir():
+            if not (local / "config.json").is_file():
+                raise MedzooError(f"{local / 'config.json'}: missing; expected the language model's transformers config")
+            read_json(local / "config.json", MedzooError, "the language model's transformers config")
         try:
             config_dict, _unused = PretrainedConfig.get_config_dict(source)
         except OSError as error:
@@ -163,9 +168,6 @@ class HFCausalLanguageModel(LanguageModel):
             ) from None
         model_type = config_dict.get("model_type")
         native_type = cls.config_class.model_type
-        local = Path(source)
-        if local.is_dir() and not (local / "config.json").is_file():
-            raise MedzooError(f"{local / 'config.json'}: missing; expected the language model's transformers config")
         if local.is_dir() and model_type == native_type:
             check_checkpoint_folder(
                 local, lambda: cls.causal_lm_class(cls.config_class.from_pretrained(local)), MedzooError,
