@@ -120,3 +120,42 @@ def test_cli_refuses_integer_options_out_of_range(args, tmp_path):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2, result.output
     assert "is not in the range" in result.output or "Invalid value" in result.output
+
+
+# ---------------------------------------------------------------- ColonINST boxes as training targets
+
+BOXES = {
+    "usable": ("{<2><3><30><40>}", None),
+    "inverted x": ("{<30><3><2><40>}", "inverted box (x1 > x2 or y1 > y2)"),
+    "inverted y": ("{<2><40><30><3>}", "inverted box (x1 > x2 or y1 > y2)"),
+    "negative": ("{<-2><3><30><40>}", "without a four-number box"),  # a minus sign is not a box number
+    "beyond width": ("{<2><3><64><40>}", "box outside the image (64, 40 beyond 64x48)"),
+    "beyond height": ("{<2><3><30><48>}", "box outside the image (30, 48 beyond 64x48)"),
+}
+
+
+@pytest.mark.parametrize(("task", "where"), [("rec", "answer"), ("reg", "question")])
+@pytest.mark.parametrize(("box", "reason"), BOXES.values(), ids=BOXES.keys())
+def test_coloninst_training_boxes_are_checked_against_the_image(tmp_path, task, where, box, reason):
+    import json
+
+    from PIL import Image
+
+    from medzoo.core.errors import DataError
+    from medzoo.plugins.datasets.colon_inst import ColonInstReader
+
+    Image.new("RGB", (64, 48), "red").save(tmp_path / "frame.png")
+    question, answer = ("Where is the polyp?", box) if where == "answer" else (f"What is in {box}?", "a polyp")
+    record = {"id": "frame.png", "image": "frame.png", "conversations": [
+        {"from": "human", "value": f"<image>\n{question}"}, {"from": "gpt", "value": answer}]}
+    path = tmp_path / f"{task}_train.json"
+    path.write_text(json.dumps([record]))
+    records, report = ColonInstReader().read(str(path), image_root=str(tmp_path))
+    if reason is None:
+        assert len(records) == 1 and report.total_skipped == 0
+        return
+    if reason == "without a four-number box":
+        reason = "REC answer without a four-number box" if task == "rec" else "REG question without a four-number box"
+    assert records == [] and report.skipped == {reason: 1}
+    with pytest.raises(DataError, match=re.escape(reason)):
+        ColonInstReader().read(str(path), image_root=str(tmp_path), on_bad_record="error")

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from medzoo.core.errors import DataError
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
 from medzoo.core.interfaces.dataset import BadRecordPolicy, DatasetReader, LoadReport, Record
@@ -62,6 +64,25 @@ def load_coloninst_json(path: Path) -> list:
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a json list of ColonINST records, got {type(data).__name__}")
     return data
+
+
+def box_problem(box: tuple[int, int, int, int], image: Path | None) -> str | None:
+    """Why a training box cannot be a target: inverted corners, or corners outside the image (pixel
+    coordinates, inclusive, as IntelliScope writes them); None when it is usable."""
+    x1, y1, x2, y2 = box
+    if x1 > x2 or y1 > y2:
+        return "inverted box (x1 > x2 or y1 > y2)"
+    if min(box) < 0:
+        return "box outside the image (negative coordinate)"
+    if image is not None:
+        try:
+            with Image.open(image) as handle:
+                width, height = handle.size
+        except (OSError, ValueError):
+            return None  # the image checks report an unreadable image
+        if x2 >= width or y2 >= height:
+            return f"box outside the image ({x2}, {y2} beyond {width}x{height})"
+    return None
 
 
 class ColonInstReader(DatasetReader):
@@ -196,6 +217,11 @@ class ColonInstReader(DatasetReader):
             return None
         usable, image = self._image_or_skip(item, record_id, settings, report, policy)
         if not usable:
+            return None
+        target = answer_box if record_task == "rec" else question_box if record_task == "reg" else None
+        problem = box_problem(target, image) if target is not None else None
+        if problem is not None:
+            report.skip(problem, record_id, policy, answer if record_task == "rec" else question)
             return None
         if IMAGE_PLACEHOLDER not in messages[0].content:
             messages[0] = Message("user", f"{IMAGE_PLACEHOLDER}\n{messages[0].content}")
