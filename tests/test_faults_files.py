@@ -505,6 +505,19 @@ def test_a_truncated_training_jpeg_is_counted_and_skipped(tmp_path):
     assert "8 records kept, 1 skipped (image_corrupt: 1)" in report, notes
 
 
+def test_a_truncated_jpeg_met_mid_stage_without_verification_is_one_line_naming_it(tmp_path):
+    from medzoo.core.errors import DataError
+    from medzoo.core.training.run import train_recipe
+
+    recipe = _recipe_with_a_torn_image(tmp_path / "data", "skip")
+    recipe.stages[0].datasets[0].options = {"verify_images": False}
+    with pytest.raises(DataError) as error:
+        train_recipe(recipe, tmp_path / "run", echo=lambda *_: None)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{tmp_path / 'data' / 'images' / 'torn.jpg'}: image of record")
+    assert "cannot be decoded mid-stage" in message and "verify_images" in message
+
+
 def test_a_truncated_training_jpeg_stops_with_on_bad_record_error(tmp_path):
     from medzoo.core.training.run import train_recipe
 

@@ -112,8 +112,16 @@ def load_samples(model: MultimodalModel, data: StageData, indices: list[int]) ->
         image = data.images[i]
         pixels = None
         if image is not None:
-            with Image.open(image) as handle:
-                pixels = transform(handle).unsqueeze(0)
+            try:
+                with Image.open(image) as handle:
+                    pixels = transform(handle).unsqueeze(0)
+            except (OSError, ValueError, SyntaxError) as error:  # PIL's errors for damaged files
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise DataError(
+                    f"{image}: image of record {sample.sample_id} cannot be decoded mid-stage ({reason}); leave the "
+                    "reader's verify_images on (the default) so damaged images are counted and skipped before "
+                    "training starts"
+                ) from None
         batch_samples.append(EncodedSample(sample.input_ids, sample.labels, pixels, sample.truncated, sample.sample_id))
     return batch_samples
 
