@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from PIL import Image
+from support.faults import cli_error, one_line
 
 from medzoo.app.cli.main import main
 from medzoo.core.errors import DataError
@@ -37,24 +38,6 @@ def snapshot(root: Path) -> dict[str, str]:
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
-
-
-def one_line(error: BaseException | str) -> str:
-    message = str(error)
-    assert message and "\n" not in message and "Traceback" not in message, message
-    return message
-
-
-def cli_error(capsys, *args: object) -> str:
-    """Run the CLI in-process; it must exit 2 with exactly one ``error:`` line and no traceback."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exited:
-        main([str(arg) for arg in args])
-    err = capsys.readouterr().err
-    assert exited.value.code == 2, err
-    errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and "Traceback" not in err, err
-    return errors[0]
 
 
 def cli_ok(capsys, *args: object) -> str:

@@ -21,8 +21,9 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 from safetensors.torch import load_file, save_file
+from support.faults import cli_error, one_line
 
-from medzoo.app.cli.main import cli, main
+from medzoo.app.cli.main import cli
 from medzoo.core.errors import DataError, MedzooError, TrainingError
 from medzoo.testing import TINY_MODEL, single_thread
 
@@ -33,24 +34,6 @@ def snapshot(root: Path) -> dict[str, str]:
         str(path.relative_to(root)): "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(root.rglob("*"))
     }
-
-
-def one_line(error: BaseException | str) -> str:
-    message = str(error)
-    assert message and "\n" not in message and "Traceback" not in message, message
-    return message
-
-
-def cli_error(capsys, *args: object) -> str:
-    """Run the CLI in-process; it must exit 2 with exactly one ``error:`` line and no traceback."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exited:
-        main([str(arg) for arg in args])
-    err = capsys.readouterr().err
-    assert exited.value.code == 2, err
-    errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and "Traceback" not in err, err
-    return errors[0]
 
 
 def truncate(path: Path) -> None:
