@@ -160,7 +160,7 @@ MODEL_DAMAGES: list[tuple[str, str, str, Callable[[Path], object], str]] = [
     ("connector adapter weights truncated", "lora", "adapters/connector/adapter_model.safetensors",
      lambda f: truncate(f / "adapters/connector/adapter_model.safetensors"), "safetensors"),
     ("language adapter weights missing", "lora", "adapters/language/adapter_model.safetensors",
-     lambda f: (f / "adapters/language/adapter_model.safetensors").unlink(), "adapters"),
+     lambda f: (f / "adapters/language/adapter_model.safetensors").unlink(), "missing; expected the LoRA adapter weights"),
     ("language adapter tensor of the wrong shape", "lora", "adapters/language",
      lambda f: reshape_first_tensor(f / "adapters/language/adapter_model.safetensors"), "size mismatch"),
     ("adapter config truncated", "lora", "adapters/language/adapter_config.json",

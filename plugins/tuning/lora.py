@@ -14,10 +14,11 @@ import torch
 from peft import LoraConfig, inject_adapter_in_model, set_peft_model_state_dict
 from peft.tuners.lora import LoraLayer
 from peft.utils import get_peft_model_state_dict
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from medzoo.core.errors import MedzooError, RecipeError
+from medzoo.core.file_checks import read_safetensors
 from medzoo.core.interfaces.tuning import TuningStrategy
 
 ADAPTER_NAME = "default"
@@ -127,9 +128,9 @@ class LoraTuning(TuningStrategy):
             )
         except (OSError, json.JSONDecodeError, KeyError) as error:
             raise MedzooError(f"{config_path}: not a readable LoRA adapter config ({error!r})") from None
+        state = read_safetensors(directory / ADAPTER_WEIGHTS, MedzooError, "the LoRA adapter weights saved with the model")
         inject_adapter_in_model(config, module, adapter_name=ADAPTER_NAME)
         module._medzoo_lora_config = config
-        state = load_file(str(directory / ADAPTER_WEIGHTS))
         state = {k.removeprefix(PEFT_LM_PREFIX): v for k, v in state.items()}
         result = set_peft_model_state_dict(module, state, adapter_name=ADAPTER_NAME)
         unexpected = getattr(result, "unexpected_keys", [])
