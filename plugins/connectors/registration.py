@@ -11,6 +11,8 @@ def register_connectors(register: Register) -> None:
     from medzoo.plugins.connectors.linear import LinearConnector
     from medzoo.plugins.connectors.mlp import FAMILY_PATTERN, MlpGeluConnector
     from medzoo.plugins.connectors.multigranularity import MultiGranularityConnector
+    from medzoo.plugins.connectors.ppc import FAMILY_PATTERN as PPC_PATTERN
+    from medzoo.plugins.connectors.ppc import PyramidPoolingConnector
 
     register("linear", LinearConnector, description="one Linear layer (LLaVA-Med v1.0)")
     register(
@@ -32,4 +34,12 @@ def register_connectors(register: Register) -> None:
         MultiGranularityConnector,
         description="ColonGPT-style: GELU MLP then average pooling of the patch grid to several sizes",
         tiny={"options": {"grids": [2, 1]}},
+    )
+    register(
+        "ppc",
+        PyramidPoolingConnector,
+        pattern=PPC_PATTERN,
+        examples=("ppc_14_7_1",),
+        tiny={"name": "ppc_14_7_1"},
+        description="ppc_{grids}: ColonGPT's multigranularity adapter (Linear+GELU, pyramid pooling, shared conv, Linear)",
     )
