@@ -147,3 +147,50 @@ def test_a_recipe_with_sgd_and_linear_trains(tmp_path):
     assert [r["lr"] for r in records] == pytest.approx([0.05 * (1 - k / 6) for k in range(1, 7)])
     assert records[-1]["loss"] < records[0]["loss"]
     assert (tmp_path / "run" / "final").is_dir()
+
+
+class ThreeModules(torch.nn.Module):
+    """The module names a recipe's tuning and optimizer.module_lr address."""
+
+    def __init__(self, frozen_vision: bool = True) -> None:
+        super().__init__()
+        self.vision, self.connector, self.language = (torch.nn.Linear(2, 2) for _ in range(3))
+        self.vision.requires_grad_(not frozen_vision)
+
+
+def test_module_lr_gives_the_connector_its_own_rate_and_the_schedule_scales_both():
+    stage = stage_of(["stages.instruct.optimizer.lr=2e-4", "stages.instruct.optimizer.module_lr.connector=2e-3"])
+    model = ThreeModules()
+    optimizer = build_optimizer(model, stage)
+    rates = sorted((group["lr"], len(group["params"])) for group in optimizer.param_groups)
+    assert rates == [(pytest.approx(2e-4), 2), (pytest.approx(2e-3), 2)]
+    connector_group = next(g for g in optimizer.param_groups if g["params"][0] is model.connector.weight)
+    assert connector_group["lr"] == pytest.approx(2e-3)
+    scheduler = build_schedule(optimizer, stage, total_steps=100)
+    for _ in range(50):
+        optimizer.step()
+        scheduler.step()
+    language_group = next(g for g in optimizer.param_groups if g["params"][0] is model.language.weight)
+    assert connector_group["lr"] / language_group["lr"] == pytest.approx(10.0)
+
+
+def test_module_lr_of_a_frozen_module_adds_no_group():
+    stage = stage_of(["stages.instruct.optimizer.module_lr.vision=1e-3"])
+    optimizer = build_optimizer(ThreeModules(frozen_vision=True), stage)
+    assert [len(group["params"]) for group in optimizer.param_groups] == [4]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("stages.instruct.optimizer.module_lr.projector=1e-3",
+         r"stages\.instruct\.optimizer\.module_lr\.projector: not a module of the model.*; "
+         r"expected one of vision, connector, language$"),
+        ("stages.instruct.optimizer.module_lr.connector=0",
+         r"stages\.instruct\.optimizer\.module_lr\.connector: 0\.0 is out of range; expected a number > 0$"),
+    ],
+)
+def test_module_lr_errors_name_the_key(override, message):
+    with pytest.raises(RecipeError, match=message) as raised:
+        load_recipe("tiny", [override])
+    assert "\n" not in str(raised.value)

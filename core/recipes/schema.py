@@ -72,6 +72,9 @@ class OptimizerConfig:
 
     name: str = "adamw"
     lr: float = 2e-5
+    #: learning rate of one module's parameters instead of ``lr`` (vision | connector | language), e.g. LLaVA's
+    #: and ColonGPT's ``mm_projector_lr``: ``{connector: 2.0e-3}``; the schedule scales every group alike
+    module_lr: dict[str, float] = field(default_factory=dict)
     weight_decay: float = 0.0
     #: adamw
     betas: list[float] | None = None

@@ -112,6 +112,8 @@ DATASET_RANGES: dict[str, Range] = {
     "limit": Range(low=1, integer=True, unset=(None, 0), meaning="all records"),
 }
 BETA = Range(low=0, high=1, high_open=True)
+#: the modules a stage's tuning and optimizer.module_lr address
+TRAINABLE_MODULES = ("vision", "connector", "language")
 
 
 def validate(data: dict[str, Any], path: Path) -> DictConfig:
@@ -198,6 +200,7 @@ def _check_stage(path: Path, where: str, stage: Any, earlier: list[str]) -> None
         section, _, leaf = key.rpartition(".")
         _check_range(path, f"{where}.{key}", (stage[section] if section else stage)[leaf], allowed)
     _check_betas(path, f"{where}.optimizer.betas", stage.optimizer.betas)
+    _check_module_lr(path, f"{where}.optimizer.module_lr", stage.optimizer.module_lr)
     if stage.global_batch_size < stage.micro_batch_size:
         raise RecipeError(
             f"{path}: {where}.global_batch_size: {stage.global_batch_size} is smaller than micro_batch_size {stage.micro_batch_size}"
@@ -234,6 +237,17 @@ def _check_options(
 def _check_range(path: Path, key: str, value: Any, allowed: Range) -> None:
     if not allowed.allows(value):
         raise RecipeError(f"{path}: {key}: {value!r} is out of range; expected {allowed.describe()}")
+
+
+def _check_module_lr(path: Path, key: str, module_lr: Any) -> None:
+    """Keys are model modules, values positive learning rates."""
+    for module, lr in (module_lr or {}).items():
+        if module not in TRAINABLE_MODULES:
+            raise RecipeError(
+                f"{path}: {key}.{module}: not a module of the model{did_you_mean(str(module), TRAINABLE_MODULES)}; "
+                f"expected one of {', '.join(TRAINABLE_MODULES)}"
+            )
+        _check_range(path, f"{key}.{module}", lr, POSITIVE)
 
 
 def _check_betas(path: Path, key: str, betas: Any) -> None:
