@@ -210,3 +210,144 @@ def test_multigranularity_rejects_non_square_inputs_and_bad_options():
         factory(VISION_DIM, LANGUAGE_DIM, NUM_TOKENS, grids=[4, 0])
     with pytest.raises(RecipeError, match="depth"):
         factory(VISION_DIM, LANGUAGE_DIM, NUM_TOKENS, depth=0)
+
+
+# --- learned-query connectors: perceiver_resampler, qformer ----------------------------------------------------
+
+QUERY_CONNECTORS = ["perceiver_resampler", "qformer"]
+
+
+def tiny_options(name: str) -> dict:
+    return dict(components().get("connector", name).tiny.get("options", {}))
+
+
+@pytest.mark.parametrize("name", QUERY_CONNECTORS)
+@pytest.mark.parametrize("tokens", [9, 64])
+def test_query_connectors_emit_num_queries_tokens_and_read_every_input_token(name, tokens):
+    factory = components().get("connector", name).factory
+    torch.manual_seed(0)
+    connector = factory(VISION_DIM, LANGUAGE_DIM, tokens, **{**tiny_options(name), "num_queries": 5})
+    assert connector.num_output_tokens == 5
+    inputs = torch.randn(2, tokens, VISION_DIM, requires_grad=True)
+    output = connector(inputs)
+    assert output.shape == (2, 5, LANGUAGE_DIM)
+    # a fixed random read-out (the plain sum of a normalised output has only a rounding gradient)
+    readout = torch.randn(output[0].shape, generator=torch.Generator().manual_seed(1))
+    (output[0] * readout).sum().backward()
+    assert (inputs.grad[0].abs().sum(dim=-1) > 1e-6).all()  # every vision token of the image counts
+    assert inputs.grad[1].abs().sum() == 0  # and no other image's
+
+
+@pytest.mark.parametrize("name", QUERY_CONNECTORS)
+def test_query_connectors_default_to_at_most_their_input_tokens(name):
+    factory = components().get("connector", name).factory
+    paper = {"perceiver_resampler": 64, "qformer": 32}[name]
+    assert factory(VISION_DIM, LANGUAGE_DIM, 576).num_output_tokens == paper
+    assert factory(VISION_DIM, LANGUAGE_DIM, 16).num_output_tokens == 16
+    assert factory(VISION_DIM, LANGUAGE_DIM, 16, num_queries=40).num_output_tokens == 40
+
+
+def test_perceiver_resampler_without_latent_self_attention_reads_the_features_only():
+    connector = build("perceiver_resampler", depth=1, self_attention=False).eval()
+    attention = connector.layers[0].attention
+    latents = connector.latents.expand(2, -1, -1)
+    context = attention.norm_features(features())
+    key, value = attention.to_kv(context).chunk(2, dim=-1)
+    query = attention.split(attention.to_q(attention.norm_latents(latents)))
+    weights = torch.softmax(query @ attention.split(key).transpose(-1, -2) / attention.head_dim**0.5, dim=-1)
+    expected = attention.to_out((weights @ attention.split(value)).transpose(1, 2).flatten(2))
+    with torch.no_grad():
+        torch.testing.assert_close(attention(latents, features()), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_qformer_equals_blip2_query_path():
+    """With BLIP-2's weights (query tokens, Q-Former, projection, the tower's post-LayerNorm) the connector gives
+    ``Blip2ForConditionalGeneration.get_image_features`` from the tower's last hidden state."""
+    from transformers import Blip2Config, Blip2ForConditionalGeneration
+
+    config = Blip2Config(
+        vision_config={"hidden_size": VISION_DIM, "intermediate_size": 32, "num_hidden_layers": 1,
+                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        qformer_config={"hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 4,
+                        "intermediate_size": 48, "encoder_hidden_size": VISION_DIM},
+        text_config={"model_type": "opt", "hidden_size": LANGUAGE_DIM, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "ffn_dim": 32, "word_embed_proj_dim": LANGUAGE_DIM,
+                     "vocab_size": 64},
+        num_query_tokens=6,
+    )
+    torch.manual_seed(4)
+    blip = Blip2ForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        blip.query_tokens.normal_()
+        blip.vision_model.post_layernorm.weight.normal_()
+    connector = components().get("connector", "qformer").factory(
+        VISION_DIM, LANGUAGE_DIM, 16, num_queries=6, depth=3, hidden_size=32, heads=4, intermediate_size=48
+    ).eval()
+    weights = {key: value for key, value in blip.state_dict().items() if key.startswith(("qformer.", "query_"))}
+    weights |= {f"projection.{key}": value for key, value in blip.language_projection.state_dict().items()}
+    weights |= {f"vision_norm.{key}": value for key, value in blip.vision_model.post_layernorm.state_dict().items()}
+    connector.load_state_dict(weights, strict=True)
+    pixels = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = blip.get_image_features(pixels).pooler_output
+        hidden = blip.vision_model(pixels, output_hidden_states=True).hidden_states[-1]
+        torch.testing.assert_close(connector(hidden), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("perceiver_resampler", {"num_queries": 0}, "options.num_queries must be an integer from 1 to 4096, got 0"),
+        ("perceiver_resampler", {"depth": 2.0}, "options.depth must be an integer from 1 to 64, got 2.0"),
+        ("perceiver_resampler", {"heads": True}, "options.heads must be an integer from 1 to 256, got True"),
+        ("perceiver_resampler", {"self_attention": "no"}, "options.self_attention must be true or false, got 'no'"),
+        ("perceiver_resampler", {"num_latents": 8}, "unknown option 'num_latents'; expected some of num_queries"),
+        ("qformer", {"num_querys": 8}, "unknown option 'num_querys' \\(did you mean \"num_queries\"\\?\\)"),
+        ("qformer", {"hidden_size": 30, "heads": 4}, "options.heads 4 does not divide hidden_size 30"),
+        ("qformer", {"depth": 65}, "options.depth must be an integer from 1 to 64, got 65"),
+        ("qformer", {"cross_attention_every": 0}, "options.cross_attention_every must be an integer from 1 to 64"),
+    ],
+)
+def test_query_connector_options_are_checked_in_one_line(name, options, message):
+    with pytest.raises(RecipeError, match=f"^connector '{name}': {message}") as caught:
+        build(name, **options)
+    assert "\n" not in str(caught.value)
+
+
+def test_qformer_default_heads_are_64_wide():
+    from medzoo.plugins.connectors.qformer import default_heads
+
+    assert [default_heads(width) for width in (768, 1024, 32, 96, 200)] == [12, 16, 1, 1, 2]
+
+
+@pytest.mark.parametrize("name", QUERY_CONNECTORS)
+def test_composed_model_with_a_query_connector_saves_loads_and_generates(name, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from medzoo.core.inference import processor_for
+    from medzoo.core.interfaces.conversation import Message
+    from medzoo.core.model.build import build_model
+    from medzoo.core.model.multimodal import MultimodalModel
+    from medzoo.core.model.processor import collate
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    language = components().get("language_model", "mistral").factory.tiny_config()
+    spec = {"vision": {"name": "clip"}, "connector": {"name": name, "options": tiny_options(name)},
+            "language": {"name": "mistral", "config": language}}
+    torch.manual_seed(0)
+    model = build_model(spec).eval()
+    assert model.num_image_tokens == tiny_options(name)["num_queries"] < model.vision.num_tokens
+    picture = Image.fromarray(torch.randint(0, 256, (30, 40, 3), dtype=torch.uint8).numpy())
+    sample = processor_for(model).encode([Message("user", "<image>\nWhat is shown?")], [picture],
+                                         add_generation_prompt=True)
+    assert sample.input_ids.count(model.markup.fill_id) == model.num_image_tokens
+    batch = collate([sample], model.tokenizer.pad_token_id)
+    batch.pop("labels")
+    model.save_pretrained(str(tmp_path / "model"))
+    loaded = MultimodalModel.from_pretrained(str(tmp_path / "model"))
+    assert loaded.connector.options() == model.connector.options()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits, atol=0, rtol=0)
+    settings = {"max_new_tokens": 4, "min_new_tokens": 4, "do_sample": False}
+    generated = model.generate(**batch, **settings)
+    assert generated.shape == (1, 4) and loaded.generate(**batch, **settings).tolist() == generated.tolist()
