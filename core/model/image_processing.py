@@ -28,12 +28,14 @@ PadGreyscale = Literal["rgb", "grey"]
 PadOffset = Literal["centre", "random"]
 HighBitDepth = Literal["scale", "minmax", "clip"]
 AlphaMode = Literal["drop", "white"]
+ResizeMode = Literal["shortest_edge", "square"]
 
 ASPECT_MODES = ("pad", "crop")
 PAD_GREYSCALE = ("rgb", "grey")
 PAD_OFFSETS = ("centre", "random")
 HIGH_BIT_DEPTHS = ("scale", "minmax", "clip")
 ALPHA_MODES = ("drop", "white")
+RESIZE_MODES = ("shortest_edge", "square")
 
 #: The modes PIL opens high-bit-depth greyscale files in (16-bit PNG / TIFF, 32-bit integer and float TIFF).
 HIGH_BIT_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
@@ -72,6 +74,10 @@ class ImageTransform:
         ``drop``: the alpha band (or a palette / tRNS transparency) is discarded, as PIL's ``convert('RGB')``
         in the official code. ``white``: transparent pixels are composited onto white, as transformers >= 5's
         ``convert_to_rgb``.
+    ``resize`` / ``resize_size``
+        ``shortest_edge`` (CLIP, BiT): the shortest edge to ``resize_size`` (default ``size``), then the central
+        ``size`` square. ``square`` (SigLIP): both edges to ``size`` (bicubic), nothing cropped, so ``crop``
+        means the processor alone, which squashes a non-square image; ``resize_size`` must then be unset.
     """
 
     size: int
@@ -83,6 +89,8 @@ class ImageTransform:
     pad_seed: int = 0
     high_bit_depth: HighBitDepth = "scale"
     alpha: AlphaMode = "drop"
+    resize: ResizeMode = "shortest_edge"
+    resize_size: int | None = None
 
     def __post_init__(self) -> None:
         for name, allowed in (
@@ -91,6 +99,7 @@ class ImageTransform:
             ("pad_offset", PAD_OFFSETS),
             ("high_bit_depth", HIGH_BIT_DEPTHS),
             ("alpha", ALPHA_MODES),
+            ("resize", RESIZE_MODES),
         ):
             value = getattr(self, name)
             if value not in allowed:
@@ -98,6 +107,10 @@ class ImageTransform:
                 raise ValueError(f"{label} must be {' or '.join(repr(a) for a in allowed)}, got {value!r}")
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError("image mean and std must hold 3 values each")
+        if self.resize_size is not None and (self.resize == "square" or self.resize_size < self.size):
+            raise ValueError(
+                f"resize_size {self.resize_size} needs resize 'shortest_edge' and at least the crop size {self.size}"
+            )
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return to_normalised_tensor(self.pixels(image), self.mean, self.std)
@@ -109,7 +122,9 @@ class ImageTransform:
 
     def pixels(self, image: Image.Image) -> Image.Image:
         """The 8-bit RGB ``size x size`` image the tensor is made of (before rescaling and normalisation)."""
-        return centre_crop(resize_shortest_edge(self.squared(image), self.size), self.size)
+        if self.resize == "square":
+            return self.squared(image).resize((self.size, self.size), Image.Resampling.BICUBIC)
+        return centre_crop(resize_shortest_edge(self.squared(image), self.resize_size or self.size), self.size)
 
     def squared(self, image: Image.Image) -> Image.Image:
         """``image`` in 8-bit RGB, padded to a square when ``aspect`` is ``pad`` (what the processor receives)."""
@@ -281,9 +296,13 @@ def build_image_transform(
     std: tuple[float, ...],
     image_aspect: str,
     options: dict[str, Any],
+    resize: str = "shortest_edge",
+    resize_size: int | None = None,
 ) -> ImageTransform:
     """An :class:`ImageTransform`, its option errors reported as recipe errors naming the encoder."""
     try:
-        return ImageTransform(size, mean, std, image_aspect, **image_options(options))  # type: ignore[arg-type]
+        return ImageTransform(  # type: ignore[arg-type]
+            size, mean, std, image_aspect, **image_options(options), resize=resize, resize_size=resize_size
+        )
     except ValueError as error:
         raise RecipeError(f"vision encoder {encoder!r}: {error}") from error

@@ -1,4 +1,5 @@
-"""Built-in vision encoders (CLIP, BiomedCLIP) and the image statistics they share."""
+"""Built-in vision encoders (CLIP, BiomedCLIP, SigLIP, SigLIP 2, DINOv2, timm, open_clip, fused pairs) and the
+image statistics they share."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from medzoo.core.plugin_system.hookspecs import Register, hookimpl
 def register_vision_encoders(register: Register) -> None:
     from medzoo.plugins.vision.biomedclip import BIOMEDCLIP_HUB_ID, BiomedClipVisionEncoder
     from medzoo.plugins.vision.clip import ClipVisionEncoder
+    from medzoo.plugins.vision.siglip import SIGLIP_HUB_IDS, SiglipVisionEncoder
 
     register(
         "clip",
@@ -23,4 +24,12 @@ def register_vision_encoders(register: Register) -> None:
         description="BiomedCLIP ViT-B/16 trunk (timm, from an open_clip checkpoint); LLaVA-Med paper ablation",
         hub_ids=(BIOMEDCLIP_HUB_ID,),
         licence="MIT",
+    )
+    register(
+        "siglip",
+        SiglipVisionEncoder,
+        description="SigLIP vision tower (transformers SiglipVisionModel): SigLIP, fixed-size SigLIP 2, MedSigLIP; "
+        "ColonGPT",
+        hub_ids=SIGLIP_HUB_IDS,
+        licence="Apache-2.0 (MedSigLIP: Health AI Developer Foundations terms)",
     )

@@ -1,0 +1,161 @@
+"""Vision-encoder families beyond CLIP / BiomedCLIP: SigLIP, SigLIP 2 (NaFlex at a fixed size), DINOv2, any timm
+ViT, any open_clip vision tower, and fused pairs. Each loads a tiny random model saved in its upstream library's
+own format and gives the upstream features; preprocessing is checked against the upstream processors.
+(The suites over every registered encoder, tests/test_vision_encoders.py and tests/test_model_composition.py,
+cover shapes, feature_layer, architecture rebuilds, gradient checkpointing and block classes.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from medzoo.core.errors import PluginError, RecipeError
+from medzoo.core.interfaces.vision_encoder import VisionEncoder
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """No test may reach the hub."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+def pixels(encoder: VisionEncoder, batch: int = 2, channels: int = 3) -> torch.Tensor:
+    size = encoder.image_size
+    return torch.randn(batch, channels, size, size, generator=torch.Generator().manual_seed(1))
+
+
+def photo(width: int, height: int, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng([seed, width, height])
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data))
+
+
+def assert_identical(ours: torch.Tensor, theirs: torch.Tensor) -> None:
+    assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+    assert float((ours - theirs).abs().max()) == 0.0
+
+
+# --- SigLIP ---------------------------------------------------------------------------------------------------
+
+
+def tiny_siglip_config() -> dict:
+    from medzoo.plugins.vision.siglip import SiglipVisionEncoder
+
+    return SiglipVisionEncoder.tiny_config()
+
+
+def siglip_processor(size: int, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)):
+    """google/siglip-so400m-patch14-384's preprocessor_config.json settings, at ``size``."""
+    from transformers import SiglipImageProcessorPil
+
+    return SiglipImageProcessorPil(
+        size={"height": size, "width": size}, resample=3, do_rescale=True, rescale_factor=1 / 255,
+        do_normalize=True, image_mean=list(mean), image_std=list(std), do_convert_rgb=False,
+    )
+
+
+def test_siglip_features_are_colongpt_hidden_states_without_post_layernorm():
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+
+    from medzoo.plugins.vision.siglip import SiglipVisionEncoder
+
+    torch.manual_seed(0)
+    model = SiglipVisionModel(SiglipVisionConfig(**tiny_siglip_config())).eval()  # with the pooling head
+    encoder = SiglipVisionEncoder(model)
+    last = SiglipVisionEncoder(model, feature_layer=-1)
+    images = pixels(encoder)
+    with torch.no_grad():
+        reference = model(images, output_hidden_states=True)
+        assert_identical(encoder(images), reference.hidden_states[-2])  # ColonGPT's select_layer -2, all tokens
+        assert_identical(last(images), reference.hidden_states[-1])
+        assert not torch.allclose(last(images), reference.last_hidden_state)  # post_layernorm is not applied
+    assert encoder.num_tokens == 16 and not encoder.has_cls_token
+
+
+def test_siglip_from_pretrained_round_trip_and_processor_statistics(tmp_path):
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+
+    from medzoo.plugins.vision.siglip import SiglipVisionEncoder
+
+    torch.manual_seed(0)
+    model = SiglipVisionModel(SiglipVisionConfig(**tiny_siglip_config())).eval()
+    model.save_pretrained(tmp_path)
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.3, 0.4)
+    siglip_processor(32, mean, std).save_pretrained(tmp_path)
+    loaded = SiglipVisionEncoder.from_pretrained(str(tmp_path))
+    assert (loaded.image_mean, loaded.image_std) == (mean, std)
+    assert not hasattr(loaded.model, "head")  # the pooling head is not built
+    images = pixels(loaded)
+    with torch.no_grad():
+        assert_identical(loaded(images), model(images, output_hidden_states=True).hidden_states[-2])
+    rebuilt = SiglipVisionEncoder.from_config(loaded.architecture_config())
+    assert (rebuilt.image_mean, rebuilt.image_std) == (mean, std)
+
+    siglip_processor(48).save_pretrained(tmp_path)
+    with pytest.raises(PluginError, match="size 48 does not match the vision tower's image_size 32"):
+        SiglipVisionEncoder.from_pretrained(str(tmp_path))
+
+
+def test_siglip_takes_the_vision_half_of_a_full_siglip_checkpoint(tmp_path):
+    """The hub layout of google/siglip-so400m-patch14-384, siglip2-so400m-patch14-384 and medsiglip-448."""
+    from transformers import SiglipConfig, SiglipModel
+
+    from medzoo.plugins.vision.siglip import SiglipVisionEncoder
+
+    text = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
+            "vocab_size": 64, "max_position_embeddings": 8}
+    torch.manual_seed(0)
+    full = SiglipModel(SiglipConfig(vision_config=tiny_siglip_config(), text_config=text)).eval()
+    full.save_pretrained(tmp_path)
+    encoder = SiglipVisionEncoder.from_pretrained(str(tmp_path))
+    images = pixels(encoder)
+    with torch.no_grad():
+        reference = full.vision_model(images, output_hidden_states=True).hidden_states[-2]
+        assert_identical(encoder(images), reference)
+    assert (encoder.image_mean, encoder.image_std) == ((0.5,) * 3, (0.5,) * 3)  # no processor file: SigLIP's
+
+    weights = tmp_path / "model.safetensors"
+    state = load_file(weights)
+    save_file({k: v for k, v in state.items() if "vision_model.encoder.layers.1." not in k}, weights,
+              metadata={"format": "pt"})
+    with pytest.raises(PluginError, match="lacks 16 vision-tower weights"):
+        SiglipVisionEncoder.from_pretrained(str(tmp_path))
+
+
+@pytest.mark.parametrize("size", [(40, 24), (24, 40), (32, 32), (7, 61), (100, 75)])
+def test_siglip_pixels_equal_the_siglip_image_processor(size):
+    """``crop``: the processor alone (squashed to the square); ``pad``: ColonGPT's expand2square with the mean
+    colour, then the processor."""
+    from medzoo.core.model.image_processing import expand_to_square
+    from medzoo.plugins.vision.siglip import SiglipVisionEncoder
+
+    image = photo(*size)
+    processor = siglip_processor(32)
+    alone = SiglipVisionEncoder.from_config(tiny_siglip_config(), image_aspect="crop")
+    official = processor.preprocess(image, return_tensors="pt")["pixel_values"][0]
+    assert_identical(alone.transform(image), official)
+    padded = SiglipVisionEncoder.from_config(tiny_siglip_config(), image_aspect="pad")
+    square = expand_to_square(image, tuple(int(x * 255) for x in processor.image_mean))
+    assert_identical(padded.transform(image), processor.preprocess(square, return_tensors="pt")["pixel_values"][0])
+
+
+def test_siglip_unknown_source_is_a_one_line_plugin_error(tmp_path):
+    from medzoo.plugins.vision.siglip import SiglipVisionEncoder
+
+    with pytest.raises(PluginError, match="config.json: missing") as caught:
+        SiglipVisionEncoder.from_pretrained(str(tmp_path))
+    assert "\n" not in str(caught.value)
+    with pytest.raises(RecipeError, match="'cls_patch' needs a class token"):
+        SiglipVisionEncoder.from_config(tiny_siglip_config(), feature_select="cls_patch")
