@@ -159,3 +159,102 @@ def test_siglip_unknown_source_is_a_one_line_plugin_error(tmp_path):
     assert "\n" not in str(caught.value)
     with pytest.raises(RecipeError, match="'cls_patch' needs a class token"):
         SiglipVisionEncoder.from_config(tiny_siglip_config(), feature_select="cls_patch")
+
+
+# --- DINOv2 ---------------------------------------------------------------------------------------------------
+
+
+def tiny_dinov2_model(registers: int = 0, image_size: int = 32):
+    from transformers import Dinov2Config, Dinov2Model, Dinov2WithRegistersConfig, Dinov2WithRegistersModel
+
+    from medzoo.plugins.vision.dinov2 import Dinov2VisionEncoder
+
+    config = {**Dinov2VisionEncoder.tiny_config(), "image_size": image_size}
+    torch.manual_seed(0)
+    if registers:
+        return Dinov2WithRegistersModel(Dinov2WithRegistersConfig(**config, num_register_tokens=registers)).eval()
+    return Dinov2Model(Dinov2Config(**config)).eval()
+
+
+def bit_processor(crop: int, resize: int, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
+    """facebook/dinov2-large's preprocessor_config.json (BitImageProcessor, 256 -> 224) at other sizes."""
+    from transformers import BitImageProcessorPil
+
+    return BitImageProcessorPil(
+        size={"shortest_edge": resize}, crop_size={"height": crop, "width": crop}, do_center_crop=True,
+        resample=3, do_rescale=True, rescale_factor=1 / 255, do_normalize=True, image_mean=list(mean),
+        image_std=list(std), do_convert_rgb=False,
+    )
+
+
+@pytest.mark.parametrize("registers", [0, 4])
+def test_dinov2_features_drop_the_class_and_register_tokens(registers):
+    from medzoo.plugins.vision.dinov2 import Dinov2VisionEncoder
+
+    model = tiny_dinov2_model(registers)
+    patch = Dinov2VisionEncoder(model)
+    with_cls = Dinov2VisionEncoder(model, feature_select="cls_patch")
+    images = pixels(patch)
+    with torch.no_grad():
+        hidden = model(images, output_hidden_states=True).hidden_states[-2]
+        assert_identical(patch(images), hidden[:, 1 + registers :])
+        assert_identical(with_cls(images), torch.cat([hidden[:, :1], hidden[:, 1 + registers :]], dim=1))
+    assert patch.num_tokens == 16 and with_cls.num_tokens == 17
+    rebuilt = Dinov2VisionEncoder.from_config(patch.architecture_config())
+    assert rebuilt.num_register_tokens == registers and type(rebuilt.model) is type(model)
+
+
+def test_dinov2_input_smaller_than_the_config_interpolates_as_dinov2model():
+    """facebook/dinov2-* have image_size 518 in config.json and a 224 px processor crop: transformers
+    interpolates the position embeddings, and so does the encoder (the same module runs)."""
+    from medzoo.plugins.vision.dinov2 import Dinov2VisionEncoder
+
+    model = tiny_dinov2_model(image_size=48)
+    encoder = Dinov2VisionEncoder(model, input_size=32)
+    assert (encoder.image_size, encoder.num_tokens) == (32, 16)
+    images = pixels(encoder)
+    with torch.no_grad():
+        assert_identical(encoder(images), model(images, output_hidden_states=True).hidden_states[-2][:, 1:])
+    with pytest.raises(RecipeError, match="input size 30 is not a multiple of the patch size 8"):
+        Dinov2VisionEncoder(model, input_size=30)
+
+
+@pytest.mark.parametrize("registers", [0, 2])
+def test_dinov2_from_pretrained_round_trip_with_the_bit_processor(tmp_path, registers):
+    from medzoo.plugins.vision.dinov2 import Dinov2VisionEncoder
+
+    model = tiny_dinov2_model(registers, image_size=48)
+    model.save_pretrained(tmp_path)
+    processor = bit_processor(32, 40, mean=(0.4, 0.5, 0.6), std=(0.3, 0.2, 0.1))
+    processor.save_pretrained(tmp_path)
+    encoder = Dinov2VisionEncoder.from_pretrained(str(tmp_path), image_aspect="crop")
+    assert (encoder.input_size, encoder.resize_size, encoder.num_register_tokens) == (32, 40, registers)
+    assert (encoder.image_mean, encoder.image_std) == ((0.4, 0.5, 0.6), (0.3, 0.2, 0.1))
+    for size in [(50, 37), (37, 50), (32, 32), (200, 41)]:
+        image = photo(*size)
+        assert_identical(encoder.transform(image), processor.preprocess(image, return_tensors="pt")["pixel_values"][0])
+    images = pixels(encoder)
+    with torch.no_grad():
+        reference = model(images, output_hidden_states=True).hidden_states[-2][:, 1 + registers :]
+        assert_identical(encoder(images), reference)
+    bigger = Dinov2VisionEncoder.from_pretrained(str(tmp_path), image_size=48)
+    assert (bigger.input_size, bigger.resize_size, bigger.num_tokens) == (48, 60, 36)
+    rebuilt = Dinov2VisionEncoder.from_config(encoder.architecture_config(), image_aspect="crop")
+    assert rebuilt.transform == encoder.transform
+
+
+def test_dinov2_bad_folders_are_one_line_plugin_errors(tmp_path):
+    from medzoo.plugins.vision.dinov2 import Dinov2VisionEncoder
+
+    with pytest.raises(PluginError, match="config.json: missing; expected the DINOv2 checkpoint's config"):
+        Dinov2VisionEncoder.from_pretrained(str(tmp_path))
+    tiny_dinov2_model().save_pretrained(tmp_path)
+    write_json(tmp_path / "preprocessor_config.json", {"crop_size": {"height": 32, "width": 24}})
+    with pytest.raises(PluginError, match="crop_size .* is not a square size"):
+        Dinov2VisionEncoder.from_pretrained(str(tmp_path))
+    (tmp_path / "preprocessor_config.json").unlink()
+    weights = tmp_path / "model.safetensors"
+    state = load_file(weights)
+    save_file({k: v[..., :8] if k == "embeddings.cls_token" else v for k, v in state.items()}, weights)
+    with pytest.raises(PluginError, match=r"model.safetensors: tensor .* has shape"):
+        Dinov2VisionEncoder.from_pretrained(str(tmp_path))

@@ -88,3 +88,17 @@ def square_side(size: Any, path: Path, key: str) -> int | None:
         if isinstance(height, int) and height == width:
             return height
     raise PluginError(f"{path}: {key} {size!r} is not a square size; expected an integer or equal height and width")
+
+
+def read_model_config(encoder: str, source: str, what: str) -> dict[str, Any]:
+    """The source's ``config.json`` (local folder or hub cache) as a dict, before any model is built."""
+    from transformers.utils import cached_file
+
+    local = Path(source)
+    if local.is_dir() and not (local / "config.json").is_file():
+        raise PluginError(f"{local / 'config.json'}: missing; expected the {what} checkpoint's config")
+    try:
+        path = cached_file(source, "config.json")
+    except (OSError, ValueError) as error:
+        raise PluginError(f"vision encoder {encoder!r}: cannot load {source!r}: {first_line(error)}") from error
+    return read_json(Path(path), PluginError, f"a {what} config")

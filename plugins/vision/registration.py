@@ -9,6 +9,7 @@ from medzoo.core.plugin_system.hookspecs import Register, hookimpl
 def register_vision_encoders(register: Register) -> None:
     from medzoo.plugins.vision.biomedclip import BIOMEDCLIP_HUB_ID, BiomedClipVisionEncoder
     from medzoo.plugins.vision.clip import ClipVisionEncoder
+    from medzoo.plugins.vision.dinov2 import DINOV2_HUB_IDS, Dinov2VisionEncoder
     from medzoo.plugins.vision.siglip import SIGLIP_HUB_IDS, SiglipVisionEncoder
 
     register(
@@ -32,4 +33,11 @@ def register_vision_encoders(register: Register) -> None:
         "ColonGPT",
         hub_ids=SIGLIP_HUB_IDS,
         licence="Apache-2.0 (MedSigLIP: Health AI Developer Foundations terms)",
+    )
+    register(
+        "dinov2",
+        Dinov2VisionEncoder,
+        description="DINOv2 vision tower, with or without registers (transformers Dinov2Model); prismatic, TinyLLaVA",
+        hub_ids=DINOV2_HUB_IDS,
+        licence="Apache-2.0",
     )
