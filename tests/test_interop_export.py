@@ -3,6 +3,7 @@ ids and chat-template text equal medzoo's; what the format cannot hold is refuse
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -21,6 +22,7 @@ from medzoo.core.interfaces.templates import get_template
 from medzoo.core.model.build import build_model
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.model.processor import collate, tokenize_around_images
+from medzoo.core.plugin_system.manager import components
 
 ATOL = 1e-5
 CONVERSATIONS = [
@@ -40,14 +42,20 @@ def offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
-def tiny_model(language: str = "mistral", template: str = "mistral_instruct", connector: str = "mlp2x_gelu",
+def tiny_model(language: str = "mistral", template: str | None = "mistral_instruct", connector: str = "mlp2x_gelu",
                vision: str = "clip", seed: int = 0, markup: str = "placeholder", **vision_options) -> MultimodalModel:
     torch.manual_seed(seed)
     options = {"feature_layer": -2, "feature_select": "patch", "image_aspect": "pad", **vision_options}
+    language_spec = {"name": language, **({"template": template} if template else {})}
+    if components().get("connector", connector).info.get("preserves_dim"):
+        vision_class = components().get("vision_encoder", vision).factory
+        width = vision_class.from_config(vision_class.tiny_config()).hidden_size
+        config = components().get("language_model", language).factory.tiny_config()
+        language_spec["config"] = {**config, "hidden_size": width}
     spec = {
         "vision": {"name": vision, "options": options if vision == "clip" else {}},
         "connector": {"name": connector},
-        "language": {"name": language, "template": template},
+        "language": language_spec,
         "image_markup": markup,
     }
     return build_model(spec).eval()
@@ -203,9 +211,11 @@ def test_llama_cls_patch_last_layer_export(tmp_path):
 
 
 @pytest.mark.parametrize(("changes", "reason"), [
-    ({"vision": "biomedclip"}, "BiomedClip"),
-    ({"connector": "linear"}, "LinearConnector"),
-    ({"connector": "mlp3x_gelu"}, "mlp3x_gelu"),
+    ({"vision": "biomedclip"}, r"biomedclip vision encoder \(BiomedClipVisionEncoder\): a timm tower"),
+    ({"connector": "mlp3x_gelu"}, r"mlp3x_gelu connector: 3 Linear layers"),
+    ({"connector": "multigranularity"}, r"token-reducing multigranularity connector \(16 -> 5 tokens per image\)"),
+    ({"connector": "perceiver_resampler"}, r"perceiver_resampler connector \(PerceiverResampler\): .* alone"),
+    ({"connector": "qformer"}, r"qformer connector \(QFormerConnector\): llava-hf's projector maps each"),
     ({"markup": "im_start_end"}, "im_start"),
 ])
 def test_unrepresentable_models_are_refused_in_one_line(tmp_path, changes, reason):
@@ -216,6 +226,43 @@ def test_unrepresentable_models_are_refused_in_one_line(tmp_path, changes, reaso
     with pytest.raises(ExportRefused):
         export_hf_llava(model, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def fused(model: MultimodalModel) -> None:
+    model.vision.second_tower = copy.deepcopy(model.vision.model)
+
+
+def multi_layer(model: MultimodalModel) -> None:
+    model.vision.feature_layer = [-2, -1]
+
+
+def post_layernorm(model: MultimodalModel) -> None:
+    forward = model.vision.forward
+    model.vision.forward = lambda pixels: model.vision.model.post_layernorm(forward(pixels))
+
+
+def head_bias(model: MultimodalModel) -> None:
+    head = model.language.model.lm_head
+    model.language.model.lm_head = torch.nn.Linear(head.in_features, head.out_features, bias=True)
+
+
+def soft_capping(model: MultimodalModel) -> None:
+    model.language.model.config.final_logit_softcapping = 30.0
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    (fused, r"clip vision encoder \(ClipVisionEncoder\): it fuses 2 vision towers; llava-hf holds one"),
+    (multi_layer, r"it takes multi-layer features \(\[-2, -1\]\); the export writes one vision_feature_layer"),
+    (post_layernorm, r"its features differ from the tower's hidden_states\[-2\] \('default' selection\)"),
+    (head_bias, r"mistral language model: its lm_head has a bias \(mistral\); llava-hf's has none"),
+    (soft_capping, r"mistral head applies final_logit_softcapping=30.0, which llava-hf does not"),
+])
+def test_towers_features_and_heads_llava_hf_cannot_hold_are_refused_in_one_line(change, reason):
+    model = tiny_model()
+    change(model)
+    with pytest.raises(ExportRefused, match=f"^hf-llava cannot hold the .*{reason}") as caught:
+        check_exportable(model)
+    assert "\n" not in str(caught.value)
 
 
 def test_lora_is_merged_before_export(tmp_path):
@@ -244,9 +291,9 @@ def test_lora_is_merged_before_export(tmp_path):
 def test_cli_export_refusal_is_one_line(tmp_path):
     from medzoo.app.cli.main import main
 
-    tiny_model(connector="linear").save_pretrained(str(tmp_path / "linear"))
+    tiny_model(connector="mlp3x_gelu").save_pretrained(str(tmp_path / "mlp3x"))
     with pytest.raises(SystemExit) as exit_info:
-        main(["export", str(tmp_path / "linear"), "--output", str(tmp_path / "out")])
+        main(["export", str(tmp_path / "mlp3x"), "--output", str(tmp_path / "out")])
     assert exit_info.value.code == 2
 
 
@@ -260,3 +307,56 @@ def test_hf_llava_round_trip_import(exported, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(back(**batch).logits, model(**batch).logits, atol=ATOL, rtol=0)
     assert (tmp_path / "back" / "vision_tower" / "config.json").is_file()
+
+
+# ---- every registered combination the layout can express ---------------------------------------------------
+def concrete_connectors() -> list[str]:
+    names: list[str] = []
+    for name in components().names("connector"):
+        info = components().get("connector", name).info
+        names.extend(info.get("examples", ()) if info.get("pattern") else [name])
+    return names
+
+
+def language_families() -> list[str]:
+    """One registered language model per transformers causal-LM class (llama and vicuna are one family)."""
+    chosen: dict[type, str] = {}
+    for name in components().names("language_model"):
+        factory = components().get("language_model", name).factory
+        chosen.setdefault(getattr(factory, "causal_lm_class", factory), name)
+    return list(chosen.values())
+
+
+#: every vision encoder with Mistral, every language family with CLIP, every connector with CLIP + Mistral
+COMBINATIONS = list(dict.fromkeys(
+    [(vision, "mlp2x_gelu", "mistral") for vision in components().names("vision_encoder")]
+    + [("clip", "mlp2x_gelu", language) for language in language_families()]
+    + [("clip", connector, "mistral") for connector in concrete_connectors()]
+))
+
+
+@pytest.mark.parametrize(("vision", "connector", "language"), COMBINATIONS, ids=["-".join(c) for c in COMBINATIONS])
+def test_every_combination_exports_equal_or_is_refused_in_one_line(tmp_path, vision, connector, language):
+    model = tiny_model(language, None, connector, vision, seed=2)
+    try:
+        check_exportable(model)
+    except ExportRefused as refusal:
+        assert str(refusal).startswith("hf-llava cannot hold") and "\n" not in str(refusal)
+        with pytest.raises(ExportRefused):
+            export_hf_llava(model, tmp_path / "out")
+        assert not (tmp_path / "out").exists()
+        return
+    export_hf_llava(model, tmp_path)
+    hf = load_export(tmp_path)
+    batch = batch_for(model, CONVERSATIONS[:2])
+    settings = {"max_new_tokens": 4, "do_sample": False, "min_new_tokens": 4}
+    with torch.no_grad():
+        torch.testing.assert_close(hf(**batch).logits, model(**batch).logits, atol=ATOL, rtol=0)
+        theirs = hf.generate(**batch, **settings)[:, batch["input_ids"].shape[1]:]
+    assert theirs.tolist() == model.generate(**batch, **settings).tolist()
+    hf_processor = LlavaProcessor.from_pretrained(str(tmp_path))
+    square = image(model.vision.image_size, model.vision.image_size)
+    pixels = hf_processor.image_processor(square, return_tensors="pt")["pixel_values"][0]
+    torch.testing.assert_close(pixels, model.vision.transform(square), atol=1e-5, rtol=0)
+    ids = hf_processor(text="<image>\nWhat is it?", images=square, return_tensors="pt")["input_ids"][0]
+    assert int((ids == model.markup.placeholder_id).sum()) == model.num_image_tokens
