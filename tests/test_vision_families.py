@@ -258,3 +258,104 @@ def test_dinov2_bad_folders_are_one_line_plugin_errors(tmp_path):
     save_file({k: v[..., :8] if k == "embeddings.cls_token" else v for k, v in state.items()}, weights)
     with pytest.raises(PluginError, match=r"model.safetensors: tensor .* has shape"):
         Dinov2VisionEncoder.from_pretrained(str(tmp_path))
+
+
+# --- timm -----------------------------------------------------------------------------------------------------
+
+
+def tiny_timm(**overrides):
+    from medzoo.plugins.vision.timm_vit import TimmVisionEncoder
+
+    torch.manual_seed(0)
+    return TimmVisionEncoder.from_config({**TimmVisionEncoder.tiny_config(), **overrides}).eval()
+
+
+def save_timm_hub_layout(encoder, directory: Path) -> None:
+    """timm's own save-for-hub layout (what push_to_hf_hub uploads): config.json + model.safetensors."""
+    from timm.models import save_for_hf
+
+    save_for_hf(encoder.trunk, str(directory), safe_serialization=True)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "prefix"),
+    [({}, 1), ({"reg_tokens": 4}, 5), ({"class_token": False, "global_pool": "avg"}, 0)],
+    ids=["clip-like", "registers", "siglip-like"],
+)
+def test_timm_features_are_timm_intermediates_without_prefix_tokens(overrides, prefix):
+    from medzoo.plugins.vision.timm_vit import TimmVisionEncoder
+
+    encoder = tiny_timm(**overrides)
+    trunk = encoder.trunk
+    assert trunk.num_prefix_tokens == prefix and encoder.has_cls_token == (prefix > 0)
+    images = pixels(encoder)
+    with torch.no_grad():
+        (penultimate,) = trunk.forward_intermediates(images, indices=[0], output_fmt="NLC", intermediates_only=True)
+        assert_identical(encoder(images), penultimate)
+    if encoder.has_cls_token:
+        with_cls = TimmVisionEncoder(trunk, encoder.model_name, feature_select="cls_patch")
+        with torch.no_grad():
+            ((patches, prefix_tokens),) = trunk.forward_intermediates(
+                images, indices=[0], output_fmt="NLC", intermediates_only=True, return_prefix_tokens=True
+            )
+            assert_identical(with_cls(images), torch.cat([prefix_tokens[:, :1], patches], dim=1))
+    else:
+        with pytest.raises(RecipeError, match="'cls_patch' needs a class token"):
+            TimmVisionEncoder.from_config(encoder.architecture_config(), feature_select="cls_patch")
+
+
+def test_timm_eva_runs_through_forward_intermediates():
+    encoder = tiny_timm(model_name="eva02_tiny_patch14_224", mlp_ratio=2.0)
+    images = pixels(encoder)
+    with torch.no_grad():
+        (penultimate,) = encoder.trunk.forward_intermediates(images, indices=[0], output_fmt="NLC",
+                                                             intermediates_only=True)
+        assert_identical(encoder(images), penultimate)
+    with pytest.raises(RecipeError, match="embedding output"):
+        encoder.__class__.from_config(encoder.architecture_config(), feature_layer=0)
+
+
+def test_timm_from_pretrained_loads_timm_hub_layout_with_its_preprocessing(tmp_path):
+    from timm.data import create_transform, resolve_model_data_config
+
+    from medzoo.plugins.vision.timm_vit import TimmVisionEncoder
+
+    original = tiny_timm(reg_tokens=2)
+    save_timm_hub_layout(original, tmp_path)
+    loaded = TimmVisionEncoder.from_pretrained(str(tmp_path), image_aspect="crop")
+    assert loaded.model_name == "vit_small_patch16_224" and loaded.trunk.num_prefix_tokens == 3
+    images = pixels(loaded)
+    with torch.no_grad():
+        assert_identical(loaded(images), original(images))
+    rebuilt = TimmVisionEncoder.from_config(loaded.architecture_config(), image_aspect="crop")
+    assert rebuilt.transform == loaded.transform
+    rebuilt.load_state_dict(loaded.state_dict())
+    with torch.no_grad():
+        assert_identical(rebuilt.eval()(images), loaded(images))
+    official = create_transform(**resolve_model_data_config(loaded.trunk))  # timm's eval transform, 32 px
+    for size in [(50, 37), (37, 50), (32, 32)]:
+        image = photo(*size)
+        assert_identical(loaded.transform(image), official(image))
+
+
+def test_timm_bad_sources_are_one_line_errors(tmp_path):
+    from medzoo.plugins.vision.timm_vit import TimmVisionEncoder
+
+    with pytest.raises(PluginError, match="config.json: missing; expected timm's model config"):
+        TimmVisionEncoder.from_pretrained(str(tmp_path))
+    save_timm_hub_layout(tiny_timm(), tmp_path)
+    weights = tmp_path / "model.safetensors"
+    state = load_file(weights)
+    save_file({k: v[:, :16] if k == "pos_embed" else v for k, v in state.items()}, weights)
+    with pytest.raises(PluginError, match=r"model.safetensors.*pos_embed") as caught:
+        TimmVisionEncoder.from_pretrained(str(tmp_path))
+    assert "\n" not in str(caught.value)
+    weights.unlink()
+    with pytest.raises(PluginError, match="no timm weights"):
+        TimmVisionEncoder.from_pretrained(str(tmp_path))
+    with pytest.raises(PluginError, match="cannot load 'hf-hub:medzoo-test/does-not-exist'"):
+        TimmVisionEncoder.from_pretrained("hf-hub:medzoo-test/does-not-exist")
+    with pytest.raises(RecipeError, match=r"unknown timm model 'vit_smal_patch16_224' \(did you mean"):
+        TimmVisionEncoder.from_config({"model_name": "vit_smal_patch16_224"})
+    with pytest.raises(RecipeError, match="config needs 'model_name'"):
+        TimmVisionEncoder.from_config({"depth": 2})

@@ -28,7 +28,6 @@ from safetensors import SafetensorError
 from timm.layers import to_2tuple
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from medzoo.core.errors import PluginError, RecipeError
 from medzoo.core.file_checks import check_safetensors, first_line, read_json, shape_mismatch
@@ -42,6 +41,8 @@ from medzoo.plugins.vision import (
     image_options,
 )
 from medzoo.plugins.vision.clip import resolve_dtype
+from medzoo.plugins.vision.tokens import select_tokens
+from medzoo.plugins.vision.vit_trunk import run_trunk
 
 BIOMEDCLIP_HUB_ID = "microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
 HF_HUB_PREFIX = "hf-hub:"
@@ -270,22 +271,12 @@ class BiomedClipVisionEncoder(VisionEncoder):
         return self._transform
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        trunk = self.trunk
-        hidden = trunk.patch_embed(pixel_values.to(trunk.pos_embed.dtype))
-        hidden = trunk.norm_pre(trunk.patch_drop(trunk._pos_embed(hidden)))
-        for block in trunk.blocks[: self.num_blocks]:
-            if trunk.grad_checkpointing and self.training and torch.is_grad_enabled():
-                hidden = checkpoint(block, hidden, use_reentrant=False)
-            else:
-                hidden = block(hidden)
-        return self.select(hidden)
+        return self.select(run_trunk(self.trunk, pixel_values, self.num_blocks, self.training))
 
     def select(self, hidden: torch.Tensor) -> torch.Tensor:
         """Drop every prefix token (class and register tokens); ``cls_patch`` puts the class token back in front."""
-        patches = hidden[:, self.trunk.num_prefix_tokens :]
-        if self.feature_select == "cls_patch" and self.has_cls_token:
-            return torch.cat([hidden[:, :1], patches], dim=1)
-        return patches
+        keep_cls = self.feature_select == "cls_patch" and self.has_cls_token
+        return select_tokens(hidden, self.trunk.num_prefix_tokens, keep_cls)
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         self.trunk.set_grad_checkpointing(enabled)

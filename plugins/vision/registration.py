@@ -11,6 +11,7 @@ def register_vision_encoders(register: Register) -> None:
     from medzoo.plugins.vision.clip import ClipVisionEncoder
     from medzoo.plugins.vision.dinov2 import DINOV2_HUB_IDS, Dinov2VisionEncoder
     from medzoo.plugins.vision.siglip import SIGLIP_HUB_IDS, SiglipVisionEncoder
+    from medzoo.plugins.vision.timm_vit import TIMM_HUB_IDS, TimmVisionEncoder
 
     register(
         "clip",
@@ -40,4 +41,11 @@ def register_vision_encoders(register: Register) -> None:
         description="DINOv2 vision tower, with or without registers (transformers Dinov2Model); prismatic, TinyLLaVA",
         hub_ids=DINOV2_HUB_IDS,
         licence="Apache-2.0",
+    )
+    register(
+        "timm",
+        TimmVisionEncoder,
+        description="Any timm ViT-style tower by name or hub id (CLIP, SigLIP, DINOv2, EVA ...); prismatic's towers",
+        hub_ids=TIMM_HUB_IDS,
+        licence="Apache-2.0 (timm; each checkpoint has its own licence)",
     )
