@@ -4,7 +4,12 @@ The tokenizer is a sentencepiece-like BPE (Metaspace pre-tokenization, ``▁`` m
 fallback, so any text round-trips. The layout matches Llama's: ``<unk>``=0, ``<s>``=1, ``</s>``=2, the 256 byte
 pieces ``<0x00>``..``<0xFF>`` at ids 3..258, then the learned pieces; the multimodal and padding tokens follow
 as added special tokens. The corpus is written below (no downloads); the same code always yields the same
-files. Run ``python plugins/language/assets/build_tiny_tokenizer.py [OUTPUT_DIR]`` to regenerate them.
+files.
+
+Each family flavour (``medzoo.plugins.language.tiny_flavours``) is the same tokenizer with that family's
+special tokens appended, its BOS/EOS behaviour and its chat template (kept in ``tokenizer_config.json``), in
+``tiny-tokenizer-<flavour>``. Run ``python plugins/language/assets/build_tiny_tokenizer.py [ASSETS_DIR]`` to
+regenerate every folder.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ ADDED_SPECIAL_TOKENS = ("<image>", "<im_start>", "<im_end>", "<im_patch>", "<pad
 PAD_TOKEN = "<pad>"
 MAX_VOCAB_SIZE = 1536  # cap on base specials + byte pieces + learned pieces (the corpus yields fewer)
 WORD_START = "▁"
-DEFAULT_OUTPUT = Path(__file__).resolve().parent / "tiny-tokenizer"
+ASSETS = Path(__file__).resolve().parent
+DEFAULT_OUTPUT = ASSETS / "tiny-tokenizer"
 
 TEMPLATE_LINES = (
     "[INST] <image>\nWhat does this image show? [/INST] A chest radiograph. </s>",
@@ -134,29 +140,52 @@ def train_pieces(lines: list[str]) -> tuple[dict[str, int], list[tuple[str, str]
     return vocab, merges
 
 
-def build(output: Path = DEFAULT_OUTPUT) -> Path:
-    """Train and write the tokenizer files (``tokenizer.json``, ``tokenizer_config.json``) into ``output``."""
+def build(output: Path = DEFAULT_OUTPUT, flavour=None, pieces=None) -> Path:
+    """Train (or reuse ``pieces``) and write the tokenizer files (``tokenizer.json``, ``tokenizer_config.json``)
+    into ``output``: the base tokenizer, or a ``TinyFlavour`` of it."""
     from transformers import LlamaTokenizerFast
 
-    vocab, merges = train_pieces(corpus_lines())
+    vocab, merges = pieces or train_pieces(corpus_lines())
+    extra = [token for token in ADDED_SPECIAL_TOKENS if token != PAD_TOKEN]
+    options = {"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": True}
+    if flavour is not None:
+        extra += [token for token in flavour.special_tokens if token not in extra]
+        options = {"bos_token": flavour.bos_token, "eos_token": flavour.eos_token,
+                   "add_bos_token": flavour.add_bos_token}
     tokenizer = LlamaTokenizerFast(
         vocab=vocab,
         merges=merges,
         unk_token="<unk>",
-        bos_token="<s>",
-        eos_token="</s>",
         pad_token=PAD_TOKEN,
-        add_bos_token=True,
         add_eos_token=False,
-        extra_special_tokens=[token for token in ADDED_SPECIAL_TOKENS if token != PAD_TOKEN],
+        extra_special_tokens=extra,
         padding_side="right",
         model_max_length=2048,
+        **options,
     )
+    if flavour is not None:
+        if flavour.added_tokens:
+            tokenizer.add_tokens(list(flavour.added_tokens))
+        if flavour.chat_template is not None:
+            tokenizer.chat_template = flavour.chat_template
     output.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(str(output))
+    # the chat template stays inside tokenizer_config.json (JSON ships as package data; .jinja would not)
+    tokenizer.save_pretrained(str(output), save_jinja_files=False)
     return output
 
 
+def build_all(assets: Path = ASSETS) -> list[Path]:
+    """Write the base tokenizer and every family flavour under ``assets`` (the pieces are learned once)."""
+    from medzoo.plugins.language.tiny_flavours import FLAVOURS
+
+    pieces = train_pieces(corpus_lines())
+    written = [build(assets / "tiny-tokenizer", pieces=pieces)]
+    for name, flavour in FLAVOURS.items():
+        written.append(build(assets / f"tiny-tokenizer-{name}", flavour, pieces))
+    return written
+
+
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_OUTPUT
-    print(f"wrote {build(target)}")
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else ASSETS
+    for folder in build_all(target):
+        print(f"wrote {folder}")
