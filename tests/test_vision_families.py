@@ -359,3 +359,107 @@ def test_timm_bad_sources_are_one_line_errors(tmp_path):
         TimmVisionEncoder.from_config({"model_name": "vit_smal_patch16_224"})
     with pytest.raises(RecipeError, match="config needs 'model_name'"):
         TimmVisionEncoder.from_config({"depth": 2})
+
+
+# --- open_clip ------------------------------------------------------------------------------------------------
+
+# Tiny open_clip models: a native VisionTransformer tower (ViT-B-16's shape, PMC-CLIP ViT style) and a timm trunk
+# (BiomedCLIP's shape), each with a one-layer text tower that the encoder never builds.
+TEXT_CFG = {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1}
+NATIVE_CFG = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 32, "layers": 3,
+                                              "head_width": 8, "mlp_ratio": 2.0}, "text_cfg": TEXT_CFG}
+TIMM_CFG = {"embed_dim": 16, "vision_cfg": {"timm_model_name": "test_vit", "timm_model_pretrained": False,
+                                            "timm_pool": "", "timm_proj": "linear", "image_size": 160},
+            "text_cfg": TEXT_CFG}
+OPEN_CLIP_PREPROCESS = {"mean": [0.1, 0.2, 0.3], "std": [0.4, 0.5, 0.6], "interpolation": "bilinear"}
+
+
+def save_open_clip(directory: Path, model_cfg: dict, quick_gelu: bool = False):
+    import open_clip
+
+    torch.manual_seed(0)
+    model = open_clip.CLIP(**json.loads(json.dumps(model_cfg)), quick_gelu=quick_gelu).eval()
+    config = {"model_cfg": {**model_cfg, "quick_gelu": quick_gelu}, "preprocess_cfg": OPEN_CLIP_PREPROCESS}
+    write_json(directory / "open_clip_config.json", config)
+    torch.save(model.state_dict(), directory / "open_clip_pytorch_model.bin")
+    return model
+
+
+@pytest.mark.parametrize("quick_gelu", [False, True])
+def test_open_clip_native_tower_equals_open_clip_own_loader(tmp_path, quick_gelu):
+    import open_clip
+
+    from medzoo.plugins.vision.open_clip_tower import OpenClipVisionEncoder
+
+    save_open_clip(tmp_path, NATIVE_CFG, quick_gelu)
+    upstream = open_clip.create_model(f"local-dir:{tmp_path}").visual.eval()
+    encoder = OpenClipVisionEncoder.from_pretrained(str(tmp_path))
+    with_cls = OpenClipVisionEncoder.from_pretrained(str(tmp_path), feature_select="cls_patch")
+    assert (encoder.hidden_size, encoder.num_tokens, with_cls.num_tokens) == (32, 16, 17)
+    assert encoder.state_dict().keys() == {f"visual.{key}" for key in upstream.state_dict()}
+    images = pixels(encoder)
+    with torch.no_grad():
+        output = upstream.forward_intermediates(images, indices=[1], output_fmt="NLC", intermediates_only=True,
+                                                output_extra_tokens=True)
+        (patches,), (prefix,) = output["image_intermediates"], output["image_intermediates_prefix"]
+        assert_identical(encoder(images), patches)
+        assert_identical(with_cls(images), torch.cat([prefix, patches], dim=1))
+    image = photo(50, 37)
+    crop = OpenClipVisionEncoder.from_pretrained(str(tmp_path), image_aspect="crop")
+    expected = open_clip.transform.image_transform(32, is_train=False, **OPEN_CLIP_PREPROCESS)(image)
+    assert_identical(crop.transform(image), expected)
+    rebuilt = OpenClipVisionEncoder.from_config(crop.architecture_config(), image_aspect="crop")
+    assert rebuilt.transform == crop.transform and rebuilt.model_cfg["quick_gelu"] is quick_gelu
+
+
+def test_open_clip_timm_trunk_tower_gives_the_biomedclip_features(tmp_path):
+    from medzoo.plugins.vision.biomedclip import BiomedClipVisionEncoder
+    from medzoo.plugins.vision.open_clip_tower import OpenClipVisionEncoder
+
+    reference = save_open_clip(tmp_path, TIMM_CFG)
+    encoder = OpenClipVisionEncoder.from_pretrained(str(tmp_path))
+    biomedclip = BiomedClipVisionEncoder.from_pretrained(str(tmp_path))
+    assert encoder.trunk is not None and (encoder.image_mean, encoder.image_std) == ((0.1, 0.2, 0.3), (0.4, 0.5, 0.6))
+    images = pixels(encoder)
+    trunk = reference.visual.trunk
+    with torch.no_grad():
+        (penultimate,) = trunk.forward_intermediates(images, indices=[len(trunk.blocks) - 2], output_fmt="NLC",
+                                                     intermediates_only=True)
+        assert_identical(encoder(images), penultimate)
+        assert_identical(encoder(images), biomedclip(images))
+
+
+def test_open_clip_builds_a_named_architecture_with_overrides():
+    from medzoo.plugins.vision.open_clip_tower import OpenClipVisionEncoder
+
+    overrides = {"image_size": 32, "patch_size": 8, "width": 32, "layers": 2, "head_width": 8}
+    encoder = OpenClipVisionEncoder.from_config({"model_name": "ViT-B-16", "vision_cfg": overrides})
+    assert (encoder.hidden_size, encoder.num_tokens, encoder.model_cfg["embed_dim"]) == (32, 16, 512)
+    with pytest.raises(RecipeError, match=r"unknown open_clip architecture 'ViT-B-61' \(did you mean"):
+        OpenClipVisionEncoder.from_config({"model_name": "ViT-B-61"})
+    with pytest.raises(RecipeError, match="config needs 'model_cfg'"):
+        OpenClipVisionEncoder.from_config({"vision_cfg": overrides})
+
+
+def test_open_clip_bad_sources_are_one_line_plugin_errors(tmp_path):
+    from medzoo.plugins.vision.open_clip_tower import OpenClipVisionEncoder
+
+    with pytest.raises(PluginError, match="no open_clip_config.json"):
+        OpenClipVisionEncoder.from_pretrained(str(tmp_path))
+    with pytest.raises(PluginError, match="'ViT-B-16' has no pretrained tag 'nope'; expected one of .*openai"):
+        OpenClipVisionEncoder.from_pretrained("ViT-B-16:nope")
+    with pytest.raises(PluginError, match="cannot download ViT-B-16:openai"):
+        OpenClipVisionEncoder.from_pretrained("ViT-B-16:openai")
+    with pytest.raises(PluginError, match="neither a local directory nor a reachable hub id"):
+        OpenClipVisionEncoder.from_pretrained("hf-hub:medzoo-test/does-not-exist")
+    resnet = {**NATIVE_CFG, "vision_cfg": {"image_size": 32, "layers": [1, 1, 1, 1], "width": 8}}
+    save_open_clip(tmp_path, resnet)
+    with pytest.raises(PluginError, match="the vision tower is a ModifiedResNet; expected a ViT"):
+        OpenClipVisionEncoder.from_pretrained(str(tmp_path))
+    save_open_clip(tmp_path, NATIVE_CFG)
+    config = json.loads((tmp_path / "open_clip_config.json").read_text())
+    config["model_cfg"]["vision_cfg"]["width"] = 64
+    write_json(tmp_path / "open_clip_config.json", config)
+    with pytest.raises(PluginError, match=r"open_clip_pytorch_model.bin: tensor 'visual\..*' has shape") as caught:
+        OpenClipVisionEncoder.from_pretrained(str(tmp_path))
+    assert "\n" not in str(caught.value)

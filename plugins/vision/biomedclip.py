@@ -323,7 +323,7 @@ class OpenClipImageTransform(ImageTransform):
         raise NotImplementedError("open_clip's transform makes the tensor directly; use the transform itself")
 
 
-def locate_checkpoint(source: str) -> tuple[Path, Path]:
+def locate_checkpoint(source: str, encoder: str = "biomedclip") -> tuple[Path, Path]:
     """``(open_clip_config.json, weights)`` for a local hub-layout directory or a hub id (downloaded)."""
     directory = Path(source).expanduser()
     if directory.is_dir():
@@ -340,7 +340,7 @@ def locate_checkpoint(source: str) -> tuple[Path, Path]:
         weights_path = Path(download_pretrained_from_hf(hub_id))
     except Exception as error:  # huggingface_hub raises many types (offline, missing repo, missing file)
         raise PluginError(
-            f"vision encoder 'biomedclip': {source!r} is neither a local directory nor a reachable hub id "
+            f"vision encoder {encoder!r}: {source!r} is neither a local directory nor a reachable hub id "
             f"({type(error).__name__})"
         ) from error
     return config_path, weights_path

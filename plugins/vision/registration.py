@@ -10,6 +10,7 @@ def register_vision_encoders(register: Register) -> None:
     from medzoo.plugins.vision.biomedclip import BIOMEDCLIP_HUB_ID, BiomedClipVisionEncoder
     from medzoo.plugins.vision.clip import ClipVisionEncoder
     from medzoo.plugins.vision.dinov2 import DINOV2_HUB_IDS, Dinov2VisionEncoder
+    from medzoo.plugins.vision.open_clip_tower import OPEN_CLIP_HUB_IDS, OpenClipVisionEncoder
     from medzoo.plugins.vision.siglip import SIGLIP_HUB_IDS, SiglipVisionEncoder
     from medzoo.plugins.vision.timm_vit import TIMM_HUB_IDS, TimmVisionEncoder
 
@@ -48,4 +49,12 @@ def register_vision_encoders(register: Register) -> None:
         description="Any timm ViT-style tower by name or hub id (CLIP, SigLIP, DINOv2, EVA ...); prismatic's towers",
         hub_ids=TIMM_HUB_IDS,
         licence="Apache-2.0 (timm; each checkpoint has its own licence)",
+    )
+    register(
+        "open_clip",
+        OpenClipVisionEncoder,
+        description="Any open_clip model's vision tower (native ViT or timm trunk) by hub id, folder or "
+        "architecture:tag; BiomedCLIP family, PMC-trained CLIPs",
+        hub_ids=OPEN_CLIP_HUB_IDS,
+        licence="MIT (open_clip; each checkpoint has its own licence)",
     )
