@@ -360,3 +360,58 @@ def test_every_combination_exports_equal_or_is_refused_in_one_line(tmp_path, vis
     torch.testing.assert_close(pixels, model.vision.transform(square), atol=1e-5, rtol=0)
     ids = hf_processor(text="<image>\nWhat is it?", images=square, return_tensors="pt")["input_ids"][0]
     assert int((ids == model.markup.placeholder_id).sum()) == model.num_image_tokens
+
+
+#: transformers causal-LM families, registered as medzoo plugins or not: (config, model class, refusal or None)
+LM_FAMILIES = {
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", None),
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", None),
+    "phi3": ("Phi3Config", "Phi3ForCausalLM", None),
+    "gemma3_text": ("Gemma3TextConfig", "Gemma3ForCausalLM", None),
+    "phi": ("PhiConfig", "PhiForCausalLM", r"its lm_head has a bias \(phi\)"),
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", r"its gemma2 head applies final_logit_softcapping=30.0"),
+}
+
+
+def family_model(family: str) -> MultimodalModel:
+    """CLIP + mlp2x_gelu + a tiny random model of a transformers LM family (medzoo's tiny tokenizer)."""
+    import transformers
+
+    from medzoo.plugins.language.hf_causal import HFCausalLanguageModel
+
+    config_name, model_name, _ = LM_FAMILIES[family]
+    language_class = type(f"{model_name}Plugin", (HFCausalLanguageModel,), {
+        "component_name": family, "config_class": getattr(transformers, config_name),
+        "causal_lm_class": getattr(transformers, model_name), "default_template": "vicuna_v1",
+    })
+    torch.manual_seed(3)
+    config = HFCausalLanguageModel.tiny_config()
+    if "head_dim" in language_class.config_class().to_dict():
+        config["head_dim"] = 16  # Gemma's default is 256
+    language = language_class.from_config(config, attention="eager" if family == "gemma2" else "sdpa")
+    vision_class = components().get("vision_encoder", "clip").factory
+    vision = vision_class.from_config(vision_class.tiny_config())
+    connector = components().get("connector", "mlp2x_gelu").factory(
+        vision.hidden_size, language.hidden_size, vision.num_tokens
+    )
+    spec = {"vision": {"name": "clip"}, "connector": {"name": "mlp2x_gelu"}, "language": {"name": family}}
+    return MultimodalModel(vision, connector, language, spec=spec).eval()
+
+
+@pytest.mark.parametrize("family", LM_FAMILIES)
+def test_transformers_lm_families_export_equal_or_are_refused(tmp_path, family):
+    model = family_model(family)
+    refusal = LM_FAMILIES[family][2]
+    if refusal:
+        with pytest.raises(ExportRefused, match=f"^hf-llava cannot hold the {family} language model: {refusal}"):
+            check_exportable(model)
+        return
+    export_hf_llava(model, tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["text_config"]["model_type"] == family
+    hf = load_export(tmp_path)
+    batch = batch_for(model, CONVERSATIONS[:2])
+    settings = {"max_new_tokens": 4, "do_sample": False, "min_new_tokens": 4}
+    with torch.no_grad():
+        torch.testing.assert_close(hf(**batch).logits, model(**batch).logits, atol=ATOL, rtol=0)
+        theirs = hf.generate(**batch, **settings)[:, batch["input_ids"].shape[1]:]
+    assert theirs.tolist() == model.generate(**batch, **settings).tolist()
