@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
 ImagePlacement = Literal["keep", "front", "end"]
@@ -76,6 +76,12 @@ class ConversationTemplate(ABC):
 
     def prompt(self, messages: Sequence[Message], eos_token: str) -> str:
         return self.render(messages, eos_token, add_generation_prompt=True).text
+
+    def for_tokenizer(self, tokenizer: Any) -> ConversationTemplate:
+        """This template as used with ``tokenizer``. Most templates are fixed text and return themselves; one
+        that reads the tokenizer (``chat_template``: its Jinja chat template) returns a copy bound to it. Every
+        place that renders prompts or stops generation (the processor) binds first."""
+        return self
 
 
 def split_system(messages: Sequence[Message]) -> tuple[str | None, list[Message]]:

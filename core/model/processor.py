@@ -53,7 +53,8 @@ class MultimodalProcessor:
         label_masking: str = "exact",
     ) -> None:
         self.tokenizer = tokenizer
-        self.template = template
+        #: bound to the tokenizer (a ``chat_template`` template renders with the tokenizer's own Jinja)
+        self.template = template = template.for_tokenizer(tokenizer)
         self.image_transform = image_transform
         self.num_image_tokens = num_image_tokens
         self.markup = markup
