@@ -67,9 +67,9 @@ class ExportReport:
         return lines
 
 
-def llava_parts(model: MultimodalModel) -> LlavaParts:
+def llava_parts(model: MultimodalModel, probe: bool = True) -> LlavaParts:
     """The model's tower and projector as llava-hf holds them, or :class:`ExportRefused` (one line) naming
-    what ``LlavaForConditionalGeneration`` cannot hold."""
+    what ``LlavaForConditionalGeneration`` cannot hold (``probe``: run the vision check on a probe image)."""
     spec = model.spec
     if model.markup.kind != "placeholder":
         raise ExportRefused("hf-llava cannot hold the <im_start>/<im_patch>/<im_end> image markup (LLaVA-Med v1.0); "
@@ -77,7 +77,8 @@ def llava_parts(model: MultimodalModel) -> LlavaParts:
     connector_name = spec.get("connector", {}).get("name", type(model.connector).__name__)
     projector = express_projector(model.connector, connector_name)
     check_language(model.language, spec.get("language", {}).get("name", type(model.language).__name__))
-    tower = express_vision_tower(model.vision, spec.get("vision", {}).get("name", type(model.vision).__name__))
+    vision_name = spec.get("vision", {}).get("name", type(model.vision).__name__)
+    tower = express_vision_tower(model.vision, vision_name, probe=probe)
     return LlavaParts(tower, projector)
 
 
@@ -101,7 +102,7 @@ def export_hf_llava(
     refuse_unless_ours(output, EXPORT_MARKER, "an hf-llava export")
     report = ExportReport(Path(output))
     report.merged_lora = merge_adapters(model)
-    parts = llava_parts(model)
+    parts = llava_parts(model, probe=False)  # after merging: the weights as they are now (checked above)
     target_dtype = torch_dtype(dtype) if dtype else model.dtype
     if parts.projector.act == IDENTITY_ACT:
         report.notes.append(f"the {model.spec.get('connector', {}).get('name')} connector is written as "

@@ -76,8 +76,9 @@ def classic_prefix(model: nn.Module) -> str:
     return ""
 
 
-def express_vision_tower(encoder: VisionEncoder, name: str) -> VisionTower:
-    """The llava-hf tower of ``encoder`` (plugin ``name``), or :class:`ExportRefused` saying why there is none."""
+def express_vision_tower(encoder: VisionEncoder, name: str, probe: bool = True) -> VisionTower:
+    """The llava-hf tower of ``encoder`` (plugin ``name``), or :class:`ExportRefused` saying why there is none;
+    ``probe``: check the features on a probe image (one forward of the tower)."""
     hook = getattr(encoder, "hf_llava_vision_tower", None)
     rule = TOWER_RULES.get(type(encoder))
     if callable(hook):
@@ -86,7 +87,8 @@ def express_vision_tower(encoder: VisionEncoder, name: str) -> VisionTower:
         tower = rule(encoder)
     else:
         tower = transformers_tower(encoder, name)
-    check_features(encoder, name, tower)
+    if probe:
+        check_features(encoder, name, tower)
     return tower
 
 
