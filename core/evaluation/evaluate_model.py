@@ -3,6 +3,10 @@
 Answers go to ``predictions.jsonl`` (``predictions.<ablation>.jsonl``) as each chunk is answered, beside a
 ``.meta.json`` sidecar saying what they belong to; a rerun asks only the questions not answered yet, and refuses
 a file whose sidecar describes another model, benchmark, data file, protocol or ablation (``fresh`` starts over).
+
+The model is any :class:`Answerer` (a medzoo model is wrapped in :class:`MedzooAnswerer`). Under a multi-process
+launch (:mod:`medzoo.core.evaluation.processes`) each process answers its share of the pending questions into a
+part file, the main process merges the parts into the answer file and scores once.
 """
 
 from __future__ import annotations
@@ -20,23 +24,28 @@ from tqdm.auto import tqdm
 
 from medzoo.core.errors import DataError
 from medzoo.core.evaluation.ablation import ABLATIONS, ablated_image
-from medzoo.core.evaluation.answer_file import JsonlAppender, read_jsonl, records_with
+from medzoo.core.evaluation.answer_file import JsonlAppender
 from medzoo.core.evaluation.answer_meta import (
     ANSWER_FILE,
     answer_meta,
     meta_path,
     refuse_mismatched_resume,
-    weights_fingerprint,
     write_meta,
 )
+from medzoo.core.evaluation.answer_parts import merge_parts, part_files, part_path, read_records
+from medzoo.core.evaluation.medzoo_answerer import as_answerer
+from medzoo.core.evaluation.processes import EvalProcesses
 from medzoo.core.evaluation.question_counts import counts_of
 from medzoo.core.files import write_atomically
-from medzoo.core.inference import ChatRequest, InferenceEngine, SamplingSettings
+from medzoo.core.inference import ChatRequest, SamplingSettings
+from medzoo.core.interfaces.answerer import Answerer
 from medzoo.core.interfaces.benchmark import Benchmark, BenchmarkItem
 from medzoo.core.interfaces.conversation import Message
-from medzoo.core.interfaces.templates import get_template
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
+
+#: what evaluation answers with: an answerer, or a medzoo model (wrapped in ``MedzooAnswerer``)
+Model = Answerer | MultimodalModel
 
 
 def get_benchmark(name: str, options: dict[str, Any] | None = None) -> Benchmark:
@@ -71,19 +80,19 @@ def split_protocol_options(options: dict[str, Any] | None) -> tuple[dict[str, An
     }
 
 
-def protocol_for(model: MultimodalModel, benchmark: Benchmark, options: dict[str, Any]) -> Protocol:
+def protocol_for(model: Model, benchmark: Benchmark, options: dict[str, Any]) -> Protocol:
     """The prompt template and decoding of an evaluation.
 
-    Template: the option ``prompt_template``, else the evaluation template the model's training template names
-    (LLaVA-Med v1.0 weights: ``llava_med_v1_vqa``, the paper's prompt), else the model's template. Decoding: the
-    option ``decoding`` (greedy | sampled, with ``temperature``), else the template's evaluation decoding (v1.0:
-    sampled at 0.7 as ``model_vqa_med.py``), else greedy. ``seed`` (default 0, as LLaVA-Med's ``model_vqa.py``)
-    makes sampling repeatable.
+    Template: the model's choice given the option ``prompt_template`` (:meth:`Answerer.prompt_for`; a medzoo
+    model: the option, else the evaluation template its training template names - LLaVA-Med v1.0 weights:
+    ``llava_med_v1_vqa``, the paper's prompt - else its template; a contender: its own chat template). Decoding:
+    the option ``decoding`` (greedy | sampled, with ``temperature``), else the model's default (v1.0: sampled at
+    0.7 as ``model_vqa_med.py``), else greedy. ``seed`` (default 0, as LLaVA-Med's ``model_vqa.py``) makes
+    sampling repeatable.
     """
-    trained = get_template(model.language.template_name)
-    name = options.get("prompt_template") or trained.evaluation_template or trained.name
-    template = get_template(str(name))
-    default = template.evaluation_decoding or trained.evaluation_decoding or {}
+    requested = options.get("prompt_template")
+    choice = as_answerer(model).prompt_for(benchmark, str(requested) if requested else None)
+    name, default = choice.template, choice.decoding
     decoding = options.get("decoding")
     if decoding is not None and decoding not in DECODINGS:
         raise DataError(f"benchmark option decoding={decoding!r}: expected one of {', '.join(DECODINGS)}")
@@ -125,13 +134,27 @@ def _request(benchmark: Benchmark, item: BenchmarkItem, ablation: str | None) ->
 def _answers_in(predictions_path: Path, echo=print) -> dict[str, str]:
     """question id -> answer of the lines already in a predictions file (none when it does not exist); a torn
     last line is cut off (its question is asked again), any other bad line is a DataError naming it."""
-    rows = read_jsonl(predictions_path, repair=True, redo="answered", echo=echo)
-    records = records_with(predictions_path, rows, {"question_id": object, "text": str})
-    return {str(record["question_id"]): record["text"] for record in records}
+    return {str(record["question_id"]): record["text"] for record in read_records(predictions_path, echo)}
+
+
+def _silent(*_: Any) -> None:
+    return None
+
+
+def _answered_before(predictions_path: Path, processes: EvalProcesses, echo) -> tuple[dict[str, str], list[Path]]:
+    """The answers in the answer file and in every part file (a torn last line cut off by the main process
+    first), and those part files."""
+    answered: dict[str, str] = {}
+    with processes.main_first():
+        parts = part_files(predictions_path)
+        for path in (predictions_path, *parts):
+            for key, text in _answers_in(path, echo).items():
+                answered.setdefault(key, text)
+    return answered, parts
 
 
 def answer_items(
-    model: MultimodalModel,
+    model: Model,
     benchmark: Benchmark,
     items: list[BenchmarkItem],
     predictions_path: Path,
@@ -141,29 +164,41 @@ def answer_items(
     echo=print,
     protocol: Protocol | None = None,
     meta: dict[str, Any] | None = None,
+    processes: EvalProcesses | None = None,
 ) -> dict[str, str]:
     """Write LLaVA-Med answer lines to ``predictions_path``; questions already there are not asked again.
 
     With ``meta`` (see :func:`answer_meta`), answers already there must carry the same sidecar, which is written
-    before the first new answer is appended.
+    before the first new answer is appended. With several ``processes``, each answers every N-th pending question
+    (by position) into its part file and the main process merges the parts; every process returns the answers
+    it knows of (the main process: all of them).
     """
+    processes = processes or EvalProcesses()
+    answerer = as_answerer(model, model_id)
+    say = echo if processes.is_main else _silent
     if meta is not None:
-        refuse_mismatched_resume(predictions_path, meta)
-    answered = _answers_in(predictions_path, echo)
+        for path in (predictions_path, *part_files(predictions_path)):
+            refuse_mismatched_resume(path, meta)
+    answered, parts = _answered_before(predictions_path, processes, say)
     pending = [item for item in items if str(item.question_id) not in answered]
     if answered:
-        echo(f"  {len(answered)} answers found in {predictions_path}, {len(pending)} to go")
-    protocol = protocol or protocol_for(model, benchmark, {})
-    engine = InferenceEngine(model, protocol.template)
-    settings = protocol.settings
-    progress = tqdm(total=len(pending), desc=f"{benchmark.name}{' [' + ablation + ']' if ablation else ''}")
+        found = f" and {len(parts)} part files" if parts else ""
+        say(f"  {len(answered)} answers found in {predictions_path}{found}, {len(pending)} to go")
+    protocol = protocol or protocol_for(answerer, benchmark, {})
+    mine = processes.shard(pending)
+    target = part_path(predictions_path, processes.rank) if processes.distributed else predictions_path
+    label = f"{benchmark.name}{' [' + ablation + ']' if ablation else ''}"
+    progress = tqdm(total=len(mine), desc=label, disable=not processes.is_main)
     if meta is not None:
-        write_meta(predictions_path, meta)
-    with JsonlAppender(predictions_path, echo=echo) as appender:
-        for start in range(0, len(pending), batch_size * 4):
-            chunk = pending[start : start + batch_size * 4]
+        if processes.is_main:
+            write_meta(predictions_path, meta)
+        if target != predictions_path:
+            write_meta(target, meta)
+    with JsonlAppender(target, echo=say) as appender:
+        for start in range(0, len(mine), batch_size * 4):
+            chunk = mine[start : start + batch_size * 4]
             requests = [_request(benchmark, item, ablation) for item in chunk]
-            texts = [c.text for c in engine.answer(requests, settings, batch_size=batch_size)]
+            texts = answerer.answer(requests, protocol.settings, protocol.template, batch_size)
             records = []
             for item, request, text in zip(chunk, requests, texts, strict=True):
                 records.append({
@@ -178,7 +213,22 @@ def answer_items(
             appender.write(records)
             progress.update(len(chunk))
     progress.close()
-    return answered
+    if not target.stat().st_size and target != predictions_path:
+        target.unlink()  # a process with nothing to answer leaves no part
+        meta_path(target).unlink(missing_ok=True)
+    return _merged(predictions_path, items, answered, processes, say) if processes.distributed or parts else answered
+
+
+def _merged(
+    predictions_path: Path, items: list[BenchmarkItem], answered: dict[str, str], processes: EvalProcesses, echo
+) -> dict[str, str]:
+    """Once every process is done, the main process merges the part files into the answer file (in question
+    order) and reads back every answer."""
+    processes.barrier()
+    if not processes.is_main:
+        return answered
+    merge_parts(predictions_path, {str(item.question_id): index for index, item in enumerate(items)}, echo)
+    return _answers_in(predictions_path, echo)
 
 
 def _ablation_report(kind: str, metrics: dict[str, Any], ablated_metrics: dict[str, Any]) -> dict[str, Any]:
@@ -203,10 +253,11 @@ def answer_files(output_dir: Path, image_ablation: str | None) -> dict[str | Non
 
 
 def remove_evaluation_outputs(output_dir: Path, echo=print, reason: str = "--fresh") -> list[Path]:
-    """Delete what ``evaluate`` writes into ``output_dir`` (every answer file, its sidecar, ``metrics.json``) and
-    nothing else; returns what was removed."""
-    names = [name for kind in (None, *ABLATIONS) for path in answer_files(output_dir, kind).values()
-             for name in (path.name, meta_path(path).name)]  # fmt: skip
+    """Delete what ``evaluate`` writes into ``output_dir`` (every answer file and part file, their sidecars,
+    ``metrics.json``) and nothing else; returns what was removed."""
+    answers = [path for kind in (None, *ABLATIONS) for path in answer_files(output_dir, kind).values()]
+    answers += [part for path in answers for part in part_files(path)]
+    names = [name for path in answers for name in (path.name, meta_path(path).name)]
     removed = []
     for name in dict.fromkeys([*names, "metrics.json"]):
         path = output_dir / name
@@ -218,8 +269,26 @@ def remove_evaluation_outputs(output_dir: Path, echo=print, reason: str = "--fre
     return removed
 
 
+def _refuse_mismatched(path: Path, meta: dict[str, Any]) -> None:
+    """DataError when the answer file or one of its part files belongs to another evaluation."""
+    for answers in (path, *part_files(path)):
+        refuse_mismatched_resume(answers, meta)
+
+
+def _redo_stale(files: dict[str | None, Path], metas: dict[str | None, dict[str, Any]], output_dir: Path,
+                benchmark_name: str, echo) -> None:
+    """Remove the evaluation's outputs, saying why, when an answer file belongs to another evaluation."""
+    for kind, path in files.items():
+        try:
+            _refuse_mismatched(path, metas[kind])
+        except DataError as error:
+            echo(f"answering {benchmark_name} again: {str(error).split('; ')[0]}")
+            remove_evaluation_outputs(output_dir, echo, reason="stale answers")
+            return
+
+
 def evaluate(
-    model: MultimodalModel,
+    model: Model,
     benchmark_name: str,
     output_dir: str | Path,
     data: str | None = None,
@@ -227,29 +296,34 @@ def evaluate(
     options: dict[str, Any] | None = None,
     batch_size: int = 16,
     image_ablation: str | None = None,
-    model_id: str = "model",
+    model_id: str | None = None,
     echo=print,
     fresh: bool = False,
     redo_stale: bool = False,
+    processes: EvalProcesses | None = None,
 ) -> dict[str, Any]:
     """Answer and score one benchmark; with ``image_ablation`` also re-score with ablated images.
 
-    Answers already in ``output_dir`` are reused only when their sidecar matches this evaluation (else a
-    DataError); ``fresh`` first removes the answer files, sidecars and ``metrics.json`` an earlier run wrote.
-    ``redo_stale`` (``medzoo run``, whose run folder owns its answers) removes them, saying why, only when they do
-    not match instead of refusing.
+    ``model``: a medzoo model or any :class:`Answerer` (a contender); ``model_id`` (default: the answerer's
+    own, ``model`` for a medzoo model) names it in the answers. Answers already in ``output_dir`` are reused only
+    when their sidecar matches this evaluation (else a DataError); ``fresh`` first removes the answer files,
+    sidecars and ``metrics.json`` an earlier run wrote. ``redo_stale`` (``medzoo run``, whose run folder owns its
+    answers) removes them, saying why, only when they do not match instead of refusing. With several
+    ``processes`` (see :func:`medzoo.core.evaluation.processes.eval_processes`) every process calls this; the
+    main process speaks, merges, scores and writes ``metrics.json`` and returns the metrics, the others ``{}``.
     """
     if image_ablation is not None and image_ablation not in ABLATIONS:
         raise DataError(f"image ablation {image_ablation!r}: expected one of {', '.join(ABLATIONS)}")
+    processes = processes or EvalProcesses()
+    say = echo if processes.is_main else _silent
+    answerer = as_answerer(model)
+    model_id = model_id or answerer.model_id
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     options, protocol_options = split_protocol_options(options)
     benchmark = get_benchmark(benchmark_name, options)
-    protocol = protocol_for(model, benchmark, protocol_options)
-    items = benchmark.load(data, image_root)
-    counts = counts_of(benchmark, len(items))
-    echo(counts.describe(benchmark_name))
-    weights = weights_fingerprint(model)
+    protocol = protocol_for(answerer, benchmark, protocol_options)
+    weights = answerer.weights_fingerprint()
     files = answer_files(output_dir, image_ablation)
     metas = {
         kind: answer_meta(
@@ -258,29 +332,32 @@ def evaluate(
         )
         for kind in files
     }  # fmt: skip
-    if fresh:
-        remove_evaluation_outputs(output_dir, echo)
+    with processes.main_first():  # the main process reads (and may unpack) the data and clears outputs first
+        items = benchmark.load(data, image_root)
+        if processes.is_main and fresh:
+            remove_evaluation_outputs(output_dir, echo)
+        if processes.is_main and redo_stale:
+            _redo_stale(files, metas, output_dir, benchmark_name, echo)
+    counts = counts_of(benchmark, len(items))
+    say(counts.describe(benchmark_name))
     for kind, path in files.items():  # refuse every mismatched file before answering anything
-        try:
-            refuse_mismatched_resume(path, metas[kind])
-        except DataError as error:
-            if not redo_stale:
-                raise
-            echo(f"answering {benchmark_name} again: {str(error).split('; ')[0]}")
-            remove_evaluation_outputs(output_dir, echo, reason="stale answers")
-            break
+        _refuse_mismatched(path, metas[kind])
     started = time.perf_counter()
     predictions = answer_items(
-        model, benchmark, items, files[None], model_id, batch_size, echo=echo, protocol=protocol, meta=metas[None]
+        answerer, benchmark, items, files[None], model_id, batch_size, echo=echo, protocol=protocol,
+        meta=metas[None], processes=processes,
     )
-    metrics: dict[str, Any] = dict(benchmark.score(predictions, items))
+    metrics: dict[str, Any] = dict(benchmark.score(predictions, items)) if processes.is_main else {}
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     if image_ablation:
         ablated = answer_items(
-            model, benchmark, items, files[image_ablation], model_id, batch_size,
-            ablation=image_ablation, echo=echo, protocol=protocol, meta=metas[image_ablation],
+            answerer, benchmark, items, files[image_ablation], model_id, batch_size,
+            ablation=image_ablation, echo=echo, protocol=protocol, meta=metas[image_ablation], processes=processes,
         )
-        metrics["image_ablation"] = _ablation_report(image_ablation, metrics, benchmark.score(ablated, items))
+        if processes.is_main:
+            metrics["image_ablation"] = _ablation_report(image_ablation, metrics, benchmark.score(ablated, items))
+    if not processes.is_main:
+        return {}
     metrics["benchmark"] = benchmark_name
     if getattr(benchmark, "split", None):
         metrics["split"] = benchmark.split

@@ -81,5 +81,12 @@ def register_instruct_backends(register: Register) -> None:
 
 
 @hookspec
+def register_contenders(register: Register) -> None:
+    """Register evaluation contenders: models from outside medzoo that ``medzoo eval --contender NAME SOURCE``
+    answers benchmarks with (factory: a callable ``(source, **options) -> medzoo.core.interfaces.answerer.Answerer``;
+    collected by ``medzoo.core.evaluation.contenders``, not by the component registry)."""
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add click commands or groups to the ``medzoo`` command line (``cli`` is the root click group)."""

@@ -1,0 +1,55 @@
+"""The answerer interface: what ``medzoo eval`` answers a benchmark with.
+
+A medzoo model is one answerer (``medzoo.core.evaluation.medzoo_answerer``); a contender plugin (hook
+``register_contenders``) is another, e.g. ``hf-vlm`` for any transformers image-text-to-text model. Evaluation only
+asks for what is here: the answers to a batch of conversations, a fingerprint of the weights (so a resume never
+mixes answers of other weights in), the name recorded with every answer, and the prompt the model is asked with
+by default.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from medzoo.core.inference import ChatRequest, SamplingSettings
+    from medzoo.core.interfaces.benchmark import Benchmark
+
+
+@dataclass(frozen=True)
+class PromptChoice:
+    """The prompt template an evaluation asks with (recorded with the answers) and its default decoding
+    (``{"do_sample": True, "temperature": 0.7}``; empty: greedy)."""
+
+    template: str
+    decoding: dict[str, Any] = field(default_factory=dict)
+
+
+class Answerer(ABC):
+    """Answers benchmark questions: a medzoo model, or a contender from another library."""
+
+    #: the name written into every answer line and ``metrics.json`` (``model_id``)
+    model_id: str = "model"
+
+    @abstractmethod
+    def answer(
+        self, requests: Sequence[ChatRequest], settings: SamplingSettings, template: str, batch_size: int
+    ) -> list[str]:
+        """One answer text per request, in request order, asked with the prompt ``template`` (a name
+        :meth:`prompt_for` chose) and decoded with ``settings``; at most ``batch_size`` rows per forward pass."""
+
+    @abstractmethod
+    def weights_fingerprint(self) -> str:
+        """A digest that changes whenever the weights do (see ``medzoo.core.evaluation.answer_meta``)."""
+
+    @abstractmethod
+    def prompt_for(self, benchmark: Benchmark, requested: str | None) -> PromptChoice:
+        """The template to ask ``benchmark`` with: ``requested`` (the benchmark option ``prompt_template``) when
+        given and usable, else the model's own; a DataError naming the option when it cannot be used."""
+
+    def to_device(self, device: str) -> Answerer:
+        """Move the weights to ``device`` (``cpu``, ``cuda:1``...); returns self."""
+        return self

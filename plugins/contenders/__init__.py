@@ -1,0 +1,1 @@
+"""Contenders: models from outside medzoo that ``medzoo eval --contender NAME SOURCE`` answers benchmarks with."""
