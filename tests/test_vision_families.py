@@ -463,3 +463,156 @@ def test_open_clip_bad_sources_are_one_line_plugin_errors(tmp_path):
     with pytest.raises(PluginError, match=r"open_clip_pytorch_model.bin: tensor 'visual\..*' has shape") as caught:
         OpenClipVisionEncoder.from_pretrained(str(tmp_path))
     assert "\n" not in str(caught.value)
+
+
+# --- fusion ---------------------------------------------------------------------------------------------------
+
+
+def tiny_clip_config(**changes) -> dict:
+    from medzoo.plugins.vision.clip import ClipVisionEncoder
+
+    return {**ClipVisionEncoder.tiny_config(), **changes}
+
+
+def tiny_dinov2_config(**changes) -> dict:
+    from medzoo.plugins.vision.dinov2 import Dinov2VisionEncoder
+
+    return {**Dinov2VisionEncoder.tiny_config(), **changes}
+
+
+def fused(towers: list[dict], **options):
+    from medzoo.plugins.vision.fusion import FusionVisionEncoder
+
+    torch.manual_seed(0)
+    return FusionVisionEncoder.from_config({"towers": towers}, **options).eval()
+
+
+def test_fusion_concatenates_each_towers_features_on_its_own_pixels():
+    """TinyLLaVA-style CLIP + DINOv2 with different sizes and the same 4 x 4 grid: the fused transform stacks
+    each tower's own tensor (the 32 px one zero-padded to 48), forward splits and crops."""
+    encoder = fused([{"name": "clip", "config": tiny_clip_config()},
+                     {"name": "dinov2", "config": tiny_dinov2_config(image_size=48, patch_size=12, hidden_size=48)}])
+    clip, dino = encoder.towers
+    assert (encoder.image_size, encoder.input_channels, encoder.num_tokens, encoder.hidden_size) == (48, 6, 16, 80)
+    assert encoder.patch_size == 12 and encoder.has_cls_token
+    assert set(encoder.block_classes) == {clip.block_class, dino.block_class}
+    images = [photo(50, 37), photo(20, 41, seed=1)]
+    batch = encoder.transform.batch(images)
+    assert batch.shape == (2, 6, 48, 48)
+    assert_identical(batch[:, :3, :32, :32], clip.transform.batch(images))
+    assert not batch[:, :3, 32:].any() and not batch[:, :3, :, 32:].any()
+    assert_identical(batch[:, 3:], dino.transform.batch(images))
+    with torch.no_grad():
+        features = encoder(batch)
+        expected = torch.cat([clip(clip.transform.batch(images)), dino(dino.transform.batch(images))], dim=-1)
+    assert_identical(features, expected)
+    with pytest.raises(ValueError, match=r"expected pixels \[B, 6, H, W\]"):
+        encoder(batch[:, :3])
+
+
+def test_fusion_options_are_tower_defaults_and_tower_options_win():
+    encoder = fused([{"name": "clip"}, {"name": "dinov2", "options": {"feature_layer": -2}}], feature_layer=-1,
+                    feature_select="cls_patch", image_aspect="crop")
+    clip, dino = encoder.towers
+    assert (clip.feature_layer, dino.feature_layer) == (-1, -2)
+    assert clip.feature_select == dino.feature_select == "cls_patch" and encoder.num_tokens == 17
+    assert clip.image_aspect == dino.image_aspect == "crop"
+    overridden = fused([{"name": "clip"}, {"name": "dinov2"}], tower_options=[{}, {"image_aspect": "crop"}])
+    assert [tower.image_aspect for tower in overridden.towers] == ["pad", "crop"]
+    assert overridden.architecture_config()["towers"][1]["options"] == {"image_aspect": "crop"}
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"towers": [{"name": "clip"}, {"name": "dinov2", "config": tiny_dinov2_config(patch_size=16)}]},
+         r"different token counts \(ClipVisionEncoder 16 and Dinov2VisionEncoder 4\)"),
+        ({"towers": [{"name": "clip"}]}, "must list two or more towers"),
+        ({"towers": [{"name": "clip"}, {"name": "dinov2", "confg": {}}]},
+         r"towers'\[1\]\.confg: unknown key \(did you mean \"config\"\?\)"),
+        ({"towers": [{"name": "clip"}, {"name": "fusion"}]}, "tower 1 is itself 'fusion'"),
+        ({"towers": [{"name": "clip"}, {"name": "siglip"}]}, None),
+    ],
+)
+def test_fusion_bad_configs_are_one_line_recipe_errors(config, message):
+    from medzoo.plugins.vision.fusion import FusionVisionEncoder
+
+    if message is None:  # SigLIP has no class token to fuse
+        with pytest.raises(RecipeError, match="'cls_patch' needs a class token"):
+            FusionVisionEncoder.from_config(config, feature_select="cls_patch")
+        return
+    with pytest.raises(RecipeError, match=message) as caught:
+        FusionVisionEncoder.from_config(config)
+    assert "\n" not in str(caught.value)
+
+
+def save_tower_folders(root: Path) -> tuple:
+    """A tiny SigLIP and DINOv2 saved with transformers' save_pretrained, each with its processor."""
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+
+    torch.manual_seed(0)
+    siglip = SiglipVisionModel(SiglipVisionConfig(**tiny_siglip_config()))
+    siglip.save_pretrained(root / "siglip")
+    siglip_processor(32).save_pretrained(root / "siglip")
+    dino = tiny_dinov2_model(registers=2, image_size=48)
+    dino.save_pretrained(root / "dino")
+    bit_processor(32, 36).save_pretrained(root / "dino")
+    return dino, siglip
+
+
+def test_fusion_from_pretrained_folder_pair_and_presets(tmp_path):
+    from medzoo.plugins.vision.dinov2 import Dinov2VisionEncoder
+    from medzoo.plugins.vision.fusion import PRESETS, FusionVisionEncoder
+    from medzoo.plugins.vision.siglip import SiglipVisionEncoder
+
+    save_tower_folders(tmp_path)
+    write_json(tmp_path / "fusion.json", {"towers": [{"name": "dinov2", "pretrained": "dino"},
+                                                    {"name": "siglip", "pretrained": "siglip"}]})
+    encoder = FusionVisionEncoder.from_pretrained(str(tmp_path))
+    pair = FusionVisionEncoder.from_pretrained(f"dinov2={tmp_path / 'dino'}+siglip={tmp_path / 'siglip'}")
+    dino = Dinov2VisionEncoder.from_pretrained(str(tmp_path / "dino"))
+    siglip = SiglipVisionEncoder.from_pretrained(str(tmp_path / "siglip"))
+    image = photo(45, 30)
+    assert_identical(encoder.transform(image), torch.cat([dino.transform(image), siglip.transform(image)]))
+    batch = encoder.transform.batch([image])
+    with torch.no_grad():
+        expected = torch.cat([dino(batch[:, :3]), siglip(batch[:, 3:])], dim=-1)
+        assert_identical(encoder(batch), expected)
+        assert_identical(pair(batch), expected)
+    assert "dinosiglip-vit-so-384px" in PRESETS
+    with pytest.raises(PluginError, match=r"or a preset \(did you mean \"dinosiglip-vit-so-384px\"\?\)"):
+        FusionVisionEncoder.from_pretrained("dinosiglip-vit-so-384")
+    with pytest.raises(PluginError, match="fusion.json: missing"):
+        FusionVisionEncoder.from_pretrained(str(tmp_path / "dino"))
+    with pytest.raises(PluginError, match="cannot load"):  # a preset's towers come from the hub: offline here
+        FusionVisionEncoder.from_pretrained("clip-dinov2-vit-l-224px")
+
+
+@pytest.mark.parametrize("pretrained", [False, True])
+def test_fusion_model_saves_and_loads(tmp_path, pretrained):
+    """A model with a fused tower through medzoo's save / load: random towers are saved with their architecture
+    configs and rebuilt; pretrained, untrained towers are recorded by source and loaded from it again."""
+    from medzoo.core.model.build import build_model
+    from medzoo.core.model.multimodal import MultimodalModel
+    from medzoo.core.plugin_system.manager import components
+
+    language = components().get("language_model", "llama").factory.tiny_config()
+    vision = {"name": "fusion", "config": {"towers": [{"name": "dinov2"}, {"name": "siglip"}]},
+              "options": {"image_aspect": "crop"}}
+    if pretrained:
+        save_tower_folders(tmp_path)
+        write_json(tmp_path / "fusion.json", {"towers": [{"name": "dinov2", "pretrained": "dino"},
+                                                        {"name": "siglip", "pretrained": "siglip"}]})
+        vision = {"name": "fusion", "pretrained": str(tmp_path), "options": {"image_aspect": "crop"}}
+    spec = {"vision": vision, "connector": {"name": "mlp2x_gelu"}, "language": {"name": "llama", "config": language}}
+    torch.manual_seed(0)
+    model = build_model(spec).eval()
+    model.save_pretrained(str(tmp_path / "saved"))
+    manifest = json.loads((tmp_path / "saved" / "medzoo_model.json").read_text())
+    assert ("vision" in manifest["saved_modules"]) is not pretrained
+    assert [tower["name"] for tower in manifest["architecture"]["vision"]["towers"]] == ["dinov2", "siglip"]
+    loaded = MultimodalModel.from_pretrained(str(tmp_path / "saved"))
+    batch = model.vision.transform.batch([photo(40, 33)])
+    with torch.no_grad():
+        assert_identical(loaded.vision(batch), model.vision(batch))
+    assert loaded.vision.transform == model.vision.transform

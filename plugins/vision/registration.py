@@ -10,6 +10,7 @@ def register_vision_encoders(register: Register) -> None:
     from medzoo.plugins.vision.biomedclip import BIOMEDCLIP_HUB_ID, BiomedClipVisionEncoder
     from medzoo.plugins.vision.clip import ClipVisionEncoder
     from medzoo.plugins.vision.dinov2 import DINOV2_HUB_IDS, Dinov2VisionEncoder
+    from medzoo.plugins.vision.fusion import FUSION_HUB_IDS, FusionVisionEncoder
     from medzoo.plugins.vision.open_clip_tower import OPEN_CLIP_HUB_IDS, OpenClipVisionEncoder
     from medzoo.plugins.vision.siglip import SIGLIP_HUB_IDS, SiglipVisionEncoder
     from medzoo.plugins.vision.timm_vit import TIMM_HUB_IDS, TimmVisionEncoder
@@ -57,4 +58,12 @@ def register_vision_encoders(register: Register) -> None:
         "architecture:tag; BiomedCLIP family, PMC-trained CLIPs",
         hub_ids=OPEN_CLIP_HUB_IDS,
         licence="MIT (open_clip; each checkpoint has its own licence)",
+    )
+    register(
+        "fusion",
+        FusionVisionEncoder,
+        description="Two registered towers with features concatenated on channels (prismatic dinosiglip, "
+        "TinyLLaVA CLIP + DINOv2)",
+        hub_ids=FUSION_HUB_IDS,
+        licence="each tower's own",
     )

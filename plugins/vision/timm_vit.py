@@ -96,12 +96,15 @@ class TimmVisionEncoder(VisionEncoder):
         feature_select: FeatureSelect = "patch",
         image_aspect: str = "pad",
         dtype: torch.dtype | str | None = None,
+        image_size: int | None = None,
         **options: Any,
     ) -> TimmVisionEncoder:
         """Load from a timm name with a pretrained tag (``vit_large_patch14_clip_336.openai``), a hub id
         (``[hf-hub:]timm/...``) or a local folder in timm's hub layout (``config.json`` + ``model.safetensors``);
-        the head is removed (``num_classes=0``) and the statistics come from the model's ``pretrained_cfg``."""
-        trunk = create_pretrained_trunk(source)
+        the head is removed (``num_classes=0``) and the statistics come from the model's ``pretrained_cfg``.
+        ``image_size`` builds the model at another input size, timm resampling the position embeddings as it
+        loads them (prismatic's DINOv2 at 224 or 384 px)."""
+        trunk = create_pretrained_trunk(source, image_size)
         model_args = reconstruction_args(trunk)
         name = trunk.pretrained_cfg.get("architecture") or source
         trunk = trunk.to(resolve_dtype(dtype)).eval()
@@ -196,8 +199,9 @@ def timm_model_name(source: str) -> tuple[str, Path | None]:
     return source, None
 
 
-def create_pretrained_trunk(source: str) -> nn.Module:
-    """``timm.create_model(source, pretrained=True, num_classes=0)``; a bad folder or file is one line naming it."""
+def create_pretrained_trunk(source: str, image_size: int | None = None) -> nn.Module:
+    """``timm.create_model(source, pretrained=True, num_classes=0[, img_size=image_size])``; a bad folder or file
+    is one line naming it (its tensors are checked against its own config, before any resize)."""
     import timm
 
     name, folder = timm_model_name(source)
@@ -213,8 +217,9 @@ def create_pretrained_trunk(source: str) -> nn.Module:
             raise PluginError(f"{folder}: no timm weights; expected one of {', '.join(TIMM_WEIGHTS)}")
         if weights.suffix == ".safetensors":
             check_weight_shapes(name, weights, config_path)
+    size = {} if image_size is None else {"img_size": int(image_size)}
     try:
-        return timm.create_model(name, pretrained=True, num_classes=0)
+        return timm.create_model(name, pretrained=True, num_classes=0, **size)
     except Exception as error:  # timm and huggingface_hub raise many types (offline, missing, unknown, mismatch)
         where = weights or source
         raise PluginError(f"vision encoder 'timm': cannot load {str(where)!r}: {first_line(error)}") from error
