@@ -584,3 +584,30 @@ def test_the_manifest_drops_a_line_torn_by_a_kill(tmp_path):
     assert Manifest(journal, tmp_path).unit_done("PMC1")
     (tmp_path / "a.bin").write_bytes(b"abcd")  # changed size: no longer finished
     assert Manifest(journal, tmp_path).finished(tmp_path / "a.bin") is None
+
+
+def test_a_file_prepare_did_not_write_is_never_replaced(server, tmp_path, capsys):
+    out = tmp_path / "data"
+    (out / "vqa_rad").mkdir(parents=True)
+    (out / "vqa_rad/test.json").write_text("[]  # LLaVA-Med's own test.json\n")
+    line = cli_error(capsys, "data", "prepare", "vqa-rad", *vqa_server(server), "--output", out, *FAST)
+    assert "vqa_rad/test.json: a file `medzoo data prepare` did not write" in line and "refusing" in line
+    assert (out / "vqa_rad/test.json").read_text() == "[]  # LLaVA-Med's own test.json\n"
+    assert not (out / "vqa_rad/train.json").exists()  # refused before anything was written
+
+
+def test_a_full_disk_is_one_line_with_the_storage_exit_code(server, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from medzoo.app.data_prepare import downloads
+
+    def full(descriptor):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(downloads.os, "fsync", full)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main(["data", "prepare", "vqa-rad", *vqa_server(server), "--output", str(tmp_path / "data"), *FAST])
+    err = capsys.readouterr().err
+    assert exited.value.code == 74 and "Traceback" not in err
+    assert f"downloads/vqa-rad/url/{TRAIN_FILE}.part" in err and "no space left on the device" in err

@@ -15,7 +15,9 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from medzoo.app.data_prepare.downloads import sha256_of
 from medzoo.app.data_prepare.image_store import place
+from medzoo.app.data_prepare.manifest import Manifest
 from medzoo.app.data_prepare.summary import Summary
 from medzoo.core.errors import DataError
 
@@ -37,7 +39,7 @@ def json_files(root: Path) -> tuple[Path, list[Path]]:
     return folder, files
 
 
-def prepare_coloninst(root: Path, output: Path, summary: Summary, verify: bool = False) -> None:
+def prepare_coloninst(root: Path, output: Path, summary: Summary, manifest: Manifest, verify: bool = False) -> None:
     from medzoo.plugins.datasets.colon_inst import load_coloninst_json
     from medzoo.plugins.datasets.image_checks import decode_problem
     from medzoo.plugins.datasets.med_vqa import resolve_image
@@ -66,8 +68,10 @@ def prepare_coloninst(root: Path, output: Path, summary: Summary, verify: bool =
                 continue
             summary.converted += 1
         target = output / JSON_FOLDER / path.relative_to(folder)
-        if not in_place:
+        if not in_place and manifest.finished(target) is None:
+            manifest.claim(target)
             place(path, target)
+            manifest.add_file(target, sha256_of(target), str(path))
         summary.written.append(str(target if not in_place else path))
     if missing:
         by_source = ", ".join(f"{source} {count}" for source, count in missing.most_common())

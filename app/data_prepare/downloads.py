@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from medzoo.core.errors import DataError
-from medzoo.core.files import write_atomically
+from medzoo.core.files import naming, write_atomically
 
 CHUNK = 1 << 20
 TRANSIENT_STATUSES = (408, 425, 429, 500, 502, 503, 504)
@@ -142,15 +142,43 @@ def _transfer(session: Any, url: str, part: Path, settings: DownloadSettings, la
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length and length.isdigit() else None
         with tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
-                  disable=not settings.progress, leave=False) as bar, part.open("ab" if offset else "wb") as out:
+                  disable=not settings.progress, leave=False) as bar, _Writer(part, append=bool(offset)) as out:
             # read1 hands over what has arrived, so a connection that breaks keeps every byte received
             while chunk := response.raw.read1(CHUNK, decode_content=False):
                 out.write(chunk)
                 bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
     if total is not None and part.stat().st_size != total:
         raise _Broken(f"{part.stat().st_size} of {total} bytes")
+
+
+class _Writer:
+    """``part`` opened for writing; a failed write or fsync (disk full...) is an OSError naming the file."""
+
+    def __init__(self, part: Path, append: bool) -> None:
+        self.part = part
+        try:
+            self.handle = part.open("ab" if append else "wb")
+        except OSError as error:
+            raise naming(error, part) from None
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.handle.write(data)
+        except OSError as error:
+            raise naming(error, self.part) from None
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            if kind is None:
+                self.handle.flush()
+                os.fsync(self.handle.fileno())
+        except OSError as failure:
+            raise naming(failure, self.part) from None
+        finally:
+            self.handle.close()
 
 
 def _resume_point(part: Path, url: str) -> tuple[int, str | None]:

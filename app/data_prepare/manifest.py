@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.files import write_atomically
+from medzoo.core.files import NotOursError, write_atomically
 
 
 class Manifest:
@@ -27,6 +27,8 @@ class Manifest:
         self.files: dict[str, dict[str, Any]] = {}
         self.units: dict[str, dict[str, Any]] = {}
         self.extra: dict[str, Any] = {}
+        #: outputs this data set writes (claimed before the first write, so a kill cannot orphan them)
+        self.claims: set[str] = set()
         self._lock = threading.Lock()
         self._load()
 
@@ -51,6 +53,8 @@ class Manifest:
             self.files[str(entry["file"])] = entry
         elif "unit" in entry:
             self.units[str(entry["unit"])] = entry
+        elif "claim" in entry:
+            self.claims.add(str(entry["claim"]))
         elif "key" in entry:
             self.extra[str(entry["key"])] = entry.get("value")
 
@@ -80,6 +84,19 @@ class Manifest:
         self._append({"file": self.relative(path), "size": path.stat().st_size, "sha256": sha256,
                       "source": source})
 
+    def claim(self, path: Path) -> None:
+        """Record that this data set writes ``path``; refuses (NotOursError) a file that exists and was not
+        written by a prepare run of this data set, so a user's own file is never replaced."""
+        relative = self.relative(path)
+        if relative in self.files or relative in self.claims:
+            return
+        if path.exists() or path.is_symlink():
+            raise NotOursError(
+                f"{path}: a file `medzoo data prepare` did not write (not in {self.path}); refusing to replace it: "
+                "move it away or choose another --output"
+            )
+        self._append({"claim": relative})
+
     # -- units and other facts -----------------------------------------------------------------------------
 
     def unit_done(self, unit: str) -> bool:
@@ -96,6 +113,7 @@ class Manifest:
         """Rewrite the journal with one line per entry (atomically)."""
         with self._lock:
             entries = [*self.files.values(), *self.units.values(),
+                       *({"claim": claim} for claim in sorted(self.claims - set(self.files))),
                        *({"key": key, "value": value} for key, value in self.extra.items())]
             if entries or self.path.exists():
                 write_atomically(self.path, "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries))

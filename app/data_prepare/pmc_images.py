@@ -103,23 +103,26 @@ class PmcImages:
         from tqdm.auto import tqdm
 
         summary = self.fetcher.summary
-        with ThreadPoolExecutor(self.workers) as pool, tqdm(total=len(packages), unit="pkg", desc=summary.name,
-                                                             disable=not self.progress) as bar:
-            pending: set[Future] = set()
-            queue = iter(packages)
-            while True:
-                while len(pending) < self.workers * 4:
-                    package = next(queue, None)
-                    if package is None:
+        pool = ThreadPoolExecutor(self.workers)
+        try:
+            with tqdm(total=len(packages), unit="pkg", desc=summary.name, disable=not self.progress) as bar:
+                pending: set[Future] = set()
+                queue = iter(packages)
+                while True:
+                    while len(pending) < self.workers * 4:
+                        package = next(queue, None)
+                        if package is None:
+                            break
+                        pending.add(pool.submit(self.prepare, package))
+                    if not pending:
                         break
-                    pending.add(pool.submit(self.prepare, package))
-                if not pending:
-                    break
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    self.count(future.result(), summary)  # a storage error ends the run here
-                    bar.update()
-                bar.set_postfix(failed=summary.failed, refresh=False)
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        self.count(future.result(), summary)  # a storage error ends the run here
+                        bar.update()
+                    bar.set_postfix(failed=summary.failed, refresh=False)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C or an error: queued packages are not started
 
     @staticmethod
     def count(outcome: Outcome, summary: Summary) -> None:

@@ -82,7 +82,7 @@ def prepare_vqa(context: Context) -> None:
     if not paths:
         return  # every source failed (counted)
     converter = VqaConverter(context.dataset.name, context.output / context.dataset.folder, context.summary,
-                             context.options.download.progress)
+                             context.fetcher.manifest, context.options.download.progress)
     converter.convert(classify(paths))
 
 
@@ -132,7 +132,8 @@ def prepare_coloninst(context: Context) -> None:
         raise DataError(f"{context.dataset.name}: {context.dataset.local_only}")
     if len(context.sources) != 1 or context.sources[0].kind != "local" or not context.sources[0].path.is_dir():
         raise DataError(f"{context.dataset.name}: --source must be one local folder; {context.dataset.local_only}")
-    check_copy(context.sources[0].path, context.output, context.summary, verify=context.options.verify)
+    check_copy(context.sources[0].path, context.output, context.summary, context.fetcher.manifest,
+               verify=context.options.verify)
 
 
 RUNNERS: dict[str, Callable[[Context], None]] = {
@@ -174,12 +175,13 @@ def bring(context: Context, file: RemoteFile, source: Source | None, target: Pat
     fetcher, summary = context.fetcher, context.summary
     if source is not None and source.basename != file.name:
         file = RemoteFile(file.path, file.urls)  # another file than the catalogue's: nothing to check it against
-    if source is None or source.kind == "url":
-        urls = [source.value] if source is not None else list(file.urls)
-        return fetcher.url(urls, target, sha256=file.sha256, size=file.size, unit=file.name) is not None
     if fetcher.reuse(target, file.sha256):
         summary.reused += 1
         return True
+    fetcher.manifest.claim(target)
+    if source is None or source.kind == "url":
+        urls = [source.value] if source is not None else list(file.urls)
+        return fetcher.url(urls, target, sha256=file.sha256, size=file.size, unit=file.name) is not None
     digest = sha256_of(source.path)
     if file.sha256 is not None and digest != file.sha256:
         raise ChecksumMismatch(f"{source.path}: sha256 mismatch: expected {file.sha256}, found {digest}")

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from medzoo.app.data_prepare.downloads import sha256_of
 from medzoo.app.data_prepare.image_store import ImageStore, safe_relative, write_stream
+from medzoo.app.data_prepare.manifest import Manifest
 from medzoo.app.data_prepare.summary import Summary
 from medzoo.app.data_prepare.vqa_inputs import VqaInput
 from medzoo.core.errors import DataError
@@ -37,8 +39,10 @@ def llava_med_record(qid: str, question: str, answer: str, answer_type: str, que
 class VqaConverter:
     """Converts one data set's inputs into ``folder``; counts go to ``summary``."""
 
-    def __init__(self, name: str, folder: Path, summary: Summary, progress: bool = True) -> None:
+    def __init__(self, name: str, folder: Path, summary: Summary, manifest: Manifest,
+                 progress: bool = True) -> None:
         self.name, self.folder, self.summary, self.progress = name, folder, summary, progress
+        self.manifest = manifest
         self.store = ImageStore(folder / "images")
         self.splits: dict[str, list[dict[str, Any]]] = {}
         self.origin: dict[str, str] = {}
@@ -62,10 +66,13 @@ class VqaConverter:
                 self.add(item.split or "train", str(item.path), self.release_records(item, None))
             elif item.kind in ("slake", "llava-med-test"):
                 self.add(item.split or item.path.stem, str(item.path), self.kept_records(item))
+        for split in self.splits:
+            self.manifest.claim(self.folder / f"{split}.json")  # before any is written: a user's file stops the run
         for split, records in self.splits.items():
             target = self.folder / f"{split}.json"
             lines = ",\n".join(json.dumps(record, ensure_ascii=False) for record in records)
             write_atomically(target, f"[\n{lines}\n]\n" if records else "[]\n")
+            self.manifest.add_file(target, sha256_of(target), "converted")
             self.summary.written.append(f"{target} ({len(records)} records)")
             self.summary.converted += len(records)
 
