@@ -616,3 +616,90 @@ def test_fusion_model_saves_and_loads(tmp_path, pretrained):
     with torch.no_grad():
         assert_identical(loaded.vision(batch), model.vision(batch))
     assert loaded.vision.transform == model.vision.transform
+
+
+# --- SigLIP 2 (NaFlex) ----------------------------------------------------------------------------------------
+
+
+def tiny_siglip2_model():
+    from transformers import Siglip2VisionConfig, Siglip2VisionModel
+
+    from medzoo.plugins.vision.siglip2 import Siglip2VisionEncoder
+
+    torch.manual_seed(0)
+    return Siglip2VisionModel(Siglip2VisionConfig(**Siglip2VisionEncoder.tiny_config())).eval()
+
+
+def naflex_processor(max_num_patches: int = 16):
+    """google/siglip2-base-patch16-naflex's preprocessor settings with the tiny model's 8 px patches."""
+    from transformers import Siglip2ImageProcessorPil
+
+    return Siglip2ImageProcessorPil(patch_size=8, max_num_patches=max_num_patches, resample=2, do_rescale=True,
+                                    rescale_factor=1 / 255, do_normalize=True, image_mean=[0.5] * 3,
+                                    image_std=[0.5] * 3, do_convert_rgb=False)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (57, 57), (50, 30)])
+def test_siglip2_fixed_square_equals_the_naflex_processor_and_model(tmp_path, size):
+    """A square image: the processor picks the square g x g grid too, so pixels, patches and features agree with
+    Siglip2ImageProcessor + Siglip2VisionModel(pixel_values, pixel_attention_mask, spatial_shapes); a non-square
+    image is padded to a square first (image_aspect pad), so it agrees with the processor on the padded image."""
+    from medzoo.core.model.image_processing import expand_to_square
+    from medzoo.plugins.vision.siglip2 import Siglip2VisionEncoder
+
+    model = tiny_siglip2_model()
+    model.save_pretrained(tmp_path)
+    processor = naflex_processor()
+    processor.save_pretrained(tmp_path)
+    encoder = Siglip2VisionEncoder.from_pretrained(str(tmp_path))
+    assert (encoder.image_size, encoder.num_tokens, encoder.transform.resample) == (32, 16, "bilinear")
+    image = photo(*size)
+    square = expand_to_square(image, tuple(int(x * 255) for x in encoder.image_mean))
+    inputs = processor.preprocess(square, return_tensors="pt")
+    assert inputs["spatial_shapes"].tolist() == [[4, 4]] and bool(inputs["pixel_attention_mask"].all())
+    pixels_ = encoder.transform.batch([image])
+    patches, shapes = encoder.patchify(pixels_)
+    assert_identical(patches, inputs["pixel_values"])
+    assert shapes.tolist() == [[4, 4]]
+    with torch.no_grad():
+        reference = model(**inputs, output_hidden_states=True).hidden_states[-2]
+        assert_identical(encoder(pixels_), reference)
+
+
+def test_siglip2_image_size_fixes_another_grid_and_rebuilds():
+    from medzoo.plugins.vision.siglip2 import Siglip2VisionEncoder
+
+    model = tiny_siglip2_model()
+    encoder = Siglip2VisionEncoder(model, input_size=48)
+    assert encoder.num_tokens == 36
+    images = pixels(encoder)
+    patches, shapes = encoder.patchify(images)
+    mask = torch.ones(patches.shape[:2], dtype=torch.long)
+    with torch.no_grad():
+        reference = model(patches, mask, shapes, output_hidden_states=True).hidden_states[-2]
+        assert_identical(encoder(images), reference)
+    rebuilt = Siglip2VisionEncoder.from_config(encoder.architecture_config())
+    assert rebuilt.image_size == 48 and rebuilt.transform == encoder.transform
+    with pytest.raises(RecipeError, match="input size 30 is not a positive multiple of the patch size 8"):
+        Siglip2VisionEncoder(model, input_size=30)
+    with pytest.raises(ValueError, match="expected 48 x 48 pixels"):
+        encoder(torch.zeros(1, 3, 32, 32))
+
+
+def test_siglip2_takes_the_vision_half_of_a_full_siglip2_checkpoint(tmp_path):
+    from transformers import Siglip2Config, Siglip2Model
+
+    from medzoo.plugins.vision.siglip2 import Siglip2VisionEncoder
+
+    text = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
+            "vocab_size": 64, "max_position_embeddings": 8}
+    torch.manual_seed(0)
+    full = Siglip2Model(Siglip2Config(vision_config=Siglip2VisionEncoder.tiny_config(), text_config=text)).eval()
+    full.save_pretrained(tmp_path)
+    encoder = Siglip2VisionEncoder.from_pretrained(str(tmp_path))
+    images = pixels(encoder)
+    patches, shapes = encoder.patchify(images)
+    mask = torch.ones(patches.shape[:2], dtype=torch.long)
+    with torch.no_grad():
+        reference = full.vision_model(patches, mask, shapes, output_hidden_states=True).hidden_states[-2]
+        assert_identical(encoder(images), reference)

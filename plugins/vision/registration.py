@@ -13,6 +13,7 @@ def register_vision_encoders(register: Register) -> None:
     from medzoo.plugins.vision.fusion import FUSION_HUB_IDS, FusionVisionEncoder
     from medzoo.plugins.vision.open_clip_tower import OPEN_CLIP_HUB_IDS, OpenClipVisionEncoder
     from medzoo.plugins.vision.siglip import SIGLIP_HUB_IDS, SiglipVisionEncoder
+    from medzoo.plugins.vision.siglip2 import SIGLIP2_HUB_IDS, Siglip2VisionEncoder
     from medzoo.plugins.vision.timm_vit import TIMM_HUB_IDS, TimmVisionEncoder
 
     register(
@@ -36,6 +37,13 @@ def register_vision_encoders(register: Register) -> None:
         "ColonGPT",
         hub_ids=SIGLIP_HUB_IDS,
         licence="Apache-2.0 (MedSigLIP: Health AI Developer Foundations terms)",
+    )
+    register(
+        "siglip2",
+        Siglip2VisionEncoder,
+        description="SigLIP 2 NaFlex vision tower (transformers Siglip2VisionModel) at one fixed square resolution",
+        hub_ids=SIGLIP2_HUB_IDS,
+        licence="Apache-2.0",
     )
     register(
         "dinov2",

@@ -1,0 +1,244 @@
+"""SigLIP 2 NaFlex vision tower (transformers ``Siglip2VisionModel``) used at one fixed square resolution.
+
+NaFlex takes pre-cut patches ``[B, max_patches, 3 * p * p]`` with a ``pixel_attention_mask`` and each image's
+``spatial_shapes`` (its patch grid, chosen per image to keep the aspect ratio). What is fixed here: every image is
+resized (after LLaVA's optional ``expand2square``) to ``image_size x image_size``, so every image has the same
+``g x g`` grid (``g = image_size / patch_size``), no padding patches (the mask is all ones, so no mask is passed)
+and ``spatial_shapes = (g, g)``. The encoder cuts the patches itself from ``[B, 3, H, W]`` pixels in the image
+processor's order (row-major patches, each ``(p, p, channels)`` flattened), so it plugs into the same interface
+as every other tower. The position embeddings (a ``sqrt(num_patches)`` grid) are resized to ``g x g`` by the
+model's own embeddings, as for any NaFlex input. ``image_size`` defaults to the processor's ``max_num_patches``
+grid (else the config's ``num_patches`` grid): for a square image this is exactly what ``Siglip2ImageProcessor``
+produces (bilinear resize, rescale 1/255, mean = std = 0.5).
+
+Features: as ``siglip`` (hidden states numbered like CLIP's, no post_layernorm, no pooling head, no class token:
+``cls_patch`` is a :class:`RecipeError`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from PIL import Image
+from torch import nn
+
+from medzoo.core.errors import PluginError, RecipeError
+from medzoo.core.interfaces.vision_encoder import FeatureSelect, VisionEncoder
+from medzoo.core.model.activation_checkpointing import set_activation_checkpointing
+from medzoo.core.model.image_processing import ImageTransform
+from medzoo.plugins.vision import blocks_to_run, build_image_transform, image_options
+from medzoo.plugins.vision.clip import resolve_dtype
+from medzoo.plugins.vision.hf_loading import image_statistics, load_vision_model, read_preprocessor
+from medzoo.plugins.vision.siglip import SIGLIP_MEAN, SIGLIP_STD
+from medzoo.plugins.vision.tokens import require_class_token
+
+if TYPE_CHECKING:
+    from transformers import Siglip2VisionModel
+
+SIGLIP2_HUB_IDS = ("google/siglip2-so400m-patch16-naflex", "google/siglip2-base-patch16-naflex")
+ARCHITECTURE_KEYS = (
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_channels",
+    "patch_size",
+    "num_patches",
+    "hidden_act",
+    "layer_norm_eps",
+)
+RESAMPLING = {2: "bilinear", 3: "bicubic"}
+
+
+class Siglip2VisionEncoder(VisionEncoder):
+    """A SigLIP 2 NaFlex tower at a fixed square size; ``forward`` returns ``hidden_states[feature_layer]``."""
+
+    def __init__(
+        self,
+        model: Siglip2VisionModel,
+        image_mean: Sequence[float] = SIGLIP_MEAN,
+        image_std: Sequence[float] = SIGLIP_STD,
+        feature_layer: int = -2,
+        feature_select: FeatureSelect = "patch",
+        image_aspect: str = "pad",
+        input_size: int | None = None,
+        resample: str = "bilinear",
+        **image_preprocessing: Any,
+    ):
+        super().__init__(feature_layer, feature_select, image_aspect)
+        require_class_token("siglip2", feature_select, False, "SigLIP 2 pools with an attention head")
+        self.model = model
+        self.image_mean = tuple(float(value) for value in image_mean)
+        self.image_std = tuple(float(value) for value in image_std)
+        patch = model.config.patch_size
+        self.input_size = int(input_size or patch * math.isqrt(model.config.num_patches))
+        if self.input_size % patch or self.input_size < patch:
+            raise RecipeError(
+                f"vision encoder 'siglip2': input size {self.input_size} is not a positive multiple of the patch "
+                f"size {patch}"
+            )
+        self.num_blocks = blocks_to_run(feature_layer, model.config.num_hidden_layers, "siglip2")
+        self.image_options = image_options(image_preprocessing, encoder="siglip2")
+        transform = build_image_transform(
+            "siglip2", self.input_size, self.image_mean, self.image_std, image_aspect, self.image_options,
+            resize="square",
+        )
+        self._transform = ResampledImageTransform.wrapping(transform, resample)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        source: str,
+        feature_layer: int = -2,
+        feature_select: FeatureSelect = "patch",
+        image_aspect: str = "pad",
+        dtype: torch.dtype | str | None = None,
+        image_size: int | None = None,
+        **options: Any,
+    ) -> Siglip2VisionEncoder:
+        """Load from a hub id (``google/siglip2-so400m-patch16-naflex``) or a local folder (a full Siglip2Model
+        gives its vision half); ``image_size`` fixes the square input (default: the processor's grid)."""
+        from transformers import Siglip2VisionConfig, Siglip2VisionModel
+
+        model = load_vision_model(
+            "siglip2", source, Siglip2VisionModel, Siglip2VisionConfig, dtype, "SigLIP 2", vision_use_head=False
+        )
+        preprocessing = read_naflex_preprocessing(source, model.config.patch_size)
+        if image_size is not None:
+            preprocessing["input_size"] = image_size
+        return cls(model, feature_layer=feature_layer, feature_select=feature_select, image_aspect=image_aspect,
+                   **preprocessing, **image_options(options))
+
+    @classmethod
+    def from_config(
+        cls,
+        config: dict[str, Any],
+        feature_layer: int = -2,
+        feature_select: FeatureSelect = "patch",
+        image_aspect: str = "pad",
+        dtype: torch.dtype | str | None = None,
+        **options: Any,
+    ) -> Siglip2VisionEncoder:
+        """Random tower from ``Siglip2VisionConfig(**config)``; optional ``image_mean`` / ``image_std``,
+        ``input_size`` (default: the ``num_patches`` grid) and ``resample`` (``bilinear``, NaFlex's default)."""
+        from transformers import Siglip2VisionConfig, Siglip2VisionModel
+
+        config = dict(config)
+        preprocessing = {key: config.pop(key) for key in ("image_mean", "image_std", "input_size", "resample")
+                         if key in config}
+        model = Siglip2VisionModel(Siglip2VisionConfig(**config, vision_use_head=False)).to(resolve_dtype(dtype))
+        return cls(model, feature_layer=feature_layer, feature_select=feature_select, image_aspect=image_aspect,
+                   **preprocessing, **image_options(options))
+
+    @classmethod
+    def tiny_config(cls) -> dict[str, Any]:
+        return {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "patch_size": 8,
+            "num_patches": 16,
+        }
+
+    def architecture_config(self) -> dict[str, Any]:
+        config = {key: getattr(self.model.config, key) for key in ARCHITECTURE_KEYS}
+        return {
+            **config,
+            "image_mean": list(self.image_mean),
+            "image_std": list(self.image_std),
+            "input_size": self.input_size,
+            "resample": self._transform.resample,
+        }
+
+    @property
+    def hidden_size(self) -> int:
+        return self.model.config.hidden_size
+
+    @property
+    def image_size(self) -> int:
+        return self.input_size
+
+    @property
+    def patch_size(self) -> int:
+        return self.model.config.patch_size
+
+    @property
+    def has_cls_token(self) -> bool:
+        return False
+
+    @property
+    def block_class(self) -> type[nn.Module]:
+        return type(self.model.encoder.layers[0])
+
+    @property
+    def transform(self) -> ImageTransform:
+        return self._transform
+
+    def patchify(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[B, C, H, W]`` -> NaFlex patches ``[B, g * g, p * p * C]`` and ``spatial_shapes`` ``[B, 2]``."""
+        batch, channels, height, width = pixel_values.shape
+        patch = self.patch_size
+        if height != self.input_size or width != self.input_size:
+            raise ValueError(
+                f"vision encoder 'siglip2': expected {self.input_size} x {self.input_size} pixels, got {height} x {width}"
+            )
+        grid = height // patch
+        patches = pixel_values.reshape(batch, channels, grid, patch, grid, patch).permute(0, 2, 4, 3, 5, 1)
+        shapes = torch.tensor([[grid, grid]], dtype=torch.long, device=pixel_values.device).expand(batch, 2)
+        return patches.reshape(batch, grid * grid, patch * patch * channels), shapes
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        patches, shapes = self.patchify(pixel_values.to(self.model.dtype))
+        hidden = self.model.embeddings(patches, shapes)
+        for layer in self.model.encoder.layers[: self.num_blocks]:
+            hidden = layer(hidden, None)  # every patch is real: no attention mask
+        return hidden
+
+    def set_gradient_checkpointing(self, enabled: bool) -> None:
+        set_activation_checkpointing(self.model, enabled)
+
+
+@dataclass(frozen=True)
+class ResampledImageTransform(ImageTransform):
+    """:class:`ImageTransform` whose square resize uses ``resample`` (NaFlex processors resize bilinearly)."""
+
+    resample: str = "bilinear"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.resample not in RESAMPLING.values():
+            raise RecipeError(f"vision encoder 'siglip2': resample must be 'bilinear' or 'bicubic', got {self.resample!r}")
+
+    @classmethod
+    def wrapping(cls, transform: ImageTransform, resample: str) -> ResampledImageTransform:
+        fields = {key: getattr(transform, key) for key in transform.__dataclass_fields__}
+        return cls(**fields, resample=resample)
+
+    def pixels(self, image: Image.Image) -> Image.Image:
+        filters = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+        return self.squared(image).resize((self.size, self.size), filters[self.resample])
+
+
+def read_naflex_preprocessing(source: str, patch_size: int) -> dict[str, Any]:
+    """Statistics, resampling and the square grid of the source's ``Siglip2ImageProcessor`` config."""
+    found = read_preprocessor(source)
+    if found is None:
+        return {}
+    processor, path = found
+    mean, std = image_statistics(processor, path, SIGLIP_MEAN, SIGLIP_STD)
+    preprocessing: dict[str, Any] = {"image_mean": mean, "image_std": std}
+    if processor.get("patch_size", patch_size) != patch_size:
+        raise PluginError(f"{path}: patch_size {processor['patch_size']} differs from the tower's {patch_size}")
+    resample = processor.get("resample", 2)
+    if resample not in RESAMPLING:
+        raise PluginError(f"{path}: resample {resample!r} is not supported; expected 2 (bilinear) or 3 (bicubic)")
+    preprocessing["resample"] = RESAMPLING[resample]
+    max_patches = processor.get("max_num_patches")
+    if isinstance(max_patches, int) and max_patches > 0:
+        preprocessing["input_size"] = patch_size * math.isqrt(max_patches)
+    return preprocessing
