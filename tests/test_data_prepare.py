@@ -611,3 +611,18 @@ def test_a_full_disk_is_one_line_with_the_storage_exit_code(server, tmp_path, ca
     err = capsys.readouterr().err
     assert exited.value.code == 74 and "Traceback" not in err
     assert f"downloads/vqa-rad/url/{TRAIN_FILE}.part" in err and "no space left on the device" in err
+
+
+def test_only_the_figures_a_json_names_are_fetched(server, tmp_path, capsys):
+    lines = [{"pmc_tar_url": server.url(f"PMC{n}.tar.gz"), "image_file_path": f"PMC{n}/f.jpg", "pair_id": f"{n}_F1"}
+             for n in (1, 2)]
+    server.files["urls.jsonl"] = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    for n in (1, 2):
+        server.files[f"PMC{n}.tar.gz"] = package(f"PMC{n}", {"f.jpg": RED})
+    instruct = tmp_path / "instruct.json"
+    instruct.write_text(json.dumps([conversation("2_F1")]))
+    out = tmp_path / "data"
+    printed = run_cli(capsys, "data", "prepare", "llava-med-images", "--source", server.url("urls.jsonl"),
+                      "--only-for", instruct, "--output", out, *FAST)
+    assert "1 figures wanted by --only-for, 1 others left out" in printed
+    assert server.hits["PMC1.tar.gz"] == 0 and [p.name for p in (out / "images").iterdir()] == ["2_F1.jpg"]

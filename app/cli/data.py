@@ -75,6 +75,8 @@ def _prepare_help() -> str:
               help="PMC packages fetched at the same time (llava-med-images).")
 @click.option("--limit", default=None, type=click.IntRange(min=1),
               help="Fetch at most N PMC packages (a trial run of llava-med-images).")
+@click.option("--only-for", "only_for", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              metavar="JSON", help="Fetch only the figures this LLaVA-Med json names (repeatable; llava-med-images).")
 @click.option("--keep-packages", is_flag=True, help="Keep each PMC package after its figures are extracted.")
 @click.option("--pmc-mirror", default=None, metavar="URL",
               help="Replace https://ftp.ncbi.nlm.nih.gov/pub/pmc/ in the package URLs (or set MEDZOO_PMC_MIRROR).")
@@ -88,7 +90,7 @@ def _prepare_help() -> str:
                                              "for coloninst also decode every image.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def prepare_command(name: str, sources: tuple[str, ...], output: Path | None, workers: int, limit: int | None,
-                    keep_packages: bool, pmc_mirror: str | None, retries: int, backoff: float, timeout: float,
+                    only_for: tuple[Path, ...], keep_packages: bool, pmc_mirror: str | None, retries: int, backoff: float, timeout: float,
                     verify: bool, no_progress: bool) -> None:
     """Download NAME (or convert a local copy) into the layout medzoo's readers and benchmarks read.
 
@@ -100,7 +102,7 @@ def prepare_command(name: str, sources: tuple[str, ...], output: Path | None, wo
 
     options = PrepareOptions(
         sources=sources, output=output, workers=workers, limit=limit, keep_packages=keep_packages,
-        pmc_mirror=pmc_mirror, verify=verify,
+        pmc_mirror=pmc_mirror, verify=verify, only_for=only_for,
         download=DownloadSettings(retries=retries, backoff=backoff, timeout=timeout, progress=not no_progress),
     )
     summary = prepare(name, options)

@@ -62,10 +62,25 @@ def mirrored(url: str, mirror: str | None) -> str:
     return url
 
 
-def read_url_list(path: Path, summary: Summary, mirror: str | None = None) -> list[Package]:
-    """The packages of ``llava_med_image_urls.jsonl``, in file order; bad lines are counted by reason."""
+def wanted_figures(files: list[Path]) -> set[str]:
+    """The pair ids (figure names without ``.jpg``) the LLaVA-Med json files ``files`` refer to."""
+    from medzoo.app.data_prepare.conversations import load_records
+
+    wanted: set[str] = set()
+    for path in files:
+        for record in load_records(path):
+            if isinstance(record, dict) and isinstance(record.get("image"), str):
+                wanted.add(Path(record["image"]).stem)
+    return wanted
+
+
+def read_url_list(path: Path, summary: Summary, mirror: str | None = None,
+                  wanted: set[str] | None = None) -> list[Package]:
+    """The packages of ``llava_med_image_urls.jsonl``, in file order (only the figures in ``wanted`` when given);
+    bad lines are counted by reason."""
     packages: dict[str, Package] = {}
     pairs: set[str] = set()
+    unwanted = 0
     with path.open(encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
@@ -85,9 +100,14 @@ def read_url_list(path: Path, summary: Summary, mirror: str | None = None) -> li
             if pair in pairs:
                 summary.skip(pair, "duplicate pair_id")
                 continue
+            if wanted is not None and pair not in wanted:
+                unwanted += 1
+                continue
             pairs.add(pair)
             url = mirrored(record["pmc_tar_url"], mirror)
             packages.setdefault(url, Package(url, pmc_id_of(url))).figures.append((pair, member))
+    if wanted is not None:
+        summary.notes.append(f"{len(pairs)} figures wanted by --only-for, {unwanted} others left out")
     return list(packages.values())
 
 

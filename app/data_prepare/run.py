@@ -34,6 +34,8 @@ class PrepareOptions:
     keep_packages: bool = False
     pmc_mirror: str | None = None
     verify: bool = False
+    #: LLaVA-Med json files whose figures alone are fetched (llava-med-images)
+    only_for: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -100,7 +102,7 @@ def prepare_files(context: Context) -> None:
 
 
 def prepare_pmc_images(context: Context) -> None:
-    from medzoo.app.data_prepare.pmc_images import PmcImages, read_url_list
+    from medzoo.app.data_prepare.pmc_images import PmcImages, read_url_list, wanted_figures
 
     listing = context.dataset.files[0]
     if len(context.sources) > 1:
@@ -113,8 +115,12 @@ def prepare_pmc_images(context: Context) -> None:
         target = chosen.path
     elif not bring(context, listing, chosen, target):
         return
+    missing = [path for path in context.options.only_for if not Path(path).is_file()]
+    if missing:
+        raise DataError(f"--only-for {missing[0]}: no such file (a LLaVA-Med json whose figures to fetch)")
     mirror = context.options.pmc_mirror or os.environ.get(PMC_MIRROR_ENV) or None
-    packages = read_url_list(target, context.summary, mirror)
+    wanted = wanted_figures(list(context.options.only_for)) if context.options.only_for else None
+    packages = read_url_list(target, context.summary, mirror, wanted)
     if context.options.limit is not None:
         packages = packages[: context.options.limit]
     images = context.output / context.dataset.folder

@@ -55,15 +55,18 @@ def hub_files(dataset: DatasetSource, repo_id: str, downloads: Path, fetcher: Fe
         try:
             listing = hub.list_files(repo_id)
         except DownloadError as error:
-            fetcher.summary.fail(f"hf://datasets/{repo_id}", error.reason)
-            return []
+            if not isinstance(remembered, list):
+                fetcher.summary.fail(f"hf://datasets/{repo_id}", error.reason)
+                return []
+            listing = [hub.HubFile(**f) for f in remembered]  # offline: finish what an earlier run listed
         files = [f for f in listing if hub.matches(f.path, dataset.hub_patterns)]
         if not files:
             raise DataError(
                 f"hf://datasets/{repo_id}: no file matches {', '.join(dataset.hub_patterns)} (it holds "
                 f"{', '.join(f.path for f in listing[:12]) or 'nothing'}); give the files with --source"
             )
-        fetcher.manifest.remember(key, [f.to_json() for f in files])
+        if files != [hub.HubFile(**f) for f in remembered or []]:
+            fetcher.manifest.remember(key, [f.to_json() for f in files])
     found = [fetcher.hub_file(repo_id, file, local_dir) for file in files]
     return [path for path in found if path is not None]
 
