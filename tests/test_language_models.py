@@ -15,15 +15,30 @@ from transformers import AutoTokenizer, LlamaTokenizerFast
 from medzoo.core.errors import PluginError, RecipeError
 from medzoo.core.interfaces.language_model import LanguageModel
 from medzoo.core.plugin_system.manager import components
+from medzoo.plugins.language.tiny_flavours import FLAVOURS
 from medzoo.plugins.language.tiny_tokenizer import (
     TINY_TOKENIZER_NAME,
     load_tiny_tokenizer,
+    tiny_flavour_of,
     tiny_tokenizer_path,
 )
 
 LANGUAGE_MODELS = components().names("language_model")
-EXPECTED_LAYER = {"llama": "LlamaDecoderLayer", "vicuna": "LlamaDecoderLayer", "mistral": "MistralDecoderLayer"}
-EXPECTED_TEMPLATE = {"llama": "llava_med_v1", "vicuna": "vicuna_v1", "mistral": "mistral_instruct"}
+EXPECTED_LAYER = {
+    "llama": "LlamaDecoderLayer", "vicuna": "LlamaDecoderLayer", "mistral": "MistralDecoderLayer",
+    "qwen2": "Qwen2DecoderLayer", "qwen3": "Qwen3DecoderLayer", "llama3": "LlamaDecoderLayer",
+    "phi": "PhiDecoderLayer", "phi3": "Phi3DecoderLayer", "gemma2": "Gemma2DecoderLayer",
+    "gemma3": "Gemma3DecoderLayer", "hf-causal": "Olmo2DecoderLayer",
+}
+#: the template each family resolves with its tiny tokenizer (chat_template: the tokenizer ships one)
+EXPECTED_TEMPLATE = {
+    "llama": "llava_med_v1", "vicuna": "vicuna_v1", "mistral": "mistral_instruct", "qwen2": "chat_template",
+    "qwen3": "qwen3", "llama3": "chat_template", "phi": "colongpt", "phi3": "chat_template",
+    "gemma2": "chat_template", "gemma3": "chat_template", "hf-causal": "vicuna_v1",
+}
+#: the hand-written template a family falls back to when its tokenizer ships no chat template
+FALLBACK_TEMPLATE = {"qwen2": "chatml", "llama3": "llama3", "phi3": "phi3", "gemma2": "gemma", "gemma3": "gemma",
+                     "hf-causal": "vicuna_v1"}
 SAMPLE = "[INST] <image>\nIs there a polyp in the colon? [/INST] Yes, 12 mm. </s>"
 
 
@@ -88,18 +103,51 @@ def test_shipped_files_are_what_the_build_script_writes(tmp_path: Path) -> None:
     sys.modules[spec.name] = module
     try:
         spec.loader.exec_module(module)
-        module.build(tmp_path)
+        written = module.build_all(tmp_path)
     finally:
         sys.modules.pop(spec.name, None)
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        built = json.loads((tmp_path / name).read_text())
-        shipped = json.loads((tiny_tokenizer_path() / name).read_text())
-        assert built == shipped, name
+    shipped_folders = [tiny_tokenizer_path(), *(tiny_tokenizer_path(flavour) for flavour in FLAVOURS)]
+    assert [folder.name for folder in written] == [folder.name for folder in shipped_folders]
+    for shipped_folder in shipped_folders:
+        assert sorted(path.name for path in shipped_folder.iterdir()) == ["tokenizer.json", "tokenizer_config.json"]
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            built = json.loads((tmp_path / shipped_folder.name / name).read_text())
+            shipped = json.loads((shipped_folder / name).read_text())
+            assert built == shipped, f"{shipped_folder.name}/{name}"
+
+
+@pytest.mark.parametrize("flavour", sorted(FLAVOURS))
+def test_each_family_flavour_has_its_special_tokens_bos_and_chat_template(flavour: str) -> None:
+    spec = FLAVOURS[flavour]
+    tokenizer = load_tiny_tokenizer(flavour=flavour)
+    base = load_tiny_tokenizer()
+    assert tokenizer.is_fast and len(tokenizer) <= len(base) + 8
+    assert sum(path.stat().st_size for path in tiny_tokenizer_path(flavour).iterdir()) < 200_000
+    for token in (*spec.special_tokens, *spec.added_tokens, "<image>", "<im_start>", "<im_end>", "<im_patch>"):
+        assert tokenizer.tokenize(f"a {token}b").count(token) == 1, token
+    assert tokenizer.eos_token == spec.eos_token and tokenizer.bos_token == spec.bos_token
+    assert tokenizer.pad_token == spec.pad_token and tokenizer.pad_token_id != tokenizer.eos_token_id
+    ids = tokenizer("hello").input_ids
+    assert (ids[0] == tokenizer.bos_token_id) == spec.add_bos_token
+    assert tokenizer.chat_template == spec.chat_template
+    text = "Axial CT shows a 3.5 cm polyp (naïve café 日本語)."
+    if spec.byte_level:  # Qwen's kind: byte-level BPE, every text round-trips
+        assert type(tokenizer).__name__ == "Qwen2Tokenizer"
+        assert tokenizer.decode(tokenizer(text).input_ids) == text
+    else:  # the learned pieces are the base tokenizer's: plain text encodes the same
+        assert tokenizer(text, add_special_tokens=False).input_ids == base(text, add_special_tokens=False).input_ids
+
+
+def test_an_unknown_tiny_flavour_names_the_shipped_ones() -> None:
+    from medzoo.plugins.language.hf_causal import load_tokenizer
+
+    with pytest.raises(RecipeError, match=r"'medzoo-tiny-qwen9' is not shipped.*medzoo-tiny-qwen2"):
+        load_tokenizer("medzoo-tiny-qwen9")
 
 
 # ---- language models -----------------------------------------------------------------------------------------
-def test_the_three_built_in_models_are_registered() -> None:
-    assert {"llama", "vicuna", "mistral"} <= set(LANGUAGE_MODELS)
+def test_the_built_in_models_are_registered() -> None:
+    assert set(EXPECTED_TEMPLATE) <= set(LANGUAGE_MODELS)
 
 
 def test_tiny_build_and_forward(tiny) -> None:
@@ -136,7 +184,13 @@ def test_save_and_load_round_trip(tiny, tmp_path: Path) -> None:
     assert loaded.tokenizer.pad_token_id == model.tokenizer.pad_token_id
     with torch.no_grad():
         assert torch.equal(loaded(input_ids=sample_ids(model)).logits, model(input_ids=sample_ids(model)).logits)
+    # the tokenizer travels with its chat template, so the model reloads with the same resolved template
+    assert loaded.tokenizer.chat_template == model.tokenizer.chat_template
+    flavour = tiny_flavour_of(model.tiny_config()["tokenizer"])
+    assert loaded.tokenizer.chat_template == (FLAVOURS[flavour].chat_template if flavour else None)
     assert loaded.template_name == model.template_name
+    assert [loaded.tokenizer.bos_token, loaded.tokenizer.eos_token] == [model.tokenizer.bos_token,
+                                                                         model.tokenizer.eos_token]
 
 
 def test_save_without_weights_writes_config_and_tokenizer(tiny, tmp_path: Path) -> None:
@@ -168,7 +222,8 @@ def test_add_special_tokens_grows_embeddings(tiny) -> None:
 def test_architecture_config_rebuilds_the_same_shapes(tiny) -> None:
     name, model = tiny
     config = model.architecture_config()
-    assert config["tokenizer"] == TINY_TOKENIZER_NAME
+    assert config["tokenizer"] == model.tiny_config()["tokenizer"]
+    assert config["tokenizer"].startswith(TINY_TOKENIZER_NAME)
     rebuilt = factory(name).from_config(config)
     shapes = {key: value.shape for key, value in model.model.state_dict().items()}
     assert {key: value.shape for key, value in rebuilt.model.state_dict().items()} == shapes

@@ -1,7 +1,13 @@
 """A LanguageModel over any Hugging Face causal LM: real weights from a hub id or directory, or a random model
 built from a config dict (with the tiny shipped tokenizer by default).
 
-Subclasses name the transformers config class, the causal-LM class and the default conversation template.
+Subclasses name the transformers config class, the causal-LM class and the default conversation template
+(``plugins/language/generic.py`` is the one class for any other transformers causal LM).
+
+Template default: a family that ``prefers_chat_template`` uses ``chat_template`` (the tokenizer's own Jinja
+chat template) when the loaded tokenizer has one and its hand-written ``default_template`` otherwise; the
+others always use ``default_template``. The choice depends only on the tokenizer, which is saved with the
+model, so a saved model reloads with the same template; an explicit ``template`` always wins.
 
 Padding policy (``ensure_pad_token``): keep the tokenizer's pad token; otherwise use ``<pad>`` when the vocabulary
 has it, else the unknown token (what LLaVA does for Llama and Mistral); only when neither exists is a new
@@ -28,6 +34,7 @@ from medzoo.plugins.language.tiny_tokenizer import TINY_TOKENIZER_NAME, resolve_
 logger = logging.getLogger(__name__)
 
 PAD_TOKEN = "<pad>"
+CHAT_TEMPLATE = "chat_template"
 #: keys of a medzoo language-model config that are not fields of the transformers config
 TOKENIZER_KEY = "tokenizer"
 ADDED_TOKENS_KEY = "added_tokens"
@@ -110,7 +117,9 @@ class HFCausalLanguageModel(LanguageModel):
     causal_lm_class: ClassVar[type]
     #: ``model_type`` values of other checkpoints whose language-model weights this class can read
     compatible_model_types: ClassVar[tuple[str, ...]] = ()
+    #: the hand-written template (and, with ``prefers_chat_template``, the fallback when the tokenizer has none)
     default_template: ClassVar[str]
+    prefers_chat_template: ClassVar[bool] = False
     default_hub_id: ClassVar[str]
 
     def __init__(
@@ -124,12 +133,13 @@ class HFCausalLanguageModel(LanguageModel):
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
-        self.template_name = template or self.default_template
+        self.template_name = template or self.resolve_template(tokenizer)
         self.tokenizer_source = tokenizer_source
         #: tokens added on top of the tokenizer source (``from_config`` re-adds them)
         self.added_tokens: list[str] = list(dict.fromkeys(added_tokens or []))
         self._check_template(self.template_name)
         ensure_pad_token(tokenizer)
+        self._bind_template()
         if self.added_tokens:
             LanguageModel.add_special_tokens(self, self.added_tokens)
         if len(tokenizer) > self.input_embeddings().num_embeddings:
@@ -167,14 +177,11 @@ class HFCausalLanguageModel(LanguageModel):
                 f"{str(error).splitlines()[0]}"
             ) from None
         model_type = config_dict.get("model_type")
-        native_type = cls.config_class.model_type
-        if local.is_dir() and model_type == native_type:
-            check_checkpoint_folder(
-                local, lambda: cls.causal_lm_class(cls.config_class.from_pretrained(local)), MedzooError,
-                "language model weights",
-            )
-        options = {"dtype": parse_dtype(dtype, allow_auto=True), "attn_implementation": attention}
-        if model_type == native_type or (trust_remote_code and model_type not in cls.compatible_model_types):
+        native = model_type in cls._native_model_types()
+        if local.is_dir() and native:
+            check_checkpoint_folder(local, lambda: cls._meta_model(local), MedzooError, "language model weights")
+        options = {"dtype": parse_dtype(dtype, allow_auto=True), "attn_implementation": cls._attention_for(attention)}
+        if native or (trust_remote_code and model_type not in cls.compatible_model_types):
             model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=trust_remote_code, **options)
             if not isinstance(model, cls.causal_lm_class) and not trust_remote_code:
                 raise RecipeError(f"{source!r} loads as {type(model).__name__}, not {cls.causal_lm_class.__name__}")
@@ -183,7 +190,7 @@ class HFCausalLanguageModel(LanguageModel):
             config = cls.config_class.from_pretrained(source)
             model = cls.causal_lm_class.from_pretrained(source, config=config, **options)
         else:
-            accepted = ", ".join((native_type, *cls.compatible_model_types))
+            accepted = ", ".join((*cls._native_model_types(), *cls.compatible_model_types))
             raise RecipeError(
                 f"language_model {cls.component_name!r}: {source!r} has model_type {model_type!r}; "
                 f"expected one of {accepted}"
@@ -208,7 +215,8 @@ class HFCausalLanguageModel(LanguageModel):
         options = dict(config)
         tokenizer_source = str(options.pop(TOKENIZER_KEY, TINY_TOKENIZER_NAME))
         added_tokens = list(options.pop(ADDED_TOKENS_KEY, []) or [])
-        cls._check_config_keys(options)
+        config_class = cls._config_class_for(options)
+        cls._check_config_keys(options, config_class)
         tokenizer = load_tokenizer(tokenizer_source, padding_side)
         missing = [token for token in added_tokens if token not in tokenizer.get_vocab()]
         if missing:
@@ -221,18 +229,46 @@ class HFCausalLanguageModel(LanguageModel):
             )
         for key in ("pad_token_id", "bos_token_id", "eos_token_id"):
             options[key] = getattr(tokenizer, key)
-        hf_config = cls.config_class(**options)
-        model = cls.causal_lm_class._from_config(hf_config, dtype=parse_dtype(dtype), attn_implementation=attention)
+        hf_config = config_class(**options)
+        model = cls._causal_lm_class_for(hf_config)._from_config(
+            hf_config, dtype=parse_dtype(dtype), attn_implementation=cls._attention_for(attention)
+        )
         return cls(model, tokenizer, template=template, tokenizer_source=tokenizer_source, added_tokens=added_tokens)
 
+    # ---- what the transformers classes are (one family here; any model type in generic.py) -----------------
     @classmethod
-    def _check_config_keys(cls, options: dict[str, Any]) -> None:
-        known = set(cls.config_class().to_dict()) - _NON_ARCHITECTURE_KEYS | {"use_cache"}
+    def _native_model_types(cls) -> tuple[str, ...]:
+        """``model_type`` values this class loads with its own classes."""
+        return (cls.config_class.model_type,)
+
+    @classmethod
+    def _config_class_for(cls, options: dict[str, Any]) -> type:
+        """The transformers config class a ``from_config`` dict builds (may consume keys of ``options``)."""
+        return cls.config_class
+
+    @classmethod
+    def _causal_lm_class_for(cls, config: Any) -> type:
+        return cls.causal_lm_class
+
+    @classmethod
+    def _attention_for(cls, attention: str) -> str:
+        """The attention implementation to build with (a family may not support the one asked for)."""
+        return attention
+
+    @classmethod
+    def _meta_model(cls, folder: Path) -> nn.Module:
+        """The architecture a local checkpoint folder describes (built on the meta device by the caller)."""
+        return cls.causal_lm_class(cls.config_class.from_pretrained(folder))
+
+    @classmethod
+    def _check_config_keys(cls, options: dict[str, Any], config_class: type | None = None) -> None:
+        config_class = config_class or cls.config_class
+        known = set(config_class().to_dict()) - _NON_ARCHITECTURE_KEYS | {"use_cache"}
         for key in options:
             if key not in known:
                 raise RecipeError(
                     f"language_model {cls.component_name!r}: unknown config key {key!r}{did_you_mean(key, known)}; "
-                    f"expected {cls.config_class.__name__} fields, {TOKENIZER_KEY!r} or {ADDED_TOKENS_KEY!r}"
+                    f"expected {config_class.__name__} fields, {TOKENIZER_KEY!r} or {ADDED_TOKENS_KEY!r}"
                 )
 
     @classmethod
@@ -251,7 +287,7 @@ class HFCausalLanguageModel(LanguageModel):
         config = {
             key: value
             for key, value in self.model.config.to_diff_dict().items()
-            if key not in _NON_ARCHITECTURE_KEYS and key in self.config_class().to_dict()
+            if key not in _NON_ARCHITECTURE_KEYS and key in type(self.model.config)().to_dict()
         }
         config["vocab_size"] = self.input_embeddings().num_embeddings
         config[TOKENIZER_KEY] = self.tokenizer_source
@@ -266,10 +302,16 @@ class HFCausalLanguageModel(LanguageModel):
 
     @property
     def decoder_layer_class(self) -> type[nn.Module]:
+        """The decoder's ``layers[0]`` class, else the block transformers itself keeps whole
+        (``_no_split_modules``)."""
         layers = getattr(self.model.get_decoder(), "layers", None)
-        if not layers:
-            raise TypeError(f"{type(self.model).__name__} exposes no decoder layers")
-        return type(layers[0])
+        if layers:
+            return type(layers[0])
+        unsplit = set(getattr(self.model, "_no_split_modules", None) or ())
+        for module in self.model.modules():
+            if type(module).__name__ in unsplit:
+                return type(module)
+        raise TypeError(f"{type(self.model).__name__} exposes no decoder layers")
 
     def add_special_tokens(self, tokens: list[str]) -> list[int]:
         new = [token for token in tokens if token not in self.tokenizer.get_vocab() and token not in self.added_tokens]
@@ -295,11 +337,25 @@ class HFCausalLanguageModel(LanguageModel):
 
     # ---- helpers --------------------------------------------------------------------------------------------
     @classmethod
+    def resolve_template(cls, tokenizer: Any) -> str:
+        """The default template for ``tokenizer`` (see the module docstring)."""
+        if cls.prefers_chat_template and getattr(tokenizer, "chat_template", None):
+            return CHAT_TEMPLATE
+        return cls.default_template
+
+    @classmethod
     def _check_template(cls, template: str | None) -> None:
         """Fail on an unknown template name before any weights are loaded."""
         from medzoo.core.plugin_system.manager import components
 
         components().get("template", template or cls.default_template)
+
+    def _bind_template(self) -> None:
+        """Fail now, naming the tokenizer, when the template cannot read it (``chat_template`` without one, or a
+        chat template that drifts)."""
+        from medzoo.core.interfaces.templates import template_for
+
+        template_for(self.template_name, self.tokenizer)
 
     def _sync_special_token_ids(self) -> None:
         for target in (self.model.config, getattr(self.model, "generation_config", None)):

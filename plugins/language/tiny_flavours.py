@@ -13,7 +13,8 @@ from medzoo.plugins.language import chat_formats
 
 @dataclass(frozen=True)
 class TinyFlavour:
-    """What a family's tokenizer adds to the tiny base (``<unk>``, ``<s>``, ``</s>``, image tokens, ``<pad>``)."""
+    """What a family's tokenizer adds to the tiny base (``<unk>``, ``<s>``, ``</s>``, image tokens, ``<pad>``)
+    or, ``byte_level``, to Qwen-style pieces learned from the same corpus (image tokens added)."""
 
     name: str
     #: BOS/EOS strings (``None``: no BOS, like Qwen) and whether encoding prepends BOS
@@ -25,15 +26,20 @@ class TinyFlavour:
     #: ordinary added tokens (never split, not special: Qwen3's think tags)
     added_tokens: tuple[str, ...] = ()
     chat_template: str | None = None
+    #: byte-level BPE like Qwen's (``Qwen2Tokenizer``) instead of the Llama-style pieces with byte fallback
+    byte_level: bool = False
+    pad_token: str = "<pad>"
 
 
 FLAVOURS: dict[str, TinyFlavour] = {
     flavour.name: flavour
     for flavour in (
+        # Qwen: byte-level BPE, no BOS, <|endoftext|> pads (as Qwen2.5-Instruct and Qwen3 ship)
         TinyFlavour("qwen2", None, "<|im_end|>", False, ("<|endoftext|>", "<|im_start|>", "<|im_end|>"),
-                    chat_template=chat_formats.QWEN2_5),
+                    chat_template=chat_formats.QWEN2_5, byte_level=True, pad_token="<|endoftext|>"),
         TinyFlavour("qwen3", None, "<|im_end|>", False, ("<|endoftext|>", "<|im_start|>", "<|im_end|>"),
-                    added_tokens=("<think>", "</think>"), chat_template=chat_formats.QWEN3),
+                    added_tokens=("<think>", "</think>"), chat_template=chat_formats.QWEN3, byte_level=True,
+                    pad_token="<|endoftext|>"),
         TinyFlavour("llama3", "<|begin_of_text|>", "<|eot_id|>", True,
                     ("<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
                     chat_template=chat_formats.LLAMA3),

@@ -8,7 +8,8 @@ files.
 
 Each family flavour (``medzoo.plugins.language.tiny_flavours``) is the same tokenizer with that family's
 special tokens appended, its BOS/EOS behaviour and its chat template (kept in ``tokenizer_config.json``), in
-``tiny-tokenizer-<flavour>``. Run ``python plugins/language/assets/build_tiny_tokenizer.py [ASSETS_DIR]`` to
+``tiny-tokenizer-<flavour>``; the Qwen flavours are byte-level BPE learned from the same corpus (Qwen's
+pre-tokenizer regex, ``Qwen2Tokenizer``: transformers rebuilds a Qwen2 checkpoint's tokenizer that way). Run ``python plugins/language/assets/build_tiny_tokenizer.py [ASSETS_DIR]`` to
 regenerate every folder.
 """
 
@@ -140,6 +141,63 @@ def train_pieces(lines: list[str]) -> tuple[dict[str, int], list[tuple[str, str]
     return vocab, merges
 
 
+def train_byte_level_pieces(lines: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Learn byte-level BPE pieces the way Qwen's tokenizer splits text (its regex, then bytes as characters)."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+
+    learner = Tokenizer(models.BPE())
+    learner.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    trainer = trainers.BpeTrainer(
+        vocab_size=MAX_VOCAB_SIZE,
+        min_frequency=2,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        special_tokens=[],
+        show_progress=False,
+    )
+    learner.train_from_iterator(lines, trainer=trainer)
+    learned = json.loads(learner.to_str())["model"]
+    vocab = dict(sorted(learned["vocab"].items(), key=lambda item: item[1]))
+    merges = [tuple(merge.split(" ")) if isinstance(merge, str) else tuple(merge) for merge in learned["merges"]]
+    return vocab, merges
+
+
+def build_byte_level(output: Path, flavour, pieces=None) -> Path:
+    """A Qwen-style flavour: byte-level BPE (``Qwen2Tokenizer``), no BOS, ``<|endoftext|>`` as padding."""
+    from transformers import Qwen2Tokenizer
+
+    vocab, merges = pieces or train_byte_level_pieces(corpus_lines())
+    extra = [token for token in ADDED_SPECIAL_TOKENS if token != PAD_TOKEN]
+    extra += [token for token in flavour.special_tokens if token not in extra]
+    tokenizer = Qwen2Tokenizer(
+        vocab=dict(vocab),
+        merges=list(merges),
+        unk_token=None,
+        bos_token=None,
+        eos_token=flavour.eos_token,
+        pad_token=flavour.pad_token,
+        extra_special_tokens=extra,
+        padding_side="right",
+        model_max_length=2048,
+    )
+    return _finish(tokenizer, output, flavour)
+
+
+def _finish(tokenizer, output: Path, flavour) -> Path:
+    if flavour is not None:
+        if flavour.added_tokens:
+            tokenizer.add_tokens(list(flavour.added_tokens))
+        if flavour.chat_template is not None:
+            tokenizer.chat_template = flavour.chat_template
+    output.mkdir(parents=True, exist_ok=True)
+    # the chat template stays inside tokenizer_config.json (JSON ships as package data; .jinja would not)
+    tokenizer.save_pretrained(str(output), save_jinja_files=False)
+    return output
+
+
 def build(output: Path = DEFAULT_OUTPUT, flavour=None, pieces=None) -> Path:
     """Train (or reuse ``pieces``) and write the tokenizer files (``tokenizer.json``, ``tokenizer_config.json``)
     into ``output``: the base tokenizer, or a ``TinyFlavour`` of it."""
@@ -163,25 +221,22 @@ def build(output: Path = DEFAULT_OUTPUT, flavour=None, pieces=None) -> Path:
         model_max_length=2048,
         **options,
     )
-    if flavour is not None:
-        if flavour.added_tokens:
-            tokenizer.add_tokens(list(flavour.added_tokens))
-        if flavour.chat_template is not None:
-            tokenizer.chat_template = flavour.chat_template
-    output.mkdir(parents=True, exist_ok=True)
-    # the chat template stays inside tokenizer_config.json (JSON ships as package data; .jinja would not)
-    tokenizer.save_pretrained(str(output), save_jinja_files=False)
-    return output
+    return _finish(tokenizer, output, flavour)
 
 
 def build_all(assets: Path = ASSETS) -> list[Path]:
     """Write the base tokenizer and every family flavour under ``assets`` (the pieces are learned once)."""
     from medzoo.plugins.language.tiny_flavours import FLAVOURS
 
-    pieces = train_pieces(corpus_lines())
+    lines = corpus_lines()
+    pieces, byte_pieces = train_pieces(lines), train_byte_level_pieces(lines)
     written = [build(assets / "tiny-tokenizer", pieces=pieces)]
     for name, flavour in FLAVOURS.items():
-        written.append(build(assets / f"tiny-tokenizer-{name}", flavour, pieces))
+        folder = assets / f"tiny-tokenizer-{name}"
+        if flavour.byte_level:
+            written.append(build_byte_level(folder, flavour, byte_pieces))
+        else:
+            written.append(build(folder, flavour, pieces))
     return written
 
 
