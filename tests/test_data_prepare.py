@@ -626,3 +626,13 @@ def test_only_the_figures_a_json_names_are_fetched(server, tmp_path, capsys):
                       "--only-for", instruct, "--output", out, *FAST)
     assert "1 figures wanted by --only-for, 1 others left out" in printed
     assert server.hits["PMC1.tar.gz"] == 0 and [p.name for p in (out / "images").iterdir()] == ["2_F1.jpg"]
+
+
+def test_the_default_hub_source_offline_fails_in_one_line_listing_why(tmp_path, capsys, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    line = cli_error(capsys, "data", "prepare", "pathvqa", "--output", tmp_path / "data", *FAST)
+    assert "pathvqa: nothing could be prepared" in line
+    failures = (tmp_path / "data/pathvqa.failures.tsv").read_text()
+    assert "hf://datasets/flaviagiammarino/path-vqa\tfailed\tcannot list the files" in failures

@@ -61,4 +61,4 @@ def fetch(repo_id: str, file: HubFile, local_dir: Path) -> Path:
 def _short(error: BaseException) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     hint = "; for a gated data set run `hf auth login`" if "401" in text or "403" in text or "gated" in text.lower() else ""
-    return (f"{type(error).__name__}: {text}"[:200] if text else type(error).__name__) + hint
+    return (f"{type(error).__name__}: {text}"[:300] if text else type(error).__name__) + hint
