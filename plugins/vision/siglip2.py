@@ -202,6 +202,15 @@ class Siglip2VisionEncoder(VisionEncoder):
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         set_activation_checkpointing(self.model, enabled)
 
+    def hf_llava_vision_tower(self) -> Any:
+        """The hf-llava export hook: llava-hf cannot hold this tower, so the export is refused in one line."""
+        from medzoo.app.interop.export_refused import ExportRefused
+
+        raise ExportRefused(
+            "hf-llava cannot hold the siglip2 vision encoder (Siglip2VisionEncoder): llava-hf feeds its tower "
+            "[B, 3, H, W] pixels and Siglip2VisionModel needs NaFlex patches, pixel_attention_mask and spatial_shapes"
+        )
+
 
 @dataclass(frozen=True)
 class ResampledImageTransform(ImageTransform):
