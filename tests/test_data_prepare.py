@@ -337,6 +337,7 @@ def test_local_original_releases_are_converted(tmp_path, capsys):
     qa = [{"image": "test_0001", "question": "Is this tissue?", "answer": "yes"},
           {"image": "test_0002", "question": "Missing?", "answer": "no"}]
     (path / "qas/test/test_qa.pkl").write_bytes(pickle.dumps(qa))
+    (path / "qas/ans2label.pkl").write_bytes(pickle.dumps({"yes": 0}))  # not questions: passed over
     printed = run_cli(capsys, "data", "prepare", "pathvqa", "--source", path, "--output", out, "--no-progress")
     assert "records converted 1, skipped 1 (image not found: 1)" in printed
     converted = records(out / "pathvqa/test.json")
@@ -636,3 +637,17 @@ def test_the_default_hub_source_offline_fails_in_one_line_listing_why(tmp_path, 
     assert "pathvqa: nothing could be prepared" in line
     failures = (tmp_path / "data/pathvqa.failures.tsv").read_text()
     assert "hf://datasets/flaviagiammarino/path-vqa\tfailed\tcannot list the files" in failures
+
+
+def test_figures_already_on_disk_are_kept_and_their_packages_not_fetched(server, tmp_path, capsys):
+    lines = [{"pmc_tar_url": server.url(f"PMC{n}.tar.gz"), "image_file_path": f"PMC{n}/f.jpg", "pair_id": f"{n}_F1"}
+             for n in (1, 2)]
+    server.files["urls.jsonl"] = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    server.files["PMC2.tar.gz"] = package("PMC2", {"f.jpg": RED})
+    out = tmp_path / "data"
+    (out / "images").mkdir(parents=True)
+    (out / "images/1_F1.jpg").write_bytes(BLUE)  # from an earlier run of the official download_images.py
+    printed = run_cli(capsys, "data", "prepare", "llava-med-images", "--source", server.url("urls.jsonl"),
+                      "--output", out, *FAST)
+    assert "files fetched 2, reused 1, failed 0" in printed and "records converted 2" in printed
+    assert server.hits["PMC1.tar.gz"] == 0 and (out / "images/1_F1.jpg").read_bytes() == BLUE

@@ -89,7 +89,7 @@ def classify(paths: list[Path]) -> list[VqaInput]:
                 inputs.append(VqaInput(file, "parquet", split_of(file)))
             elif suffix == ".zip":
                 inputs.append(VqaInput(file, "archive"))
-            elif suffix == ".pkl":
+            elif suffix == ".pkl" and (named or file.stem.endswith("_qa")):  # not ans2label.pkl and the like
                 inputs.append(VqaInput(file, "pathvqa", file.stem.removesuffix("_qa") or file.parent.name))
             elif suffix == ".json":
                 try:
@@ -99,7 +99,7 @@ def classify(paths: list[Path]) -> list[VqaInput]:
                         raise
                     continue
                 inputs.append(VqaInput(file, kind, None if kind == "vqa-rad" else split_of(file)))
-            elif named:
+            elif named and suffix not in INPUT_SUFFIXES:
                 raise DataError(f"--source {file}: expected a parquet, json, pkl or zip file")
     return inputs
 
