@@ -1,4 +1,5 @@
-"""``medzoo data``: commands that produce data sets (``synth``: the built-in synthetic biomedical set)."""
+"""``medzoo data``: commands that produce data sets (``synth``: the built-in synthetic biomedical set;
+``prepare``: a named public data set downloaded or converted into the layout medzoo reads)."""
 
 from __future__ import annotations
 

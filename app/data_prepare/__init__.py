@@ -4,6 +4,7 @@ One concept per module: :mod:`catalogue` (what each NAME is), :mod:`sources` (wh
 :mod:`manifest` (finished files and units, for resuming), :mod:`downloads` (HTTP with retries and Range
 resume), :mod:`hub` (Hugging Face files), :mod:`fetching` (a catalogue file through the manifest),
 :mod:`vqa_convert` / :mod:`vqa_inputs` (VQA-RAD, SLAKE, PathVQA), :mod:`conversations` (LLaVA-Med json checks),
-:mod:`pmc_images` (figures out of PubMed Central packages), :mod:`coloninst` (a local ColonINST copy),
+:mod:`image_store` (images placed once, checked to decode), :mod:`pmc_images` (figures out of PubMed Central
+packages), :mod:`coloninst` (a local ColonINST copy),
 :mod:`summary` (what a run did) and :mod:`run` (the command's work). Nothing heavy is imported at import time.
 """
