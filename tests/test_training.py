@@ -108,14 +108,17 @@ def test_two_stages_train_and_loss_falls(tmp_path):
 
 
 def test_kill_and_resume_reproduces_uninterrupted_weights(tmp_path):
+    """Bit for bit at a fixed thread count: the CPU thread governor follows the machine's load, and a different
+    intra-op thread count changes the order of floating-point sums (docs/reliability.md, section 1)."""
     recipe = write_recipe(tmp_path, steps=6)
-    reference = medzoo("train", str(recipe), "--output-dir", str(tmp_path / "reference"))
+    fixed = {"env": {**os.environ, "MEDZOO_THREADS": "2"}}
+    reference = medzoo("train", str(recipe), "--output-dir", str(tmp_path / "reference"), **fixed)
     assert reference.returncode == 0, reference.stderr[-2000:]
 
     run_dir = tmp_path / "killed"
     process = subprocess.Popen(
         [sys.executable, "-m", "medzoo.app.cli", "train", str(recipe), "--output-dir", str(run_dir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, **fixed,
     )
     deadline = time.time() + SUBPROCESS_HANG_S
     marker = run_dir / "02-instruct" / "checkpoints" / "latest"
@@ -126,7 +129,7 @@ def test_kill_and_resume_reproduces_uninterrupted_weights(tmp_path):
     process.wait()
     assert not (run_dir / "final").exists()
 
-    resumed = medzoo("train", str(recipe), "--output-dir", str(run_dir), "--resume")
+    resumed = medzoo("train", str(recipe), "--output-dir", str(run_dir), "--resume", **fixed)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resume from" in resumed.stdout and "already complete" in resumed.stdout
     expected, actual = final_weights(tmp_path / "reference"), final_weights(run_dir)
