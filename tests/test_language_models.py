@@ -277,3 +277,78 @@ def test_mistral_reads_the_language_model_of_a_llava_mistral_checkpoint(tmp_path
     with torch.no_grad():
         assert torch.equal(loaded(input_ids=ids).logits, mistral(input_ids=ids).logits)
     assert "feature_outs" not in loaded.architecture_config()
+
+
+#: families that read the language model of another (LLaVA-style) checkpoint type
+LLAVA_STYLE = [(family, model_type) for family in LANGUAGE_MODELS
+               for model_type in factory(family).compatible_model_types]
+
+
+@pytest.mark.parametrize(("family", "model_type"), [pair for pair in LLAVA_STYLE if pair[0] != "mistral"])
+def test_a_family_reads_the_language_model_of_its_llava_style_checkpoint(family: str, model_type: str,
+                                                                         tmp_path: Path) -> None:
+    model = factory(family).from_config(factory(family).tiny_config()).eval()
+    model.save_pretrained(str(tmp_path))
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.update(model_type=model_type, mm_projector_type="mlp2x_gelu", mm_hidden_size=16)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    weights["model.mm_projector.0.weight"] = torch.zeros(64, 16)
+    if model_type == "colongpt-phi":  # ColonGPT's lm_head has no bias
+        del weights["lm_head.bias"]
+        with torch.no_grad():
+            model.model.lm_head.bias.zero_()
+    save_file(weights, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    loaded = factory(family).from_pretrained(str(tmp_path)).eval()
+    ids = sample_ids(model)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=ids).logits, model(input_ids=ids).logits, rtol=0, atol=0)
+    assert loaded.template_name == model.template_name
+
+
+@pytest.mark.parametrize("family", sorted(FALLBACK_TEMPLATE))
+def test_a_family_without_a_chat_template_in_its_tokenizer_uses_its_hand_written_template(family: str) -> None:
+    config = {**factory(family).tiny_config(), "tokenizer": TINY_TOKENIZER_NAME}
+    model = factory(family).from_config(config)
+    assert model.tokenizer.chat_template is None
+    assert model.template_name == FALLBACK_TEMPLATE[family]
+    assert factory(family).from_config(config, template="plain").template_name == "plain"
+    with pytest.raises(RecipeError, match=r"template 'chat_template': tokenizer '.*' has no chat_template"):
+        factory(family).from_config(config, template="chat_template")
+
+
+def test_gemma2_builds_with_eager_attention_when_sdpa_is_asked_for() -> None:
+    gemma2 = factory("gemma2").from_config(factory("gemma2").tiny_config(), attention="sdpa")
+    assert gemma2.model.config._attn_implementation == "eager"
+
+
+def test_hf_causal_reads_any_causal_lm_checkpoint_and_rebuilds_it_from_its_architecture(tmp_path: Path) -> None:
+    qwen2 = factory("qwen2").from_config(factory("qwen2").tiny_config()).eval()
+    qwen2.save_pretrained(str(tmp_path))
+    loaded = factory("hf-causal").from_pretrained(str(tmp_path)).eval()
+    assert type(loaded.model).__name__ == "Qwen2ForCausalLM"
+    assert loaded.template_name == "chat_template" and loaded.decoder_layer_class.__name__ == "Qwen2DecoderLayer"
+    ids = sample_ids(qwen2)
+    with torch.no_grad():
+        assert torch.equal(loaded(input_ids=ids).logits, qwen2(input_ids=ids).logits)
+    config = loaded.architecture_config()
+    assert config["model_type"] == "qwen2" and config["tie_word_embeddings"] is True
+    rebuilt = factory("hf-causal").from_config(config)
+    assert {k: v.shape for k, v in rebuilt.model.state_dict().items()} == {
+        k: v.shape for k, v in qwen2.model.state_dict().items()}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"model_type": None}, r"config key 'model_type' is missing; expected a transformers model type"),
+        ({"model_type": "qwen22"}, r"'qwen22' is not a transformers causal LM \(did you mean \"qwen2\"\?\)"),
+        ({"hiden_size": 8}, r"unknown config key 'hiden_size'.*expected Olmo2Config fields"),
+    ],
+)
+def test_hf_causal_config_errors_name_the_key(change: dict, message: str) -> None:
+    config = {**factory("hf-causal").tiny_config(), **change}
+    config = {key: value for key, value in config.items() if value is not None}
+    with pytest.raises(RecipeError, match=message) as raised:
+        factory("hf-causal").from_config(config)
+    assert "\n" not in str(raised.value)
