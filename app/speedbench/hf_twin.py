@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration
 
+from medzoo.app.interop.export_refused import ExportRefused
 from medzoo.app.interop.hf_llava_export import check_exportable
 from medzoo.core.model.multimodal import MultimodalModel
 
@@ -13,6 +14,14 @@ from medzoo.core.model.multimodal import MultimodalModel
 def llava_twin(model: MultimodalModel) -> LlavaForConditionalGeneration:
     """Same config, weights (copied, strictly), dtype, attention implementation and ``requires_grad`` flags."""
     check_exportable(model)
+    from transformers import CLIPVisionModel
+
+    from medzoo.plugins.connectors.mlp import MlpGeluConnector
+
+    if not (isinstance(getattr(model.vision, "model", None), CLIPVisionModel)
+            and isinstance(model.connector, MlpGeluConnector) and model.connector.depth == 2):
+        raise ExportRefused("the transformers twin of the training-step benchmark is built for a CLIP tower and "
+                            "mlp2x_gelu (the llava-hf baseline); this model has another tower or connector")
     vision = model.vision
     language = model.language.model
     config = LlavaConfig(
