@@ -352,3 +352,22 @@ def test_hf_causal_config_errors_name_the_key(change: dict, message: str) -> Non
     with pytest.raises(RecipeError, match=message) as raised:
         factory("hf-causal").from_config(config)
     assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("family", ["qwen2", "phi"])
+def test_a_saved_model_reloads_with_the_same_resolved_template_and_encoding(family: str, tmp_path: Path) -> None:
+    from medzoo.core.inference import processor_for
+    from medzoo.core.interfaces.conversation import Message
+    from medzoo.core.model.build import build_model
+    from medzoo.core.model.persistence import load_model, save_model
+
+    spec = {"vision": {"name": "clip"}, "connector": {"name": "mlp2x_gelu"},
+            "language": {"name": family, "config": factory(family).tiny_config()}}
+    model = build_model(spec).eval()
+    save_model(model, tmp_path)
+    loaded = load_model(tmp_path)
+    assert loaded.language.template_name == model.language.template_name == EXPECTED_TEMPLATE[family]
+    messages = [Message("user", "<image>\nWhat is shown?"), Message("assistant", "A polyp.")]
+    before, after = processor_for(model).encode_text(messages, 1), processor_for(loaded).encode_text(messages, 1)
+    assert (after.input_ids, after.labels) == (before.input_ids, before.labels)
+    assert processor_for(loaded).template.stop_strings == processor_for(model).template.stop_strings
