@@ -252,3 +252,16 @@ def test_gathered_tensors_replace_sharded_ones_keeping_ties_and_frozen_flags():
     del full["2.bias"]
     with pytest.raises(TrainingError, match="gathered state dict lacks 1 tensors such as '2.bias'"):
         _assign_tensors(model, full)
+
+
+def test_fsdp_wraps_every_tower_of_a_fusion():
+    from medzoo.core.model.build import build_model
+    from medzoo.core.plugin_system.manager import components
+    from medzoo.core.training.distributed import block_class_names
+
+    fusion = components().get("vision_encoder", "fusion").factory
+    spec = {**TINY_MODEL, "vision": {"name": "fusion", "config": fusion.tiny_config()}}
+    model = build_model(spec)
+    names = block_class_names(model)
+    assert names[-1] == "MistralDecoderLayer"
+    assert set(names[:-1]) == {cls.__name__ for cls in model.vision.block_classes} and len(names) >= 3

@@ -65,6 +65,11 @@ class VisionEncoder(nn.Module, Buildable):
         """The transformer block class (FSDP wrap unit, gradient-checkpointing unit)."""
 
     @property
+    def block_classes(self) -> tuple[type[nn.Module], ...]:
+        """Every block class the encoder holds (several for a fusion of towers); FSDP wraps each."""
+        return (self.block_class,)
+
+    @property
     @abstractmethod
     def transform(self) -> ImageTransform:
         """PIL image -> pixel tensor for this encoder."""

@@ -17,7 +17,7 @@ SHARDED = ("FSDP", "DEEPSPEED")
 
 def block_class_names(model: MultimodalModel) -> list[str]:
     """Class names of the vision encoder's and the language model's transformer blocks (FSDP wrap units)."""
-    names = [model.vision.block_class.__name__, model.language.decoder_layer_class.__name__]
+    names = [*(cls.__name__ for cls in model.vision.block_classes), model.language.decoder_layer_class.__name__]
     return list(dict.fromkeys(names))
 
 
