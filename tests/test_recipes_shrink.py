@@ -23,11 +23,18 @@ from medzoo.core.resources import recipes_dir
 
 RECIPES = sorted(path.stem for path in recipes_dir().glob("*.yaml"))
 PAPER_RECIPES = ["llava-med-v1.0", "llava-med-v1.5", "llava-med-v1.5-lora", "llava-med-biomedclip"]
-#: where the official LLaVA-Med data puts its files (relative to data.root), and the synthetic file standing in
+#: recipes of the zoo's other models, trained one step per stage like the paper's
+ZOO_RECIPES = ["colongpt", "llava-med-llama3", "llava-med-qwen2.5-0.5b"]
+#: where the official LLaVA-Med and ColonINST data put their files (relative to data.root), and the synthetic
+#: file standing in
 REAL_LAYOUT = {
     "alignment/llava_med_alignment_500k.json": "llava_med/alignment.json",
     "instruct/llava_med_instruct_60k_inline_mention.json": "llava_med/instruct.json",
+    "Json-file/train/ColonINST-train-cap.json": "coloninst/train/cls_train.json",
+    "Json-file/train/ColonINST-train-3tasks.json": "coloninst/train/reg_train.json",
 }
+#: image folders of the official layouts (relative to data.root) standing in for the synthetic images/
+REAL_IMAGE_FOLDERS = ("Positive-images",)
 #: one optimizer step of two samples; no warmup (a one-step warmup would take that step at lr 0)
 SMALL_STAGE = ["max_steps=1", "global_batch_size=2", "micro_batch_size=2", "max_length=160", "schedule.warmup_ratio=0"]
 
@@ -46,6 +53,8 @@ def data_root(tmp_path_factory) -> Path:
     for real, synthetic in REAL_LAYOUT.items():
         (root / real).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(root / synthetic, root / real)
+    for folder in REAL_IMAGE_FOLDERS:
+        shutil.copytree(root / "images", root / folder)
     return root
 
 
@@ -58,7 +67,7 @@ def shrunk(name: str, data_root: Path) -> object:
 
 
 def test_every_recipe_is_covered():
-    assert set(PAPER_RECIPES) <= set(RECIPES)
+    assert set(PAPER_RECIPES) | set(ZOO_RECIPES) == set(RECIPES) - {"tiny"}
 
 
 @pytest.mark.parametrize("name", RECIPES)
@@ -94,7 +103,7 @@ def _changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) ->
     return any(not torch.equal(before[key], after[key]) for key in before)
 
 
-@pytest.mark.parametrize("name", PAPER_RECIPES)
+@pytest.mark.parametrize("name", PAPER_RECIPES + ZOO_RECIPES)
 def test_paper_recipe_trains_one_step_per_stage(name, data_root, tmp_path):
     from medzoo.core.training.run import planned_stages, train_recipe
     from medzoo.plugins.tuning.lora import has_lora
