@@ -66,12 +66,21 @@ def load_module_weights(module: torch.nn.Module, source: str, what: str) -> None
     module.load_state_dict(load_file(str(path)), strict=True)
 
 
+def shrunk_to_width(language_spec: dict[str, Any], width: int) -> dict[str, Any]:
+    """The language model's tiny config at the vision tower's width, so a width-preserving connector
+    (``identity``) still composes under ``shrink``."""
+    factory = components().get("language_model", language_spec["name"]).factory
+    return {**language_spec, "pretrained": None, "config": {**factory.tiny_config(), "hidden_size": width}}
+
+
 def build_model(model_config: Any, shrink: bool = False) -> MultimodalModel:
     """Compose encoder + connector + language model as the recipe's ``model`` section says."""
     spec = as_dict(model_config)
     dtype = torch_dtype(spec.get("dtype", "float32"))
     vision = build_component("vision_encoder", spec["vision"], shrink)
     language_spec = spec["language"]
+    if shrink and components().get("connector", spec["connector"]["name"]).info.get("preserves_dim"):
+        language_spec = shrunk_to_width(language_spec, vision.hidden_size)
     language = build_component(
         "language_model",
         language_spec,
