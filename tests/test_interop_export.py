@@ -415,3 +415,17 @@ def test_transformers_lm_families_export_equal_or_are_refused(tmp_path, family):
         torch.testing.assert_close(hf(**batch).logits, model(**batch).logits, atol=ATOL, rtol=0)
         theirs = hf.generate(**batch, **settings)[:, batch["input_ids"].shape[1]:]
     assert theirs.tolist() == model.generate(**batch, **settings).tolist()
+
+
+def test_a_model_trained_with_the_tokenizers_chat_template_exports_that_template(tmp_path):
+    model = tiny_model(language="qwen2", template="chat_template")
+    report = export_hf_llava(model, tmp_path / "hf")
+    written = (tmp_path / "hf" / "chat_template.jinja").read_text()
+    assert written == model.tokenizer.chat_template
+    assert any("the tokenizer's own" in note for note in report.notes)
+    messages = [Message("user", "<image>\nWhat is shown?")]
+    processor = processor_for(model)
+    ours = processor.template.prompt(place_images(messages, processor.image_placement), model.tokenizer.eos_token)
+    theirs = model.tokenizer.apply_chat_template([{"role": "user", "content": "<image>\nWhat is shown?"}],
+                                                 chat_template=written, add_generation_prompt=True, tokenize=False)
+    assert ours == theirs and "<|im_start|>assistant" in theirs

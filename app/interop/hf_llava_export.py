@@ -177,9 +177,13 @@ def write_processor_files(model: MultimodalModel, tower: VisionTower, output: Pa
     """Tokenizer + chat template, image processor and ``LlavaProcessor`` settings."""
     vision = model.vision
     template_name = model.language.template_name
-    template = calibrated_chat_template(template_name, model.tokenizer)
+    own = getattr(model.tokenizer, "chat_template", None) if template_name == "chat_template" else None
+    template = own if isinstance(own, str) and own else calibrated_chat_template(template_name, model.tokenizer)
     tokenizer = copy.deepcopy(model.tokenizer)
     files = []
+    if own and template is own:
+        report.notes.append("chat template: the tokenizer's own, which the model was trained with; put '<image>' "
+                            "in the text content where the image goes")
     if template is None:
         why = "has no Jinja equivalent" if chat_template_for(template_name) is None else "cannot reproduce its ids"
         report.notes.append(f"no chat template written: medzoo template {template_name!r} {why}; "
