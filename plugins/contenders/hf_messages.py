@@ -8,11 +8,13 @@ only the question text is sent as text.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medzoo.core.errors import DataError
-from medzoo.core.inference import ChatRequest
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
+
+if TYPE_CHECKING:
+    from medzoo.core.inference import ChatRequest
 
 
 def image_part(image: Any) -> dict[str, Any]:

@@ -12,15 +12,17 @@ import hashlib
 import inspect
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medzoo.core.dtypes import DTYPE_NAMES, torch_dtype
 from medzoo.core.errors import DataError, PluginError
 from medzoo.core.evaluation.answer_meta import weights_fingerprint
-from medzoo.core.inference import ChatRequest, SamplingSettings
 from medzoo.core.interfaces.answerer import Answerer, PromptChoice
-from medzoo.core.interfaces.benchmark import Benchmark
 from medzoo.plugins.contenders.hf_messages import request_messages
+
+if TYPE_CHECKING:  # torch and transformers load when a contender does, not when the plugin registers
+    from medzoo.core.inference import ChatRequest, SamplingSettings
+    from medzoo.core.interfaces.benchmark import Benchmark
 
 CHAT_TEMPLATE = "chat_template"
 DTYPES = ("auto", *DTYPE_NAMES)
