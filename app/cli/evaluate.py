@@ -20,9 +20,6 @@ def _answerer(model: str, contender: str | None, contender_options: dict[str, st
     """The contender ``contender`` for MODEL, or the medzoo model directory MODEL names."""
     if contender is not None:
         from medzoo.core.evaluation.contenders import get_contender, load_contender
-        from medzoo.plugins.contenders.registration import ensure_registered
-
-        ensure_registered()
         get_contender(contender)  # an unknown name fails before anything loads
         return load_contender(contender, model, **contender_options)
     if contender_options:

@@ -119,3 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(error.exit_code)
     except click.exceptions.Exit as error:
         sys.exit(error.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 from medzoo.core.plugin_system.hookspecs import Register, hookimpl
 from medzoo.plugins.contenders.hf_vlm import HfVlmContender
 
-#: the plugin name this module has when medzoo's entry points list it (``medzoo.<entry name>``)
-PLUGIN_NAME = "medzoo.contenders"
 EXAMPLES = (
     "llava-hf/llava-1.5-7b-hf", "llava-hf/llava-onevision-qwen2-0.5b-ov-hf",
     "Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2.5-VL-3B-Instruct", "google/medgemma-4b-it",
@@ -25,14 +21,3 @@ def register_contenders(register: Register) -> None:
                     "id or a local folder), asked with its own chat template",
         examples=EXAMPLES,
     )
-
-
-def ensure_registered() -> None:
-    """Register this module with the plugin system unless the installed entry points already did (it loads as
-    ``medzoo.contenders`` once ``pyproject.toml`` lists it)."""
-    from medzoo.core.plugin_system.manager import plugin_system
-
-    manager = plugin_system().manager
-    module = sys.modules[__name__]
-    if not manager.has_plugin(PLUGIN_NAME) and not manager.is_registered(module):
-        manager.register(module, name=PLUGIN_NAME)
