@@ -310,3 +310,53 @@ def test_score_command_errors_are_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["score", "-b", "vqa-rad", "-p", str(answers)])
     assert result.exit_code != 0
     assert isinstance(result.exception, DataError) and "--references is needed" in str(result.exception)
+
+
+def _vqa_rad_parquet(path: Path, n_closed: int, n_open: int) -> Path:
+    """A Hugging Face-style VQA-RAD parquet copy: closed = yes/no answers (the copies keep no answer type)."""
+    pa = pytest.importorskip("pyarrow")
+    import io
+
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="PNG")
+    answers = ["yes" if i % 2 else "no" for i in range(n_closed)] + ["left lung"] * n_open
+    table = pa.table({
+        "image": [{"bytes": buffer.getvalue(), "path": None}] * len(answers),
+        "question": [f"question {i}?" for i in range(len(answers))],
+        "answer": answers,
+    })  # fmt: skip
+    pq.write_table(table, path)
+    return path
+
+
+def test_the_published_vqa_rad_split_loads_without_a_size_warning(tmp_path):
+    path = _vqa_rad_parquet(tmp_path / "test-00000-of-00001.parquet", n_closed=272, n_open=179)
+    benchmark = components().get("benchmark", "vqa-rad").factory()
+    items = benchmark.load(str(path))
+    assert len(items) == 451 and benchmark.size_warning(items) is None
+
+
+def test_a_split_of_another_size_gets_a_one_line_warning_in_the_output_and_metrics(tmp_path, trained_tiny_model):
+    path = _vqa_rad_parquet(tmp_path / "test-00000-of-00001.parquet", n_closed=3, n_open=2)
+    benchmark = components().get("benchmark", "vqa-rad").factory()
+    warning = benchmark.size_warning(benchmark.load(str(path)))
+    assert warning == ("warning: vqa-rad: the file holds 5 questions (2 open, 3 closed) where the published test "
+                       "split has 451 questions (179 open, 272 closed); its scores are not comparable with published "
+                       "rows")
+    result = CliRunner().invoke(cli, ["eval", str(trained_tiny_model), "--benchmark", "vqa-rad", "--data", str(path),
+                                      "--output-dir", str(tmp_path / "eval")])
+    assert result.exit_code == 0, result.output
+    assert warning in result.output.splitlines()
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["size_warning"] == warning
+
+
+def test_coloninst_split_sizes_are_checked_against_the_release(synth_root, tmp_path):
+    benchmark = components().get("benchmark", "coloninst-cls").factory(split="seen")
+    items = benchmark.load(str(synth_root / "coloninst" / "val" / "cls_val.json"), str(synth_root / "images"))
+    assert benchmark.size_warning(items).startswith(
+        f"warning: coloninst-cls: the file holds {len(items)} questions where the published seen (val) split has "
+        "8929 questions")
+    synthetic = components().get("benchmark", "synth-coloninst-cls").factory(root=str(synth_root))
+    assert synthetic.size_warning(items) is None

@@ -340,6 +340,9 @@ def evaluate(
             _redo_stale(files, metas, output_dir, benchmark_name, echo)
     counts = counts_of(benchmark, len(items))
     say(counts.describe(benchmark_name))
+    size_warning = benchmark.size_warning(items) if hasattr(benchmark, "size_warning") else None
+    if size_warning:
+        say(size_warning)
     for kind, path in files.items():  # refuse every mismatched file before answering anything
         _refuse_mismatched(path, metas[kind])
     started = time.perf_counter()
@@ -364,5 +367,7 @@ def evaluate(
     metrics["model_id"] = model_id
     metrics["protocol"] = protocol.describe()
     metrics.update(counts.as_metrics())
+    if size_warning:
+        metrics["size_warning"] = size_warning
     write_atomically(output_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics

@@ -32,6 +32,11 @@ class Benchmark(ABC):
     def load(self, path: str | None = None, image_root: str | None = None) -> list[BenchmarkItem]:
         """Read the benchmark's items (``path`` defaults to the benchmark's own data)."""
 
+    def size_warning(self, items: list[BenchmarkItem]) -> str | None:
+        """One line when the loaded split differs from the published one (its size or open/closed counts), so
+        its scores are not comparable with published rows; ``None`` when it matches or nothing is published."""
+        return None
+
     def prompt(self, item: BenchmarkItem) -> str:
         """The user turn sent to the model (with the ``<image>`` placeholder)."""
         return f"<image>\n{item.question}"

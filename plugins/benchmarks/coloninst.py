@@ -16,11 +16,24 @@ from medzoo.core.errors import DataError
 from medzoo.core.evaluation.question_counts import QuestionCounts
 from medzoo.core.interfaces.benchmark import Benchmark, BenchmarkItem
 from medzoo.core.interfaces.dataset import LoadReport
-from medzoo.plugins.benchmarks.common import option_int, predictions_for, question_counts, synth_root
+from medzoo.plugins.benchmarks.common import (
+    option_int,
+    predictions_for,
+    published_size_warning,
+    question_counts,
+    synth_root,
+)
 from medzoo.plugins.datasets.colon_inst import ColonInstReader
 from medzoo.plugins.metrics.scoring import score_coloninst
 
 SPLIT_FILES = {"seen": "val", "unseen": "test"}
+
+
+#: records per task and split as the ColonINST evaluation checks them (seen = val, unseen = test)
+PUBLISHED_COUNTS: dict[tuple[str, str], int] = {
+    ("cls", "seen"): 8929, ("reg", "seen"): 4874, ("rec", "seen"): 4874,
+    ("cls", "unseen"): 45284, ("reg", "unseen"): 37631, ("rec", "unseen"): 37631,
+}
 
 
 class ColonInstBenchmark(Benchmark):
@@ -108,6 +121,13 @@ class ColonInstBenchmark(Benchmark):
             )
         self.question_counts = question_counts(self.last_report, len(items))
         return items
+
+    def size_warning(self, items: list[BenchmarkItem]) -> str | None:
+        if self.synthetic:
+            return None
+        published = {"total": PUBLISHED_COUNTS[(self.task, self.split)]}
+        split = f"{self.split} ({SPLIT_FILES[self.split]})"
+        return published_size_warning(self.name, split, published, self.question_counts, items)
 
     def prompt(self, item: BenchmarkItem) -> str:
         return self.prompt_format.format(question=item.question)

@@ -66,3 +66,30 @@ def question_counts(report: LoadReport, n_items: int) -> QuestionCounts:
             kind = SKIP_KIND_OF_REASON.get(reason, "bad_record")
             skipped[kind] = skipped.get(kind, 0) + count
     return QuestionCounts(in_file=n_items + sum(skipped.values()), skipped=skipped, left_out=left_out)
+
+
+def published_size_warning(
+    benchmark: str, split: str, published: dict[str, int] | None, counts: QuestionCounts | None,
+    items: Sequence[BenchmarkItem],
+) -> str | None:
+    """The one-line warning of :meth:`Benchmark.size_warning`: ``published`` holds ``total`` and, where the
+    source gives them, ``open`` / ``closed``; the file's total counts every question of the split in it (asked or
+    skipped), the open/closed split is compared when none was skipped."""
+    if not published:
+        return None
+    total = counts.in_file if counts is not None else len(items)
+    found = {"total": total}
+    skipped = counts.n_skipped if counts is not None else 0
+    if "open" in published and not skipped:
+        found["open"] = sum(1 for item in items if item.answer_type == "open")
+        found["closed"] = sum(1 for item in items if item.answer_type == "closed")
+    if all(found[key] == published[key] for key in found):
+        return None
+
+    def describe(numbers: dict[str, int]) -> str:
+        detail = f" ({numbers['open']} open, {numbers['closed']} closed)" if "open" in numbers else ""
+        return f"{numbers['total']} questions{detail}"
+
+    wanted = {key: published[key] for key in found}
+    return (f"warning: {benchmark}: the file holds {describe(found)} where the published {split} split has "
+            f"{describe(wanted)}; its scores are not comparable with published rows")

@@ -15,7 +15,13 @@ from medzoo.core.errors import DataError
 from medzoo.core.evaluation.question_counts import QuestionCounts
 from medzoo.core.interfaces.benchmark import Benchmark, BenchmarkItem
 from medzoo.core.interfaces.dataset import LoadReport
-from medzoo.plugins.benchmarks.common import option_int, predictions_for, question_counts, synth_root
+from medzoo.plugins.benchmarks.common import (
+    option_int,
+    predictions_for,
+    published_size_warning,
+    question_counts,
+    synth_root,
+)
 from medzoo.plugins.datasets.med_vqa import MedVqaReader
 from medzoo.plugins.metrics.scoring import score_medvqa
 
@@ -38,6 +44,8 @@ class MedVqaBenchmark(Benchmark):
     decoding: ClassVar[dict[str, Any]] = {"do_sample": False, "max_new_tokens": 1024}
     #: where the synthetic layout keeps this benchmark's test file (None: not a synthetic benchmark)
     synth_file: ClassVar[str | None] = None
+    #: the published test split's question counts (``total``, ``open``, ``closed``); None: nothing to compare
+    published_counts: ClassVar[dict[str, int] | None] = None
     split: str = "test"
 
     def __init__(self, **options: Any) -> None:
@@ -93,6 +101,9 @@ class MedVqaBenchmark(Benchmark):
         self.question_counts = question_counts(self.last_report, len(items))
         return items
 
+    def size_warning(self, items: list[BenchmarkItem]) -> str | None:
+        return published_size_warning(self.name, "test", self.published_counts, self.question_counts, items)
+
     def prompt(self, item: BenchmarkItem) -> str:
         return self.prompt_format.format(question=item.question)
 
@@ -108,6 +119,7 @@ class VqaRadBenchmark(MedVqaBenchmark):
 
     name = "vqa-rad"
     dataset = "VQA-RAD"
+    published_counts = {"total": 451, "open": 179, "closed": 272}
 
 
 class SlakeBenchmark(MedVqaBenchmark):
@@ -115,6 +127,7 @@ class SlakeBenchmark(MedVqaBenchmark):
 
     name = "slake"
     dataset = "SLAKE"
+    published_counts = {"total": 1061, "open": 645, "closed": 416}
 
 
 class PathVqaBenchmark(MedVqaBenchmark):
@@ -122,6 +135,7 @@ class PathVqaBenchmark(MedVqaBenchmark):
 
     name = "pathvqa"
     dataset = "PathVQA"
+    published_counts = {"total": 6761, "open": 3370, "closed": 3391}
 
 
 class SynthVqaRadBenchmark(VqaRadBenchmark):
@@ -129,6 +143,7 @@ class SynthVqaRadBenchmark(VqaRadBenchmark):
 
     name = "synth-vqa-rad"
     synth_file = "vqa_rad/test.json"
+    published_counts = None
 
 
 class SynthSlakeBenchmark(SlakeBenchmark):
@@ -136,6 +151,7 @@ class SynthSlakeBenchmark(SlakeBenchmark):
 
     name = "synth-slake"
     synth_file = "slake/test.json"
+    published_counts = None
 
 
 class SynthPathVqaBenchmark(PathVqaBenchmark):
@@ -143,6 +159,7 @@ class SynthPathVqaBenchmark(PathVqaBenchmark):
 
     name = "synth-pathvqa"
     synth_file = "pathvqa/qas/test/test_qa.pkl"
+    published_counts = None
 
 
 MEDVQA_BENCHMARKS: tuple[type[MedVqaBenchmark], ...] = (
