@@ -4,6 +4,7 @@ read the streamed answer on the page."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -65,6 +66,12 @@ def server_url(model_dir, tmp_path_factory):
             process.wait()
 
 
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
 def test_page_uploads_an_image_and_shows_the_streamed_answer(server_url, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -73,7 +80,7 @@ def test_page_uploads_an_image_and_shows_the_streamed_answer(server_url, tmp_pat
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page()
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
             requests: list[str] = []
             page.on("request", lambda request: requests.append(request.url))
             page.goto(server_url + "/")
@@ -84,14 +91,28 @@ def test_page_uploads_an_image_and_shows_the_streamed_answer(server_url, tmp_pat
             page.fill("#question", SQUARES.question)
             page.click("#send")
             page.wait_for_selector("#log[data-state='done']", timeout=60_000)
-            assert page.inner_text(".msg.user") == SQUARES.question
-            assert page.inner_text(".msg.assistant") == "The square is green."
+            assert page.inner_text(".msg.user .text") == SQUARES.question
+            assert page.inner_text(".msg.assistant .text") == "The square is green."
+            # the image is shown in the conversation, the answer is signed with the model's name, and the time
+            # the answer took is shown
+            expect(page.locator(".msg.user img")).to_have_attribute("src", re.compile(r"^data:image/png"))
+            assert page.inner_text(".msg.assistant .who") == "tiny-med"
+            expect(page.locator("#status")).to_have_text(re.compile(r"^answered in \d+\.\d s$"))
+            assert page.locator(".msg.assistant.pending").count() == 0
             page.fill("#question", "And once more?")
             page.keyboard.press("Enter")
             expect(page.locator(".msg.assistant")).to_have_count(2, timeout=10_000)
             expect(page.locator("#log")).to_have_attribute("data-state", "done", timeout=60_000)
-            assert page.locator(".msg.assistant").nth(1).inner_text()
+            assert page.locator(".msg.assistant .text").nth(1).inner_text()
+            assert page.locator(".msg.user img").count() == 1  # the image belongs to the first turn only
             assert page.locator(".msg.error").count() == 0
             assert all(url.startswith(server_url) for url in requests), requests  # nothing from a CDN
+            # the page fits a 1280 px window: a full-page screenshot is no wider than the viewport
+            shot = page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
+            width, height = png_size(shot)
+            assert width == 1280 and height >= 800
+            bubble = page.locator(".msg.user").first.bounding_box()
+            answer = page.locator(".msg.assistant").first.bounding_box()
+            assert bubble["x"] > answer["x"]  # the user's bubble on the right, the model's on the left
         finally:
             browser.close()

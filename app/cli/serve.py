@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import click
 
@@ -17,7 +16,7 @@ from medzoo.core.dtypes import DTYPE_NAMES
 @click.option("--api-key", default=None, envvar="MEDZOO_API_KEY", help="Require 'Authorization: Bearer KEY'.")
 @click.option("--image-folder", type=click.Path(exists=True, file_okay=False), default=None,
               help="Allow image_url values that are paths inside this folder.")
-@click.option("--model-name", default=None, help="Model id clients send (default: the directory's name).")
+@click.option("--model-name", default=None, help="Model id clients send (default: the run's recipe name for a run's model folder, else the folder's name).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1...")
 @click.option("--dtype", type=click.Choice(DTYPE_NAMES), default=None)
 @click.option("--batch-window-ms", default=10.0, show_default=True, help="Wait this long to gather a batch.")
@@ -62,9 +61,11 @@ def serve_command(model_dir, host, port, api_key, image_folder, model_name, devi
         from medzoo.core.cpu_threads import pin_threads
 
         pin_threads(threads)
+    from medzoo.app.serving.naming import served_model_name
+
     engine = load_engine(model_dir, device=device, dtype=dtype)
     config = ServeConfig(
-        model_name=model_name or Path(model_dir).resolve().name, api_key=api_key, image_folder=image_folder,
+        model_name=model_name or served_model_name(model_dir), api_key=api_key, image_folder=image_folder,
         limits=limits, allowed_hosts=LOOPBACK_HOSTS if loopback else None,
         batching=BatchingSettings(window_s=batch_window_ms / 1000, max_wait_s=batch_max_wait_ms / 1000,
                                   max_batch_size=max_batch_size,
