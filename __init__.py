@@ -1,7 +1,9 @@
 """medzoo: a plugin-based model zoo for biomedical vision-language assistants.
 
-The names below are the whole API a plugin needs (``from medzoo import hookimpl, VisionEncoder, ...``).
-They resolve on first use, so ``import medzoo`` stays cheap (torch is imported only by what needs it).
+``PUBLIC_API`` is the whole API a plugin needs (``from medzoo import hookimpl, VisionEncoder, ...``);
+``USER_API`` the Python API for using models (``medzoo.load(...).ask(image, question)``, ``medzoo.train``,
+``medzoo.evaluate``, ``medzoo.score``, ``medzoo.recipe``; docs/python-api.md). Every name resolves on first use,
+so ``import medzoo`` stays cheap (torch is imported only by what needs it).
 """
 
 from __future__ import annotations
@@ -60,11 +62,16 @@ PUBLIC_API: dict[str, str] = {
     "did_you_mean": "medzoo.core.errors",
 }
 
-__all__ = sorted(PUBLIC_API)
+#: public name -> the module of the Python API that defines it
+USER_API: dict[str, str] = {
+    name: "medzoo.app.api" for name in ("load", "Model", "Chat", "train", "evaluate", "score", "recipe")
+}
+
+__all__ = sorted([*PUBLIC_API, *USER_API])
 
 
 def __getattr__(name: str) -> Any:
-    module = PUBLIC_API.get(name)
+    module = PUBLIC_API.get(name) or USER_API.get(name)
     if module is None:
         raise AttributeError(f"module 'medzoo' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
@@ -73,4 +80,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *PUBLIC_API])
+    return sorted([*globals(), *PUBLIC_API, *USER_API])

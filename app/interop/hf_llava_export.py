@@ -36,6 +36,7 @@ from medzoo.app.interop.hf_llava_vision import VisionTower, express_vision_tower
 from medzoo.core.dtypes import torch_dtype
 from medzoo.core.files import atomic_directory, refuse_unless_ours
 from medzoo.core.model.adapters import merge_adapters
+from medzoo.core.model.card_files import write_model_card
 from medzoo.core.model.image_processing import ImageTransform
 from medzoo.core.model.multimodal import MultimodalModel
 
@@ -122,6 +123,8 @@ def export_hf_llava(
             "template": model.language.template_name,
             "dtype": str(target_dtype).removeprefix("torch."),
         })
+        write_model_card(staging, Path(output), {"model": {**model.spec, "dtype": str(target_dtype).removeprefix("torch.")}},
+                         model, export="hf-llava")
     return report
 
 

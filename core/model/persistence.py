@@ -37,6 +37,7 @@ from medzoo.core.model.adapters import (
     tuning_strategy,
 )
 from medzoo.core.model.build import build_component, build_connector
+from medzoo.core.model.card_files import write_model_card
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
 
@@ -111,6 +112,7 @@ def save_model(model: MultimodalModel, directory: str | Path, extra: dict[str, A
             info = strategy.save_adapters(module, staging / where, name, base_model if name == "language" else None)
             manifest["adapters"][name] = {"path": where, "strategy": strategy_name, **info}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        write_model_card(staging, directory, json.loads(json.dumps(manifest, default=str)), model)
     return directory
 
 
@@ -125,6 +127,7 @@ def load_model(directory: str | Path, dtype: str | None = None) -> MultimodalMod
     model = MultimodalModel(vision, connector, language, spec.get("image_markup", "placeholder"), spec=spec)
     model.trained_modules = saved & {"vision", "connector", "language"}
     _load_adapters(directory, manifest, model)
+    model.loaded_from = directory  # the card of a model saved from this one finds its run folder
     return model.to(torch_dtype(dtype or spec.get("dtype", "float32"))).eval()
 
 
