@@ -8,6 +8,7 @@ from typing import Any
 from medzoo.app.data_setup import ensure_data
 from medzoo.core.evaluation.evaluate_model import evaluate
 from medzoo.core.model.build import as_dict
+from medzoo.core.model.card_files import refresh_model_card
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.training.run import train_recipe
 from medzoo.core.training.run_folder import clear_run
@@ -46,4 +47,5 @@ def run_recipe(
             image_root=spec.get("image_root"), options=spec.get("options") or {}, batch_size=batch_size,
             image_ablation=image_ablation, model_id=recipe.name, echo=echo, redo_stale=True,
         )
+        refresh_model_card(final, model)  # final/README.md lists the evaluations of these weights so far
     return results
