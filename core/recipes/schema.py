@@ -159,6 +159,24 @@ class DataConfig:
     synth_options: dict[str, Any] = field(default_factory=dict)
 
 
+#: the experiment trackers a run can log to, through accelerate's trackers
+TRACKERS: tuple[str, ...] = ("tensorboard", "wandb", "mlflow")
+
+
+@dataclass
+class LoggingConfig:
+    """Experiment tracking through accelerate's trackers (``metrics.jsonl`` and ``plots/`` are written either way)."""
+
+    #: tensorboard | wandb | mlflow, or a list of them; [] or none: no tracker; null: tensorboard when installed
+    trackers: Any = None
+    #: wandb project / mlflow experiment (null: the recipe's name)
+    project: str | None = None
+    #: send the step scalars every N optimizer steps (and at each stage's last step)
+    every_steps: int = 1
+    #: per tracker: {tensorboard: SummaryWriter arguments, wandb: wandb.init arguments, mlflow: {tracking_uri, ...}}
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
 @dataclass
 class Recipe:
     name: str = "???"
@@ -172,6 +190,7 @@ class Recipe:
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     stages: list[StageConfig] = field(default_factory=list)
     benchmarks: list[BenchmarkConfig] = field(default_factory=list)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     citation: str = ""
 
 
@@ -185,3 +204,12 @@ def optimizer_options(optimizer: Any) -> dict[str, Any]:
     plain = OmegaConf.to_container(optimizer, resolve=True) if isinstance(optimizer, DictConfig) else dict(optimizer)
     given = {key: plain[key] for key in OPTIMIZER_PLUGIN_KEYS if plain.get(key) is not None}
     return {**given, **(plain.get("options") or {})}
+
+
+def requested_trackers(trackers: Any) -> list[str] | None:
+    """``logging.trackers`` as a list of names (``[]``: none), or ``None`` for the default; see validation."""
+    if trackers is None:
+        return None
+    if isinstance(trackers, str):
+        return [] if trackers.strip().lower() in ("none", "") else [trackers.strip()]
+    return list(dict.fromkeys(str(name) for name in trackers))

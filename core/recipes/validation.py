@@ -25,7 +25,7 @@ from medzoo.core.errors import PluginError, RecipeError, did_you_mean
 from medzoo.core.interfaces.conversation import IMAGE_PLACEMENTS, LABEL_MASKINGS
 from medzoo.core.interfaces.optimizer import keyword_options
 from medzoo.core.plugin_system.manager import components
-from medzoo.core.recipes.schema import OPTIMIZER_PLUGIN_KEYS, Recipe
+from medzoo.core.recipes.schema import OPTIMIZER_PLUGIN_KEYS, TRACKERS, Recipe
 from medzoo.core.recipes.structure import check_structure, stage_key
 
 CHOICES = {
@@ -174,6 +174,28 @@ def check_semantics(config: Any, path: Path) -> None:
         seen.append(stage.name)
     for index, benchmark in enumerate(config.benchmarks):
         _check_plugin(path, f"benchmarks[{index}].name", "benchmark", benchmark.name)
+    _check_logging(path, config.logging)
+
+
+def _check_logging(path: Path, logging: Any) -> None:
+    """``trackers``: null, none, one tracker name or a list of them; ``options`` keyed by tracker name."""
+    trackers = logging.trackers
+    expected = f"{', '.join(TRACKERS)}, a list of them, [] or none (no tracker), or null (tensorboard when installed)"
+    if trackers is not None and not isinstance(trackers, str):
+        if not OmegaConf.is_list(trackers) and not isinstance(trackers, list):
+            raise RecipeError(f"{path}: logging.trackers: {trackers!r} is not allowed; expected {expected}")
+        for index, name in enumerate(trackers):
+            if name not in TRACKERS:
+                raise RecipeError(f"{path}: logging.trackers[{index}]: {name!r} is not a tracker"
+                                  f"{did_you_mean(str(name), TRACKERS)}; expected one of {', '.join(TRACKERS)}")
+    elif isinstance(trackers, str) and trackers.strip().lower() not in ("none", "", *TRACKERS):
+        raise RecipeError(f"{path}: logging.trackers: {trackers!r} is not a tracker{did_you_mean(trackers, TRACKERS)}; "
+                          f"expected {expected}")
+    _check_range(path, "logging.every_steps", logging.every_steps, COUNT)
+    for name in logging.options:
+        if name not in TRACKERS:
+            raise RecipeError(f"{path}: logging.options.{name}: not a tracker{did_you_mean(str(name), TRACKERS)}; "
+                              f"expected one of {', '.join(TRACKERS)}")
 
 
 def _check_stage(path: Path, where: str, stage: Any, earlier: list[str]) -> None:

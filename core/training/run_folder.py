@@ -32,9 +32,10 @@ RUN_ENTRIES = (RUN_MARKER, LOCK_FILE, RECIPE_FILE, "final", "run.json", "eval", 
 FRESH_ENTRIES = ("final", "run.json", "eval", "leaderboard.md", RECIPE_FILE)
 STAGE_FOLDER = re.compile(r"\d{2}-.+")
 #: recipe keys that do not change what is trained: names and notes, the benchmarks (evaluation only), how a
-#: missing synthetic set would be made and what to do with a bad record (the stages' dataset paths are compared)
+#: missing synthetic set would be made, what to do with a bad record (the stages' dataset paths are compared) and
+#: the experiment trackers
 UNTRAINED_KEYS = ("name", "description", "citation", "defaults", "benchmarks",
-                  "data.synthesize", "data.synth_options", "data.on_bad_record")
+                  "data.synthesize", "data.synth_options", "data.on_bad_record", "logging")
 #: stage keys that do not change what is trained (how often a checkpoint is written)
 UNTRAINED_STAGE_KEYS = ("save_every_steps",)
 
