@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 
 from medzoo.core.errors import MedzooError
+
+if TYPE_CHECKING:  # torch loads with the first tensor read, not with this module (the CLI imports it)
+    import torch
 
 DAMAGED = "the file is truncated or damaged"
 
@@ -87,6 +88,8 @@ def check_safetensors(path: Path, error: type[MedzooError], what: str) -> None:
 
 def read_safetensors(path: Path, error: type[MedzooError], what: str) -> dict[str, torch.Tensor]:
     """Every tensor of a safetensors file; a missing or damaged file raises ``error`` naming it."""
+    from safetensors.torch import load_file
+
     check_safetensors(path, error, what)
     try:
         return load_file(str(path))
@@ -146,6 +149,8 @@ def check_checkpoint_folder(
         check_safetensors(path, error, what)
     if not files:
         return
+    import torch
+
     with torch.device("meta"):
         model = meta_model()
     expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}

@@ -6,15 +6,17 @@ from pathlib import Path
 
 import click
 
-from medzoo.app.interop.llava_import import FORMATS
 from medzoo.core.dtypes import DTYPE_NAMES
 
 DTYPE_CHOICE = click.Choice(DTYPE_NAMES)
+#: the keys of ``medzoo.app.interop.llava_import.FORMATS``, spelt out so ``--help`` does not import torch
+#: (tests/test_cli_lazy.py keeps the two in step)
+IMPORT_FORMATS = ("hf-llava", "llava-med-v1.0", "llava-med-v1.5", "llava-v1.5")
 
 
 @click.command("import")
 @click.argument("source")
-@click.option("--format", "format_", required=True, type=click.Choice(sorted(FORMATS)),
+@click.option("--format", "format_", required=True, type=click.Choice(IMPORT_FORMATS),
               help="Layout of SOURCE (see docs/interop.md).")
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="medzoo model directory.")
 @click.option("--dtype", type=DTYPE_CHOICE, default=None, help="Weights dtype (default: the checkpoint's).")

@@ -11,49 +11,67 @@ import click
 
 from medzoo.core.errors import MedzooError
 
-# module path -> attribute(s) holding click commands or groups (comma-separated)
+#: command name -> ``module:attribute`` of the click command or group; a module is imported only when its
+#: command runs or shows its help, so ``medzoo --help`` and argument errors never import torch
 BUILTIN_COMMANDS: dict[str, str] = {
-    "medzoo.app.cli.data": "data",
-    "medzoo.app.cli.instruct": "instruct",
-    "medzoo.app.cli.judge": "judge",
-    "medzoo.app.cli.score": "score",
-    "medzoo.app.cli.leaderboard": "leaderboard",
-    "medzoo.app.cli.train": "train, merge_lora_command, model_group",
-    "medzoo.app.cli.evaluate": "evaluate_command",
-    "medzoo.app.cli.run": "run_command, sweep_command",
-    "medzoo.app.cli.interop": "import_command, export_command, apply_delta_command, make_delta_command",
-    "medzoo.app.cli.speed": "speed, bench_alias",
-    "medzoo.app.cli.chat": "chat_command",
-    "medzoo.app.cli.serve": "serve_command",
-    "medzoo.app.cli.plugins": "plugins_command",
-    "medzoo.app.cli.zoo": "zoo_command",
-    "medzoo.app.cli.recipes": "recipe_group",
+    "data": "medzoo.app.cli.data:data",
+    "instruct": "medzoo.app.cli.instruct:instruct",
+    "judge": "medzoo.app.cli.judge:judge",
+    "score": "medzoo.app.cli.score:score",
+    "leaderboard": "medzoo.app.cli.leaderboard:leaderboard",
+    "train": "medzoo.app.cli.train:train",
+    "merge-lora": "medzoo.app.cli.train:merge_lora_command",
+    "model": "medzoo.app.cli.train:model_group",
+    "eval": "medzoo.app.cli.evaluate:evaluate_command",
+    "run": "medzoo.app.cli.run:run_command",
+    "sweep": "medzoo.app.cli.run:sweep_command",
+    "import": "medzoo.app.cli.interop:import_command",
+    "export": "medzoo.app.cli.interop:export_command",
+    "apply-delta": "medzoo.app.cli.interop:apply_delta_command",
+    "make-delta": "medzoo.app.cli.interop:make_delta_command",
+    "speed": "medzoo.app.cli.speed:speed",
+    "bench": "medzoo.app.cli.speed:bench_alias",
+    "chat": "medzoo.app.cli.chat:chat_command",
+    "serve": "medzoo.app.cli.serve:serve_command",
+    "plugins": "medzoo.app.cli.plugins:plugins_command",
+    "zoo": "medzoo.app.cli.zoo:zoo_command",
+    "recipe": "medzoo.app.cli.recipes:recipe_group",
 }
 
 
+def import_command(target: str) -> click.Command:
+    """The click command ``module:attribute`` names."""
+    module_path, attribute = target.split(":")
+    command = getattr(importlib.import_module(module_path), attribute)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{target} is not a click command")
+    return command
+
+
 class MedzooGroup(click.Group):
-    """Adds built-in and plugin commands on first use, so importing the CLI has no side effects."""
+    """click's lazy group: a built-in command's module is imported when that command is invoked or its help
+    shown; plugin commands (hook ``register_commands``) are added on the first name that is not built in, or
+    when every command is listed (``medzoo --help``). Importing the CLI has no side effects."""
 
-    _loaded = False
+    _plugins_loaded = False
 
-    def _load(self) -> None:
-        if self._loaded:
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded:
             return
-        self._loaded = True
-        for module_path, attributes in BUILTIN_COMMANDS.items():
-            module = importlib.import_module(module_path)
-            for attribute in attributes.split(","):
-                self.add_command(getattr(module, attribute.strip()))
+        self._plugins_loaded = True
         from medzoo.core.plugin_system.manager import plugin_system
 
         plugin_system().manager.hook.register_commands(cli=self)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._load()
-        return super().list_commands(ctx)
+        self._load_plugins()
+        return sorted({*BUILTIN_COMMANDS, *self.commands})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        self._load()
+        if name not in self.commands and name in BUILTIN_COMMANDS:
+            self.add_command(import_command(BUILTIN_COMMANDS[name]), name)
+        if name not in self.commands:
+            self._load_plugins()
         return super().get_command(ctx, name)
 
 
