@@ -1,15 +1,20 @@
-"""Jinja chat templates (for transformers' ``apply_chat_template`` and vLLM) equal to medzoo's templates.
+"""Jinja chat templates (for transformers' ``apply_chat_template``, lmms-eval, VLMEvalKit and vLLM) equal to
+medzoo's templates.
 
 Message content may be a string (medzoo style, with the literal ``<image>``) or a list of parts
 (``{"type": "image"}``, ``{"type": "text", "text": ...}``); an image part renders as ``<image>\\n``.
-The rendered text starts with the BOS token, as llava-hf templates do (tokenise it without adding special tokens).
-What follows BOS depends on the tokenizer: a Metaspace tokenizer (``prepend_scheme: first``) adds no word-start
-marker after a special token, so the template writes ``<s> [INST]`` to get the ids of ``[INST]`` at the start of
-a text; a legacy (normaliser-prepending) tokenizer needs ``<s>[INST]``. :func:`calibrated_chat_template` picks
-the prefix whose ids equal medzoo's tokenisation.
+As llava-hf's templates, the text holds no BOS: the consumers tokenise it with special tokens
+(``LlavaProcessor(text=...)`` by default, transformers' pipeline and ``processor.apply_chat_template(...,
+tokenize=True)``, lmms-eval's ``llava_hf``, VLMEvalKit's ``LLaVA_HF``), and the tokenizer prepends its BOS as
+medzoo does. :func:`calibrated_chat_template` checks the rendered ids against medzoo's tokenisation (string and
+list content) and picks what follows an ``<image>`` (nothing, or a space for a non-legacy tokenizer).
+A model trained with the tokenizer's own template (``chat_template``) gets that template behind a prelude
+(:func:`own_chat_template`) that turns list content into medzoo's string form.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from medzoo.plugins.templates.llava_med_v1 import LLAVA_MED_SYSTEM
 from medzoo.plugins.templates.vicuna_v1 import VICUNA_SYSTEM
@@ -46,6 +51,8 @@ def _content_macro(image_separator: str, front: bool) -> str:
         "{%- endfor -%}{%- endif -%}"
         "{%- endmacro -%}"
     )
+
+
 _SYSTEM = (
     "{%- if messages[0]['role'] == 'system' -%}"
     "{%- set system = content(messages[0]) -%}{%- set turns = messages[1:] -%}"
@@ -87,45 +94,99 @@ _BODIES: dict[str, str] = {
 }
 #: templates whose turns get ``<image>`` moved to the front (their ``image_placement``)
 _FRONT = frozenset({"mistral_instruct", "vicuna_v1"})
-#: what may follow the BOS token, in order of preference
-BOS_PREFIXES = ("{{ bos_token }}", "{{ bos_token + ' ' }}", "")
 #: what may follow an ``<image>`` (see :func:`_content_macro`)
 IMAGE_SEPARATORS = ("", " ")
 #: a conversation covering a system-less first turn with an image, an answer and a follow-up question
 _PROBE = (("user", "What is shown here?\n<image>"), ("assistant", "A chest radiograph."), ("user", "Which side?"))
+#: the same conversation with list content, the image part first (as chat front ends send it)
+_PARTS_PROBE = (
+    ("user", [{"type": "image"}, {"type": "text", "text": "What is shown here?"}]),
+    ("assistant", [{"type": "text", "text": "A chest radiograph."}]),
+    ("user", [{"type": "text", "text": "Which side?"}]),
+)
+#: what medzoo reads for the list-content probe (an image part is ``<image>\n``)
+_PARTS_AS_TEXT = (("user", "<image>\nWhat is shown here?"), *_PROBE[1:])
+
+#: runs before the tokenizer's own template: list content becomes a string (``<image>\\n`` per image part) and,
+#: for ``front`` placement, a user turn's single ``<image>`` moves to the front as medzoo places it
+_OWN_PRELUDE = (
+    "{%- set medzoo = namespace(turns=[]) -%}"
+    "{%- for message in messages -%}"
+    "{%- if message['content'] is string -%}{%- set text = message['content'] -%}"
+    "{%- else -%}{%- set joined = namespace(text='') -%}"
+    "{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'image' -%}{%- set joined.text = joined.text + '<image>\\n' -%}"
+    "{%- elif part['type'] == 'text' -%}{%- set joined.text = joined.text + part['text'] -%}{%- endif -%}"
+    "{%- endfor -%}{%- set text = joined.text -%}{%- endif -%}"
+    "{%- if FRONT and message['role'] == 'user' and text.count('<image>') == 1 -%}"
+    "{%- set text = '<image>\\n' + (text | replace('<image>', '') | trim) -%}{%- endif -%}"
+    "{%- set medzoo.turns = medzoo.turns + [dict(message, content=text)] -%}"
+    "{%- endfor -%}"
+    "{%- set messages = medzoo.turns -%}"
+)
 
 
-def chat_template_for(
-    template_name: str, bos_prefix: str = BOS_PREFIXES[0], image_separator: str = IMAGE_SEPARATORS[0]
-) -> str | None:
+def chat_template_for(template_name: str, image_separator: str = IMAGE_SEPARATORS[0]) -> str | None:
     """The Jinja equivalent of a medzoo template, or ``None`` when there is none."""
     body = _BODIES.get(template_name)
     if body is None:
         return None
-    return _content_macro(image_separator, template_name in _FRONT) + _SYSTEM + bos_prefix + body
+    return _content_macro(image_separator, template_name in _FRONT) + _SYSTEM + body
+
+
+def own_chat_template(jinja: str, image_placement: str, drop_bos: bool = False) -> str:
+    """The tokenizer's own template ``jinja`` behind the prelude that gives it medzoo's string contents;
+    ``drop_bos``: the tokenizer prepends BOS itself, so a BOS the template renders first is dropped (as medzoo
+    does), or consumers would see two."""
+    if drop_bos:
+        jinja = ("{%- set medzoo_text -%}" + jinja + "{% endset %}"
+                 "{{ medzoo_text[bos_token | length:] if medzoo_text.startswith(bos_token) else medzoo_text }}")
+    return _OWN_PRELUDE.replace("FRONT", "true" if image_placement == "front" else "false") + jinja
+
+
+def prepends_bos(tokenizer) -> bool:
+    """Whether encoding with special tokens starts with the tokenizer's BOS."""
+    bos_id = tokenizer.bos_token_id
+    return bool(tokenizer.bos_token) and bos_id is not None and tokenizer("x").input_ids[:1] == [bos_id]
+
+
+def medzoo_ids(template_name: str, tokenizer, messages) -> list[int]:
+    """medzoo's ids for ``messages`` (``(role, text)`` pairs) with the generation prompt, images unexpanded."""
+    from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message, place_images
+    from medzoo.core.interfaces.templates import template_for
+    from medzoo.core.model.processor import tokenize_around_images
+
+    template = template_for(template_name, tokenizer)
+    placed = place_images([Message(role, text) for role, text in messages], template.image_placement)
+    image_id = tokenizer.convert_tokens_to_ids(IMAGE_PLACEHOLDER)
+    return tokenize_around_images(tokenizer, template.prompt(placed, tokenizer.eos_token or ""), image_id)[0]
+
+
+def gives_medzoo_ids(jinja: str, template_name: str, tokenizer) -> bool:
+    """Whether ``jinja``, rendered and tokenised with special tokens (as llava-hf consumers do), gives medzoo's
+    ids for the probe conversation with string content and with list content."""
+    for probe, as_text in ((_PROBE, _PROBE), (_PARTS_PROBE, _PARTS_AS_TEXT)):
+        messages: list[dict[str, Any]] = [{"role": role, "content": content} for role, content in probe]
+        text = tokenizer.apply_chat_template(messages, chat_template=jinja, add_generation_prompt=True,
+                                             tokenize=False)
+        if tokenizer(text).input_ids != medzoo_ids(template_name, tokenizer, as_text):
+            return False
+    return True
 
 
 def calibrated_chat_template(template_name: str, tokenizer) -> str | None:
-    """The chat template whose text, tokenised without special tokens, gives medzoo's ids for ``tokenizer``
-    (``None``: no Jinja equivalent, or no BOS prefix reproduces the ids)."""
-    from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message, place_images
-    from medzoo.core.interfaces.templates import get_template
-    from medzoo.core.model.processor import tokenize_around_images
+    """The chat template whose text, tokenised with special tokens, gives medzoo's ids for ``tokenizer``
+    (``None``: no Jinja equivalent, or none reproduces the ids). ``chat_template``: the tokenizer's own."""
+    if template_name == "chat_template":
+        own = getattr(tokenizer, "chat_template", None)
+        if not isinstance(own, str) or not own:
+            return None
+        from medzoo.core.interfaces.templates import get_template
 
-    if template_name not in _BODIES:
+        placement = get_template(template_name).image_placement
+        candidates = [own_chat_template(own, placement, drop_bos=prepends_bos(tokenizer))]
+    elif template_name in _BODIES:
+        candidates = [chat_template_for(template_name, separator) for separator in IMAGE_SEPARATORS]  # type: ignore[misc]
+    else:
         return None
-    probe = [Message(role, content) for role, content in _PROBE]  # type: ignore[arg-type]
-    template = get_template(template_name)
-    image_id = tokenizer.convert_tokens_to_ids(IMAGE_PLACEHOLDER)
-    placed = place_images(probe, template.image_placement)
-    expected, _ = tokenize_around_images(tokenizer, template.prompt(placed, tokenizer.eos_token or ""), image_id)
-    prefixes = BOS_PREFIXES if tokenizer.bos_token else ("",)
-    messages = [{"role": m.role, "content": m.content} for m in probe]
-    for prefix in prefixes:
-        for separator in IMAGE_SEPARATORS:
-            jinja = chat_template_for(template_name, prefix, separator)
-            text = tokenizer.apply_chat_template(messages, chat_template=jinja, add_generation_prompt=True,
-                                                 tokenize=False)
-            if tokenizer(text, add_special_tokens=False).input_ids == expected:
-                return jinja
-    return None
+    return next((jinja for jinja in candidates if gives_medzoo_ids(jinja, template_name, tokenizer)), None)

@@ -168,29 +168,47 @@ def hf_llava_config(model: MultimodalModel, parts: LlavaParts, dtype: torch.dtyp
 
 
 def generation_config(model: MultimodalModel) -> dict[str, Any]:
+    """Special ids; ``eos_token_id`` also holds each stop string of the template that is one token (ChatML's
+    ``<|im_end|>`` where the tokenizer's EOS is ``<|endoftext|>``), so ``generate`` stops where medzoo does."""
     tokenizer = model.tokenizer
+    stops = stop_token_ids(model)
     return {
         "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
+        "eos_token_id": stops[0] if len(stops) == 1 else stops,
         "pad_token_id": tokenizer.pad_token_id,
     }
+
+
+def stop_token_ids(model: MultimodalModel) -> list[int]:
+    """The EOS id and the ids of the template's single-token stop strings (multi-token ones, such as
+    ``###``, need ``stop_strings`` and a tokenizer in ``generate``, which the consumers do not pass)."""
+    from medzoo.core.interfaces.templates import template_for
+
+    tokenizer = model.tokenizer
+    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    for stop in template_for(model.language.template_name, tokenizer).stop_strings:
+        encoded = tokenizer(stop, add_special_tokens=False).input_ids
+        if len(encoded) == 1 and encoded[0] not in ids:
+            ids.append(encoded[0])
+    return ids
 
 
 def write_processor_files(model: MultimodalModel, tower: VisionTower, output: Path, report: ExportReport) -> list[str]:
     """Tokenizer + chat template, image processor and ``LlavaProcessor`` settings."""
     vision = model.vision
     template_name = model.language.template_name
-    own = getattr(model.tokenizer, "chat_template", None) if template_name == "chat_template" else None
-    template = own if isinstance(own, str) and own else calibrated_chat_template(template_name, model.tokenizer)
+    template = calibrated_chat_template(template_name, model.tokenizer)
     tokenizer = copy.deepcopy(model.tokenizer)
     files = []
-    if own and template is own:
-        report.notes.append("chat template: the tokenizer's own, which the model was trained with; put '<image>' "
-                            "in the text content where the image goes")
+    if template is not None and template_name == "chat_template":
+        report.notes.append("chat template: the tokenizer's own, which the model was trained with, behind a prelude "
+                            "turning image/text parts into its '<image>\\n' + text string content")
     if template is None:
-        why = "has no Jinja equivalent" if chat_template_for(template_name) is None else "cannot reproduce its ids"
+        known = template_name == "chat_template" or chat_template_for(template_name) is not None
+        why = "cannot reproduce its ids" if known else "has no Jinja equivalent"
         report.notes.append(f"no chat template written: medzoo template {template_name!r} {why}; "
                             "render prompts with medzoo (or by hand) and tokenise them with special tokens")
+        tokenizer.chat_template = None  # the tokenizer's own would render prompts the model was not trained on
     else:
         tokenizer.chat_template = template
         (output / "chat_template.jinja").write_text(template)
