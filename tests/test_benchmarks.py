@@ -297,7 +297,7 @@ def test_score_command_coloninst_prediction_file(tmp_path):
         for n, prediction in enumerate(["{<0><0><9><9>}<|endoftext|>", "{<0><0><4><9>}", "nothing"])
     ]  # fmt: skip
     path = _write_json(tmp_path / "test_pred_rec.json", records)
-    result = CliRunner().invoke(cli, ["score", "-b", "coloninst-rec", "-p", str(path), "--json", "-o", "split=unseen"])
+    result = CliRunner().invoke(cli, ["score", "-b", "coloninst-rec", "-p", str(path), "--json", "--option", "split=unseen"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["metrics"]["mean_iou"] == pytest.approx(50.0)

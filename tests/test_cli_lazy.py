@@ -104,3 +104,30 @@ def test_plugin_commands_are_listed_and_run(monkeypatch):
         assert runner.invoke(cli_main.cli, ["hello-plugin"]).output == "hello from a plugin\n"
     finally:
         unregister_plugin(plugin)
+
+
+def every_command():
+    """(path, command) for every built-in command and subcommand."""
+    import click
+
+    stack = [(name, import_command(target)) for name, target in BUILTIN_COMMANDS.items()]
+    while stack:
+        path, command = stack.pop()
+        yield path, command
+        if isinstance(command, click.Group):
+            stack.extend((f"{path} {name}", sub) for name, sub in command.commands.items())
+
+
+def test_short_flags_mean_one_thing_everywhere():
+    """-o is always --override (the recipe one), -O always --output, -d always --output-dir."""
+    meaning = {"-o": "--override", "-O": "--output", "-d": "--output-dir"}
+    seen = set()
+    for path, command in every_command():
+        for param in command.params:
+            for short, long in meaning.items():
+                if short in param.opts:
+                    assert long in param.opts, f"medzoo {path}: {short} is {param.opts}, expected {long}"
+                    seen.add(short)
+            if "--output" in param.opts:
+                assert "-O" in param.opts, f"medzoo {path}: --output has no -O"
+    assert seen == set(meaning)

@@ -110,7 +110,7 @@ def test_leaderboard_command(runs, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0].startswith("model,kind,source,details,vqa-rad:test:open_recall")
     output = tmp_path / "board.html"
-    result = CliRunner().invoke(cli, ["leaderboard", str(runs[0]), "--published", "--format", "html", "-o", str(output)])
+    result = CliRunner().invoke(cli, ["leaderboard", str(runs[0]), "--published", "--format", "html", "-O", str(output)])
     assert result.exit_code == 0, result.output
     assert "<table" in output.read_text()
     result = CliRunner().invoke(cli, ["leaderboard", "--published"])

@@ -28,7 +28,7 @@ def data() -> None:
 
 
 @data.command("synth")
-@click.option("--output", "output", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--output", "-O", "output", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory to write the data set into.")
 @click.option("--seed", default=None, type=int, help="Random seed (same seed: byte-identical files).")
 @click.option("--size", "sizes", multiple=True, metavar="KEY=N",
@@ -70,7 +70,7 @@ def _prepare_help() -> str:
 @click.option("--source", "sources", multiple=True, metavar="HUB_ID|URL|PATH",
               help="Where to take NAME from instead of its default (repeatable): a Hugging Face dataset id, an "
                    "http(s) URL (a base URL ending in / for several files) or a local file or folder.")
-@click.option("--output", default=None, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--output", "-O", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Data root to write into (default: data/llava-med; data/ColonINST for coloninst).")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(min=1),
               help="PMC packages fetched at the same time (llava-med-images).")

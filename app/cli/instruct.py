@@ -70,7 +70,7 @@ def instruct() -> None:
 @instruct.command("generate")
 @click.option("--captions", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="jsonl caption records: pair_id, image, fig_label, fig_caption, in_text_mention, domain.")
-@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--output", "-O", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="LLaVA instruction json to write (a summary goes beside it as <stem>.summary.json).")
 @click.option("--inline-mentions", is_flag=True, help="Also show the sentences that mention each figure.")
 @click.option("--max-tokens", default=1024, show_default=True, type=click.IntRange(min=1))

@@ -18,7 +18,7 @@ IMPORT_FORMATS = ("hf-llava", "llava-med-v1.0", "llava-med-v1.5", "llava-v1.5")
 @click.argument("source")
 @click.option("--format", "format_", required=True, type=click.Choice(IMPORT_FORMATS),
               help="Layout of SOURCE (see docs/interop.md).")
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="medzoo model directory.")
+@click.option("--output", "-O", required=True, type=click.Path(file_okay=False), help="medzoo model directory.")
 @click.option("--dtype", type=DTYPE_CHOICE, default=None, help="Weights dtype (default: the checkpoint's).")
 @click.option("--tokenizer", default=None, help="Tokenizer directory or hub id (default: SOURCE).")
 @click.option("--template", default=None, help="Conversation template (default: the format's).")
@@ -37,7 +37,7 @@ def import_command(source, format_, output, dtype, tokenizer, template, vision_t
 @click.command("export")
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--format", "format_", type=click.Choice(["hf-llava"]), default="hf-llava", show_default=True)
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False))
+@click.option("--output", "-O", required=True, type=click.Path(file_okay=False))
 @click.option("--dtype", type=DTYPE_CHOICE, default=None, help="Weights dtype (default: the model's).")
 def export_command(model_dir, format_, output, dtype) -> None:
     """Export the medzoo model in MODEL_DIR for transformers' LlavaForConditionalGeneration and vLLM."""
@@ -57,7 +57,7 @@ def export_command(model_dir, format_, output, dtype) -> None:
 @click.command("apply-delta")
 @click.option("--base", required=True, help="LLaMA-7B directory or hub id (transformers layout).")
 @click.option("--delta", required=True, help="Delta weights directory or hub id (e.g. LLaVA-Med v1.0).")
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False))
+@click.option("--output", "-O", required=True, type=click.Path(file_okay=False))
 @click.option("--output-format", type=click.Choice(["medzoo", "llava"]), default="medzoo", show_default=True,
               help="medzoo: a model directory with the v1.0 recipe; llava: the merged official checkpoint.")
 @click.option("--dtype", type=DTYPE_CHOICE, default=None, help="Weights dtype of a medzoo output.")
@@ -90,7 +90,7 @@ def apply_delta_command(base, delta, output, output_format, dtype, vision_tower)
 @click.command("make-delta")
 @click.option("--base", required=True, help="Base model directory (transformers layout).")
 @click.option("--target", required=True, help="Full model directory in the official LLaVA layout.")
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False))
+@click.option("--output", "-O", required=True, type=click.Path(file_okay=False))
 def make_delta_command(base, target, output) -> None:
     """Write TARGET as a delta against BASE (apply-delta reproduces TARGET exactly)."""
     from medzoo.app.interop.delta import make_delta_dirs

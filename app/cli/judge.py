@@ -16,7 +16,7 @@ from medzoo.app.cli.instruct import backend_options, build_runner
               help="Chat-benchmark questions jsonl (question_id, text, gpt4_answer, fig_caption, domain, type).")
 @click.option("--answers", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Model answers jsonl (question_id, text, model_id, ...).")
-@click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--output", "-O", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for reviews.jsonl, metrics.json and judge.json (e.g. RUN_DIR/eval/llava-med-chat).")
 @click.option("--parse-retries", default=2, show_default=True, type=click.IntRange(min=0),
               help="Times to re-ask the judge when its scores cannot be read.")

@@ -15,7 +15,7 @@ import click
 @click.argument("run_dirs", nargs=-1, type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "html"]), default="md", show_default=True)
 @click.option("--published", is_flag=True, help="Add published reference rows (with their source).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write to a file.")
+@click.option("--output", "-O", type=click.Path(dir_okay=False), default=None, help="Write to a file.")
 def leaderboard(run_dirs: tuple[str, ...], fmt: str, published: bool, output: str | None) -> None:
     """One row per model, column groups per benchmark (headline metrics, percent)."""
     from medzoo.core.errors import DataError

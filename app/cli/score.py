@@ -160,7 +160,7 @@ def format_table(result: dict) -> str:
     "--predictions", "-p", required=True,
     help="Answer jsonl (question_id, text, ...) or a ColonINST json with prediction turns.",
 )  # fmt: skip
-@click.option("--option", "-o", "option_pairs", multiple=True, help="Benchmark option KEY=VALUE (e.g. split=seen).")
+@click.option("--option", "option_pairs", multiple=True, help="Benchmark option KEY=VALUE (e.g. split=seen).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as json.")
 def score(
     benchmark_name: str, references: str | None, predictions: str, option_pairs: tuple[str, ...], as_json: bool

@@ -39,7 +39,7 @@ def train(recipe: str, output_dir: str, overrides: tuple[str, ...], resume: bool
 
 @click.command("merge-lora")
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--output", "-o", "output", required=True, type=click.Path(file_okay=False))
+@click.option("--output", "-O", "output", required=True, type=click.Path(file_okay=False))
 def merge_lora_command(model_dir: str, output: str) -> None:
     """Fold the LoRA adapters of MODEL_DIR into the base weights and save a plain model (OUTPUT must not hold
     MODEL_DIR, and a folder there that is not a medzoo model is refused)."""
