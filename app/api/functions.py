@@ -58,12 +58,9 @@ def train(recipe: Any, output_dir: str | Path, overrides: Sequence[str] = (), *,
 
 
 def _answerer(model: Any) -> tuple[Any, str]:
-    """(what ``evaluate`` answers with, its model id) for a ``Model``, a ``MultimodalModel``, an answerer or a
-    folder / variant name."""
-    from medzoo.app.api.model import Model, load
+    """(what ``evaluate`` answers with, its model id) for a ``Model``, a ``MultimodalModel`` or an answerer."""
+    from medzoo.app.api.model import Model
 
-    if isinstance(model, str | Path):
-        model = load(model)
     if isinstance(model, Model):
         return model.model, model.name
     return model, getattr(model, "model_id", None) or "model"
@@ -78,15 +75,33 @@ def evaluate(model: Model | Any, benchmark: str, output_dir: str | Path | None =
     Answers and ``metrics.json`` go to ``output_dir`` (a rerun resumes there); without one, to a temporary folder
     removed afterwards. ``image_ablation`` (``noise`` | ``blank``) also scores with every image replaced.
     """
+    from medzoo.app.api.model import load
     from medzoo.core.evaluation.evaluate_model import evaluate as evaluate_model
 
+    if isinstance(model, str | Path):
+        model = load(model)
     answerer, model_id = _answerer(model)
     with tempfile.TemporaryDirectory(prefix="medzoo-eval-") as scratch:
-        return evaluate_model(
+        metrics = evaluate_model(
             answerer, benchmark, output_dir if output_dir is not None else scratch, data=data, image_root=image_root,
             options=options, batch_size=batch_size, image_ablation=image_ablation, model_id=model_id, echo=echo,
             fresh=fresh,
         )
+    if output_dir is not None:
+        _refresh_run_card(model, Path(output_dir))
+    return metrics
+
+
+def _refresh_run_card(model: Any, output_dir: Path) -> None:
+    """An evaluation into ``RUN/eval/<name>`` of ``RUN/final`` (as ``medzoo run`` writes them) joins its card."""
+    from medzoo.app.api.model import Model
+    from medzoo.core.model.card_files import refresh_model_card
+    from medzoo.core.model.card_sources import run_folder_of
+
+    directory = model.directory if isinstance(model, Model) else None
+    run_dir = run_folder_of(directory)
+    if run_dir is not None and directory.name == "final" and output_dir.resolve().parent == (run_dir / "eval").resolve():
+        refresh_model_card(directory, model.model)
 
 
 def score(benchmark: str, predictions: str | Path, references: str | Path | None = None,

@@ -131,9 +131,9 @@ class Model:
         (same length) answer them all, batched. ``sampling``: ``max_new_tokens`` (256), ``temperature`` (0:
         greedy), ``top_p``, ``stop`` (strings), ``seed``."""
         settings = sampling_settings(sampling)
-        if isinstance(question, str):
+        if isinstance(question, str) or not isinstance(question, Sequence):
             return self._answer([image], [question], settings, batch_size)[0]
-        if isinstance(image, str | Path) or not isinstance(image, Sequence) or not isinstance(question, Sequence):
+        if isinstance(image, str | Path) or not isinstance(image, Sequence):
             raise DataError("ask: with a list of questions, pass a list of images of the same length (None: no image)")
         if len(image) != len(question):
             raise DataError(f"ask: {len(image)} images for {len(question)} questions; expected one image per question")
