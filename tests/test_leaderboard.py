@@ -1,4 +1,4 @@
-"""Leaderboard: run directories and published rows rendered as markdown, csv and html."""
+"""Leaderboard: run directories and published rows rendered as markdown, csv and html, one table per protocol."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from medzoo.app.cli.main import cli
 from medzoo.core.errors import DataError
+from medzoo.plugins.leaderboard.protocols import PROTOCOLS, PUBLISHED_PROTOCOLS
 from medzoo.plugins.leaderboard.published import PUBLISHED_CSV, published_rows, read_published
 from medzoo.plugins.leaderboard.render import leaderboard_from_runs, render, render_run_dirs
 from medzoo.plugins.leaderboard.table import ColumnGroup
@@ -45,9 +46,72 @@ def runs(tmp_path: Path) -> list[Path]:
 
 def test_published_csv_keeps_the_reference_facts():
     rows = read_published()
-    assert len(rows) == 135 and all(row["source"] for row in rows)
-    if REFERENCE_CSV.is_file():
-        assert PUBLISHED_CSV.read_text() == REFERENCE_CSV.read_text()
+    assert len(rows) == 155 and all(row["source"] for row in rows)
+    assert {row["protocol"] for row in rows} <= set(PUBLISHED_PROTOCOLS)
+    if REFERENCE_CSV.is_file():  # the reference rows, in order, with a protocol column added
+        with REFERENCE_CSV.open(newline="", encoding="utf-8") as handle:
+            reference = list(csv.DictReader(handle))
+        assert [{k: v for k, v in row.items() if k != "protocol"} for row in rows[: len(reference)]] == reference
+    protocol = {(row["model"], row["variant"], row["benchmark"]): row["protocol"] for row in rows}
+    assert protocol["LLaVA", "zero-shot", "VQA-RAD"] == "zero-shot"  # the only zero-shot row of the paper's table
+    for variant in ("from LLaVA", "from Vicuna", "BiomedCLIP"):
+        assert protocol["LLaVA-Med", variant, "SLAKE"] == "llava-med-finetuned"
+    assert protocol["M2I2", "supervised", "PathVQA"] == "llava-med-finetuned"
+    assert protocol["LLaVA-Tri", "MedTrinity-25M", "VQA-RAD"] == "llava-med-finetuned"
+    assert {p for (_, _, benchmark), p in protocol.items() if benchmark.startswith("ColonINST")} == {"coloninst"}
+
+
+def test_every_protocol_has_a_one_line_legend():
+    assert all(p.description and "\n" not in p.description and p.name == name for name, p in PROTOCOLS.items())
+    assert "synthetic" in PROTOCOLS and "synthetic" not in PUBLISHED_PROTOCOLS
+
+
+def test_an_unknown_protocol_in_the_csv_is_a_one_line_error(tmp_path):
+    lines = PUBLISHED_CSV.read_text(encoding="utf-8").splitlines()
+    bad = tmp_path / "published.csv"
+    bad.write_text("\n".join([lines[0], lines[1], lines[2].replace(",zero-shot,65.07", ",fine-tuned,65.07")]) + "\n")
+    with pytest.raises(DataError) as error:
+        read_published(bad)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{bad}: line 3: protocol 'fine-tuned' is not known")
+    assert message.endswith("expected one of " + ", ".join(PUBLISHED_PROTOCOLS))
+    bad.write_text("\n".join([lines[0], lines[1].replace(",zero-shot,50.00", ",synthetic,50.00")]) + "\n")
+    with pytest.raises(DataError, match="line 2: protocol 'synthetic' is not known"):
+        read_published(bad)
+    bad.write_text("benchmark,split,metric,model,variant,value,source\nVQA-RAD,test,open_recall,X,,1.0,paper\n")
+    with pytest.raises(DataError, match="expected the columns .*variant, protocol, value"):
+        read_published(bad)
+
+
+#: field.md's current medical VLMs: (model label, protocol, metric, {benchmark: value}, source)
+FIELD_ROWS = [
+    ("LLaVA-Med v1.5", "huatuogpt-zero-shot", "overall_accuracy", {"vqa-rad": 51.4, "slake": 48.6, "pathvqa": 56.8},
+     "HuatuoGPT-Vision README"),
+    ("HuatuoGPT-Vision-34B", "huatuogpt-zero-shot", "overall_accuracy",
+     {"vqa-rad": 68.1, "slake": 76.9, "pathvqa": 63.5}, "HuatuoGPT-Vision README (exact protocol unverified)"),
+    ("LLaVA-Med++", "llava-med-finetuned", "overall_accuracy", {"vqa-rad": 81.6, "slake": 87.8},
+     "MedTrinity-25M README"),
+    ("MedGemma-4B (model card)", "model-card-f1", "token_f1", {"vqa-rad": 49.9, "slake": 72.3}, "MedGemma model card"),
+    ("MedGemma-4B (MedEvalKit)", "medevalkit-judge", "overall_accuracy", {"vqa-rad": 72.5}, "MedEvalKit issue 21"),
+    ("Lingshu-7B", "medevalkit-judge", "overall_accuracy", {"vqa-rad": 67.9, "slake": 83.1, "pathvqa": 61.9},
+     "Lingshu paper (arXiv 2506.07044) Table 6"),
+    ("Lingshu-32B", "medevalkit-judge", "overall_accuracy", {"vqa-rad": 76.5, "slake": 89.2, "pathvqa": 65.9},
+     "Lingshu paper (arXiv 2506.07044) Table 6"),
+    ("Qwen2.5-VL-7B", "medevalkit-judge", "overall_accuracy", {"vqa-rad": 64.5, "slake": 67.2, "pathvqa": 44.1},
+     "Lingshu paper (arXiv 2506.07044) Table 6"),
+]  # fmt: skip
+
+
+def test_the_current_medical_vlms_come_with_their_protocol_and_source():
+    rows = {row.model: row for row in published_rows()}
+    for model, protocol, metric, values, source in FIELD_ROWS:
+        row = rows[model]
+        assert row.protocol == protocol and row.source.startswith(source), model
+        assert {group.benchmark: scores for group, scores in row.scores.items()} == {
+            benchmark: {metric: value} for benchmark, value in values.items()
+        }, model  # one figure without open/closed is never recorded as closed accuracy
+    page = render(leaderboard_from_runs([], published=True), "md")
+    assert "| Lingshu-32B | Lingshu paper (arXiv 2506.07044) Table 6, MedEvalKit with a GPT-4.1 judge | **76.50** |" in page
 
 
 def test_published_rows_map_names_and_label_repeated_models():
@@ -81,8 +145,12 @@ def test_markdown_and_csv(runs):
     table = list(csv.DictReader(io.StringIO(render(board, "csv"))))
     ours = next(row for row in table if row["model"] == "tiny-llava-med")
     assert ours["vqa-rad:test:closed_accuracy"] == "70.25" and ours["kind"] == "run"
+    assert ours["protocol"] == "zero-shot" and ours["protocol_basis"] == "training not recorded with these scores: zero-shot assumed"
     m2i2 = next(row for row in table if row["model"] == "M2I2")
     assert m2i2["vqa-rad:test:open_recall"] == "" and m2i2["vqa-rad:test:closed_accuracy"] == "83.50"
+    assert m2i2["protocol"] == "llava-med-finetuned"
+    order = [row["protocol"] for row in table]  # grouped: our runs' protocol first, then the vocabulary's order
+    assert order == sorted(order, key=lambda name: (name != "zero-shot", list(PROTOCOLS).index(name)))
 
 
 def test_html_is_self_contained_sortable_and_charted(runs):
@@ -108,7 +176,7 @@ def test_run_directory_errors_name_the_path(tmp_path):
 def test_leaderboard_command(runs, tmp_path):
     result = CliRunner().invoke(cli, ["leaderboard", *map(str, runs), "--format", "csv"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[0].startswith("model,kind,source,details,vqa-rad:test:open_recall")
+    assert result.stdout.splitlines()[0].startswith("model,kind,protocol,protocol_basis,source,details,vqa-rad:test:")
     output = tmp_path / "board.html"
     result = CliRunner().invoke(cli, ["leaderboard", str(runs[0]), "--published", "--format", "html", "-O", str(output)])
     assert result.exit_code == 0, result.output
@@ -159,6 +227,6 @@ def test_rows_say_which_prompt_and_decoding_produced_them(tmp_path):
         metrics = {"benchmark": "vqa-rad", "closed_accuracy": 50.0, "open_recall": 20.0, "protocol": protocol}
         (folder / "metrics.json").write_text(json.dumps(metrics))
     text = render(leaderboard_from_runs([tmp_path / "v10", tmp_path / "v15"], published=False), "md")
-    assert "| Protocol |" in text.splitlines()[0]
-    assert "prompt llava_med_v1_vqa, sampled (temperature 0.7), seed 0" in text
-    assert "prompt mistral_instruct, greedy |" in text
+    assert "| Notes |" in text.splitlines()[0]
+    assert "prompt llava_med_v1_vqa, sampled (temperature 0.7), seed 0; training not recorded" in text
+    assert "prompt mistral_instruct, greedy; training not recorded with these scores: zero-shot assumed |" in text

@@ -9,19 +9,19 @@ from medzoo.core.errors import DataError
 from medzoo.plugins.leaderboard.published import published_rows
 from medzoo.plugins.leaderboard.render_html import render_html
 from medzoo.plugins.leaderboard.render_text import render_csv, render_markdown
-from medzoo.plugins.leaderboard.runs import run_row
+from medzoo.plugins.leaderboard.runs import run_rows
 from medzoo.plugins.leaderboard.table import Leaderboard, ModelRow, build_leaderboard
 
 RENDERERS = {"md": render_markdown, "csv": render_csv, "html": render_html}
 
 
 def leaderboard_from_runs(run_dirs: Iterable[str | Path], published: bool = False) -> Leaderboard:
-    """Rows for the runs (in the given order), then the published rows when asked.
+    """Rows for the runs (in the given order, one per protocol), then the published rows when asked.
 
     With ``published`` only published benchmarks that one of the runs also reports are kept, unless no
     run is given at all (then every published result is shown).
     """
-    rows: list[ModelRow] = [run_row(run_dir) for run_dir in run_dirs]
+    rows: list[ModelRow] = [row for run_dir in run_dirs for row in run_rows(run_dir)]
     if published:
         run_benchmarks = {group.benchmark for row in rows for group in row.scores}
         for row in published_rows():

@@ -9,7 +9,9 @@ Run-directory contract (what ``medzoo eval`` / ``medzoo run`` leave behind):
 
 ``metrics.json`` is either ``{"benchmark": ..., "split": ..., "metrics": {name: percent, ...}}`` or a flat
 ``{name: percent, ..., "benchmark": ..., "split": ...}`` (non-numeric entries are ignored); without a split
-the benchmark's default split is assumed (test; unseen for ColonINST).
+the benchmark's default split is assumed (test; unseen for ColonINST). Each benchmark's scores get a protocol
+(``training.benchmark_protocol``: from the stages ``run.json`` records and their ``recipe.yaml`` datasets); a
+run whose benchmarks differ in protocol gives one row per protocol.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from medzoo.core.errors import DataError
 from medzoo.plugins.leaderboard.table import ColumnGroup, ModelRow
+from medzoo.plugins.leaderboard.training import CONTENDER_TEMPLATE, benchmark_protocol, recorded_stages
 
 
 def default_split(benchmark: str) -> str:
@@ -42,17 +45,21 @@ def _read_json(path: Path) -> Any:
         raise DataError(f"{path}: not a readable json file ({error})") from None
 
 
-def model_name(run_dir: Path) -> str:
+def run_info(run_dir: Path) -> Any:
+    """``run.json`` of a run directory, or None."""
     run_file = run_dir / "run.json"
-    if run_file.is_file():
-        info = _read_json(run_file)
-        if isinstance(info, dict):
-            for key in ("model_name", "model", "name", "recipe"):
-                value = info.get(key)
-                if isinstance(value, dict):
-                    value = value.get("name")
-                if isinstance(value, str) and value:
-                    return value
+    return _read_json(run_file) if run_file.is_file() else None
+
+
+def model_name(run_dir: Path) -> str:
+    info = run_info(run_dir)
+    if isinstance(info, dict):
+        for key in ("model_name", "model", "name", "recipe"):
+            value = info.get(key)
+            if isinstance(value, dict):
+                value = value.get("name")
+            if isinstance(value, str) and value:
+                return value
     return run_dir.resolve().name
 
 
@@ -79,33 +86,45 @@ def metrics_files(run_dir: Path) -> list[Path]:
     return sorted(base.glob("*/metrics.json"))
 
 
-def run_row(run_dir: str | Path) -> ModelRow:
-    """The leaderboard row of one run directory."""
+def run_rows(run_dir: str | Path) -> list[ModelRow]:
+    """The leaderboard rows of one run directory: one per protocol its benchmarks were measured under."""
     folder = Path(run_dir).expanduser()
     if not folder.is_dir():
         raise DataError(f"{folder}: not a run directory")
     files = metrics_files(folder)
     if not files:
         raise DataError(f"{folder}: no eval/<benchmark>/metrics.json found")
-    row = ModelRow(model=model_name(folder), source=str(folder), kind="run")
-    protocols: list[str] = []
+    name, stages = model_name(folder), recorded_stages(folder, run_info(folder))
+    rows: dict[str, ModelRow] = {}
+    answering: dict[str, list[str]] = {}
+    bases: dict[str, list[str]] = {}
     for path in files:
         group, values = read_metrics_file(path, path.parent.name)
+        answered = answering_of(path)
+        protocol, basis = benchmark_protocol(group.benchmark, values, stages, CONTENDER_TEMPLATE in answered)
+        row = rows.setdefault(protocol, ModelRow(model=name, source=str(folder), kind="run", protocol=protocol))
         row.scores.setdefault(group, {}).update(values)
-        protocol = protocol_of(path)
-        if protocol and protocol not in protocols:
-            protocols.append(protocol)
-    row.details = "; ".join(protocols)
-    return row
+        _add_once(answering.setdefault(protocol, []), answered)
+        _add_once(bases.setdefault(protocol, []), basis)
+    for protocol, row in rows.items():
+        row.details, row.basis = "; ".join(answering[protocol]), "; ".join(bases[protocol])
+    return list(rows.values())
 
 
-def protocol_of(path: Path) -> str:
-    """How a ``metrics.json``'s answers were produced (prompt template, decoding, seed), or ``""``."""
+def _add_once(notes: list[str], note: str) -> None:
+    if note and note not in notes:
+        notes.append(note)
+
+
+def answering_of(path: Path) -> str:
+    """How a ``metrics.json``'s answers were produced (its ``protocol``: prompt template, decoding, seed), or
+    ``""``."""
     data = _read_json(path)
     protocol = data.get("protocol") if isinstance(data, dict) else None
     if not isinstance(protocol, dict):
         return ""
-    parts = [f"prompt {protocol['prompt_template']}" if protocol.get("prompt_template") else "", str(protocol.get("decoding") or "")]
+    template = protocol.get("prompt_template")
+    parts = [f"prompt {template}" if template else "", str(protocol.get("decoding") or "")]
     if protocol.get("seed") is not None and str(protocol.get("decoding", "")).startswith("sampled"):
         parts.append(f"seed {protocol['seed']}")
     return ", ".join(part for part in parts if part)
