@@ -6,9 +6,11 @@ import csv
 import io
 import json
 import re
+from html import escape
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from medzoo.app.cli.main import cli
@@ -230,3 +232,102 @@ def test_rows_say_which_prompt_and_decoding_produced_them(tmp_path):
     assert "| Notes |" in text.splitlines()[0]
     assert "prompt llava_med_v1_vqa, sampled (temperature 0.7), seed 0; training not recorded" in text
     assert "prompt mistral_instruct, greedy; training not recorded with these scores: zero-shot assumed |" in text
+
+
+# ---------------------------------------------------------------- protocols of medzoo rows, ranks within them
+
+
+def _trained_run(root: Path, name: str, stages: list[tuple[str, str]], datasets: dict[str, list[dict]] | None,
+                 metrics: dict[str, dict]) -> Path:
+    """A run folder as ``medzoo run`` leaves it: run.json with the stages that ran, recipe.yaml with their data."""
+    run_dir = _run(root, name, None, metrics)
+    stage_records = [{"stage": stage, "role": role, "steps": 3} for stage, role in stages]
+    (run_dir / "run.json").write_text(json.dumps({"recipe": name, "stages": stage_records}))
+    if datasets is not None:
+        recipe = {"name": name, "data": {"root": "/data/vqa_rad_project"},
+                  "stages": [{"name": stage, "role": role, "datasets": datasets.get(stage, [])} for stage, role in stages]}
+        (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    return run_dir
+
+
+VQA = {"open_recall": 40.0, "closed_accuracy": 70.0}
+TWO_STAGES = [("alignment", "alignment"), ("instruct", "instruct")]
+
+
+def test_medzoo_rows_get_their_protocol_from_what_the_run_recorded(tmp_path):
+    from medzoo.plugins.leaderboard.runs import run_rows
+
+    def protocols(run_dir: Path) -> dict[str, tuple[str, str, set[str]]]:
+        return {row.protocol: (row.model, row.basis, {g.benchmark for g in row.scores}) for row in run_rows(run_dir)}
+
+    captions = [{"name": "pmc-captions", "path": "/data/vqa_rad_project/pmc/captions.jsonl"}]  # root names vqa_rad
+    finetuned = _trained_run(
+        tmp_path, "downstream", [*TWO_STAGES, ("downstream", "downstream")],
+        {"alignment": captions, "downstream": [{"name": "med-vqa", "path": "/data/vqa_rad_project/vqa_rad/train.json"}]},
+        {"vqa-rad": VQA, "slake": VQA, "coloninst-cls": {"accuracy": 50.0}},
+    )  # fmt: skip
+    assert protocols(finetuned) == {
+        "llava-med-finetuned": ("downstream", "stage downstream trained on the train split", {"vqa-rad"}),
+        "zero-shot": ("downstream", "no stage trained on the train split", {"slake", "coloninst-cls"}),
+    }
+    colon = _trained_run(tmp_path, "colongpt", TWO_STAGES,
+                         {"instruct": [{"name": "colon-inst", "path": "/data/vqa_rad_project/Json-file/train/3tasks.json"}]},
+                         {"coloninst-cls": {"accuracy": 90.0}, "coloninst-rec": {"mean_iou": 40.0}})  # fmt: skip
+    assert protocols(colon) == {"coloninst": ("colongpt", "stage instruct trained on the train split",
+                                              {"coloninst-cls", "coloninst-rec"})}
+    unrecorded = _trained_run(tmp_path, "no-recipe", [*TWO_STAGES, ("downstream", "downstream")], None, {"slake": VQA})
+    assert protocols(unrecorded)["llava-med-finetuned"][1] == "downstream stage downstream ran, its data not recorded"
+    two_stages = _trained_run(tmp_path, "two-stages", TWO_STAGES, None, {"slake": VQA})
+    assert protocols(two_stages)["zero-shot"][1] == (
+        "no downstream stage ran (data of stage alignment, instruct not recorded): zero-shot assumed"
+    )
+    contender = _run(tmp_path, "contender", None, {"vqa-rad": {**VQA, "protocol": {
+        "prompt_template": "chat_template@0123abcd", "decoding": "greedy", "seed": 0}}})  # fmt: skip
+    assert protocols(contender)["zero-shot"][1] == "a contender, trained by its authors (not recorded): zero-shot assumed"
+    synthetic = _trained_run(tmp_path, "tiny", TWO_STAGES,
+                             {"instruct": [{"name": "med-vqa", "path": "/data/vqa_rad_project/vqa_rad/vqa_rad.json"}]},
+                             {"synth-vqa-rad": VQA, "synth-coloninst-cls": {"accuracy": 80.0},
+                              "llava-med-chat": {"relative_score": 50.0, "n": 3}})  # fmt: skip
+    assert protocols(synthetic) == {
+        "synthetic": ("tiny", "synth-coloninst-cls: no stage trained on the train split; "
+                      "synth-vqa-rad: stage instruct trained on the train split", {"synth-vqa-rad", "synth-coloninst-cls"}),
+        "chat-judge": ("tiny", "", {"llava-med-chat"}),
+    }
+
+
+def test_rows_of_different_protocols_are_never_ranked_against_each_other(tmp_path):
+    """A zero-shot run above every fine-tuned row is the best of its own table, not of the fine-tuned one."""
+    strong = _run(tmp_path, "strong-zero-shot", None, {"vqa-rad": {"open_recall": 99.0, "closed_accuracy": 99.0}})
+    tuned = _trained_run(tmp_path, "tuned", [*TWO_STAGES, ("downstream", "downstream")],
+                         {"downstream": [{"name": "med-vqa", "path": "/d/vqa_rad/train.json"}]},
+                         {"vqa-rad": {"open_recall": 10.0, "closed_accuracy": 20.0}})  # fmt: skip
+    board = leaderboard_from_runs([strong, tuned], published=True)
+    sections = {section.protocol: section for section in board.sections}
+    assert list(sections)[:2] == ["zero-shot", "llava-med-finetuned"]  # the runs' protocols first
+    closed = next(c for c in sections["llava-med-finetuned"].columns if c.key == "vqa-rad:test:closed_accuracy")
+    assert sections["llava-med-finetuned"].best(closed) == 84.90  # LLaVA-Tri, not the zero-shot 99
+    assert sections["zero-shot"].best(closed) == 99.0 and board.best(closed) is None  # the whole board ranks nothing
+    assert [row.model for row in sections["llava-med-finetuned"].rows][0] == "tuned"
+    assert "strong-zero-shot" not in {row.model for row in sections["llava-med-finetuned"].rows}
+
+    markdown = render(board, "md")
+    tables = markdown.split("\n\n")
+    finetuned_table = next(t for t in tables if "| tuned |" in t)
+    assert "| tuned | " in finetuned_table and "| 20.00 |" in finetuned_table and "**84.90**" in finetuned_table
+    assert "99.00" not in finetuned_table and "**99.00**" in next(t for t in tables if "strong-zero-shot" in t)
+    legends = [line for line in markdown.splitlines() if line.startswith("Protocol **")]
+    assert len(legends) == len(board.sections) == len(re.findall(r"^\| Model \|", markdown, re.MULTILINE))
+    assert legends[0].startswith("Protocol **zero-shot**: " + PROTOCOLS["zero-shot"].description)
+    assert any(line.startswith("Protocol **medevalkit-judge**: MedEvalKit") for line in legends)
+
+    page = render(board, "html")
+    found = re.findall(r'<section class="protocol" id="protocol-([\w-]+)"><h2>[\w-]+</h2>'
+                       r'<p class="protocol-legend">([^<]+)</p>', page)  # fmt: skip
+    assert [name for name, _ in found] == [section.protocol for section in board.sections]
+    assert all(legend == escape(PROTOCOLS[name].description) for name, legend in found)
+    finetuned_html = page.split('id="protocol-llava-med-finetuned"')[1].split("</section>")[0]
+    assert "strong-zero-shot" not in finetuned_html and "tuned" in finetuned_html  # tables and charts per protocol
+    assert 'class="num best" data-col="vqa-rad:test:closed_accuracy" data-value="84.9000"' in finetuned_html
+    zero_shot_html = page.split('id="protocol-zero-shot"')[1].split("</section>")[0]
+    assert 'class="num best" data-col="vqa-rad:test:closed_accuracy" data-value="99.0000"' in zero_shot_html
+    assert "<svg" in zero_shot_html and "LLaVA-Tri" not in zero_shot_html

@@ -97,23 +97,28 @@ def run_rows(run_dir: str | Path) -> list[ModelRow]:
     name, stages = model_name(folder), recorded_stages(folder, run_info(folder))
     rows: dict[str, ModelRow] = {}
     answering: dict[str, list[str]] = {}
-    bases: dict[str, list[str]] = {}
+    bases: dict[str, dict[str, str]] = {}
     for path in files:
         group, values = read_metrics_file(path, path.parent.name)
         answered = answering_of(path)
         protocol, basis = benchmark_protocol(group.benchmark, values, stages, CONTENDER_TEMPLATE in answered)
         row = rows.setdefault(protocol, ModelRow(model=name, source=str(folder), kind="run", protocol=protocol))
         row.scores.setdefault(group, {}).update(values)
-        _add_once(answering.setdefault(protocol, []), answered)
-        _add_once(bases.setdefault(protocol, []), basis)
+        kept = answering.setdefault(protocol, [])
+        if answered and answered not in kept:
+            kept.append(answered)
+        if basis:
+            bases.setdefault(protocol, {})[group.benchmark] = basis
     for protocol, row in rows.items():
-        row.details, row.basis = "; ".join(answering[protocol]), "; ".join(bases[protocol])
+        row.details, row.basis = "; ".join(answering[protocol]), _basis(bases.get(protocol, {}))
     return list(rows.values())
 
 
-def _add_once(notes: list[str], note: str) -> None:
-    if note and note not in notes:
-        notes.append(note)
+def _basis(by_benchmark: dict[str, str]) -> str:
+    """One basis when every benchmark of a row shares it, else each benchmark's own."""
+    if len(set(by_benchmark.values())) <= 1:
+        return next(iter(by_benchmark.values()), "")
+    return "; ".join(f"{benchmark}: {basis}" for benchmark, basis in by_benchmark.items())
 
 
 def answering_of(path: Path) -> str:
