@@ -33,6 +33,7 @@ from medzoo.app.interop.export_refused import ExportRefused
 from medzoo.app.interop.hf_llava_projector import IDENTITY_ACT, Projector, express_projector
 from medzoo.app.interop.hf_llava_text import check_language, text_config
 from medzoo.app.interop.hf_llava_vision import VisionTower, express_vision_tower
+from medzoo.app.interop.vllm_support import vllm_refusals
 from medzoo.core.dtypes import torch_dtype
 from medzoo.core.files import atomic_directory, refuse_unless_ours
 from medzoo.core.model.adapters import merge_adapters
@@ -113,6 +114,8 @@ def export_hf_llava(
         files = save_state_dict(tensors, staging, max_shard_bytes)
         report.files = [file.name for file in files]
         config = hf_llava_config(model, parts, target_dtype)
+        report.notes.extend(f"vLLM will not load this export (transformers does): {reason}"
+                            for reason in vllm_refusals(config))
         _write_json(staging / "config.json", config)
         _write_json(staging / "generation_config.json", generation_config(model))
         report.files += ["config.json", "generation_config.json"]

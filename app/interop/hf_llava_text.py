@@ -50,10 +50,13 @@ def check_language(language: LanguageModel, name: str) -> None:
 
 
 def text_config(language: LanguageModel) -> dict[str, Any]:
-    """``text_config``: the causal LM's own config, the vocabulary as embedded and the tokenizer's special ids."""
+    """``text_config``: the causal LM's own config and class, the vocabulary as embedded and the tokenizer's
+    special ids."""
     config = language.model.config  # type: ignore[attr-defined]
     text = config_dict(config)
     text["vocab_size"] = language.input_embeddings().num_embeddings
+    # vLLM builds the inner model from text_config.architectures (llava-hf's checkpoints carry it)
+    text["architectures"] = [type(language.model).__name__]  # type: ignore[attr-defined]
     rope = getattr(config, "rope_parameters", None)
     if isinstance(rope, dict) and "rope_theta" in rope and "rope_theta" not in text:
         text["rope_theta"] = float(rope["rope_theta"])  # transformers < 5 and vLLM read it here
