@@ -37,7 +37,6 @@ def _fingerprint(model: Any) -> str | None:
 def card_context(manifest: dict[str, Any], directory: Path, model: Any = None, export: str | None = None) -> CardContext:
     """What the card of a model folder says, from its manifest and (when it is in memory) the model itself."""
     adapters = tuple(sorted(manifest.get("adapters") or {}))
-    trained = getattr(model, "trained_modules", None) if model is not None else None
     template = getattr(getattr(model, "language", None), "template_name", None) if model is not None else None
     loaded_from = getattr(model, "loaded_from", None)
     return CardContext(
@@ -46,7 +45,6 @@ def card_context(manifest: dict[str, Any], directory: Path, model: Any = None, e
         directory=Path(directory),
         template=template or (manifest.get("model") or {}).get("language", {}).get("template"),
         adapters=adapters,
-        trained=frozenset(trained if trained is not None else manifest.get("saved_modules") or ()),
         loaded_from=Path(loaded_from) if loaded_from is not None else None,
         fingerprint=_fingerprint(model),
         export=export,

@@ -26,14 +26,14 @@ HUB_LICENCES = {"apache-2.0": "apache-2.0", "mit": "mit", "llama 2 community lic
 
 @dataclass(frozen=True)
 class CardContext:
-    """What the card is about: the model's spec and manifest extras, where it lives and how it is loaded."""
+    """What the card is about: the model's spec and manifest extras, where it lives and how it is loaded (which
+    modules trained, and how, is the recipe's stage table)."""
 
     spec: dict[str, Any]
     extra: dict[str, Any]
     directory: Path
     template: str | None = None
     adapters: tuple[str, ...] = ()
-    trained: frozenset[str] = frozenset()
     #: the medzoo model folder the weights were loaded from (another folder than ``directory``), if any
     loaded_from: Path | None = None
     #: ``weights_fingerprint`` of the model: evaluations of other weights are left out (None: keep all)
@@ -81,8 +81,6 @@ def _weights(context: CardContext, part: str) -> str:
         origin = f"pretrained `{spec['pretrained']}`"
     else:
         origin = "random init"
-    if part in context.trained:
-        origin += ", trained"
     if part in context.adapters:
         origin += " + adapters"
     return origin
@@ -126,7 +124,9 @@ def licence_of(context: CardContext, rows: list[ComponentRow]) -> tuple[str, str
         return "apache-2.0", None, (
             "Every weight was initialised at random and trained with medzoo (Apache-2.0); the licences above are "
             "those of the components' pretrained weights, which this model does not contain.")
-    ids = {hub_licence(row.licence) for row in pretrained}
+    ids = {hub_licence(row.licence) for row in pretrained if row.licence}  # None: medzoo code, no weights licence
+    if not ids:
+        return "other", "undeclared", "The pretrained weights' plugins declare no licence: see their sources."
     if len(ids) == 1 and None not in ids:
         return ids.pop(), None, "The weights derive from the pretrained components above, under their licences."
     return "other", "mixed", (

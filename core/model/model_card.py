@@ -143,7 +143,8 @@ def _components(card: ModelCard) -> list[str]:
 
 
 def _recipe(recipe: RecipeInfo) -> list[str]:
-    lines = ["## Recipe and curriculum", "", f"Recipe `{recipe.name}`" + (f": {recipe.description}" if recipe.description else ".")]
+    described = f": {recipe.description.rstrip('.')}." if recipe.description else "."
+    lines = ["## Recipe and curriculum", "", f"Recipe `{recipe.name}`{described}"]
     if recipe.curriculum:
         lines[-1] += f" Curriculum `{recipe.curriculum}`."
     if recipe.source:
