@@ -247,7 +247,7 @@ def test_fresh_removes_only_what_medzoo_wrote(run_copy):
     (run_copy / "eval").mkdir()
     (run_copy / "eval" / "metrics.json").write_text("{}")
     removed = clear_run(run_copy)
-    assert set(removed) == {"01-alignment", "02-instruct", "final", "run.json", "recipe.yaml", "eval"}
+    assert set(removed) == {"01-alignment", "02-instruct", "final", "run.json", "recipe.yaml", "eval", "plots", "logs"}
     assert sorted(p.name for p in run_copy.iterdir()) == ["medzoo_run.json", "notes.txt", "run.lock"]
 
 

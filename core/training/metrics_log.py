@@ -1,4 +1,4 @@
-"""Per-stage training log: ``metrics.jsonl`` (one line per step) and a loss-curve PNG."""
+"""Per-stage training log: ``metrics.jsonl``, one line per optimizer step (plots: ``tracking.plots``)."""
 
 from __future__ import annotations
 
@@ -24,22 +24,3 @@ class MetricsLog:
         if not self.path.exists():
             return []
         return [json.loads(line) for line in self.path.read_text().splitlines() if line]
-
-    def plot(self, output: Path, title: str) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        records = self.records()
-        if not records:
-            return
-        figure, axis = plt.subplots(figsize=(6, 3.5))
-        axis.plot([r["step"] for r in records], [r["loss"] for r in records], linewidth=1.2)
-        axis.set_xlabel("step")
-        axis.set_ylabel("loss")
-        axis.set_title(title)
-        axis.grid(alpha=0.3)
-        figure.tight_layout()
-        figure.savefig(output, dpi=100)
-        plt.close(figure)

@@ -27,6 +27,8 @@ from medzoo.core.training.run_folder import (
     write_run_marker,
 )
 from medzoo.core.training.run_lock import run_lock
+from medzoo.core.training.tracking import RunTracking
+from medzoo.core.training.tracking.plots import write_stage_plots
 from medzoo.core.training.trainer import StageResult, train_stage
 
 DONE = "DONE.json"
@@ -72,6 +74,7 @@ class RecipeRun:
     accelerator: Any
     resume: bool
     echo: Callable[..., None]
+    tracking: RunTracking
     results: list[dict[str, Any]] = field(default_factory=list)
     model: MultimodalModel | None = None  # the model in memory, to continue with
     trained: MultimodalModel | None = None  # the last stage's model whole, on the main process
@@ -89,8 +92,13 @@ def train_recipe(
     echo=print,
     prepare_data: PrepareData | None = None,
     allow_recipe_change: bool = False,
+    tracking: RunTracking | None = None,
 ) -> Path:
     """Train every stage of ``recipe``; returns the final model directory (``output_dir/final``).
+
+    Each step goes to the recipe's experiment trackers (``logging``), started once the run folder is checked and
+    finished at the end; a caller that logs more into the same trackers (``medzoo run``: the evaluation) passes
+    its own ``tracking`` and finishes it. Each stage's ``plots/<stage>-{loss,lr}.png`` is drawn when it ends.
 
     ``prepare_data(recipe, echo)``, when given, runs once on the main process before any stage reads data
     (the application passes one that synthesises the built-in set when the recipe asks for it).
@@ -101,10 +109,16 @@ def train_recipe(
     :data:`run_folder.UNTRAINED_KEYS`) unless ``allow_recipe_change``. A folder holding entries of a run's names
     that medzoo did not write (no ``medzoo_run.json``) is refused either way.
     """
-    with start_run(recipe, Path(output_dir), resume, echo, prepare_data, allow_recipe_change) as run:
-        for index, stage in enumerate(run.stages):
-            run_stage(run, index, stage)
-        return finish_run(run)
+    owned = tracking is None
+    tracking = RunTracking.for_recipe(recipe, echo) if tracking is None else tracking
+    try:
+        with start_run(recipe, Path(output_dir), resume, echo, prepare_data, allow_recipe_change, tracking) as run:
+            for index, stage in enumerate(run.stages):
+                run_stage(run, index, stage)
+            return finish_run(run)
+    finally:
+        if owned:
+            tracking.finish()
 
 
 @contextmanager
@@ -115,9 +129,10 @@ def start_run(
     echo,
     prepare_data: PrepareData | None,
     allow_recipe_change: bool = False,
+    tracking: RunTracking | None = None,
 ) -> Iterator[RecipeRun]:
-    """Plan the stages, start the accelerator, check and lock the run folder (main process), prepare the data
-    and write the resolved ``recipe.yaml``; the lock is held until the block ends."""
+    """Plan the stages, start the accelerator, check and lock the run folder (main process), prepare the data,
+    write the resolved ``recipe.yaml`` and start the trackers; the lock is held until the block ends."""
     stages = planned_stages(recipe)
     stage_folders = [stage_directory(output_dir, index, stage).name for index, stage in enumerate(stages)]
     accelerator = make_accelerator()
@@ -138,9 +153,11 @@ def start_run(
         if main and prepare_data is not None:
             prepare_data(recipe, echo)
         accelerator.wait_for_everyone()
+        tracking = tracking or RunTracking()
         if main:
             write_atomically(output_dir / RECIPE_FILE, recipe_yaml(recipe))
-        yield RecipeRun(recipe, output_dir, stages, accelerator, resume, echo)
+            tracking.start(output_dir, recipe)
+        yield RecipeRun(recipe, output_dir, stages, accelerator, resume, echo, tracking)
 
 
 def run_stage(run: RecipeRun, index: int, stage: Any) -> None:
@@ -150,12 +167,14 @@ def run_stage(run: RecipeRun, index: int, stage: Any) -> None:
     if run.resume and done.is_file():
         run.echo(f"stage {stage.name}: already complete, skipped")
         run.results.append(json.loads(done.read_text()))
+        run.tracking.end_stage(run.results[-1], send=False)
         run.previous, run.model, run.trained = stage_dir / "model", None, None
         return
     model = stage_model(run, stage)
     run.echo(f"stage {index + 1}/{len(run.stages)}: {stage.name} ({stage.role})")
     accelerator = run.accelerator
-    result = train_stage(model, stage, stage_dir, accelerator, run.recipe.data.on_bad_record, run.resume, run.echo)
+    result = train_stage(model, stage, stage_dir, accelerator, run.recipe.data.on_bad_record, run.resume, run.echo,
+                         run.tracking)
     accelerator.wait_for_everyone()
     run.trained = result.model
     summary = save_stage(run, stage, stage_dir, result)
@@ -168,7 +187,20 @@ def run_stage(run: RecipeRun, index: int, stage: Any) -> None:
         f"{result.seconds:.1f}s"
     )
     run.results.append(summary)
+    run.tracking.end_stage(summary)
+    if run.main:
+        plot_stage(run, stage_dir, stage.name)
     run.previous = stage_dir / "model"
+
+
+def plot_stage(run: RecipeRun, stage_dir: Path, name: str) -> None:
+    """``plots/<stage>-{loss,lr}.png``; a figure that cannot be drawn is a warning, never the end of the run."""
+    try:
+        write_stage_plots(run.output_dir, stage_dir, name)
+    except Exception as error:
+        reason = (str(error).splitlines() or [""])[0]
+        run.echo(f"warning: stage {name}: plots not drawn ({type(error).__name__}: {reason}); "
+                 f"`medzoo plot {run.output_dir}` draws them again")
 
 
 def stage_model(run: RecipeRun, stage: Any) -> MultimodalModel:

@@ -1,8 +1,8 @@
 """Run folders medzoo owns: the ``medzoo_run.json`` marker, what a run may write over, and what it refuses.
 
 A run folder holds ``medzoo_run.json`` (written at the start of every run), ``run.lock``, ``recipe.yaml``,
-one ``NN-<stage>/`` folder per stage, ``final/`` and ``run.json`` (``medzoo run`` adds ``eval/`` and
-``leaderboard.md``). A folder without the marker that holds any entry of those names was written by someone
+one ``NN-<stage>/`` folder per stage, ``final/``, ``run.json``, ``plots/`` and ``logs/`` (the experiment trackers;
+``medzoo run`` adds ``eval/`` and ``leaderboard.md``). A folder without the marker that holds any entry of those names was written by someone
 else: medzoo neither trains into it nor removes anything from it.
 """
 
@@ -27,9 +27,9 @@ RUN_MARKER = "medzoo_run.json"
 RUN_FORMAT = "medzoo-run"
 RECIPE_FILE = "recipe.yaml"
 #: entries of a run folder besides the stage folders (``NN-<stage>``)
-RUN_ENTRIES = (RUN_MARKER, LOCK_FILE, RECIPE_FILE, "final", "run.json", "eval", "leaderboard.md")
+RUN_ENTRIES = (RUN_MARKER, LOCK_FILE, RECIPE_FILE, "final", "run.json", "eval", "leaderboard.md", "plots", "logs")
 #: what ``--fresh`` removes: every entry medzoo writes except the marker and the lock (held while removing)
-FRESH_ENTRIES = ("final", "run.json", "eval", "leaderboard.md", RECIPE_FILE)
+FRESH_ENTRIES = ("final", "run.json", "eval", "leaderboard.md", RECIPE_FILE, "plots", "logs")
 STAGE_FOLDER = re.compile(r"\d{2}-.+")
 #: recipe keys that do not change what is trained: names and notes, the benchmarks (evaluation only), how a
 #: missing synthetic set would be made, what to do with a bad record (the stages' dataset paths are compared) and

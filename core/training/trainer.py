@@ -2,7 +2,8 @@
 
 ``train_stage`` runs named steps: prepare the model (tuning), set up data (the step plan), set up optimisation
 (optimizer, schedule, distributed wrapping), resume from the latest checkpoint, then one step per optimizer
-step (logged to ``metrics.jsonl``, checkpointed every ``save_every_steps``), and finish (plot, consolidate).
+step (logged to ``metrics.jsonl`` and the run's trackers, checkpointed every ``save_every_steps``), and finish
+(consolidate).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from medzoo.core.training.metrics_log import MetricsLog
 from medzoo.core.training.optimisation import build_optimizer, build_schedule
 from medzoo.core.training.plan import StepPlan, micro_batches
 from medzoo.core.training.stage_data import StageData, assemble_batch, load_stage_data
+from medzoo.core.training.tracking import RunTracking
 
 __all__ = ["StageResult", "apply_tuning", "build_optimizer", "train_stage"]
 
@@ -99,16 +101,18 @@ def train_stage(
     on_bad_record: str = "skip",
     resume: bool = False,
     echo=print,
+    tracking: RunTracking | None = None,
 ) -> StageResult:
-    """Train ``model`` in place for one stage; checkpoints go to ``stage_dir/checkpoints``."""
+    """Train ``model`` in place for one stage; checkpoints go to ``stage_dir/checkpoints``, each step's record to
+    ``metrics.jsonl`` and ``tracking``."""
     stage_dir.mkdir(parents=True, exist_ok=True)
     prepare_model(model, stage)
     data, plan = set_up_data(model, stage, accelerator.num_processes, on_bad_record, echo)
     run = set_up_optimisation(model, stage, accelerator, data, plan, stage_dir / "checkpoints")
     resumed = resume_step(run, echo) if resume else None
     log = open_metrics_log(run, stage_dir, resumed)
-    totals = train_steps(run, resumed or 0, log)
-    return finish(run, stage_dir, log, totals)
+    totals = train_steps(run, resumed or 0, log, tracking)
+    return finish(run, totals)
 
 
 def prepare_model(model: MultimodalModel, stage: Any) -> None:
@@ -174,7 +178,7 @@ def open_metrics_log(run: StageRun, stage_dir: Path, resumed: int | None) -> Met
     return log
 
 
-def train_steps(run: StageRun, start_step: int, log: MetricsLog | None) -> Totals:
+def train_steps(run: StageRun, start_step: int, log: MetricsLog | None, tracking: RunTracking | None = None) -> Totals:
     """Every optimizer step from ``start_step``: train, log, checkpoint."""
     stage = run.stage
     autocast = torch.autocast(
@@ -193,11 +197,13 @@ def train_steps(run: StageRun, start_step: int, log: MetricsLog | None) -> Total
             adjust_threads()  # follow the cores other processes leave free
         started = time.perf_counter()
         global_batch = run.plan.step_batch(step)
-        loss = one_step(run, step, global_batch, autocast)
-        record = step_record(run, step, global_batch, loss, time.perf_counter() - started)
+        loss, grad_norm = one_step(run, step, global_batch, autocast)
+        record = step_record(run, step, global_batch, loss, grad_norm, time.perf_counter() - started)
         totals.add(loss, len(global_batch))
         if log is not None:
             log.write(record)
+            if tracking is not None:
+                tracking.log_step(record, last=step + 1 == run.total_steps)
         progress.set_postfix(loss=f"{loss:.4f}", lr=f"{record['lr']:.2e}", sps=record["samples_per_s"])
         progress.update(1)
         save_due_checkpoint(run, step + 1)
@@ -206,9 +212,9 @@ def train_steps(run: StageRun, start_step: int, log: MetricsLog | None) -> Total
     return totals
 
 
-def one_step(run: StageRun, step: int, global_batch: list[int], autocast) -> float:
+def one_step(run: StageRun, step: int, global_batch: list[int], autocast) -> tuple[float, float | None]:
     """Forward and backward over this process's micro-batches, clip, step optimizer and schedule; the step's loss
-    averaged over processes."""
+    averaged over processes and the gradient norm before clipping (``None`` where the engine keeps none)."""
     accelerator, stage = run.accelerator, run.stage
     num_targets = run.data.num_targets(global_batch)
     micros = micro_batches(global_batch, accelerator.num_processes, accelerator.process_index, stage.micro_batch_size)
@@ -217,12 +223,12 @@ def one_step(run: StageRun, step: int, global_batch: list[int], autocast) -> flo
         loss = micro_batch_loss(run, step, indices, num_targets, autocast)
         backward(accelerator, run.wrapped, loss, last_micro_batch=micro == len(micros) - 1)
         total += loss.item()
-    if stage.max_grad_norm:
-        accelerator.clip_grad_norm_(run.wrapped.parameters(), stage.max_grad_norm)  # FSDP: the whole wrapped model
+    # FSDP: the whole wrapped model; without clipping (0) an infinite bound only measures (the factor is 1.0)
+    norm = accelerator.clip_grad_norm_(run.wrapped.parameters(), stage.max_grad_norm or math.inf)
     run.optimizer.step()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
-    return _mean_across(accelerator, total)
+    return _mean_across(accelerator, total), None if norm is None else float(norm)
 
 
 def micro_batch_loss(run: StageRun, step: int, indices: list[int], num_targets: int, autocast) -> torch.Tensor:
@@ -239,16 +245,33 @@ def micro_batch_loss(run: StageRun, step: int, indices: list[int], num_targets: 
     return loss
 
 
-def step_record(run: StageRun, step: int, global_batch: list[int], loss: float, seconds: float) -> dict[str, Any]:
-    """The ``metrics.jsonl`` line of one step."""
+def step_record(
+    run: StageRun, step: int, global_batch: list[int], loss: float, grad_norm: float | None, seconds: float
+) -> dict[str, Any]:
+    """The ``metrics.jsonl`` line of one step: ``lr`` is the first parameter group's, ``lr/<module>`` each
+    ``optimizer.module_lr`` group's."""
+    rates = run.scheduler.get_last_lr()
+    images = sum(1 for index in global_batch if run.data.images[index] is not None)
     return {
         "step": step + 1,
         "epoch": round((step + 1) / run.plan.per_epoch, 4),
         "loss": round(loss, 6),
-        "lr": run.scheduler.get_last_lr()[0],
+        "lr": rates[0],
+        **{f"lr/{name}": rate for name, rate in zip(module_groups(run, len(rates)), rates, strict=False) if name},
+        "grad_norm": None if grad_norm is None else round(grad_norm, 6),
         "samples_per_s": round(len(global_batch) / seconds, 2),
         "tokens_per_s": round(run.data.num_tokens(global_batch) / seconds, 1),
+        "image_tokens": images * run.model.num_image_tokens,
     }
+
+
+def module_groups(run: StageRun, count: int) -> list[str | None]:
+    """The module of each of the ``count`` parameter groups (``None``: the stage's own rate), in the order
+    :func:`~medzoo.core.training.optimisation.parameter_groups` builds them: the rest first, then each
+    ``optimizer.module_lr`` module that trains."""
+    names = [name for name in (run.stage.optimizer.get("module_lr", None) or {})
+             if any(p.requires_grad for p in getattr(run.model, name).parameters())]
+    return ([None] * (count - len(names)) + names)[:count]
 
 
 def save_due_checkpoint(run: StageRun, done: int) -> None:
@@ -259,10 +282,8 @@ def save_due_checkpoint(run: StageRun, done: int) -> None:
                         {"stage": run.stage.name})
 
 
-def finish(run: StageRun, stage_dir: Path, log: MetricsLog | None, totals: Totals) -> StageResult:
-    """Plot the losses, and gather the trained model whole on the main process."""
-    if log is not None:
-        log.plot(stage_dir / "loss.png", f"stage {run.stage.name}")
+def finish(run: StageRun, totals: Totals) -> StageResult:
+    """Gather the trained model whole on the main process."""
     run.model.set_gradient_checkpointing(False)
     whole = consolidate(run.accelerator, run.wrapped, run.model)
     seconds = time.perf_counter() - totals.started
