@@ -164,3 +164,5 @@ def test_licences_and_base_models_come_from_the_registrations(tmp_path):
     text = render_card(build_card(imported))
     assert ModelCard(text).data.base_model[0] == "microsoft/llava-med-v1.5-mistral-7b"
     assert "https://huggingface.co/microsoft/llava-med-v1.5-mistral-7b" in text
+    delta = CardContext(spec, {"imported": {"source": "huggyllama/llama-7b + microsoft/llava-med-7b-delta"}}, tmp_path)
+    assert build_card(delta).base_models[:2] == ["huggyllama/llama-7b", "microsoft/llava-med-7b-delta"]

@@ -116,8 +116,8 @@ def licence_of(context: CardContext, rows: list[ComponentRow]) -> tuple[str, str
     """(Hub licence id, licence name for ``other``, a sentence for the card)."""
     imported = context.extra.get("imported")
     if imported:
-        source = str(imported.get("source"))
-        where = f"https://huggingface.co/{source}" if is_hub_id(source) else source
+        where = " and ".join(f"https://huggingface.co/{source}" if is_hub_id(source) else source
+                             for source in str(imported.get("source")).split(" + "))
         return "other", "source-checkpoint", f"The imported checkpoint's own licence applies: see {where}."
     pretrained = [row for (part, _, _), row in zip(PARTS, rows, strict=False) if part in _pretrained_parts(context)]
     if not pretrained:
@@ -135,7 +135,7 @@ def licence_of(context: CardContext, rows: list[ComponentRow]) -> tuple[str, str
 
 def base_models(context: CardContext) -> list[str]:
     imported = context.extra.get("imported") or {}
-    sources = [imported.get("source")] if imported else []
+    sources = str(imported.get("source")).split(" + ") if imported else []  # delta weights: "BASE + DELTA"
     sources += [(context.spec.get(part) or {}).get("pretrained") for part in _pretrained_parts(context)]
     return list(dict.fromkeys(source for source in sources if is_hub_id(source)))
 

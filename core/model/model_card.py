@@ -168,7 +168,7 @@ def _evaluations(card: ModelCard) -> list[str]:
         scores = ", ".join(f"{key} {_number(value)}" for key, value in row.metrics.items())
         protocol = ", ".join(f"{key} {value}" for key, value in row.protocol.items() if value is not None)
         rows.append([row.benchmark, row.split or "", "" if row.questions is None else row.questions, scores, protocol])
-    lines += _table(["benchmark", "split", "questions", "scores (%)", "protocol"], rows)
+    lines += _table(["benchmark", "split", "questions", "scores", "protocol"], rows)
     sources = sorted({row.source for row in card.evaluations if row.source})
     if sources:
         lines += ["", "From " + ", ".join(f"`{source}`" for source in sources) + "."]
