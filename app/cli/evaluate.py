@@ -65,7 +65,7 @@ def evaluate_command(model, benchmark, data, image_root, output_dir, batch_size,
     sidecar matches (same model weights, benchmark, options, data, protocol and ablation) and refuses otherwise;
     --fresh starts over. Under `accelerate launch --num_processes N -m medzoo.app.cli eval ...` the processes
     share the questions and the main process merges and scores."""
-    from medzoo.core.evaluation.evaluate_model import evaluate
+    from medzoo.app.cli.eval_data import benchmark_options
     from medzoo.core.evaluation.processes import eval_processes
     from medzoo.core.plugin_system.manager import components
 
@@ -73,9 +73,12 @@ def evaluate_command(model, benchmark, data, image_root, output_dir, batch_size,
     extra = _pairs(contender_options, "--contender-option", "dtype=bfloat16")
     components().get("benchmark", benchmark)  # an unknown name fails before the model is loaded
     processes = eval_processes()
+    echo = click.echo if processes.is_main else (lambda *_: None)
+    parsed = benchmark_options(benchmark, model, data, parsed, echo)  # its data is found before the model loads
     with processes.main_first():  # imports published weights or fills the hub cache once
         answerer = _answerer(model, contender, extra, delta_base).to_device(processes.device(device))
-    echo = click.echo if processes.is_main else (lambda *_: None)
+    from medzoo.core.evaluation.evaluate_model import evaluate
+
     metrics = evaluate(
         answerer, benchmark, output_dir, data=data, image_root=image_root, options=parsed, batch_size=batch_size,
         image_ablation=image_ablation, echo=echo, fresh=fresh, processes=processes,

@@ -11,6 +11,22 @@ import click
 from medzoo.app.cli.instruct import backend_options, build_runner
 
 
+def refuse_unscored(metrics: dict[str, Any], reviews: list[dict[str, Any]], answers: Path, output_dir: Path) -> None:
+    """A run that scored no question is an error (with its counts and the first failure), and writes no
+    metrics.json a leaderboard would show."""
+    if metrics["n"] or not metrics["n_questions"]:
+        return
+    from medzoo.core.errors import MedzooError
+
+    failed = next((review for review in reviews if review.get("error")), None)
+    first = f"; first failure: {failed['question_id']}: {failed['error']}" if failed else ""
+    raise MedzooError(
+        f"{answers}: 0 of {metrics['n_questions']} questions scored ({metrics['n_request_failed']} requests failed, "
+        f"{metrics['n_unparseable']} unparseable, {metrics['n_missing_answer']} unanswered){first}; "
+        f"no {output_dir / 'metrics.json'} written"
+    )
+
+
 @click.command("judge")
 @click.option("--questions", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Chat-benchmark questions jsonl (question_id, text, gpt4_answer, fig_caption, domain, type).")
@@ -55,6 +71,7 @@ def judge(
 
     reviews = asyncio.run(run())
     metrics = {"benchmark": benchmark_name, "split": "test", **aggregate_reviews(reviews, question_list, answer_map)}
+    refuse_unscored(metrics, reviews, answers, output_dir)
     write_json_atomic(output_dir / "metrics.json", metrics)
     write_json_atomic(
         output_dir / "judge.json",
