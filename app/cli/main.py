@@ -25,6 +25,7 @@ BUILTIN_COMMANDS: dict[str, str] = {
     "eval": "medzoo.app.cli.evaluate:evaluate_command",
     "run": "medzoo.app.cli.run:run_command",
     "sweep": "medzoo.app.cli.run:sweep_command",
+    "plot": "medzoo.app.cli.plot:plot_command",
     "import": "medzoo.app.cli.interop:import_command",
     "export": "medzoo.app.cli.interop:export_command",
     "apply-delta": "medzoo.app.cli.interop:apply_delta_command",

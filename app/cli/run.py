@@ -84,4 +84,9 @@ def sweep_command(recipe, grids, overrides, output_dir, image_ablation, allow_re
         run_recipe(config, output / label, resume=True, image_ablation=image_ablation, echo=click.echo,
                    allow_recipe_change=allow_recipe_change)
         run_dirs.append(output / label)
+    from medzoo.app.plots import write_sweep_plot
+
+    figure = write_sweep_plot(output, run_dirs)  # every combination's loss over its curriculum
+    if figure is not None:
+        click.echo(f"sweep loss curves: {figure}")
     click.echo(_leaderboard(run_dirs, output / "leaderboard.md"))
