@@ -270,7 +270,7 @@ def _provenance(context: CardContext) -> list[str]:
     if context.loaded_from is not None and context.loaded_from.resolve() != context.directory.resolve():
         lines.append(f"Saved from the medzoo model loaded from `{context.loaded_from}`.")
     if context.export:
-        lines.append(f"Exported by `medzoo export --format {context.export}` (LoRA adapters merged).")
+        lines.append(f"Exported by `medzoo export --format {context.export}`.")
     if context.spec.get("dtype"):
         lines.append(f"Weights in {context.spec['dtype']}; image markup `{context.spec.get('image_markup', 'placeholder')}`.")
     if context.adapters:
