@@ -180,7 +180,10 @@ def run_main(capsys, *args: str) -> tuple[int, str]:
     ],
 )
 def test_unresolvable_models_are_one_line_errors(hub, capsys, tmp_path, model, expected):
-    code, err = run_main(capsys, "eval", model, "--benchmark", "vqa-rad", "--output-dir", str(tmp_path / "out"))
+    data = tmp_path / "test.json"  # the benchmark's data is checked before the model is looked up
+    data.write_text("[]")
+    code, err = run_main(capsys, "eval", model, "--benchmark", "vqa-rad", "--data", str(data),
+                         "--output-dir", str(tmp_path / "out"))
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert re.match(expected, err), err
