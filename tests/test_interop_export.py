@@ -432,3 +432,106 @@ def test_a_model_trained_with_the_tokenizers_chat_template_exports_that_template
                                                      add_generation_prompt=True, tokenize=False)
         assert ours == theirs and "<image>\nWhat is shown?<|im_end|>" in theirs
         assert theirs.endswith("<|im_start|>assistant\n")
+
+
+# ---- LoRA kept unmerged: the base plus a PEFT adapter -------------------------------------------------------
+def lora_model(seed: int = 3, **changes) -> MultimodalModel:
+    from medzoo.plugins.tuning.lora import LoraTuning
+
+    model = tiny_model(seed=seed, **changes)
+    LoraTuning(r=4, alpha=8).apply(model.language.model, "language")
+    with torch.no_grad():
+        for name, parameter in model.language.model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.05)
+    return model
+
+
+def peft_logits(directory, batch) -> torch.Tensor:
+    from peft import PeftModel
+
+    base = load_export(directory)
+    adapted = PeftModel.from_pretrained(base, str(directory / "adapter")).eval()
+    adapted_layers = [name for name, module in adapted.named_modules() if hasattr(module, "lora_A")]
+    assert adapted_layers and all(".language_model." in name for name in adapted_layers)  # not the tower's q/v
+    with torch.no_grad():
+        return adapted(**batch).logits
+
+
+def test_no_merge_export_writes_a_peft_adapter_giving_the_merged_logits(tmp_path):
+    model = lora_model()
+    merged = copy.deepcopy(model)
+    batch = batch_for(model, CONVERSATIONS[:1])
+    with torch.no_grad():
+        expected = model(**batch).logits
+    report = export_hf_llava(model, tmp_path / "hf", merge_lora=False)
+    export_hf_llava(merged, tmp_path / "merged")
+    assert "adapter/adapter_config.json" in report.files and not report.merged_lora
+    config = json.loads((tmp_path / "hf" / "adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str((tmp_path / "hf").resolve()) and config["peft_type"] == "LORA"
+    assert json.loads((tmp_path / "hf" / "medzoo_export.json").read_text())["adapter"] == "adapter"
+    with torch.no_grad():
+        base = load_export(tmp_path / "hf")(**batch).logits
+        merged_logits = load_export(tmp_path / "merged")(**batch).logits
+    assert not torch.allclose(base, expected, atol=1e-3)  # the base is without the adapter
+    adapted = peft_logits(tmp_path / "hf", batch)
+    torch.testing.assert_close(adapted, merged_logits, atol=ATOL, rtol=0)
+    torch.testing.assert_close(adapted, expected, atol=ATOL, rtol=0)
+
+
+def test_no_merge_refuses_another_strategys_adapter_in_one_line(tmp_path, monkeypatch):
+    import medzoo.app.interop.hf_llava_adapter as adapter_module
+
+    model = lora_model()
+    found = adapter_module.adapted_modules(model)["language"]
+    monkeypatch.setattr(adapter_module, "adapted_modules", lambda _: {"language": ("scale", *found[1:])})
+    with pytest.raises(ExportRefused, match=r"^--no-merge writes LoRA adapters in PEFT format; .* 'scale''s"):
+        export_hf_llava(model, tmp_path / "hf", merge_lora=False)
+    assert not (tmp_path / "hf").exists()
+
+
+def test_saved_lora_adapter_names_the_base_it_was_trained_on(tmp_path):
+    """A language model loaded from a folder (the hub-id path is the same call) records that folder."""
+    from medzoo.plugins.tuning.lora import LoraTuning
+
+    source = tiny_model(seed=4)
+    source.language.model.save_pretrained(str(tmp_path / "base-lm"))
+    source.tokenizer.save_pretrained(str(tmp_path / "base-lm"))
+    spec = {**source.spec, "language": {**source.spec["language"], "pretrained": str(tmp_path / "base-lm")}}
+    model = build_model(spec)
+    LoraTuning(r=4, alpha=8).apply(model.language.model, "language")
+    model.save_pretrained(str(tmp_path / "with-lora"))
+    config = json.loads((tmp_path / "with-lora" / "adapters" / "language" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(tmp_path / "base-lm")
+
+
+def test_trained_lora_run_exports_base_and_adapter_with_the_merged_logits(tmp_path):
+    """A LoRA stage trained by medzoo (as tests/test_training.py's, in process, 2 steps), exported with
+    ``--no-merge`` and without: PeftModel on the base gives the merged export's logits."""
+    import yaml
+    from test_training import make_dataset, stage
+
+    from medzoo.core.recipes.loading import load_recipe
+    from medzoo.core.training.run import train_recipe
+    from medzoo.testing import TINY_MODEL
+
+    data = make_dataset(tmp_path / "data", n=8)
+    tuning = {"vision": "frozen", "connector": "full", "language": "lora",
+              "options": {"language": {"r": 4, "alpha": 8}}}
+    recipe = {"name": "lora-export", "model": TINY_MODEL,
+              "stages": [stage("instruct", "instruct", data, tuning, 1e-2, steps=2)]}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    final = train_recipe(load_recipe(str(tmp_path / "recipe.yaml")).config, tmp_path / "run", echo=lambda *_: None)
+    runner = CliRunner()
+    kept = runner.invoke(cli, ["export", str(final), "--no-merge", "--output", str(tmp_path / "hf")])
+    assert kept.exit_code == 0, kept.output
+    assert "kept unmerged in adapter/" in kept.output and "merged LoRA" not in kept.output
+    merged = runner.invoke(cli, ["export", str(final), "--output", str(tmp_path / "merged")])
+    assert merged.exit_code == 0 and "merged LoRA adapters of: language" in merged.output, merged.output
+    trained = MultimodalModel.from_pretrained(str(final))
+    batch = batch_for(trained, CONVERSATIONS[:1])
+    with torch.no_grad():
+        expected = load_export(tmp_path / "merged")(**batch).logits
+        base = load_export(tmp_path / "hf")(**batch).logits
+    assert not torch.allclose(base, expected, atol=1e-4)  # the trained adapter changes the answer
+    torch.testing.assert_close(peft_logits(tmp_path / "hf", batch), expected, atol=ATOL, rtol=0)

@@ -39,7 +39,10 @@ def import_command(source, format_, output, dtype, tokenizer, template, vision_t
 @click.option("--format", "format_", type=click.Choice(["hf-llava"]), default="hf-llava", show_default=True)
 @click.option("--output", "-O", required=True, type=click.Path(file_okay=False))
 @click.option("--dtype", type=DTYPE_CHOICE, default=None, help="Weights dtype (default: the model's).")
-def export_command(model_dir, format_, output, dtype) -> None:
+@click.option("--no-merge", is_flag=True,
+              help="Keep the language model's LoRA adapter unmerged: the base plus adapter/ (PEFT) for "
+                   "PeftModel.from_pretrained.")
+def export_command(model_dir, format_, output, dtype, no_merge) -> None:
     """Export the medzoo model in MODEL_DIR for transformers' LlavaForConditionalGeneration and vLLM."""
     from medzoo.app.interop.hf_llava_export import EXPORT_MARKER, check_exportable, export_hf_llava
     from medzoo.core.files import refuse_overlap, refuse_unless_ours
@@ -49,7 +52,7 @@ def export_command(model_dir, format_, output, dtype) -> None:
     refuse_unless_ours(output, EXPORT_MARKER, "an hf-llava export")
     model = MultimodalModel.from_pretrained(model_dir)
     check_exportable(model)
-    report = export_hf_llava(model, output, dtype=dtype)
+    report = export_hf_llava(model, output, dtype=dtype, merge_lora=not no_merge)
     for line in report.lines():
         click.echo(line)
 

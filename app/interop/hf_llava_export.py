@@ -14,7 +14,8 @@ config (CLIP, SigLIP, ...; ``hf_llava_vision``), a per-feature Linear-GELU-Linea
 (``hf_llava_projector``) and a ``model`` + ``lm_head`` causal LM of any ``model_type`` (``hf_llava_text``).
 The rest is refused with a one-line reason (a timm/open_clip tower, fused towers, multi-layer features, a
 token-reducing or token-mixing connector, a deeper MLP, a head with a bias or logit soft-capping, the v1.0
-``<im_start>``/``<im_patch>``/``<im_end>`` markup). LoRA adapters are merged first.
+``<im_start>``/``<im_patch>``/``<im_end>`` markup). LoRA adapters are merged first, or the language model's is
+written beside the base as a PEFT adapter (``merge_lora=False``, ``hf_llava_adapter``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import torch
 from medzoo.app.interop.chat_templates import calibrated_chat_template, chat_template_for
 from medzoo.app.interop.checkpoint_files import DEFAULT_SHARD_BYTES, save_state_dict
 from medzoo.app.interop.export_refused import ExportRefused
+from medzoo.app.interop.hf_llava_adapter import ADAPTER_DIR, take_language_adapter
 from medzoo.app.interop.hf_llava_projector import IDENTITY_ACT, Projector, express_projector
 from medzoo.app.interop.hf_llava_text import check_language, text_config
 from medzoo.app.interop.hf_llava_vision import VisionTower, express_vision_tower
@@ -94,15 +96,19 @@ def export_hf_llava(
     output: str | Path,
     dtype: str | None = None,
     max_shard_bytes: int = DEFAULT_SHARD_BYTES,
+    merge_lora: bool = True,
 ) -> ExportReport:
     """Write ``model`` (LoRA merged first, in place) to ``output`` in the llava-hf layout.
 
+    ``merge_lora=False``: the language model's LoRA adapter is taken off instead and written to ``adapter/``
+    in PEFT format for the exported base (``hf_llava_adapter``); other modules' adapters are still merged.
     The folder appears whole or not at all; an existing ``output`` is replaced only when it is empty or an
     earlier export (it holds ``medzoo_export.json``), anything else is refused before any work is done.
     """
     check_exportable(model)
     refuse_unless_ours(output, EXPORT_MARKER, "an hf-llava export")
     report = ExportReport(Path(output))
+    adapter = None if merge_lora else take_language_adapter(model)
     report.merged_lora = merge_adapters(model)
     parts = llava_parts(model, probe=False)  # after merging: the weights as they are now (checked above)
     target_dtype = torch_dtype(dtype) if dtype else model.dtype
@@ -120,11 +126,17 @@ def export_hf_llava(
         _write_json(staging / "generation_config.json", generation_config(model))
         report.files += ["config.json", "generation_config.json"]
         report.files += write_processor_files(model, parts.tower, staging, report)
+        if adapter is not None:
+            written = adapter.save(staging / ADAPTER_DIR, str(Path(output).resolve()), target_dtype)
+            report.files += [f"{ADAPTER_DIR}/{name}" for name in written]
+            report.notes.append(f"LoRA adapter of the language model kept unmerged in {ADAPTER_DIR}/ (PEFT): "
+                                f"PeftModel.from_pretrained(LlavaForConditionalGeneration(...), '{ADAPTER_DIR}')")
         _write_json(staging / EXPORT_MARKER, {
             "format": "hf-llava",
             "medzoo_model": model.spec,
             "template": model.language.template_name,
             "dtype": str(target_dtype).removeprefix("torch."),
+            "adapter": ADAPTER_DIR if adapter is not None else None,
         })
         write_model_card(staging, Path(output), {"model": {**model.spec, "dtype": str(target_dtype).removeprefix("torch.")}},
                          model, export="hf-llava")

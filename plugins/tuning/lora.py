@@ -111,7 +111,11 @@ class LoraTuning(TuningStrategy):
         config_dict["target_modules"] = sorted(targets) if isinstance(targets, set) else targets
         if module_name == "language":
             config_dict["task_type"] = "CAUSAL_LM"
-            config_dict["base_model_name_or_path"] = base_model
+            # the base it was trained on: the recipe's hub id or folder, else where the weights were loaded from
+            # (None for a random init: then only the model directory holds the base; `medzoo export --no-merge`
+            # writes one PEFT loads and points its adapter/ at it)
+            loaded_from = getattr(getattr(module, "config", None), "name_or_path", "") or None
+            config_dict["base_model_name_or_path"] = base_model or loaded_from
         (directory / ADAPTER_CONFIG).write_text(json.dumps(config_dict, indent=2, default=str))
         return {"r": config.r, "alpha": config.lora_alpha}
 
