@@ -535,3 +535,17 @@ def test_trained_lora_run_exports_base_and_adapter_with_the_merged_logits(tmp_pa
         base = load_export(tmp_path / "hf")(**batch).logits
     assert not torch.allclose(base, expected, atol=1e-4)  # the trained adapter changes the answer
     torch.testing.assert_close(peft_logits(tmp_path / "hf", batch), expected, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("language", ["llama3", "gemma3"])
+def test_own_templates_rendering_bos_give_medzoo_ids_through_the_llava_processor(tmp_path, language):
+    """Llama 3's and Gemma 3's templates write BOS themselves: the export drops it (the tokenizer adds it)."""
+    model = tiny_model(language=language, template="chat_template")
+    export_hf_llava(model, tmp_path)
+    hf_processor = LlavaProcessor.from_pretrained(str(tmp_path))
+    parts = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What organ is shown?"}]}]
+    text = hf_processor.apply_chat_template(parts, add_generation_prompt=True)
+    assert "bos_token" in model.tokenizer.chat_template and not text.startswith(model.tokenizer.bos_token)
+    theirs = hf_processor(text=text, images=image(), return_tensors="pt")["input_ids"][0].tolist()
+    ours = processor_for(model).encode(CONVERSATIONS[0], [image()], add_generation_prompt=True)
+    assert theirs == ours.input_ids

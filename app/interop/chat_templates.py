@@ -120,7 +120,7 @@ _OWN_PRELUDE = (
     "{%- endfor -%}{%- set text = joined.text -%}{%- endif -%}"
     "{%- if FRONT and message['role'] == 'user' and text.count('<image>') == 1 -%}"
     "{%- set text = '<image>\\n' + (text | replace('<image>', '') | trim) -%}{%- endif -%}"
-    "{%- set medzoo.turns = medzoo.turns + [dict(message, content=text)] -%}"
+    "{%- set medzoo.turns = medzoo.turns + [dict(message, content=text | replace('<image>', IMAGE))] -%}"
     "{%- endfor -%}"
     "{%- set messages = medzoo.turns -%}"
 )
@@ -134,14 +134,16 @@ def chat_template_for(template_name: str, image_separator: str = IMAGE_SEPARATOR
     return _content_macro(image_separator, template_name in _FRONT) + _SYSTEM + body
 
 
-def own_chat_template(jinja: str, image_placement: str, drop_bos: bool = False) -> str:
+def own_chat_template(jinja: str, image_placement: str, drop_bos: bool = False,
+                      image_separator: str = IMAGE_SEPARATORS[0]) -> str:
     """The tokenizer's own template ``jinja`` behind the prelude that gives it medzoo's string contents;
     ``drop_bos``: the tokenizer prepends BOS itself, so a BOS the template renders first is dropped (as medzoo
-    does), or consumers would see two."""
+    does), or consumers would see two; ``image_separator`` follows every ``<image>`` (see :func:`_content_macro`)."""
     if drop_bos:
         jinja = ("{%- set medzoo_text -%}" + jinja + "{% endset %}"
                  "{{ medzoo_text[bos_token | length:] if medzoo_text.startswith(bos_token) else medzoo_text }}")
-    return _OWN_PRELUDE.replace("FRONT", "true" if image_placement == "front" else "false") + jinja
+    prelude = _OWN_PRELUDE.replace("FRONT", "true" if image_placement == "front" else "false")
+    return prelude.replace("IMAGE", _literal("<image>" + image_separator)) + jinja
 
 
 def prepends_bos(tokenizer) -> bool:
@@ -184,7 +186,8 @@ def calibrated_chat_template(template_name: str, tokenizer) -> str | None:
         from medzoo.core.interfaces.templates import get_template
 
         placement = get_template(template_name).image_placement
-        candidates = [own_chat_template(own, placement, drop_bos=prepends_bos(tokenizer))]
+        drop_bos = prepends_bos(tokenizer)
+        candidates = [own_chat_template(own, placement, drop_bos, separator) for separator in IMAGE_SEPARATORS]
     elif template_name in _BODIES:
         candidates = [chat_template_for(template_name, separator) for separator in IMAGE_SEPARATORS]  # type: ignore[misc]
     else:
