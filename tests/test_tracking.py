@@ -1,8 +1,9 @@
 """Experiment tracking through accelerate's trackers: a tiny two-stage run's TensorBoard events, read back with
 TensorBoard's own EventAccumulator, hold every step's loss, learning rate and gradient norm against the run's
 global step, the stage summaries and the resolved recipe as hparams; ``trackers: []`` writes none; an unknown
-tracker is a one-line RecipeError; a tracker that cannot start is one warning and the run finishes; wandb
-(offline) and MLflow (a local file store) where installed."""
+tracker is a one-line RecipeError; a tracker that cannot start (or fails mid-run) is one warning and the run
+finishes; without TensorBoard the default is no tracker, said once; wandb (offline) and MLflow (a local file
+store) where installed."""
 
 from __future__ import annotations
 
@@ -129,3 +130,49 @@ def test_mlflow_local_store_holds_the_steps_and_the_recipe(tmp_path):
         (step, pytest.approx(r["loss"])) for step, r in enumerate(logged(run), start=1)]
     assert found.data.params["stages.alignment.optimizer.lr"] == "0.002"
     assert found.info.run_name == "tracking-tiny"
+
+
+def test_without_tensorboard_the_default_is_no_tracker_said_once(tmp_path, monkeypatch):
+    from medzoo.core.recipes.loading import load_recipe
+    from medzoo.core.training.tracking import RunTracking, session
+
+    monkeypatch.setattr(session, "tensorboard_installed", lambda: False)  # as where it is not installed
+    recipe = load_recipe(write_recipe(tmp_path / "data")).config
+    lines: list[str] = []
+    tracking = RunTracking.for_recipe(recipe, echo=lines.append)
+    tracking.start(tmp_path / "run", recipe)
+    tracking.start(tmp_path / "run", recipe)
+    tracking.log_step({"step": 1, "loss": 1.0, "lr": 1e-3})
+    tracking.finish()
+    assert lines == ["tracking: tensorboard is not installed, so no experiment tracker "
+                     "(metrics.jsonl and plots/ hold the curves)"]
+    assert not (tmp_path / "run" / "logs").exists()
+
+
+def test_a_tracker_failing_mid_run_is_dropped_with_one_warning(tmp_path):
+    from accelerate.tracking import GeneralTracker
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from medzoo.core.recipes.loading import load_recipe
+    from medzoo.core.training.tracking import RunTracking
+
+    class Broken(GeneralTracker):
+        name, requires_logging_directory, tracker = "broken", False, None
+        calls = 0
+
+        def log(self, values, step=None, **kwargs):
+            Broken.calls += 1
+            raise OSError(28, "No space left on device")
+
+    recipe = load_recipe(write_recipe(tmp_path / "data"), ["logging.trackers=[tensorboard]"]).config
+    lines: list[str] = []
+    with RunTracking.for_recipe(recipe, echo=lines.append) as tracking:
+        tracking.start(tmp_path / "run", recipe)
+        tracking.trackers.append(("broken", Broken()))
+        for step in (1, 2):
+            tracking.log_step({"step": step, "loss": 2.0 / step, "lr": 1e-3})
+    assert Broken.calls == 1 and lines[1:] == [
+        "warning: tracker broken failed (OSError: [Errno 28] No space left on device); the run continues without it"]
+    events = EventAccumulator(str(tmp_path / "run" / "logs" / "tensorboard"))
+    events.Reload()
+    assert [(s.step, s.value) for s in events.Scalars("train/loss")] == [(1, 2.0), (2, 1.0)]
