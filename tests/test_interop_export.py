@@ -549,3 +549,9 @@ def test_own_templates_rendering_bos_give_medzoo_ids_through_the_llava_processor
     theirs = hf_processor(text=text, images=image(), return_tensors="pt")["input_ids"][0].tolist()
     ours = processor_for(model).encode(CONVERSATIONS[0], [image()], add_generation_prompt=True)
     assert theirs == ours.input_ids
+
+
+def test_no_merge_without_a_language_adapter_says_so(tmp_path):
+    report = export_hf_llava(tiny_model(), tmp_path / "hf", merge_lora=False)
+    assert any("nothing kept unmerged" in note for note in report.notes)
+    assert not (tmp_path / "hf" / "adapter").exists()

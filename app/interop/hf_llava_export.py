@@ -109,6 +109,8 @@ def export_hf_llava(
     refuse_unless_ours(output, EXPORT_MARKER, "an hf-llava export")
     report = ExportReport(Path(output))
     adapter = None if merge_lora else take_language_adapter(model)
+    if not merge_lora and adapter is None:
+        report.notes.append("no LoRA adapter on the language model: nothing kept unmerged, no adapter/ written")
     report.merged_lora = merge_adapters(model)
     parts = llava_parts(model, probe=False)  # after merging: the weights as they are now (checked above)
     target_dtype = torch_dtype(dtype) if dtype else model.dtype
