@@ -15,7 +15,7 @@ from transformers.utils import cached_file
 from medzoo.core.dtypes import DTYPE_NAMES, torch_dtype
 from medzoo.core.errors import PluginError
 from medzoo.core.file_checks import check_checkpoint_folder, read_json
-from medzoo.core.interfaces.vision_encoder import FeatureSelect, VisionEncoder
+from medzoo.core.interfaces.vision_encoder import FeatureSelect
 from medzoo.core.model.activation_checkpointing import set_activation_checkpointing
 from medzoo.core.model.image_processing import ImageTransform
 from medzoo.plugins.vision import (
@@ -25,6 +25,7 @@ from medzoo.plugins.vision import (
     build_image_transform,
     image_options,
 )
+from medzoo.plugins.vision.transformers_tower import TransformersVisionTower
 
 PREPROCESSOR_FILE = "preprocessor_config.json"
 # The CLIPVisionConfig fields that define the architecture (what ``architecture_config`` returns).
@@ -41,7 +42,7 @@ ARCHITECTURE_KEYS = (
 )
 
 
-class ClipVisionEncoder(VisionEncoder):
+class ClipVisionEncoder(TransformersVisionTower):
     """A CLIP vision tower; ``forward`` returns ``hidden_states[feature_layer]`` after ``feature_select``.
 
     Only the blocks up to ``feature_layer`` run, so the features equal LLaVA's
@@ -52,6 +53,8 @@ class ClipVisionEncoder(VisionEncoder):
     :data:`medzoo.IMAGE_OPTION_DEFAULTS` (``pad_greyscale``, ``pad_offset``, ``pad_seed``,
     ``high_bit_depth``, ``alpha``) choose the lineage's variant (see ``ImageTransform``).
     """
+
+    architecture_keys = ARCHITECTURE_KEYS
 
     def __init__(
         self,
@@ -142,20 +145,12 @@ class ClipVisionEncoder(VisionEncoder):
         }
 
     def architecture_config(self) -> dict[str, Any]:
-        config = {key: getattr(self.model.config, key) for key in ARCHITECTURE_KEYS}
+        config = self.config_architecture()
         return {**config, "image_mean": list(self.image_mean), "image_std": list(self.image_std)}
-
-    @property
-    def hidden_size(self) -> int:
-        return self.model.config.hidden_size
 
     @property
     def image_size(self) -> int:
         return self.model.config.image_size
-
-    @property
-    def patch_size(self) -> int:
-        return self.model.config.patch_size
 
     @property
     def block_class(self) -> type[nn.Module]:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from medzoo.core.errors import PluginError, RecipeError
-from medzoo.core.interfaces.vision_encoder import FeatureSelect, VisionEncoder
+from medzoo.core.interfaces.vision_encoder import FeatureSelect
 from medzoo.core.model.activation_checkpointing import set_activation_checkpointing
 from medzoo.core.model.image_processing import ImageTransform
 from medzoo.plugins.vision import blocks_to_run, build_image_transform, image_options
@@ -37,6 +37,7 @@ from medzoo.plugins.vision.hf_loading import (
     square_side,
 )
 from medzoo.plugins.vision.tokens import select_tokens
+from medzoo.plugins.vision.transformers_tower import TransformersVisionTower
 
 if TYPE_CHECKING:
     from transformers import Dinov2Model
@@ -64,8 +65,10 @@ ARCHITECTURE_KEYS = (
 PREPROCESSING_KEYS = ("image_mean", "image_std", "input_size", "resize_size")
 
 
-class Dinov2VisionEncoder(VisionEncoder):
+class Dinov2VisionEncoder(TransformersVisionTower):
     """A DINOv2 tower; ``forward`` returns ``hidden_states[feature_layer]`` without the prefix tokens."""
+
+    architecture_keys = ARCHITECTURE_KEYS
 
     def __init__(
         self,
@@ -153,7 +156,7 @@ class Dinov2VisionEncoder(VisionEncoder):
         }
 
     def architecture_config(self) -> dict[str, Any]:
-        config = {key: getattr(self.model.config, key) for key in ARCHITECTURE_KEYS}
+        config = self.config_architecture()
         if self.num_register_tokens or self.model.config.model_type == REGISTERS_MODEL_TYPE:
             config["num_register_tokens"] = self.num_register_tokens
         return {
@@ -169,16 +172,8 @@ class Dinov2VisionEncoder(VisionEncoder):
         return int(getattr(self.model.config, "num_register_tokens", 0) or 0)
 
     @property
-    def hidden_size(self) -> int:
-        return self.model.config.hidden_size
-
-    @property
     def image_size(self) -> int:
         return self.input_size
-
-    @property
-    def patch_size(self) -> int:
-        return self.model.config.patch_size
 
     @property
     def block_class(self) -> type[nn.Module]:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from medzoo.core.errors import PluginError
-from medzoo.core.interfaces.vision_encoder import FeatureSelect, VisionEncoder
+from medzoo.core.interfaces.vision_encoder import FeatureSelect
 from medzoo.core.model.activation_checkpointing import set_activation_checkpointing
 from medzoo.core.model.image_processing import ImageTransform
 from medzoo.plugins.vision import blocks_to_run, build_image_transform, image_options
@@ -34,6 +34,7 @@ from medzoo.plugins.vision.hf_loading import (
     square_side,
 )
 from medzoo.plugins.vision.tokens import require_class_token
+from medzoo.plugins.vision.transformers_tower import TransformersVisionTower
 
 if TYPE_CHECKING:
     from transformers import SiglipVisionModel
@@ -55,8 +56,10 @@ ARCHITECTURE_KEYS = (
 )
 
 
-class SiglipVisionEncoder(VisionEncoder):
+class SiglipVisionEncoder(TransformersVisionTower):
     """A SigLIP vision tower; ``forward`` returns ``hidden_states[feature_layer]`` (every patch token)."""
+
+    architecture_keys = ARCHITECTURE_KEYS
 
     def __init__(
         self,
@@ -135,20 +138,12 @@ class SiglipVisionEncoder(VisionEncoder):
         }
 
     def architecture_config(self) -> dict[str, Any]:
-        config = {key: getattr(self.model.config, key) for key in ARCHITECTURE_KEYS}
+        config = self.config_architecture()
         return {**config, "image_mean": list(self.image_mean), "image_std": list(self.image_std)}
-
-    @property
-    def hidden_size(self) -> int:
-        return self.model.config.hidden_size
 
     @property
     def image_size(self) -> int:
         return self.model.config.image_size
-
-    @property
-    def patch_size(self) -> int:
-        return self.model.config.patch_size
 
     @property
     def has_cls_token(self) -> bool:

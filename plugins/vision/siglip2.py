@@ -27,7 +27,7 @@ from PIL import Image
 from torch import nn
 
 from medzoo.core.errors import PluginError, RecipeError
-from medzoo.core.interfaces.vision_encoder import FeatureSelect, VisionEncoder
+from medzoo.core.interfaces.vision_encoder import FeatureSelect
 from medzoo.core.model.activation_checkpointing import set_activation_checkpointing
 from medzoo.core.model.image_processing import ImageTransform
 from medzoo.plugins.vision import blocks_to_run, build_image_transform, image_options
@@ -35,6 +35,7 @@ from medzoo.plugins.vision.clip import resolve_dtype
 from medzoo.plugins.vision.hf_loading import image_statistics, load_vision_model, read_preprocessor
 from medzoo.plugins.vision.siglip import SIGLIP_MEAN, SIGLIP_STD
 from medzoo.plugins.vision.tokens import require_class_token
+from medzoo.plugins.vision.transformers_tower import TransformersVisionTower
 
 if TYPE_CHECKING:
     from transformers import Siglip2VisionModel
@@ -54,8 +55,10 @@ ARCHITECTURE_KEYS = (
 RESAMPLING = {2: "bilinear", 3: "bicubic"}
 
 
-class Siglip2VisionEncoder(VisionEncoder):
+class Siglip2VisionEncoder(TransformersVisionTower):
     """A SigLIP 2 NaFlex tower at a fixed square size; ``forward`` returns ``hidden_states[feature_layer]``."""
+
+    architecture_keys = ARCHITECTURE_KEYS
 
     def __init__(
         self,
@@ -146,7 +149,7 @@ class Siglip2VisionEncoder(VisionEncoder):
         }
 
     def architecture_config(self) -> dict[str, Any]:
-        config = {key: getattr(self.model.config, key) for key in ARCHITECTURE_KEYS}
+        config = self.config_architecture()
         return {
             **config,
             "image_mean": list(self.image_mean),
@@ -156,16 +159,8 @@ class Siglip2VisionEncoder(VisionEncoder):
         }
 
     @property
-    def hidden_size(self) -> int:
-        return self.model.config.hidden_size
-
-    @property
     def image_size(self) -> int:
         return self.input_size
-
-    @property
-    def patch_size(self) -> int:
-        return self.model.config.patch_size
 
     @property
     def has_cls_token(self) -> bool:
