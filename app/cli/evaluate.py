@@ -72,6 +72,10 @@ def evaluate_command(model, benchmark, data, image_root, output_dir, batch_size,
     parsed = _pairs(options, "--option", "root=data/synth")
     extra = _pairs(contender_options, "--contender-option", "dtype=bfloat16")
     components().get("benchmark", benchmark)  # an unknown name fails before the model is loaded
+    if contender is not None:
+        from medzoo.core.evaluation.contenders import get_contender
+
+        get_contender(contender)  # so does an unknown contender
     processes = eval_processes()
     echo = click.echo if processes.is_main else (lambda *_: None)
     parsed = benchmark_options(benchmark, model, data, parsed, echo)  # its data is found before the model loads
