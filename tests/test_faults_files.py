@@ -208,12 +208,13 @@ def test_a_damaged_model_folder_is_one_line_naming_the_file(damaged_model, kind,
 
 
 @pytest.mark.parametrize("command", ["eval", "chat"])
-def test_the_cli_loading_a_damaged_model_prints_one_line(damaged_model, tmp_path, capsys, command):
+def test_the_cli_loading_a_damaged_model_prints_one_line(damaged_model, synthetic_data, tmp_path, capsys, command):
     folder = damaged_model("full", lambda f: truncate(f / "connector.safetensors"))
     before = snapshot(folder)
     args = [command, folder]
-    if command == "eval":
-        args += ["--benchmark", "synth-vqa-rad", "--option", f"root={tmp_path / 'data'}", "-d", tmp_path / "out"]
+    if command == "eval":  # real benchmark data: it is checked before the model loads
+        data = synthetic_data(seed=3, train=4, val=2, test=4)
+        args += ["--benchmark", "synth-vqa-rad", "--option", f"root={data}", "-d", tmp_path / "out"]
     line = cli_error(capsys, *args)
     assert str(folder / "connector.safetensors") in line and "safetensors" in line, line
     assert snapshot(folder) == before
