@@ -331,3 +331,59 @@ def test_rows_of_different_protocols_are_never_ranked_against_each_other(tmp_pat
     zero_shot_html = page.split('id="protocol-zero-shot"')[1].split("</section>")[0]
     assert 'class="num best" data-col="vqa-rad:test:closed_accuracy" data-value="99.0000"' in zero_shot_html
     assert "<svg" in zero_shot_html and "LLaVA-Tri" not in zero_shot_html
+
+
+# ---------------------------------------------------------------- row names: run.json, else the model that answered
+
+
+def _answered(root: Path, folder: str, model_ids: dict[str, str], recipe: str | None = None) -> Path:
+    """An OUT folder as ``medzoo eval ... -d OUT/eval/<benchmark>`` leaves it: flat metrics.json with a model_id."""
+    run_dir = _run(root, folder, None, {benchmark: {**VQA, "benchmark": benchmark, "model_id": model_id}
+                                        for benchmark, model_id in model_ids.items()})  # fmt: skip
+    if recipe is not None:
+        (run_dir / "run.json").write_text(json.dumps({"recipe": recipe, "stages": []}))
+    return run_dir
+
+
+def test_a_row_without_run_json_is_named_by_the_model_that_answered(tmp_path):
+    from medzoo.plugins.leaderboard.runs import run_rows
+
+    hub = _answered(tmp_path, "out", {"vqa-rad": "llava-hf/llava-1.5-7b-hf", "slake": "llava-hf/llava-1.5-7b-hf"})
+    assert [(row.model, row.source, row.details) for row in run_rows(hub)] == [
+        ("llava-hf/llava-1.5-7b-hf", str(hub), "")]
+    local = _answered(tmp_path, "out2", {"vqa-rad": "/models/runs/tiny-med/final"})
+    (row,) = run_rows(local)
+    assert row.model == "tiny-med" and row.details == "model_id /models/runs/tiny-med/final"
+    csv_rows = list(csv.DictReader(io.StringIO(render(leaderboard_from_runs([local], published=False), "csv"))))
+    assert [(r["model"], r["source"], r["details"]) for r in csv_rows] == [
+        ("tiny-med", str(local), "model_id /models/runs/tiny-med/final")]
+    unnamed = _answered(tmp_path, "unnamed-folder", {"vqa-rad": "model"})  # the placeholder names nothing
+    assert [row.model for row in run_rows(unnamed)] == ["unnamed-folder"]
+
+
+def test_a_medzoo_run_keeps_its_recipe_name(tmp_path):
+    from medzoo.plugins.leaderboard.runs import run_rows
+
+    run_dir = _answered(tmp_path, "run-folder", {"vqa-rad": "/elsewhere/other/final"}, recipe="tiny")
+    assert [(row.model, row.details) for row in run_rows(run_dir)] == [("tiny", "")]
+
+
+def test_benchmarks_that_disagree_on_the_model_say_so(tmp_path):
+    from medzoo.plugins.leaderboard.runs import model_name, run_rows
+
+    run_dir = _answered(tmp_path, "out", {"slake": "Qwen/Qwen2-VL-2B-Instruct", "vqa-rad": "/m/llava-1.5-7b-hf"})
+    (row,) = run_rows(run_dir)
+    assert row.model == model_name(run_dir) == "mixed: Qwen/Qwen2-VL-2B-Instruct, llava-1.5-7b-hf"
+    assert row.details == ("model_id differs between benchmarks (slake: Qwen/Qwen2-VL-2B-Instruct; "
+                           "vqa-rad: /m/llava-1.5-7b-hf)")
+
+
+@pytest.mark.parametrize(("model_id", "shown"), [
+    ("llava-hf/llava-1.5-7b-hf", "llava-hf/llava-1.5-7b-hf"), ("llava-med-v1.5", "llava-med-v1.5"),
+    ("/data/models/llava-1.5-7b-hf/", "llava-1.5-7b-hf"), ("runs/tiny/final", "tiny"), ("./tiny", "tiny"),
+    ("~/models/medgemma", "medgemma"), ("C:\\models\\medgemma", "medgemma"),
+])  # fmt: skip
+def test_a_local_path_is_shown_by_its_folder(model_id, shown):
+    from medzoo.plugins.leaderboard.row_names import shown_model_id
+
+    assert shown_model_id(model_id) == shown

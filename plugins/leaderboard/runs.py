@@ -3,9 +3,13 @@
 Run-directory contract (what ``medzoo eval`` / ``medzoo run`` leave behind):
 
     RUN_DIR/run.json                        optional; the model name from "model_name", "model" (a string, or
-                                            an object with "name"), "name" or "recipe"; else the folder name
+                                            an object with "name"), "name" or "recipe"
     RUN_DIR/eval/<benchmark>/metrics.json   one per benchmark (RUN_DIR/<benchmark>/metrics.json is accepted
                                             when there is no eval/ folder)
+
+A row is named by ``run.json`` first (``medzoo run``: the recipe's name), else by the ``model_id`` its
+``metrics.json`` files record (``medzoo eval``, a contender: ``row_names``; a local path shortened to its folder,
+the full id in the row's details; benchmarks that disagree give ``mixed: a, b``), else by the folder's name.
 
 ``metrics.json`` is either ``{"benchmark": ..., "split": ..., "metrics": {name: percent, ...}}`` or a flat
 ``{name: percent, ..., "benchmark": ..., "split": ...}`` (non-numeric entries are ignored); without a split
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from medzoo.core.errors import DataError
+from medzoo.plugins.leaderboard.row_names import name_from_model_ids
 from medzoo.plugins.leaderboard.table import ColumnGroup, ModelRow
 from medzoo.plugins.leaderboard.training import CONTENDER_TEMPLATE, benchmark_protocol, recorded_stages
 
@@ -51,7 +56,8 @@ def run_info(run_dir: Path) -> Any:
     return _read_json(run_file) if run_file.is_file() else None
 
 
-def model_name(run_dir: Path) -> str:
+def recorded_name(run_dir: Path) -> str | None:
+    """The model name ``run.json`` gives, or None."""
     info = run_info(run_dir)
     if isinstance(info, dict):
         for key in ("model_name", "model", "name", "recipe"):
@@ -60,7 +66,30 @@ def model_name(run_dir: Path) -> str:
                 value = value.get("name")
             if isinstance(value, str) and value:
                 return value
-    return run_dir.resolve().name
+    return None
+
+
+def recorded_model_id(path: Path) -> str:
+    """The ``model_id`` a ``metrics.json`` records (top level, or beside its ``metrics``), or ``""``."""
+    data = _read_json(path)
+    model_id = data.get("model_id") if isinstance(data, dict) else None
+    if model_id is None and isinstance(data, dict) and isinstance(data.get("metrics"), dict):
+        model_id = data["metrics"].get("model_id")
+    return model_id if isinstance(model_id, str) else ""
+
+
+def row_name(run_dir: Path, files: list[Path]) -> tuple[str, str]:
+    """(name, details) of the row these ``metrics.json`` files of ``run_dir`` make (see the module docstring)."""
+    recorded = recorded_name(run_dir)
+    if recorded is not None:
+        return recorded, ""
+    name, details = name_from_model_ids([(path.parent.name, recorded_model_id(path)) for path in files])
+    return name or run_dir.resolve().name, details
+
+
+def model_name(run_dir: Path) -> str:
+    """The name of a run directory's model, over all its benchmarks."""
+    return row_name(run_dir, metrics_files(run_dir))[0]
 
 
 def read_metrics_file(path: Path, benchmark: str) -> tuple[ColumnGroup, dict[str, float]]:
@@ -94,23 +123,27 @@ def run_rows(run_dir: str | Path) -> list[ModelRow]:
     files = metrics_files(folder)
     if not files:
         raise DataError(f"{folder}: no eval/<benchmark>/metrics.json found")
-    name, stages = model_name(folder), recorded_stages(folder, run_info(folder))
+    stages = recorded_stages(folder, run_info(folder))
     rows: dict[str, ModelRow] = {}
     answering: dict[str, list[str]] = {}
     bases: dict[str, dict[str, str]] = {}
+    row_files: dict[str, list[Path]] = {}
     for path in files:
         group, values = read_metrics_file(path, path.parent.name)
         answered = answering_of(path)
         protocol, basis = benchmark_protocol(group.benchmark, values, stages, CONTENDER_TEMPLATE in answered)
-        row = rows.setdefault(protocol, ModelRow(model=name, source=str(folder), kind="run", protocol=protocol))
+        row = rows.setdefault(protocol, ModelRow(model="", source=str(folder), kind="run", protocol=protocol))
         row.scores.setdefault(group, {}).update(values)
+        row_files.setdefault(protocol, []).append(path)
         kept = answering.setdefault(protocol, [])
         if answered and answered not in kept:
             kept.append(answered)
         if basis:
             bases.setdefault(protocol, {})[group.benchmark] = basis
     for protocol, row in rows.items():
-        row.details, row.basis = "; ".join(answering[protocol]), _basis(bases.get(protocol, {}))
+        row.model, named = row_name(folder, row_files[protocol])
+        row.details = "; ".join(note for note in (*answering[protocol], named) if note)
+        row.basis = _basis(bases.get(protocol, {}))
     return list(rows.values())
 
 
