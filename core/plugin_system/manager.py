@@ -3,6 +3,8 @@
 ``MEDZOO_PLUGINS=a,b`` restricts which installed (entry-point) plugins load; built-ins always load.
 A plugin that fails to import is recorded with its distribution name and does not stop the others;
 a plugin whose hooks are malformed (a misspelt hook name, wrong arguments) fails loudly with a ``PluginError``.
+The registry is filled per kind on first use: looking up a benchmark calls only the benchmark hooks (so it
+imports no vision tower's libraries); iterating the registry calls them all.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import pluggy
 
 from medzoo.core.errors import PluginError, did_you_mean
 from medzoo.core.plugin_system import hookspecs
-from medzoo.core.plugin_system.registry import HOOK_KINDS, ComponentRegistry
+from medzoo.core.plugin_system.registry import HOOK_KINDS, KINDS, ComponentRegistry
 
 ENTRY_POINT_GROUP = "medzoo"
 BUILTIN_DISTRIBUTION = "medzoo"
 RESTRICT_ENV_VAR = "MEDZOO_PLUGINS"
 logger = logging.getLogger(__name__)
+#: component kind -> its registration hook
+HOOK_NAMES = {kind: hook for hook, kind in HOOK_KINDS.items()}
 
 
 @dataclass(frozen=True)
@@ -44,16 +48,23 @@ class PluginSystem:
     def __init__(self) -> None:
         self.manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.manager.add_hookspecs(hookspecs)
-        #: installed plugins that could not be imported, and hooks that raised while the registry was built
+        #: installed plugins that could not be imported
         self.load_failures: list[PluginFailure] = []
-        self.hook_failures: list[PluginFailure] = []
         #: plugin name -> distribution name, for entry-point plugins
         self.distributions: dict[str, str] = {}
         self._registry: ComponentRegistry | None = None
+        #: kind -> the hooks that raised while the current registry filled that kind
+        self._hook_failures: dict[str, list[PluginFailure]] = {}
+        self._registry_lock = threading.Lock()
+
+    @property
+    def hook_failures(self) -> list[PluginFailure]:
+        """Registration hooks that raised, for the kinds read so far (every kind once the registry is iterated)."""
+        return [failure for kind in KINDS for failure in self._hook_failures.get(kind, [])]
 
     @property
     def failures(self) -> list[PluginFailure]:
-        """Every plugin that failed (hook failures are known once ``registry`` has been built)."""
+        """Every plugin that failed (a kind's hook failures are known once that kind has been read)."""
         return [*self.load_failures, *self.hook_failures]
 
     def load_entry_points(self, allowed: set[str] | None) -> None:
@@ -109,11 +120,13 @@ class PluginSystem:
         (self.load_failures if into is None else into).append(failure)
         logger.warning("medzoo plugin %r from %s failed to load: %s", plugin, distribution, failure.error)
 
-    def failure_note(self) -> str:
-        """One line naming the plugins that failed to load (appended to unknown-component errors)."""
-        if not self.failures:
+    def failure_note(self, hook_failures: list[PluginFailure] | None = None) -> str:
+        """One line naming the plugins that failed to load and the hooks that failed (``hook_failures``, default
+        all known): appended to unknown-component errors."""
+        failures = [*self.load_failures, *(self.hook_failures if hook_failures is None else hook_failures)]
+        if not failures:
             return ""
-        listed = "; ".join(f"{f.plugin} ({f.distribution}): {f.error}" for f in self.failures)
+        listed = "; ".join(f"{f.plugin} ({f.distribution}): {f.error}" for f in failures)
         return f"plugins that failed to load: {listed}"
 
     def check(self) -> None:
@@ -145,42 +158,43 @@ class PluginSystem:
 
     @property
     def registry(self) -> ComponentRegistry:
-        if self._registry is None:
-            self._registry = self._collect()
-        return self._registry
+        """The component registry; each kind's hooks are called the first time that kind is read."""
+        with self._registry_lock:
+            if self._registry is None:
+                failures: dict[str, list[PluginFailure]] = {}
+                self._hook_failures = failures
+                self._registry = ComponentRegistry(loader=functools.partial(self._collect, failures=failures))
+            return self._registry
 
-    def _collect(self) -> ComponentRegistry:
-        """Call every registration hook. A hook that raises (e.g. its lazy import fails) is recorded and its
-        components are left out; a bad name or a duplicate raises ``PluginError``."""
-        registry = ComponentRegistry()
-        self.hook_failures = []
-        for hook_name, kind in HOOK_KINDS.items():
-            hook = getattr(self.manager.hook, hook_name)
-            for impl in hook.get_hookimpls():  # registration order: built-ins first
-                provider = self.provider_name(impl.plugin)
-                pending: list[tuple[Any, Any, dict[str, Any]]] = []
+    def invalidate(self) -> None:
+        """Forget the registry (a plugin came or went): the next read calls the hooks again."""
+        with self._registry_lock:
+            self._registry = None
+            self._hook_failures = {}
 
-                def register(name, factory, _pending=pending, **info):
-                    _pending.append((name, factory, info))
+    def _collect(self, registry: ComponentRegistry, kind: str, failures: dict[str, list[PluginFailure]]) -> str:
+        """Call the registration hooks of ``kind`` into ``registry``, returning the note for its unknown-name
+        errors. A hook that raises (e.g. its lazy import fails) is recorded in ``failures`` and its components are
+        left out; a bad name or a duplicate raises ``PluginError``."""
+        hook_name = HOOK_NAMES[kind]
+        failures[kind] = []
+        for impl in getattr(self.manager.hook, hook_name).get_hookimpls():  # registration order: built-ins first
+            provider = self.provider_name(impl.plugin)
+            pending: list[tuple[Any, Any, dict[str, Any]]] = []
 
-                try:
-                    impl.function(register=register)
-                except Exception as error:  # a failing plugin must not take the others down
-                    name = self.manager.get_name(impl.plugin) or repr(impl.plugin)
-                    distribution = self.distributions.get(
-                        name, "medzoo" if name.startswith("medzoo.") else "in-process"
-                    )
-                    self._fail(
-                        name,
-                        distribution,
-                        f"{hook_name}: {type(error).__name__}: {error}",
-                        self.hook_failures,
-                    )
-                    continue
-                for name, factory, info in pending:
-                    registry.add(kind, name, factory, provider, **info)
-        registry.note = self.failure_note()
-        return registry
+            def register(name, factory, _pending=pending, **info):
+                _pending.append((name, factory, info))
+
+            try:
+                impl.function(register=register)
+            except Exception as error:  # a failing plugin must not take the others down
+                name = self.manager.get_name(impl.plugin) or repr(impl.plugin)
+                distribution = self.distributions.get(name, "medzoo" if name.startswith("medzoo.") else "in-process")
+                self._fail(name, distribution, f"{hook_name}: {type(error).__name__}: {error}", failures[kind])
+                continue
+            for name, factory, info in pending:
+                registry.add(kind, name, factory, provider, **info)
+        return self.failure_note(failures[kind])
 
     def provider_name(self, plugin: object) -> str:
         """The plugin's name, with its distribution for installed (entry-point) plugins."""
@@ -271,13 +285,13 @@ def register_plugin(plugin: object, name: str | None = None) -> None:
         system.manager.unregister(plugin)
         raise
     finally:
-        system._registry = None
+        system.invalidate()
 
 
 def unregister_plugin(plugin: object) -> None:
     system = plugin_system()
     system.manager.unregister(plugin)
-    system._registry = None
+    system.invalidate()
 
 
 def reset_plugins() -> None:

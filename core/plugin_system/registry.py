@@ -1,10 +1,11 @@
-"""The table of registered components: kind -> name -> (factory, provider, info)."""
+"""The table of registered components: kind -> name -> (factory, provider, info), each kind filled on first use."""
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,42 +100,80 @@ def _check_tiny_given_once(kind: str, name: str, provider: str, factory: Any, in
 
 
 class ComponentRegistry:
-    """Components by kind and name; names are exact (no substring matching) and unique per kind."""
+    """Components by kind and name; names are exact (no substring matching) and unique per kind.
 
-    def __init__(self, note: str = "") -> None:
+    With a ``loader``, each kind is filled the first time it is read (``get``, ``names``, ``add``, iteration):
+    ``loader(registry, kind)`` adds that kind's components and returns the note for its unknown-name errors. A loader that
+    raises leaves the kind empty and unloaded, so the next read tries again (and raises again).
+    """
+
+    def __init__(self, note: str = "", loader: Callable[[ComponentRegistry, str], str] | None = None) -> None:
         self._entries: dict[str, dict[str, Registration]] = {kind: {} for kind in KINDS}
-        #: appended to unknown-name errors (e.g. which installed plugins failed to load)
+        #: appended to unknown-name errors (e.g. which installed plugins failed to load); ``notes`` per kind
         self.note = note
+        self.notes: dict[str, str] = {}
+        self._loader = loader
+        self._loaded: set[str] = set() if loader else set(KINDS)
+        self._loading: set[str] = set()
+        self._lock = threading.RLock()
+
+    def _table(self, kind: str, provider: str | None = None, adding: bool = False) -> dict[str, Registration]:
+        """The components of ``kind``, loaded first if they are not yet (``adding``: by the loader itself)."""
+        table = self._entries.get(kind)
+        if table is None:
+            where = f"{provider}: " if provider else ""
+            raise PluginError(f"{where}unknown component kind {kind!r}; expected one of {', '.join(KINDS)}")
+        if kind not in self._loaded:
+            self._load(kind, adding)
+        return table
+
+    def _load(self, kind: str, adding: bool) -> None:
+        with self._lock:  # one thread fills a kind; the others wait for it
+            if kind in self._loaded:
+                return
+            if kind in self._loading:  # only this thread, from inside the loader of this kind
+                if adding:
+                    return
+                raise PluginError(f"a {kind} registration read the {kind} components while they were being "
+                                  "registered; expected it to read them when the component is used")
+            assert self._loader is not None
+            self._loading.add(kind)
+            try:
+                self.notes[kind] = self._loader(self, kind)
+            except BaseException:
+                self._entries[kind].clear()
+                raise
+            finally:
+                self._loading.discard(kind)
+            self._loaded.add(kind)
 
     def add(self, kind: str, name: str, factory: Any, provider: str, **info: Any) -> None:
-        if kind not in self._entries:
-            raise PluginError(f"{provider}: unknown component kind {kind!r}; expected one of {', '.join(KINDS)}")
+        table = self._table(kind, provider, adding=True)
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise PluginError(
                 f"{provider}: invalid {kind} name {name!r}; expected lower-case letters, digits, '.', '_' or '-'"
             )
         if factory is None:
             raise PluginError(f"{provider}: {kind} {name!r} registered without a factory")
-        existing = self._entries[kind].get(name)
+        existing = table.get(name)
         if existing is not None:
             raise PluginError(
                 f"duplicate {kind} {name!r}: registered by {existing.provider} and by {provider}"
             )
         _check_tiny_given_once(kind, name, provider, factory, info)
-        self._entries[kind][name] = Registration(kind, name, factory, provider, checked_info(kind, name, provider, info))
+        table[name] = Registration(kind, name, factory, provider, checked_info(kind, name, provider, info))
 
     def get(self, kind: str, name: str) -> Registration:
         """Exact lookup; a family registered with ``pattern=`` (e.g. ``mlp(?P<depth>\\d+)x_gelu``) matches whole names
         and its factory receives the named groups as integer or string keyword arguments."""
-        table = self._entries.get(kind)
-        if table is None:
-            raise PluginError(f"unknown component kind {kind!r}; expected one of {', '.join(KINDS)}")
+        table = self._table(kind)
         if name not in table:
             family = self._match_family(table, name)
             if family is not None:
                 return family
             known = ", ".join(sorted(table)) or "none registered"
-            note = f"; {self.note}" if self.note else ""
+            note = self.notes.get(kind) or self.note
+            note = f"; {note}" if note else ""
             raise PluginError(f"unknown {kind} {name!r}{did_you_mean(name, table)}; known: {known}{note}")
         return table[name]
 
@@ -150,9 +189,12 @@ class ComponentRegistry:
         return None
 
     def names(self, kind: str) -> list[str]:
-        return sorted(self._entries[kind])
+        if kind not in self._entries:
+            raise KeyError(kind)
+        return sorted(self._table(kind))
 
     def __iter__(self):
         for kind in KINDS:
-            for name in sorted(self._entries[kind]):
-                yield self._entries[kind][name]
+            table = self._table(kind)
+            for name in sorted(table):
+                yield table[name]
