@@ -258,3 +258,37 @@ def test_a_request_with_more_placeholders_than_images_is_a_data_error():
     with pytest.raises(DataError) as error:
         chat_messages([Message("user", "<image> and <image>")], [image])
     assert one_line(error.value).startswith("a user turn has more <image> placeholders than the request has images")
+
+
+# ---------------------------------------------------------------- medzoo plugins
+
+
+def test_medzoo_plugins_lists_contenders_and_reports_a_failing_contender_plugin():
+    from click.testing import CliRunner
+
+    from medzoo import hookimpl, register_plugin, unregister_plugin
+    from medzoo.app.cli.main import cli
+
+    class Broken:
+        @hookimpl
+        def register_contenders(self, register):
+            raise ImportError("no module named 'missing_dependency'")
+
+    plugin = Broken()
+    register_plugin(plugin, name="broken-contenders")
+    try:
+        listing = CliRunner().invoke(cli, ["plugins", "--json"])
+        table = CliRunner().invoke(cli, ["plugins"])
+    finally:
+        unregister_plugin(plugin)
+    assert listing.exit_code == 0 and table.exit_code == 0, listing.output + table.output
+    payload = json.loads(listing.stdout)
+    hf_vlm = next(row for row in payload["contenders"] if row["name"] == "hf-vlm")
+    assert hf_vlm["kind"] == "contender" and hf_vlm["provider"] == "medzoo.contenders"
+    assert hf_vlm["description"].startswith("Any transformers image-text-to-text model")
+    assert "contender" not in {row["kind"] for row in payload["components"]}
+    assert {"plugin": "broken-contenders", "distribution": "in-process",
+            "error": "register_contenders: ImportError: no module named 'missing_dependency'"} in payload["failures"]
+    line = next(line for line in table.stdout.splitlines() if " hf-vlm " in line)
+    assert line.split()[:3] == ["contender", "hf-vlm", "medzoo.contenders"] and "image-text-to-text" in line
+    assert "failed to load: broken-contenders (in-process): register_contenders: ImportError" in table.stderr

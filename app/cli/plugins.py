@@ -1,4 +1,5 @@
-"""``medzoo plugins``: every registered component (kind, name, provider) and plugins that failed to load."""
+"""``medzoo plugins``: every registered component and contender (kind, name, provider) and the plugins that failed
+to load."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import click
 
 
 @click.command("plugins")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON ({components, contenders, failures}) instead of a table.")
 def plugins_command(as_json: bool) -> None:
-    """List every registered component: its kind, name and the plugin that provides it."""
+    """List every registered component and contender (kind `contender`: `medzoo eval --contender NAME`): its
+    kind, name, the plugin that provides it and its description; plugins that failed to load go to stderr."""
+    from medzoo.core.evaluation.contenders import collect_contenders
     from medzoo.core.plugin_system.manager import components, plugin_system
 
     rows = [
@@ -18,15 +22,21 @@ def plugins_command(as_json: bool) -> None:
          "description": entry.description}
         for entry in components()
     ]
+    found, contender_failures = collect_contenders()
+    contenders = [
+        {"kind": "contender", "name": entry.name, "provider": entry.provider, "description": entry.description}
+        for entry in found.values()
+    ]
     failures = [{"plugin": f.plugin, "distribution": f.distribution, "error": f.error}
-                for f in plugin_system().failures]
+                for f in [*plugin_system().failures, *contender_failures]]
     if as_json:
-        click.echo(json.dumps({"components": rows, "failures": failures}, indent=2))
+        click.echo(json.dumps({"components": rows, "contenders": contenders, "failures": failures}, indent=2))
         return
-    kind_width = max(len(row["kind"]) for row in rows)
-    name_width = max(len(row["name"]) for row in rows)
-    provider_width = max(len(row["provider"]) for row in rows)
-    for row in rows:
+    listed = [*rows, *contenders]
+    kind_width = max(len(row["kind"]) for row in listed)
+    name_width = max(len(row["name"]) for row in listed)
+    provider_width = max(len(row["provider"]) for row in listed)
+    for row in listed:
         click.echo(f"{row['kind']:<{kind_width}}  {row['name']:<{name_width}}  {row['provider']:<{provider_width}}  "
                    f"{row['description']}".rstrip())
     for failure in failures:

@@ -14,7 +14,7 @@ from typing import Any
 
 from medzoo.core.errors import PluginError, did_you_mean
 from medzoo.core.interfaces.answerer import Answerer
-from medzoo.core.plugin_system.manager import plugin_system
+from medzoo.core.plugin_system.manager import PluginFailure, one_line, plugin_system
 from medzoo.core.plugin_system.registry import NAME_PATTERN
 
 
@@ -33,32 +33,58 @@ class Contender:
 
 
 def contenders() -> dict[str, Contender]:
-    """Every contender of every loaded plugin, by name (a bad name or a duplicate is a PluginError)."""
+    """Every contender of every loaded plugin, by name (a bad name or a duplicate is a PluginError; a hook that
+    raises is left out, see :func:`collect_contenders`)."""
+    return collect_contenders()[0]
+
+
+def collect_contenders() -> tuple[dict[str, Contender], list[PluginFailure]]:
+    """(every contender by name, the plugins whose ``register_contenders`` raised): a failing plugin does not take
+    the others down, as for components; a bad name or a duplicate is a PluginError."""
     system = plugin_system()
     found: dict[str, Contender] = {}
+    failures: list[PluginFailure] = []
     for impl in system.manager.hook.register_contenders.get_hookimpls():
         provider = system.provider_name(impl.plugin)
+        pending: list[tuple[Any, Any, dict[str, Any]]] = []
 
-        def register(name: str, factory: Any, _provider: str = provider, **info: Any) -> None:
-            if not isinstance(name, str) or not NAME_PATTERN.match(name):
-                raise PluginError(f"{_provider}: invalid contender name {name!r}; expected lower-case letters, "
-                                  "digits, '.', '_' or '-'")
-            if not callable(factory):
-                raise PluginError(f"{_provider}: contender {name!r}: expected a callable (source, **options)")
-            if name in found:
-                raise PluginError(f"duplicate contender {name!r}: registered by {found[name].provider} and by "
-                                  f"{_provider}")
-            found[name] = Contender(name, factory, _provider, dict(info))
+        def register(name: Any, factory: Any, _pending: list = pending, **info: Any) -> None:
+            _pending.append((name, factory, info))
 
-        impl.function(register=register)
-    return found
+        try:
+            impl.function(register=register)
+        except Exception as error:  # e.g. its lazy import of an optional dependency fails
+            failures.append(_failure(system, impl.plugin, error))
+            continue
+        for name, factory, info in pending:
+            _add(found, name, factory, provider, info)
+    return found, failures
+
+
+def _failure(system: Any, plugin: object, error: Exception) -> PluginFailure:
+    name = system.manager.get_name(plugin) or repr(plugin)
+    distribution = system.distributions.get(name, "medzoo" if name.startswith("medzoo.") else "in-process")
+    return PluginFailure(name, distribution, one_line(f"register_contenders: {type(error).__name__}: {error}"))
+
+
+def _add(found: dict[str, Contender], name: Any, factory: Any, provider: str, info: dict[str, Any]) -> None:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise PluginError(f"{provider}: invalid contender name {name!r}; expected lower-case letters, "
+                          "digits, '.', '_' or '-'")
+    if not callable(factory):
+        raise PluginError(f"{provider}: contender {name!r}: expected a callable (source, **options)")
+    if name in found:
+        raise PluginError(f"duplicate contender {name!r}: registered by {found[name].provider} and by {provider}")
+    found[name] = Contender(name, factory, provider, dict(info))
 
 
 def get_contender(name: str) -> Contender:
-    known = contenders()
+    known, failures = collect_contenders()
     if name not in known:
         listed = ", ".join(sorted(known)) or "none registered"
-        raise PluginError(f"unknown contender {name!r}{did_you_mean(name, known)}; known: {listed}")
+        failed = "; ".join(f"{f.plugin} ({f.distribution}): {f.error}" for f in failures)
+        note = f"; plugins that failed to load: {failed}" if failed else ""
+        raise PluginError(f"unknown contender {name!r}{did_you_mean(name, known)}; known: {listed}{note}")
     return known[name]
 
 
