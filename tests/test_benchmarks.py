@@ -360,3 +360,19 @@ def test_coloninst_split_sizes_are_checked_against_the_release(synth_root, tmp_p
         "8929 questions")
     synthetic = components().get("benchmark", "synth-coloninst-cls").factory(root=str(synth_root))
     assert synthetic.size_warning(items) is None
+
+
+def test_an_image_shared_by_many_questions_is_decoded_once_and_rechecked_when_it_changes(tmp_path, monkeypatch):
+    from medzoo.plugins.datasets import image_checks, med_vqa
+
+    decoded: list[Path] = []
+    real = image_checks.decode_problem
+    monkeypatch.setattr(image_checks, "decode_problem", lambda path: decoded.append(path) or real(path))
+    image = tmp_path / "shared.png"
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(image)
+    assert [med_vqa.image_problem(image) for _ in range(5)] == [None] * 5
+    assert len(decoded) == 1, "one decode for five questions about the same unchanged file"
+    image.write_bytes(image.read_bytes()[:20])  # truncated in place: another size, so checked again
+    assert med_vqa.image_problem(image) == "unreadable image"
+    assert len(decoded) == 2
+    assert med_vqa.image_problem(tmp_path / "gone.png") == "unreadable image"

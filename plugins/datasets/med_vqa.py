@@ -26,6 +26,7 @@ other class stops the load with a ``DataError``. Convert untrusted copies to jso
 
 from __future__ import annotations
 
+import functools
 import json
 import pickle
 from collections.abc import Iterable
@@ -90,10 +91,23 @@ def resolve_image(name: str, roots: Iterable[Path], subfolders: Iterable[str] = 
 
 def image_problem(path: Path) -> str | None:
     """None when ``path`` decodes completely as an image, else the reason ("unreadable image"): a truncated file
-    passes PIL's ``verify`` but would fail when a benchmark question is asked, so it is decoded in full."""
+    passes PIL's ``verify`` but would fail when a benchmark question is asked, so it is decoded in full.
+
+    Benchmarks ask many questions about one image (VQA-RAD: 451 test questions on 203 images), so each file's
+    verdict is remembered for as long as its size and modification time stay the same."""
+    try:
+        status = path.stat()
+    except OSError:
+        return "unreadable image"
+    return _decoded_verdict(str(path.resolve()), status.st_size, status.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=65536)
+def _decoded_verdict(path: str, size: int, mtime_ns: int) -> str | None:
+    """The verdict of one version of one file (``size`` and ``mtime_ns`` are part of the key, not read)."""
     from medzoo.plugins.datasets.image_checks import decode_problem
 
-    return "unreadable image" if decode_problem(path) else None
+    return "unreadable image" if decode_problem(Path(path)) else None
 
 
 def refuse_duplicate_ids(source: str | Path, ids: Iterable[tuple[str, int]]) -> None:
