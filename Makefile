@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 install: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=30
 
 test-all: $(STAMP)
 	$(PY) -m pytest -m "slow or not slow"
