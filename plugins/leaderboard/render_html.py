@@ -77,10 +77,11 @@ document.querySelectorAll("th.sortable").forEach(function (header) {
 ABLATION_COLUMNS = ("Model", "Benchmark", "Metric", "Real image", "Ablated", "Drop")
 
 
-def _cell(column_key: str, text: str, sort_value: str, numeric: bool, best: bool = False) -> str:
+def _cell(column_key: str, text: str, sort_value: str, numeric: bool, best: bool = False, title: str = "") -> str:
     classes = " ".join(name for name, wanted in (("num", numeric), ("best", best)) if wanted)
     css = f' class="{classes}"' if classes else ""
-    return f'<td{css} data-col="{escape(column_key)}" data-value="{escape(sort_value)}">{escape(text)}</td>'
+    tip = f' title="{escape(title)}"' if title else ""
+    return f'<td{css}{tip} data-col="{escape(column_key)}" data-value="{escape(sort_value)}">{escape(text)}</td>'
 
 
 def _sortable(key: str, label: str, rowspan: int = 1) -> str:
@@ -93,8 +94,7 @@ def _source_cell(row: ModelRow, page_dir: Path) -> str:
     if row.kind != "run" or not row.source or not Path(row.source).is_dir():
         return _cell("source", row.source, row.source, False)
     shown = os.path.relpath(Path(row.source).resolve(), page_dir.resolve())
-    cell = _cell("source", shown, shown, False)
-    return cell.replace("<td ", f'<td title="{escape(str(Path(row.source).resolve()))}" ', 1)
+    return _cell("source", shown, shown, False, title=str(Path(row.source).resolve()))
 
 
 def _table(board: Leaderboard, page_dir: Path) -> str:
