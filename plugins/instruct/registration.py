@@ -1,14 +1,16 @@
-"""Registers the built-in instruction backends ``openai`` and ``hf`` (torch loads only when ``hf`` runs)."""
+"""Registers the built-in instruction backends ``openai`` and ``hf`` (torch loads only when ``hf`` runs; httpx
+and asyncio only once the instruction backends are read, not when any other component is looked up)."""
 
 from __future__ import annotations
 
 from medzoo.core.plugin_system.hookspecs import hookimpl
-from medzoo.plugins.instruct.backends.hf_backend import HFBackend
-from medzoo.plugins.instruct.backends.openai_backend import OpenAIBackend
 
 
 @hookimpl
 def register_instruct_backends(register) -> None:
+    from medzoo.plugins.instruct.backends.hf_backend import HFBackend
+    from medzoo.plugins.instruct.backends.openai_backend import OpenAIBackend
+
     register(
         "openai",
         OpenAIBackend,
