@@ -16,17 +16,11 @@ from __future__ import annotations
 import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import timm
 import torch
-from open_clip.factory import load_state_dict, merge_preprocess_dict
-from open_clip.pretrained import download_pretrained_from_hf
-from open_clip.transform import PreprocessCfg, image_transform
 from PIL import Image
 from safetensors import SafetensorError
-from timm.layers import to_2tuple
-from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from medzoo.core.errors import PluginError, RecipeError
@@ -43,6 +37,9 @@ from medzoo.plugins.vision import (
 from medzoo.plugins.vision.clip import resolve_dtype
 from medzoo.plugins.vision.tokens import select_tokens
 from medzoo.plugins.vision.vit_trunk import run_trunk
+
+if TYPE_CHECKING:  # timm and open_clip are imported where a tower is built (seconds of import time)
+    from timm.models.vision_transformer import VisionTransformer
 
 BIOMEDCLIP_HUB_ID = "microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
 HF_HUB_PREFIX = "hf-hub:"
@@ -80,6 +77,8 @@ class BiomedClipVisionEncoder(VisionEncoder):
         open_clip_preprocess: dict[str, Any] | None = None,
         **image_preprocessing: Any,
     ):
+        from timm.models.vision_transformer import VisionTransformer
+
         super().__init__(feature_layer, feature_select, image_aspect)
         if not isinstance(trunk, VisionTransformer):
             raise PluginError(
@@ -124,6 +123,11 @@ class BiomedClipVisionEncoder(VisionEncoder):
 
         ``preprocess='clip'`` normalises with the OpenAI CLIP statistics of LLaVA-Med v1.0's processor;
         ``'open_clip'`` with the checkpoint's ``preprocess_cfg`` (and its resize mode and interpolation)."""
+        import timm
+        from open_clip.factory import merge_preprocess_dict
+        from open_clip.transform import PreprocessCfg
+        from timm.layers import to_2tuple
+
         config_path, weights_path = locate_checkpoint(source)
         config = read_open_clip_config(config_path)
         vision = config["model_cfg"].get("vision_cfg", {})
@@ -204,6 +208,8 @@ class BiomedClipVisionEncoder(VisionEncoder):
             raise PluginError(
                 "vision encoder 'biomedclip': config needs 'timm_model_name' (e.g. vit_base_patch16_224)"
             )
+        import timm
+
         trunk = timm.create_model(name, pretrained=False, num_classes=0, **overrides)
         trunk = trunk.to(resolve_dtype(dtype))
         return cls(
@@ -297,6 +303,8 @@ class OpenClipImageTransform(ImageTransform):
     fill_color: int = 0
 
     def __post_init__(self) -> None:
+        from open_clip.transform import image_transform
+
         super().__post_init__()
         compose = image_transform(
             self.size,
@@ -311,6 +319,8 @@ class OpenClipImageTransform(ImageTransform):
 
     @classmethod
     def wrapping(cls, transform: ImageTransform, open_clip_preprocess: dict[str, Any]) -> OpenClipImageTransform:
+        from open_clip.transform import PreprocessCfg
+
         fields = {key: getattr(transform, key) for key in transform.__dataclass_fields__}
         defaults = asdict(PreprocessCfg())
         extra = {key: open_clip_preprocess.get(key, defaults[key]) for key in OPEN_CLIP_TRANSFORM_KEYS}
@@ -334,6 +344,8 @@ def locate_checkpoint(source: str, encoder: str = "biomedclip") -> tuple[Path, P
             if (directory / name).is_file():
                 return config_path, directory / name
         raise PluginError(f"{directory}: no open_clip weights; expected one of {', '.join(WEIGHT_FILES)}")
+    from open_clip.pretrained import download_pretrained_from_hf
+
     hub_id = source[len(HF_HUB_PREFIX) :] if source.startswith(HF_HUB_PREFIX) else source
     try:
         config_path = Path(download_pretrained_from_hf(hub_id, filename=OPEN_CLIP_CONFIG))
@@ -350,6 +362,8 @@ def read_open_clip_weights(path: Path) -> dict[str, torch.Tensor]:
     """An open_clip checkpoint's state dict; a truncated or damaged file is a one-line PluginError naming it."""
     if path.suffix == ".safetensors":
         check_safetensors(path, PluginError, "open_clip weights")
+    from open_clip.factory import load_state_dict
+
     try:
         return load_state_dict(str(path))
     except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, SafetensorError) as error:
