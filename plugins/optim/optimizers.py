@@ -17,7 +17,7 @@ def adamw(
     betas: Sequence[float] = (0.9, 0.999),
     fused: bool = False,
 ) -> torch.optim.Optimizer:
-    """``torch.optim.AdamW``; ``fused`` selects the fused CUDA kernel."""
+    """``torch.optim.AdamW``; ``fused`` selects torch's fused kernel (CUDA and CPU)."""
     return torch.optim.AdamW(param_groups, lr=lr, weight_decay=weight_decay, betas=tuple(betas), fused=fused or None)
 
 
