@@ -1,9 +1,14 @@
 """Data parallelism on CPU: ``accelerate launch --multi_gpu --num_processes 2`` (gloo, no CUDA) trains a recipe to the losses of
-one process with the same global batch, writes logs and checkpoints once, and resumes after ``kill -9``."""
+one process with the same global batch, writes logs and checkpoints once, and resumes after ``kill -9``.
+
+Each launch's runs are trained once per module (:class:`Runs`) and compared by several tests: the one-process run
+(every launch's reference, and the FSDP one-process resume's), each launch's uninterrupted two-process run (matched
+against one process, and against its own resume) and its killed run (copied before each resume)."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -12,13 +17,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 import yaml
 from PIL import Image
 from safetensors.torch import load_file
+from support import hang_at_checkpoint
 from support.hang_guard import SUBPROCESS_HANG_S
 
 from medzoo.testing import TINY_MODEL
@@ -26,12 +34,19 @@ from medzoo.testing import TINY_MODEL
 pytestmark = pytest.mark.skipif(shutil.which("accelerate", path=os.path.dirname(sys.executable)) is None,
                                 reason="accelerate launcher not installed")
 
+# 24 samples are 3 global batches of 8: the alignment stage is one epoch, the instruct stage crosses into a second
+# and third one; both checkpoint after step 2 (removed when the stage ends), the instruct stage after step 4 too
+SAMPLES, ALIGNMENT_STEPS, INSTRUCT_STEPS = 24, 3, 5
+# the killed run stops publishing the instruct stage's step-4 checkpoint: steps 3 and 4 are logged, ``latest``
+# names step 2, a staging folder is left behind
+KILL_AT, RESUME_FROM = 4, 2
 
-def write_recipe(root: Path, steps: int, instruct_steps: int | None = None) -> Path:
+
+def write_recipe(root: Path) -> Path:
     images = root / "images"
     images.mkdir(parents=True)
     records = []
-    for i in range(48):
+    for i in range(SAMPLES):
         Image.new("RGB", (32, 32), (30 + 4 * i, 200 - 3 * i, 90)).save(images / f"{i}.png")
         records.append({"id": f"r{i}", "image": f"{i}.png", "answer_type": "OPEN", "question_type": "x",
                         "conversations": [{"from": "human", "value": "<image>\n" + "What is shown? " * (1 + i % 3)},
@@ -47,8 +62,8 @@ def write_recipe(root: Path, steps: int, instruct_steps: int | None = None) -> P
                 "precision": "fp32", "seed": 5, "save_every_steps": 2, "schedule": {"warmup_ratio": 0.1}}
 
     recipe = {"name": "ddp-tiny", "model": TINY_MODEL,
-              "stages": [stage("alignment", "alignment", "frozen", 2e-3, steps),
-                         stage("instruct", "instruct", "full", 1e-3, instruct_steps or steps)]}
+              "stages": [stage("alignment", "alignment", "frozen", 2e-3, ALIGNMENT_STEPS),
+                         stage("instruct", "instruct", "full", 1e-3, INSTRUCT_STEPS)]}
     path = root / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return path
@@ -66,6 +81,7 @@ LAUNCHES = {
     "zero2": ["--config_file", str(CONFIGS / "deepspeed_zero2.yaml")],
     "zero3": ["--config_file", str(CONFIGS / "deepspeed_zero3.yaml")],
 }
+CLI = ("-m", "medzoo.app.cli")
 
 
 def free_port() -> int:
@@ -74,8 +90,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def command(recipe: Path, run: Path, processes: int, *extra: str, launch: str = "ddp") -> list[str]:
-    tail = ["-m", "medzoo.app.cli", "train", str(recipe), "--output-dir", str(run), *extra]
+def command(recipe: Path, run: Path, processes: int, *extra: str, launch: str = "ddp",
+            module: tuple[str, str] = CLI) -> list[str]:
+    tail = [*module, "train", str(recipe), "--output-dir", str(run), *extra]
     if processes == 1:
         return [sys.executable, *tail]
     launcher = os.path.join(os.path.dirname(sys.executable), "accelerate")
@@ -83,12 +100,24 @@ def command(recipe: Path, run: Path, processes: int, *extra: str, launch: str = 
             "--main_process_port", str(free_port()), *tail]
 
 
+def extensions_folder() -> str:
+    """Where DeepSpeed's launches build its CPU shared-memory op: one folder per virtualenv, since a build records
+    its venv's torch paths and two venvs sharing torch's default folder rebuild it (a minute) at every launch."""
+    if os.environ.get("TORCH_EXTENSIONS_DIR"):
+        return os.environ["TORCH_EXTENSIONS_DIR"]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return str(cache / "torch_extensions" / f"venv-{hashlib.sha1(sys.prefix.encode()).hexdigest()[:12]}")
+
+
+def environment(**extra: str) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_EXTENSIONS_DIR": extensions_folder(), **extra}
+
+
 def run(recipe: Path, out: Path, processes: int, *extra: str, launch: str = "ddp",
         expect: int = 0) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # the DeepSpeed configs name their JSON files relative to the repository root, as the docs launch them
     result = subprocess.run(command(recipe, out, processes, *extra, launch=launch), capture_output=True, text=True,
-                            env=env, timeout=SUBPROCESS_HANG_S, cwd=CONFIGS.parents[1])
+                            env=environment(), timeout=SUBPROCESS_HANG_S, cwd=CONFIGS.parents[1])
     assert result.returncode == expect, result.stderr[-3000:]
     return result
 
@@ -103,6 +132,35 @@ def kill_tree(pid: int) -> None:
             os.kill(process.pid, signal.SIGKILL)
 
 
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def kill_while_publishing(recipe: Path, out: Path, launch: str) -> None:
+    """Start a two-process run and SIGKILL it once its main process is about to publish the instruct stage's
+    step-``KILL_AT`` checkpoint (its processes wait there: the run cannot end before the kill, however slow)."""
+    checkpoints = out / "02-instruct" / "checkpoints"
+    ready, log = out.parent / f"{out.name}.hung", out.parent / f"{out.name}.stderr"
+    path = [str(Path(__file__).parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = environment(PYTHONPATH=os.pathsep.join(path),
+                      **{hang_at_checkpoint.TARGET: str(checkpoints / checkpoint_name(KILL_AT)),
+                         hang_at_checkpoint.READY: str(ready)})
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(command(recipe, out, 2, launch=launch, module=("-m", hang_at_checkpoint.__name__)),
+                                   stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
+                                   cwd=CONFIGS.parents[1], env=env)
+        deadline = time.monotonic() + SUBPROCESS_HANG_S
+        while time.monotonic() < deadline and not ready.exists() and process.poll() is None:
+            time.sleep(0.05)
+        assert process.poll() is None, f"training ended before it was killed: {log.read_text()[-3000:]}"
+        kill_tree(process.pid)
+        process.wait()
+    assert (checkpoints / "latest").read_text().strip() == checkpoint_name(RESUME_FROM)
+    assert (checkpoints / checkpoint_name(RESUME_FROM) / "info.json").is_file(), "the main process wrote a checkpoint"
+    assert (checkpoints / f".{checkpoint_name(KILL_AT)}").is_dir(), "killed while writing the next one"
+    assert len(losses(out, "02-instruct")) == KILL_AT, "steps after the published checkpoint were logged"
+
+
 def losses(run_dir: Path, stage: str) -> list[float]:
     return [json.loads(line)["loss"] for line in (run_dir / stage / "metrics.jsonl").read_text().splitlines()]
 
@@ -112,23 +170,73 @@ def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
             for k, v in load_file(str(f)).items()}
 
 
-@pytest.mark.parametrize("launch", sorted(LAUNCHES))
-def test_two_processes_match_one_and_write_once(tmp_path, launch):
+class Runs:
+    """The recipe's runs, each trained at most once, on first use; the tests only read them (or copies of them)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._made: dict[str, Any] = {}
+
+    def _once(self, key: str, make: Callable[[Path], Any]) -> Any:
+        if key not in self._made:
+            self._made[key] = make(self.root / key)
+        return self._made[key]
+
+    @property
+    def recipe(self) -> Path:
+        return self._once("data", write_recipe)
+
+    def single(self) -> Path:
+        """One process, uninterrupted."""
+
+        def train(out: Path) -> Path:
+            run(self.recipe, out, 1)
+            return out
+
+        return self._once("single", train)
+
+    def double(self, launch: str) -> tuple[Path, str]:
+        """Two processes of ``launch``, uninterrupted: the run folder and its standard output."""
+        return self._once(f"double-{launch}", lambda out: (out, run(self.recipe, out, 2, launch=launch).stdout))
+
+    def killed(self, launch: str) -> Path:
+        """Two processes of ``launch`` killed (``kill -9``) while writing the instruct stage's second checkpoint."""
+
+        def train_and_kill(out: Path) -> Path:
+            kill_while_publishing(self.recipe, out, launch)
+            return out
+
+        return self._once(f"killed-{launch}", train_and_kill)
+
+    def resume_killed(self, launch: str, into: Path, processes: int) -> tuple[Path, str]:
+        """A copy of the killed run of ``launch`` in ``into``, resumed on ``processes``: the folder and its output."""
+        shutil.copytree(self.killed(launch), into, symlinks=True)
+        return into, run(self.recipe, into, processes, "--resume", launch=launch).stdout
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Runs:
+    return Runs(tmp_path_factory.mktemp("ddp-runs"))
+
+
+def needs_engine(launch: str) -> None:
     if launch.startswith("zero"):
         pytest.importorskip("deepspeed")
-    recipe = write_recipe(tmp_path / "data", steps=4)
-    single = tmp_path / "single"
-    double = tmp_path / "double"
-    run(recipe, single, 1)
-    result = run(recipe, double, 2, launch=launch)
+
+
+@pytest.mark.parametrize("launch", sorted(LAUNCHES))
+def test_two_processes_match_one_and_write_once(runs, launch):
+    needs_engine(launch)
+    single = runs.single()
+    double, stdout = runs.double(launch)
     summary = json.loads((double / "run.json").read_text())
     assert [s["processes"] for s in summary["stages"]] == [2, 2]
-    for stage in ("01-alignment", "02-instruct"):
+    for stage, steps in (("01-alignment", ALIGNMENT_STEPS), ("02-instruct", INSTRUCT_STEPS)):
         one, two = losses(single, stage), losses(double, stage)
-        assert len(two) == 4, "every step is logged once"
+        assert len(two) == steps, "every step is logged once"
         assert two == pytest.approx(one, abs=1e-4)
-    assert result.stdout.count("stage instruct: 4 steps") == 1, "one process speaks for the run"
-    assert result.stdout.count("final model: ") == 1
+    assert stdout.count(f"stage instruct: {INSTRUCT_STEPS} steps") == 1, "one process speaks for the run"
+    assert stdout.count("final model: ") == 1
     assert not list(double.rglob(".step-*")) and not list(double.rglob("*.tmp"))
     expected, actual = final_weights(single), final_weights(double)
     assert expected.keys() == actual.keys()
@@ -137,50 +245,30 @@ def test_two_processes_match_one_and_write_once(tmp_path, launch):
 
 
 @pytest.mark.parametrize("launch", sorted(LAUNCHES))
-def test_two_processes_resume_after_kill(tmp_path, launch):
-    if launch.startswith("zero"):
-        pytest.importorskip("deepspeed")
-    recipe = write_recipe(tmp_path / "data", steps=2, instruct_steps=24)
-    reference = tmp_path / "reference"
-    run(recipe, reference, 2, launch=launch)
-    killed = tmp_path / "killed"
-    kill_after_first_checkpoint(recipe, killed, launch)
-    resumed = run(recipe, killed, 2, "--resume", launch=launch)
-    assert resumed.stdout.count("resume from") == 1 and "already complete" in resumed.stdout
-    assert losses(killed, "02-instruct") == pytest.approx(losses(reference, "02-instruct"), abs=1e-5)
-    expected, actual = final_weights(reference), final_weights(killed)
+def test_two_processes_resume_after_kill(runs, tmp_path, launch):
+    needs_engine(launch)
+    reference, _ = runs.double(launch)
+    resumed, stdout = runs.resume_killed(launch, tmp_path / "resumed", 2)
+    assert stdout.count("resume from") == 1 and "already complete" in stdout
+    assert f"(step {RESUME_FROM}/{INSTRUCT_STEPS})" in stdout
+    assert losses(resumed, "02-instruct") == pytest.approx(losses(reference, "02-instruct"), abs=1e-5)
+    assert not list(resumed.rglob(".step-*")), "the killed run's half-written checkpoint is gone"
+    expected, actual = final_weights(reference), final_weights(resumed)
+    assert expected.keys() == actual.keys()
     for key in expected:
         torch.testing.assert_close(actual[key], expected[key], atol=1e-6, rtol=1e-5)
 
 
-def test_fsdp_checkpoint_resumes_on_one_process(tmp_path):
+def test_fsdp_checkpoint_resumes_on_one_process(runs, tmp_path):
     """A checkpoint gathered from FSDP shards holds whole tensors: one process picks the run up where two left it."""
-    recipe = write_recipe(tmp_path / "data", steps=2, instruct_steps=24)
-    reference = tmp_path / "reference"
-    run(recipe, reference, 1)
-    killed = tmp_path / "killed"
-    kill_after_first_checkpoint(recipe, killed, "fsdp")
-    resumed = run(recipe, killed, 1, "--resume")
-    assert resumed.stdout.count("resume from") == 1
-    assert losses(killed, "02-instruct") == pytest.approx(losses(reference, "02-instruct"), abs=1e-4)
-    expected, actual = final_weights(reference), final_weights(killed)
+    reference = runs.single()
+    resumed, stdout = runs.resume_killed("fsdp", tmp_path / "resumed", 1)
+    assert stdout.count("resume from") == 1
+    assert losses(resumed, "02-instruct") == pytest.approx(losses(reference, "02-instruct"), abs=1e-4)
+    expected, actual = final_weights(reference), final_weights(resumed)
+    assert expected.keys() == actual.keys()
     for key in expected:
         torch.testing.assert_close(actual[key], expected[key], atol=1e-5, rtol=1e-4)
-
-
-def kill_after_first_checkpoint(recipe: Path, out: Path, launch: str) -> None:
-    """Start a two-process run and SIGKILL it once the instruct stage has published a checkpoint."""
-    process = subprocess.Popen(command(recipe, out, 2, launch=launch), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True, cwd=CONFIGS.parents[1],
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
-    marker = out / "02-instruct" / "checkpoints" / "latest"
-    deadline = time.time() + SUBPROCESS_HANG_S
-    while time.time() < deadline and not marker.exists() and process.poll() is None:
-        time.sleep(0.02)
-    assert process.poll() is None, "training finished before it could be killed"
-    kill_tree(process.pid)
-    process.wait()
-    assert [p.name for p in marker.parent.glob("step-*")], "the main process wrote a checkpoint"
 
 
 def test_fsdp_wraps_the_components_block_classes():
