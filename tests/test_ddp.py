@@ -155,6 +155,7 @@ def kill_while_publishing(recipe: Path, out: Path, launch: str) -> None:
         assert process.poll() is None, f"training ended before it was killed: {log.read_text()[-3000:]}"
         kill_tree(process.pid)
         process.wait()
+    assert ready.exists(), f"the run never reached its step-{KILL_AT} checkpoint"
     assert (checkpoints / "latest").read_text().strip() == checkpoint_name(RESUME_FROM)
     assert (checkpoints / checkpoint_name(RESUME_FROM) / "info.json").is_file(), "the main process wrote a checkpoint"
     assert (checkpoints / f".{checkpoint_name(KILL_AT)}").is_dir(), "killed while writing the next one"
