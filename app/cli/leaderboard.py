@@ -50,13 +50,7 @@ def leaderboard(run_dirs: tuple[str, ...], fmt: str, published: bool, output: st
     if run_dirs and not runs and not published:
         raise DataError(f"leaderboard: none of the {len(run_dirs)} RUN_DIRs holds evaluations "
                         "(medzoo eval or medzoo run writes RUN_DIR/eval/<benchmark>/metrics.json)")
-    board = leaderboard_from_runs(runs, published=published)
-    if fmt == "html":  # the page links the runs' curve PNGs relative to the folder it is written to
-        from medzoo.plugins.leaderboard.render_html import render_html
-
-        text = render_html(board, page_dir=Path(output).expanduser().resolve().parent if output else None)
-    else:
-        text = render(board, fmt)
+    text = render(leaderboard_from_runs(runs, published=published), fmt, output)
     if fmt == "md":
         from medzoo.plugins.leaderboard.ablation import render_ablation_markdown
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from medzoo.core.errors import PluginError, did_you_mean
 from medzoo.core.interfaces.answerer import Answerer
-from medzoo.core.plugin_system.manager import PluginFailure, one_line, plugin_system
+from medzoo.core.plugin_system.manager import PluginFailure, plugin_system
 from medzoo.core.plugin_system.registry import NAME_PATTERN
 
 
@@ -41,30 +41,12 @@ def contenders() -> dict[str, Contender]:
 def collect_contenders() -> tuple[dict[str, Contender], list[PluginFailure]]:
     """(every contender by name, the plugins whose ``register_contenders`` raised): a failing plugin does not take
     the others down, as for components; a bad name or a duplicate is a PluginError."""
-    system = plugin_system()
     found: dict[str, Contender] = {}
     failures: list[PluginFailure] = []
-    for impl in system.manager.hook.register_contenders.get_hookimpls():
-        provider = system.provider_name(impl.plugin)
-        pending: list[tuple[Any, Any, dict[str, Any]]] = []
-
-        def register(name: Any, factory: Any, _pending: list = pending, **info: Any) -> None:
-            _pending.append((name, factory, info))
-
-        try:
-            impl.function(register=register)
-        except Exception as error:  # e.g. its lazy import of an optional dependency fails
-            failures.append(_failure(system, impl.plugin, error))
-            continue
-        for name, factory, info in pending:
+    for provider, registered in plugin_system().call_registration_hook("register_contenders", failures):
+        for name, factory, info in registered:
             _add(found, name, factory, provider, info)
     return found, failures
-
-
-def _failure(system: Any, plugin: object, error: Exception) -> PluginFailure:
-    name = system.manager.get_name(plugin) or repr(plugin)
-    distribution = system.distributions.get(name, "medzoo" if name.startswith("medzoo.") else "in-process")
-    return PluginFailure(name, distribution, one_line(f"register_contenders: {type(error).__name__}: {error}"))
 
 
 def _add(found: dict[str, Contender], name: Any, factory: Any, provider: str, info: dict[str, Any]) -> None:

@@ -176,25 +176,34 @@ class PluginSystem:
         """Call the registration hooks of ``kind`` into ``registry``, returning the note for its unknown-name
         errors. A hook that raises (e.g. its lazy import fails) is recorded in ``failures`` and its components are
         left out; a bad name or a duplicate raises ``PluginError``."""
-        hook_name = HOOK_NAMES[kind]
         failures[kind] = []
-        for impl in getattr(self.manager.hook, hook_name).get_hookimpls():  # registration order: built-ins first
-            provider = self.provider_name(impl.plugin)
-            pending: list[tuple[Any, Any, dict[str, Any]]] = []
+        for provider, registered in self.call_registration_hook(HOOK_NAMES[kind], failures[kind]):
+            for name, factory, info in registered:
+                registry.add(kind, name, factory, provider, **info)
+        return self.failure_note(failures[kind])
 
-            def register(name, factory, _pending=pending, **info):
-                _pending.append((name, factory, info))
+    def call_registration_hook(
+        self, hook_name: str, failures: list[PluginFailure]
+    ) -> list[tuple[str, list[tuple[Any, Any, dict[str, Any]]]]]:
+        """Call every implementation of a ``register(name, factory, **info)`` hook in registration order (built-ins
+        first): ``(provider, [(name, factory, info), ...])`` for each. One that raises (e.g. its lazy import fails)
+        is recorded in ``failures`` and left out: a failing plugin must not take the others down."""
+        calls = []
+        for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
+            registered: list[tuple[Any, Any, dict[str, Any]]] = []
+
+            def register(name, factory, _registered=registered, **info):
+                _registered.append((name, factory, info))
 
             try:
                 impl.function(register=register)
-            except Exception as error:  # a failing plugin must not take the others down
+            except Exception as error:
                 name = self.manager.get_name(impl.plugin) or repr(impl.plugin)
                 distribution = self.distributions.get(name, "medzoo" if name.startswith("medzoo.") else "in-process")
-                self._fail(name, distribution, f"{hook_name}: {type(error).__name__}: {error}", failures[kind])
+                self._fail(name, distribution, f"{hook_name}: {type(error).__name__}: {error}", failures)
                 continue
-            for name, factory, info in pending:
-                registry.add(kind, name, factory, provider, **info)
-        return self.failure_note(failures[kind])
+            calls.append((self.provider_name(impl.plugin), registered))
+        return calls
 
     def provider_name(self, plugin: object) -> str:
         """The plugin's name, with its distribution for installed (entry-point) plugins."""

@@ -32,11 +32,14 @@ def leaderboard_from_runs(run_dirs: Iterable[str | Path], published: bool = Fals
     return build_leaderboard(rows)
 
 
-def render(board: Leaderboard, fmt: str = "md") -> str:
-    """The leaderboard as ``md``, ``csv`` or ``html`` text."""
+def render(board: Leaderboard, fmt: str = "md", output: str | Path | None = None) -> str:
+    """The leaderboard as ``md``, ``csv`` or ``html`` text; ``output``, the file it will be written to, is where
+    the html page's links to the runs' curves start from (default: the current folder)."""
     renderer = RENDERERS.get(fmt)
     if renderer is None:
         raise DataError(f"leaderboard format {fmt!r}: expected one of {', '.join(RENDERERS)}")
+    if fmt == "html" and output is not None:
+        return render_html(board, page_dir=Path(output).expanduser().resolve().parent)
     return renderer(board)
 
 
