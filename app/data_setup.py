@@ -14,7 +14,7 @@ def ensure_data(recipe: Any, echo=print) -> None:
     is refused, never written over (see :func:`synthesize`)."""
     if not recipe.data.synthesize:
         return
-    from medzoo.plugins.data.synth.generate import refuse_foreign_data, synthesis_state, synthesize
+    from medzoo.app.data_synth.generate import refuse_foreign_data, synthesis_state, synthesize
 
     root = Path(recipe.data.root)
     state = synthesis_state(root)

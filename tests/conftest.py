@@ -42,7 +42,7 @@ def trained_tiny_model(tmp_path_factory, squares) -> Path:
 def synthetic_data(tmp_path_factory) -> Callable[..., Path]:
     """``synthetic_data(seed=.., train=.., val=.., test=..)``: the built-in synthetic set, written once per
     session for each distinct request (treat it as read-only)."""
-    from medzoo.plugins.data.synth.generate import DEFAULT_SEED, synthesize
+    from medzoo.app.data_synth.generate import DEFAULT_SEED, synthesize
 
     made: dict[tuple, Path] = {}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from medzoo.plugins.metrics.scoring import box_iou, clean_coloninst, parse_box, score_coloninst
+from medzoo.plugins.benchmarks.metrics.scoring import box_iou, clean_coloninst, parse_box, score_coloninst
 
 
 def test_clean_removes_end_of_text_and_case_but_strips_nothing():
@@ -69,7 +69,7 @@ def test_bad_inputs():
 def test_evaluate_module_loads_offline_and_matches(monkeypatch):
     monkeypatch.setenv("HF_EVALUATE_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from medzoo.plugins.metrics import load_metric
+    from medzoo.plugins.benchmarks.metrics import load_metric
 
     metric = load_metric("coloninst")
     result = metric.compute(predictions=["{<0><0><4><9>}", "x"], references=["{<0><0><9><9>}"] * 2, task="rec")

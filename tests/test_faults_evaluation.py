@@ -524,7 +524,7 @@ def _chat_files(folder: Path) -> tuple[Path, Path]:
 
 
 def _judge(folder: Path, output: Path, notes: Notes) -> tuple[list[dict], StubRunner]:
-    from medzoo.plugins.instruct.judge import judge_answers, read_answers, read_questions
+    from medzoo.app.instruct.judge import judge_answers, read_answers, read_questions
 
     questions, answers = _chat_files(folder)
     runner = StubRunner()

@@ -440,7 +440,7 @@ def test_a_damaged_dataset_file_is_a_one_line_data_error(tmp_path, reader, suffi
     (json.dumps(CAPTIONS, indent=1).encode(), "one JSON list"),
 ], ids=["not utf-8 on line 2", "torn everywhere", "a JSON list"])
 def test_a_damaged_caption_file_for_instruct_is_a_one_line_data_error(tmp_path, content, detail):
-    from medzoo.plugins.instruct.captions import read_captions
+    from medzoo.app.instruct.captions import read_captions
 
     path = tmp_path / "captions.jsonl"
     path.write_bytes(content)

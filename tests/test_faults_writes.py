@@ -128,7 +128,7 @@ REAL_ENTRIES = ["vqa_rad/test.json", "slake/train.json", "pmc/captions.jsonl", "
 
 @pytest.mark.parametrize("entry", REAL_ENTRIES)
 def test_synthesis_refuses_a_folder_holding_a_real_named_entry(tmp_path, entry):
-    from medzoo.plugins.data.synth.generate import synthesize
+    from medzoo.app.data_synth.generate import synthesize
 
     root = only(tmp_path / "data", entry)
     before = snapshot(root)
@@ -145,7 +145,7 @@ def test_synthesis_refuses_a_folder_holding_a_real_named_entry(tmp_path, entry):
     "not json at all",
 ])
 def test_synthesis_refuses_a_manifest_medzoo_did_not_write(tmp_path, manifest):
-    from medzoo.plugins.data.synth.generate import synthesize
+    from medzoo.app.data_synth.generate import synthesize
 
     root = real_dataset(tmp_path / "data")
     (root / "manifest.json").write_text(manifest)
@@ -190,7 +190,7 @@ def test_data_synth_overwrite_refuses_a_foreign_manifest(tmp_path, capsys):
 
 def test_interrupted_synthesis_is_recognised_as_medzoo_s_and_redone(tmp_path):
     from medzoo.app.data_setup import ensure_data
-    from medzoo.plugins.data.synth.generate import synthesis_state, synthesize
+    from medzoo.app.data_synth.generate import synthesis_state, synthesize
 
     root = tmp_path / "data"
     synthesize(root, sizes={"train": 10, "val": 0, "test": 5})

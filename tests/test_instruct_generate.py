@@ -13,21 +13,21 @@ from click.testing import CliRunner
 from support import fake_openai as openai_fake_server
 from support.hang_guard import SUBPROCESS_HANG_S
 
+from medzoo.app.instruct.backend_factory import create_backend
+from medzoo.app.instruct.cache import ResponseCache, cache_key
+from medzoo.app.instruct.captions import read_captions
+from medzoo.app.instruct.generate import GenerationSettings, generate_instructions
+from medzoo.app.instruct.parsing import image_first, parse_conversation, split_turns
+from medzoo.app.instruct.prompts import FEW_SHOT_EXAMPLES, build_generation_messages
+from medzoo.app.instruct.runner import RequestRunner, RetryPolicy
 from medzoo.core.errors import DataError, MedzooError, PluginError
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 from medzoo.core.interfaces.instruct_backend import BackendReply
-from medzoo.plugins.instruct.backend_factory import create_backend
 from medzoo.plugins.instruct.backends.openai_backend import (
     OpenAIBackend,
     chat_completions_url,
     parse_retry_after,
 )
-from medzoo.plugins.instruct.cache import ResponseCache, cache_key
-from medzoo.plugins.instruct.captions import read_captions
-from medzoo.plugins.instruct.generate import GenerationSettings, generate_instructions
-from medzoo.plugins.instruct.parsing import image_first, parse_conversation, split_turns
-from medzoo.plugins.instruct.prompts import FEW_SHOT_EXAMPLES, build_generation_messages
-from medzoo.plugins.instruct.runner import RequestRunner, RetryPolicy
 
 FAST = RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_max=0.05, timeout=5.0)
 

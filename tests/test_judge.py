@@ -13,10 +13,8 @@ from click.testing import CliRunner
 from support import fake_openai as openai_fake_server
 from support.hang_guard import SUBPROCESS_HANG_S
 
-from medzoo.core.errors import DataError, MedzooError
-from medzoo.plugins.instruct.backends.openai_backend import OpenAIBackend
-from medzoo.plugins.instruct.cache import ResponseCache
-from medzoo.plugins.instruct.judge import (
+from medzoo.app.instruct.cache import ResponseCache
+from medzoo.app.instruct.judge import (
     REPARSE_REQUEST,
     aggregate_reviews,
     build_judge_messages,
@@ -25,7 +23,9 @@ from medzoo.plugins.instruct.judge import (
     read_answers,
     read_questions,
 )
-from medzoo.plugins.instruct.runner import RequestRunner, RetryPolicy
+from medzoo.app.instruct.runner import RequestRunner, RetryPolicy
+from medzoo.core.errors import DataError, MedzooError
+from medzoo.plugins.instruct.backends.openai_backend import OpenAIBackend
 
 FAST = RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_max=0.05, timeout=5.0)
 
@@ -150,7 +150,7 @@ def test_judge_end_to_end_metrics_reviews_and_resume(fake, tmp_path):
         assert json.loads((output / "metrics.json").read_text()) == metrics
 
     try:
-        from medzoo.plugins.leaderboard.runs import read_metrics_file
+        from medzoo.app.leaderboard.runs import read_metrics_file
     except ImportError:
         return
     group, values = read_metrics_file(output / "metrics.json", "llava-med-chat")

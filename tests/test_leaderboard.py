@@ -14,11 +14,11 @@ import yaml
 from click.testing import CliRunner
 
 from medzoo.app.cli.main import cli
+from medzoo.app.leaderboard.protocols import PROTOCOLS, PUBLISHED_PROTOCOLS
+from medzoo.app.leaderboard.published_results import PUBLISHED_CSV, published_rows, read_published
+from medzoo.app.leaderboard.render import leaderboard_from_runs, render, render_run_dirs
+from medzoo.app.leaderboard.table import ColumnGroup
 from medzoo.core.errors import DataError
-from medzoo.plugins.leaderboard.protocols import PROTOCOLS, PUBLISHED_PROTOCOLS
-from medzoo.plugins.leaderboard.published import PUBLISHED_CSV, published_rows, read_published
-from medzoo.plugins.leaderboard.render import leaderboard_from_runs, render, render_run_dirs
-from medzoo.plugins.leaderboard.table import ColumnGroup
 
 REFERENCE_CSV = Path("/work/shared/reference/published-results.csv")
 
@@ -255,7 +255,7 @@ TWO_STAGES = [("alignment", "alignment"), ("instruct", "instruct")]
 
 
 def test_medzoo_rows_get_their_protocol_from_what_the_run_recorded(tmp_path):
-    from medzoo.plugins.leaderboard.runs import run_rows
+    from medzoo.app.leaderboard.runs import run_rows
 
     def protocols(run_dir: Path) -> dict[str, tuple[str, str, set[str]]]:
         return {row.protocol: (row.model, row.basis, {g.benchmark for g in row.scores}) for row in run_rows(run_dir)}
@@ -346,7 +346,7 @@ def _answered(root: Path, folder: str, model_ids: dict[str, str], recipe: str | 
 
 
 def test_a_row_without_run_json_is_named_by_the_model_that_answered(tmp_path):
-    from medzoo.plugins.leaderboard.runs import run_rows
+    from medzoo.app.leaderboard.runs import run_rows
 
     hub = _answered(tmp_path, "out", {"vqa-rad": "llava-hf/llava-1.5-7b-hf", "slake": "llava-hf/llava-1.5-7b-hf"})
     assert [(row.model, row.source, row.details) for row in run_rows(hub)] == [
@@ -362,14 +362,14 @@ def test_a_row_without_run_json_is_named_by_the_model_that_answered(tmp_path):
 
 
 def test_a_medzoo_run_keeps_its_recipe_name(tmp_path):
-    from medzoo.plugins.leaderboard.runs import run_rows
+    from medzoo.app.leaderboard.runs import run_rows
 
     run_dir = _answered(tmp_path, "run-folder", {"vqa-rad": "/elsewhere/other/final"}, recipe="tiny")
     assert [(row.model, row.details) for row in run_rows(run_dir)] == [("tiny", "")]
 
 
 def test_benchmarks_that_disagree_on_the_model_say_so(tmp_path):
-    from medzoo.plugins.leaderboard.runs import model_name, run_rows
+    from medzoo.app.leaderboard.runs import model_name, run_rows
 
     run_dir = _answered(tmp_path, "out", {"slake": "Qwen/Qwen2-VL-2B-Instruct", "vqa-rad": "/m/llava-1.5-7b-hf"})
     (row,) = run_rows(run_dir)
@@ -384,6 +384,6 @@ def test_benchmarks_that_disagree_on_the_model_say_so(tmp_path):
     ("~/models/medgemma", "medgemma"), ("C:\\models\\medgemma", "medgemma"),
 ])  # fmt: skip
 def test_a_local_path_is_shown_by_its_folder(model_id, shown):
-    from medzoo.plugins.leaderboard.row_names import shown_model_id
+    from medzoo.app.leaderboard.row_names import shown_model_id
 
     assert shown_model_id(model_id) == shown

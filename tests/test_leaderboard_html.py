@@ -14,12 +14,12 @@ from click.testing import CliRunner
 from support.leaderboard_runs import fake_run, fake_runs
 
 from medzoo.app.cli.main import cli
-from medzoo.plugins.leaderboard.ablation import render_ablation_markdown
-from medzoo.plugins.leaderboard.html_charts import BAR_WIDTH, chart
-from medzoo.plugins.leaderboard.html_curves import THUMBNAIL_WIDTH
-from medzoo.plugins.leaderboard.render import leaderboard_from_runs
-from medzoo.plugins.leaderboard.render_html import render_html
-from medzoo.plugins.leaderboard.table import Column, ColumnGroup, Leaderboard, ModelRow
+from medzoo.app.leaderboard.ablation import render_ablation_markdown
+from medzoo.app.leaderboard.html_charts import BAR_WIDTH, chart
+from medzoo.app.leaderboard.html_curves import THUMBNAIL_WIDTH
+from medzoo.app.leaderboard.render import leaderboard_from_runs
+from medzoo.app.leaderboard.render_html import render_html
+from medzoo.app.leaderboard.table import Column, ColumnGroup, Leaderboard, ModelRow
 
 
 class Page(HTMLParser):

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from medzoo.app.data_synth import synthesize
 from medzoo.core.errors import DataError
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 from medzoo.core.plugin_system.manager import components
-from medzoo.plugins.data.synth import synthesize
 from medzoo.plugins.datasets import llava_json
 from medzoo.plugins.datasets.image_checks import ImageChecker, ImageProblem
 from medzoo.plugins.datasets.llava_json import LlavaJsonReader

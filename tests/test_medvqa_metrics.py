@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from medzoo.plugins.metrics.scoring import (
+from medzoo.plugins.benchmarks.metrics.scoring import (
     closed_hit_strict,
     llava_med_exact_match,
     normalize_answer,
@@ -134,7 +134,7 @@ def test_bleu_matches_nltk_when_installed():
 def test_evaluate_module_loads_offline_and_matches(monkeypatch):
     monkeypatch.setenv("HF_EVALUATE_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from medzoo.plugins.metrics import load_metric
+    from medzoo.plugins.benchmarks.metrics import load_metric
 
     metric = load_metric("medvqa")
     predictions, references, types = ["cannot say", "left lower lung"], ["no", "left lung"], ["CLOSED", "OPEN"]

@@ -32,8 +32,8 @@ from support import official_metrics as official
 from medzoo.core.interfaces.benchmark import BenchmarkItem
 from medzoo.plugins.benchmarks.coloninst import ColonInstRecBenchmark
 from medzoo.plugins.benchmarks.medvqa import VqaRadBenchmark
-from medzoo.plugins.metrics import scoring
-from medzoo.plugins.metrics.scoring import (
+from medzoo.plugins.benchmarks.metrics import scoring
+from medzoo.plugins.benchmarks.metrics.scoring import (
     box_iou,
     box_numbers,
     normalize_answer,

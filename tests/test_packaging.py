@@ -50,7 +50,7 @@ def test_wheel_holds_one_namespace_and_ships_data(wheel):
     for required in ("medzoo/registry.yaml", "medzoo/recipes/tiny.yaml", "medzoo/recipes/llava-med-v1.5.yaml",
                      "medzoo/core/plugin_system/hookspecs.py", "medzoo/plugins/vision/registration.py", "medzoo/app/cli/main.py",
                      "medzoo/plugins/language/assets/tiny-tokenizer/tokenizer.json",
-                     "medzoo/plugins/leaderboard/published_results.csv"):
+                     "medzoo/app/leaderboard/published_results.csv"):
         assert required in names, required
     assert not any(name.startswith(("medzoo/tests/", "medzoo/docs/", "medzoo/.venv")) for name in names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))

@@ -93,7 +93,7 @@ def assert_same_logits(model: MultimodalModel, source, messages) -> None:
 def test_eval_by_variant_name_imports_the_published_v15_weights_once(hub, v15_repos, tmp_path):
     source, repos = v15_repos
     hub.repos.update(repos)
-    from medzoo.plugins.data.synth.generate import synthesize
+    from medzoo.app.data_synth.generate import synthesize
 
     synth = tmp_path / "synth"
     synthesize(synth, seed=1, sizes={"train": 0, "val": 0, "test": 10})

@@ -46,7 +46,7 @@ def offline(monkeypatch):
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory) -> Path:
-    from medzoo.plugins.data.synth.generate import synthesize
+    from medzoo.app.data_synth.generate import synthesize
 
     root = tmp_path_factory.mktemp("llava-med-data")
     synthesize(root, seed=2, sizes={"train": 10, "val": 0, "test": 0})

@@ -14,12 +14,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 from medzoo.app.cli.main import cli
+from medzoo.app.data_synth import DEFAULT_SIZES, FORMAT_VERSION, synthesize
+from medzoo.app.data_synth.generate import OUTPUT_ENTRIES
+from medzoo.app.data_synth.images import DOMAINS, SynthImage, render_split
+from medzoo.app.data_synth.questions import COLONINST_TEMPLATES
 from medzoo.core.errors import DataError
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
-from medzoo.plugins.data.synth import DEFAULT_SIZES, FORMAT_VERSION, synthesize
-from medzoo.plugins.data.synth.catalog import DOMAINS, SynthImage, render_split
-from medzoo.plugins.data.synth.generate import OUTPUT_ENTRIES
-from medzoo.plugins.data.synth.questions import COLONINST_TEMPLATES
 
 SMALL = {"train": 40, "val": 10, "test": 20}
 BOX = re.compile(r"\{<(\d+)><(\d+)><(\d+)><(\d+)>\}")

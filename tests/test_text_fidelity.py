@@ -242,9 +242,9 @@ def test_official_sampling_is_the_v10_default_and_greedy_an_option() -> None:
 def test_a_v10_model_is_evaluated_with_the_papers_prompt_end_to_end(tmp_path) -> None:
     """A tiny llava_med_v1 model answers a synthetic VQA-RAD through ``evaluate``: the answer file holds the
     model_vqa_med.py prompt's question, metrics.json the protocol, and a rerun with the same seed is identical."""
+    from medzoo.app.data_synth import synthesize
     from medzoo.core.evaluation.evaluate_model import evaluate
     from medzoo.core.model.build import build_model
-    from medzoo.plugins.data.synth import synthesize
 
     synthesize(tmp_path / "data", seed=3, sizes={"train": 4, "val": 2, "test": 6})
     torch.manual_seed(0)

@@ -37,8 +37,8 @@ def data() -> None:
               help="Replace a previous synthetic data set in OUTPUT (only one medzoo synthesised: its manifest says so).")
 def synth(output: Path, seed: int | None, sizes: tuple[str, ...], overwrite: bool) -> None:
     """Write the synthetic biomedical data set (images, captions, LLaVA-Med, VQA-RAD, SLAKE, PathVQA, ColonINST)."""
-    from medzoo.plugins.data.synth import DEFAULT_SEED, synthesize
-    from medzoo.plugins.data.synth.generate import OUTPUT_ENTRIES, refuse_foreign_data, resolve_sizes
+    from medzoo.app.data_synth import DEFAULT_SEED, synthesize
+    from medzoo.app.data_synth.generate import OUTPUT_ENTRIES, refuse_foreign_data, resolve_sizes
 
     requested = resolve_sizes(parse_sizes(sizes))
     refuse_foreign_data(output)  # real-named files without medzoo's synthesis manifest are never replaced

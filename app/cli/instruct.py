@@ -49,9 +49,9 @@ def build_runner(
     seed: int,
 ):
     """A RequestRunner over the named backend with the CLI's retry policy and cache."""
-    from medzoo.plugins.instruct.backend_factory import collect_options, create_backend
-    from medzoo.plugins.instruct.cache import ResponseCache
-    from medzoo.plugins.instruct.runner import RequestRunner, RetryPolicy
+    from medzoo.app.instruct.backend_factory import collect_options, create_backend
+    from medzoo.app.instruct.cache import ResponseCache
+    from medzoo.app.instruct.runner import RequestRunner, RetryPolicy
 
     backend = create_backend(backend_name, model, **collect_options(base_url, api_key, options))
     policy = RetryPolicy(
@@ -96,8 +96,8 @@ def generate(
 
     A run that keeps no conversation fails with its counts and leaves OUTPUT as it was.
     """
-    from medzoo.plugins.instruct.captions import read_captions
-    from medzoo.plugins.instruct.generate import (
+    from medzoo.app.instruct.captions import read_captions
+    from medzoo.app.instruct.generate import (
         GenerationSettings,
         generate_instructions,
         generation_summary,

@@ -53,8 +53,8 @@ def judge(
     **runner_flags: Any,
 ) -> None:
     """Rate the reference and the model answer per question (1-10); write reviews and metrics."""
-    from medzoo.plugins.instruct.generate import write_json_atomic
-    from medzoo.plugins.instruct.judge import aggregate_reviews, judge_answers, read_answers, read_questions
+    from medzoo.app.instruct.generate import write_json_atomic
+    from medzoo.app.instruct.judge import aggregate_reviews, judge_answers, read_answers, read_questions
 
     question_list, report = read_questions(questions)
     answer_map = read_answers(answers)

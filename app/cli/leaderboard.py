@@ -1,7 +1,7 @@
 """``medzoo leaderboard``: compare evaluation runs (and published results) in one table.
 
 Each RUN_DIR holds ``eval/<benchmark>/metrics.json`` files and optionally ``run.json`` with the model
-name (see ``medzoo.plugins.leaderboard.runs`` for the contract). ``medzoo leaderboard runs/*`` works: a path
+name (see ``medzoo.app.leaderboard.runs`` for the contract). ``medzoo leaderboard runs/*`` works: a path
 that is not a folder, or a folder without evaluations, is left out with a one-line note on stderr; the
 output file is written once, atomically, when the whole table is ready.
 """
@@ -15,8 +15,8 @@ import click
 
 def evaluated_runs(run_dirs: tuple[str, ...]) -> list[Path]:
     """The RUN_DIRs that hold evaluations, in the given order; the others are named on stderr."""
+    from medzoo.app.leaderboard.runs import metrics_files
     from medzoo.core.errors import DataError
-    from medzoo.plugins.leaderboard.runs import metrics_files
 
     kept = []
     for run_dir in run_dirs:
@@ -40,9 +40,9 @@ def evaluated_runs(run_dirs: tuple[str, ...]) -> list[Path]:
               help="Write to a file (atomically, once the table is complete).")
 def leaderboard(run_dirs: tuple[str, ...], fmt: str, published: bool, output: str | None) -> None:
     """One row per model, column groups per benchmark (headline metrics, percent)."""
+    from medzoo.app.leaderboard.render import leaderboard_from_runs, render
     from medzoo.core.errors import DataError
     from medzoo.core.files import write_atomically
-    from medzoo.plugins.leaderboard.render import leaderboard_from_runs, render
 
     if not run_dirs and not published:
         raise DataError("leaderboard: give at least one RUN_DIR, or --published for the reference rows")
@@ -52,7 +52,7 @@ def leaderboard(run_dirs: tuple[str, ...], fmt: str, published: bool, output: st
                         "(medzoo eval or medzoo run writes RUN_DIR/eval/<benchmark>/metrics.json)")
     text = render(leaderboard_from_runs(runs, published=published), fmt, output)
     if fmt == "md":
-        from medzoo.plugins.leaderboard.ablation import render_ablation_markdown
+        from medzoo.app.leaderboard.ablation import render_ablation_markdown
 
         text += render_ablation_markdown(runs)
     if output:

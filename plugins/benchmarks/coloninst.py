@@ -23,8 +23,8 @@ from medzoo.plugins.benchmarks.common import (
     question_counts,
     synth_root,
 )
+from medzoo.plugins.benchmarks.metrics.scoring import score_coloninst
 from medzoo.plugins.datasets.colon_inst import ColonInstReader
-from medzoo.plugins.metrics.scoring import score_coloninst
 
 SPLIT_FILES = {"seen": "val", "unseen": "test"}
 

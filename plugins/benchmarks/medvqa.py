@@ -22,8 +22,8 @@ from medzoo.plugins.benchmarks.common import (
     question_counts,
     synth_root,
 )
+from medzoo.plugins.benchmarks.metrics.scoring import score_medvqa
 from medzoo.plugins.datasets.med_vqa import MedVqaReader
-from medzoo.plugins.metrics.scoring import score_medvqa
 
 
 class MedVqaBenchmark(Benchmark):

@@ -22,6 +22,7 @@ from PIL import Image
 from medzoo.core.errors import DataError
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
 from medzoo.core.interfaces.dataset import BadRecordPolicy, DatasetReader, LoadReport, Record
+from medzoo.plugins.benchmarks.metrics.scoring import COLONINST_TASKS, parse_box
 from medzoo.plugins.datasets.med_vqa import (
     candidate_image_roots,
     image_problem,
@@ -31,7 +32,6 @@ from medzoo.plugins.datasets.med_vqa import (
     strip_placeholder,
     truthy,
 )
-from medzoo.plugins.metrics.scoring import COLONINST_TASKS, parse_box
 
 _TASK_IN_NAME = re.compile(r"(?:^|[_\-.])(cls|reg|rec|cap)(?=[_\-.]|$)")
 _ROLES = {"human": "user", "gpt": "assistant"}

@@ -1,1 +1,1 @@
-"""Self-instruct data generation and LLM-judged chat scoring with pluggable text backends."""
+"""Instruction backends: the registered text-only chat models (``openai``, ``hf``) that write or judge conversations."""

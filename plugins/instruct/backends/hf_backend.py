@@ -7,8 +7,7 @@ import threading
 from typing import Any
 
 from medzoo.core.errors import PluginError
-from medzoo.core.interfaces.instruct_backend import BackendReply, InstructBackend
-from medzoo.plugins.instruct.errors import BackendError
+from medzoo.core.interfaces.instruct_backend import BackendError, BackendReply, InstructBackend
 
 ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
 

@@ -12,8 +12,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from medzoo.core.errors import PluginError
-from medzoo.core.interfaces.instruct_backend import BackendReply, InstructBackend
-from medzoo.plugins.instruct.errors import BackendError, TransientBackendError
+from medzoo.core.interfaces.instruct_backend import (
+    BackendError,
+    BackendReply,
+    InstructBackend,
+    TransientBackendError,
+)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 BASE_URL_ENV = "OPENAI_BASE_URL"
