@@ -28,7 +28,7 @@ from PIL import Image
 from support.faults import cli_error
 
 from medzoo.app.cli.main import main
-from medzoo.app.data_prepare import catalogue, hub
+from medzoo.app.data_prepare import dataset_sources, hub
 from medzoo.app.data_prepare.manifest import Manifest
 
 pyarrow = pytest.importorskip("pyarrow")
@@ -406,7 +406,7 @@ def test_slake_from_the_hub_uses_huggingface_hub_and_reruns_offline(tmp_path, ca
 def test_the_catalogue_hub_ids_are_the_benchmarks_registered_ones():
     from medzoo.plugins.benchmarks.registration import INFO  # what register_benchmarks registers
 
-    with_benchmark = [source for source in catalogue.CATALOGUE.values() if source.benchmark is not None]
+    with_benchmark = [source for source in dataset_sources.CATALOGUE.values() if source.benchmark is not None]
     assert {source.name for source in with_benchmark} == {"vqa-rad", "slake", "pathvqa"}
     for source in with_benchmark:
         assert source.hub_id in INFO[source.benchmark]["hub_ids"]
@@ -421,11 +421,11 @@ def conversation(pair: str) -> dict:
 
 def use_files(monkeypatch, name: str, files: dict[str, bytes], sha256: dict[str, str] | None = None) -> None:
     """Make the catalogue entry ``name`` hold ``files`` (digests: theirs unless given)."""
-    entry = catalogue.CATALOGUE[name]
-    remote = tuple(catalogue.RemoteFile(f"sub/{file}", ("http://127.0.0.1:9/never",),
+    entry = dataset_sources.CATALOGUE[name]
+    remote = tuple(dataset_sources.RemoteFile(f"sub/{file}", ("http://127.0.0.1:9/never",),
                                         (sha256 or {}).get(file, hashlib.sha256(data).hexdigest()), len(data))
                    for file, data in files.items())
-    monkeypatch.setitem(catalogue.CATALOGUE, name, dataclasses.replace(entry, files=remote))
+    monkeypatch.setitem(dataset_sources.CATALOGUE, name, dataclasses.replace(entry, files=remote))
 
 
 def test_llava_med_json_is_fetched_by_url_checked_and_counted(server, tmp_path, capsys, monkeypatch):

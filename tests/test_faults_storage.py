@@ -78,10 +78,10 @@ def test_other_os_errors_are_not_disguised():
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS], ids=["disk full", "read-only"])
 def test_data_synth_on_a_failing_disk_leaves_no_partial_file(tmp_path, capsys, monkeypatch, code):
-    from medzoo.core import files
+    from medzoo.core import atomic_writes
 
     out = tmp_path / "data"
-    monkeypatch.setattr(files.os, "fsync", FailingFsync(code, after=1))  # the incomplete manifest lands first
+    monkeypatch.setattr(atomic_writes.os, "fsync", FailingFsync(code, after=1))  # the incomplete manifest lands first
     line = storage_error(capsys, "data", "synth", "--output", out, "--size", "train=8", "--size", "val=2", "--size", "test=4")
     assert line.startswith(f"error: {out}") and os.strerror(code).lower().split()[0] in line.lower()
     assert temporary_files(out) == []
@@ -128,14 +128,14 @@ def test_eval_on_a_full_disk_keeps_the_answers_written_and_resumes(eval_material
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES], ids=["disk full", "permission"])
 def test_metrics_that_cannot_be_written_leave_the_earlier_ones(eval_material, tmp_path, capsys, monkeypatch,
                                                                 single_thread, code):
-    from medzoo.core import files
+    from medzoo.core import atomic_writes
 
     model_dir, data_root = eval_material
     out = tmp_path / "eval"
     with single_thread():
         main(eval_args(model_dir, data_root, out))
     before = snapshot(out)
-    monkeypatch.setattr(files.os, "fsync", FailingFsync(code))
+    monkeypatch.setattr(atomic_writes.os, "fsync", FailingFsync(code))
     with single_thread():
         line = storage_error(capsys, *eval_args(model_dir, data_root, out))
     assert line.startswith(f"error: {out}")
@@ -144,7 +144,7 @@ def test_metrics_that_cannot_be_written_leave_the_earlier_ones(eval_material, tm
 
 def test_training_on_a_full_disk_keeps_its_last_checkpoint_and_resumes(synthetic_data, tmp_path, capsys, monkeypatch,
                                                                         single_thread):
-    from medzoo.core import files
+    from medzoo.core import atomic_writes
 
     data_root = synthetic_data(train=16, val=2, test=4)
     run = tmp_path / "run"
@@ -162,7 +162,7 @@ def test_training_on_a_full_disk_keeps_its_last_checkpoint_and_resumes(synthetic
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real(descriptor)
 
-    monkeypatch.setattr(files.os, "fsync", fail_in_the_instruct_stage)
+    monkeypatch.setattr(atomic_writes.os, "fsync", fail_in_the_instruct_stage)
     with single_thread():
         line = storage_error(capsys, *args)
     assert "no space left on the device" in line and not (run / "final").exists()

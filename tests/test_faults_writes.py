@@ -18,8 +18,8 @@ import pytest
 from support import fake_openai
 
 from medzoo.app.cli.main import main
+from medzoo.core.atomic_writes import NotOursError
 from medzoo.core.errors import TrainingError
-from medzoo.core.files import NotOursError
 
 SMALL = {"train": 40, "val": 5, "test": 10}
 TINY_RUN = [

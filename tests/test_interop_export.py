@@ -18,11 +18,11 @@ from medzoo.app.interop.hf_llava_export import ExportRefused, check_exportable, 
 from medzoo.app.interop.llava_import import import_checkpoint
 from medzoo.core.inference import processor_for
 from medzoo.core.interfaces.conversation import Message, place_images
-from medzoo.core.interfaces.templates import get_template
 from medzoo.core.model.build import build_model
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.model.processor import collate, tokenize_around_images
 from medzoo.core.plugin_system.manager import components
+from medzoo.core.plugin_system.template_lookup import get_template
 
 ATOL = 1e-5
 CONVERSATIONS = [

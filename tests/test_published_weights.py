@@ -19,11 +19,11 @@ from PIL import Image
 from support import official_llava as helpers
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from medzoo.app.catalog import load_catalog
 from medzoo.app.cli.main import cli, main
 from medzoo.app.interop import InteropError
 from medzoo.app.interop.delta import make_delta_dirs
-from medzoo.app.interop.published import TOKENIZER_PATTERNS, resolve_model
+from medzoo.app.interop.published_weights import TOKENIZER_PATTERNS, resolve_model
+from medzoo.app.zoo_variants import load_catalog
 from medzoo.core.inference import processor_for
 from medzoo.core.interfaces.conversation import Message
 from medzoo.core.model.multimodal import MultimodalModel

@@ -13,8 +13,8 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from medzoo.app.catalog import CatalogError, load_catalog
 from medzoo.app.cli.main import cli
+from medzoo.app.zoo_variants import CatalogError, load_catalog
 from medzoo.core.interfaces.conversation import Message
 from medzoo.core.interfaces.instruct_backend import InstructBackend
 from medzoo.core.plugin_system.manager import components

@@ -18,11 +18,11 @@ from PIL import Image
 
 from medzoo.core.errors import RecipeError
 from medzoo.core.interfaces.conversation import Message
-from medzoo.core.interfaces.templates import get_template
 from medzoo.core.model.image_markup import ImageMarkup
 from medzoo.core.model.image_processing import ImageTransform
 from medzoo.core.model.processor import IGNORE_INDEX, MultimodalProcessor, collate
 from medzoo.core.plugin_system.manager import components
+from medzoo.core.plugin_system.template_lookup import get_template
 from medzoo.plugins.language.hf_causal import load_tokenizer
 
 TEMPLATES = components().names("template")

@@ -15,10 +15,10 @@ import torch
 from transformers import PreTrainedTokenizerFast
 
 from medzoo.core.interfaces.conversation import Message, place_images
-from medzoo.core.interfaces.templates import get_template
 from medzoo.core.model.image_markup import IM_END, IM_PATCH, IM_START, ImageMarkup
 from medzoo.core.model.image_processing import ImageTransform
 from medzoo.core.model.processor import IGNORE_INDEX, MultimodalProcessor
+from medzoo.core.plugin_system.template_lookup import get_template
 from medzoo.plugins.language.tiny_tokenizer import load_tiny_tokenizer, tiny_tokenizer_path
 
 NUM_IMAGE_TOKENS = 4

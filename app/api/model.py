@@ -35,7 +35,7 @@ def model_folder(source: str | Path, echo=print) -> Path:
         raise MedzooError(f"{path}: not a medzoo model folder (no {MANIFEST}) nor a run folder holding final/")
     if path.exists():
         raise MedzooError(f"{path}: a file; expected a model folder, a run folder or a registry variant name")
-    from medzoo.app.interop.published import resolve_model
+    from medzoo.app.interop.published_weights import resolve_model
 
     return resolve_model(str(source), echo=echo)
 

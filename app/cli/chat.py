@@ -14,8 +14,8 @@ def open_image(path: str):
 
     from PIL import Image, UnidentifiedImageError
 
+    from medzoo.core.checked_reads import first_line
     from medzoo.core.errors import DataError
-    from medzoo.core.file_checks import first_line
 
     try:
         with warnings.catch_warnings():

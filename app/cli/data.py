@@ -59,7 +59,7 @@ def synth(output: Path, seed: int | None, sizes: tuple[str, ...], overwrite: boo
 
 
 def _prepare_help() -> str:
-    from medzoo.app.data_prepare.catalogue import CATALOGUE
+    from medzoo.app.data_prepare.dataset_sources import CATALOGUE
 
     rows = "\n".join(f"  {name:<20} {source.description}" for name, source in CATALOGUE.items())
     return f"\b\nNAME is one of:\n{rows}"

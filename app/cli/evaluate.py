@@ -26,7 +26,7 @@ def _answerer(model: str, contender: str | None, contender_options: dict[str, st
         from medzoo.core.errors import RecipeError
 
         raise RecipeError("--contender-option: only a --contender takes options")
-    from medzoo.app.interop.published import resolve_model
+    from medzoo.app.interop.published_weights import resolve_model
     from medzoo.core.evaluation.medzoo_answerer import MedzooAnswerer
     from medzoo.core.model.multimodal import MultimodalModel
 

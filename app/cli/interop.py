@@ -45,7 +45,7 @@ def import_command(source, format_, output, dtype, tokenizer, template, vision_t
 def export_command(model_dir, format_, output, dtype, no_merge) -> None:
     """Export the medzoo model in MODEL_DIR for transformers' LlavaForConditionalGeneration and vLLM."""
     from medzoo.app.interop.hf_llava_export import EXPORT_MARKER, check_exportable, export_hf_llava
-    from medzoo.core.files import refuse_overlap, refuse_unless_ours
+    from medzoo.core.atomic_writes import refuse_overlap, refuse_unless_ours
     from medzoo.core.model.multimodal import MultimodalModel
 
     refuse_overlap(output, model_dir, "--output")

@@ -41,8 +41,8 @@ def evaluated_runs(run_dirs: tuple[str, ...]) -> list[Path]:
 def leaderboard(run_dirs: tuple[str, ...], fmt: str, published: bool, output: str | None) -> None:
     """One row per model, column groups per benchmark (headline metrics, percent)."""
     from medzoo.app.leaderboard.render import leaderboard_from_runs, render
+    from medzoo.core.atomic_writes import write_atomically
     from medzoo.core.errors import DataError
-    from medzoo.core.files import write_atomically
 
     if not run_dirs and not published:
         raise DataError("leaderboard: give at least one RUN_DIR, or --published for the reference rows")

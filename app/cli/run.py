@@ -13,7 +13,7 @@ DEFAULT_RECIPE = "tiny"
 def _leaderboard(run_dirs: list[Path], output: Path) -> str:
     from medzoo.app.leaderboard.ablation import render_ablation_markdown
     from medzoo.app.leaderboard.render import render_run_dirs
-    from medzoo.core.files import write_atomically
+    from medzoo.core.atomic_writes import write_atomically
 
     text = render_run_dirs([str(p) for p in run_dirs], fmt="md") + render_ablation_markdown(run_dirs)
     write_atomically(output, text)

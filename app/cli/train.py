@@ -43,7 +43,7 @@ def train(recipe: str, output_dir: str, overrides: tuple[str, ...], resume: bool
 def merge_lora_command(model_dir: str, output: str) -> None:
     """Fold the LoRA adapters of MODEL_DIR into the base weights and save a plain model (OUTPUT must not hold
     MODEL_DIR, and a folder there that is not a medzoo model is refused)."""
-    from medzoo.core.files import refuse_overlap, refuse_unless_ours
+    from medzoo.core.atomic_writes import refuse_overlap, refuse_unless_ours
     from medzoo.core.model.adapters import merge_adapters
     from medzoo.core.model.multimodal import MultimodalModel
     from medzoo.core.model.persistence import MANIFEST

@@ -45,7 +45,7 @@ def _echo_components(rows: list[dict[str, Any]]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
 def zoo_command(as_json: bool) -> None:
     """Variants (recipe, published weights) and components (hub ids, licence) the zoo offers."""
-    from medzoo.app.catalog import load_catalog
+    from medzoo.app.zoo_variants import load_catalog
 
     catalog = load_catalog()
     rows = component_rows()

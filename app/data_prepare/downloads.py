@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medzoo.core.atomic_writes import naming, write_atomically
 from medzoo.core.errors import DataError
-from medzoo.core.files import naming, write_atomically
 
 CHUNK = 1 << 20
 TRANSIENT_STATUSES = (408, 425, 429, 500, 502, 503, 504)

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from medzoo.core.files import naming, write_atomically
+from medzoo.core.atomic_writes import naming, write_atomically
 
 UNSAFE = "unsafe image path"
 UNREADABLE = "unreadable image"

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.files import NotOursError, write_atomically
+from medzoo.core.atomic_writes import NotOursError, write_atomically
 
 
 class Manifest:

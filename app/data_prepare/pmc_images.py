@@ -19,7 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medzoo.app.data_prepare.catalogue import PMC_FTP
+from medzoo.app.data_prepare.dataset_sources import PMC_FTP
 from medzoo.app.data_prepare.downloads import DownloadError, sha256_of
 from medzoo.app.data_prepare.fetching import Fetcher
 from medzoo.app.data_prepare.image_store import safe_relative, write_stream

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medzoo.app.data_prepare.catalogue import DatasetSource, RemoteFile, dataset_source
+from medzoo.app.data_prepare.dataset_sources import DatasetSource, RemoteFile, dataset_source
 from medzoo.app.data_prepare.downloads import ChecksumMismatch, DownloadSettings, sha256_of
 from medzoo.app.data_prepare.fetching import Fetcher
 from medzoo.app.data_prepare.image_store import place

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medzoo.core.files import write_atomically, write_json_atomically
+from medzoo.core.atomic_writes import write_atomically, write_json_atomically
 
 #: examples of skipped units kept per reason in the printed summary
 EXAMPLES = 3

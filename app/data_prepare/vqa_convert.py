@@ -21,8 +21,8 @@ from medzoo.app.data_prepare.image_store import ImageStore, safe_relative, write
 from medzoo.app.data_prepare.manifest import Manifest
 from medzoo.app.data_prepare.summary import Summary
 from medzoo.app.data_prepare.vqa_inputs import VqaInput
+from medzoo.core.atomic_writes import write_atomically
 from medzoo.core.errors import DataError
-from medzoo.core.files import write_atomically
 
 ARCHIVE_JUNK = ("__MACOSX/", ".DS_Store")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medzoo.app.data_prepare import hub
-from medzoo.app.data_prepare.catalogue import DatasetSource
+from medzoo.app.data_prepare.dataset_sources import DatasetSource
 from medzoo.app.data_prepare.downloads import DownloadError
 from medzoo.app.data_prepare.fetching import Fetcher
 from medzoo.app.data_prepare.sources import Source

@@ -33,8 +33,8 @@ from medzoo.app.data_synth.images import (
     per_domain_counts,
     render_split,
 )
+from medzoo.core.atomic_writes import NotOursError
 from medzoo.core.errors import DataError
-from medzoo.core.files import NotOursError
 
 FORMAT_VERSION = 1
 DEFAULT_SEED = 0

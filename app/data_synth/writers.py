@@ -15,7 +15,7 @@ from medzoo.app.data_synth import sampling
 from medzoo.app.data_synth.captions import caption_and_mentions, figure_label
 from medzoo.app.data_synth.images import SynthImage
 from medzoo.app.data_synth.questions import COLONINST_TEMPLATES, QA, format_box, questions_for
-from medzoo.core.files import write_atomically
+from medzoo.core.atomic_writes import write_atomically
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 from medzoo.plugins.datasets.pmc_captions import caption_prompt
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.files import write_json_atomically
+from medzoo.core.atomic_writes import write_json_atomically
 from medzoo.core.interfaces.instruct_backend import BackendReply
 
 

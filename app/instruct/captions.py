@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medzoo.core.checked_reads import utf8_problem
 from medzoo.core.errors import DataError
-from medzoo.core.file_checks import utf8_problem
 from medzoo.core.interfaces.dataset import BadRecordPolicy, LoadReport
 
 

@@ -13,8 +13,8 @@ from medzoo.app.instruct.captions import CaptionRecord
 from medzoo.app.instruct.parsing import image_first, parse_conversation, to_llava_conversations
 from medzoo.app.instruct.prompts import build_generation_messages
 from medzoo.app.instruct.runner import RequestRunner
+from medzoo.core.atomic_writes import NotOursError, refuse_overlap, write_json_atomically
 from medzoo.core.errors import MedzooError
-from medzoo.core.files import NotOursError, refuse_overlap, write_json_atomically
 from medzoo.core.interfaces.dataset import LoadReport
 
 REASON_REQUEST_FAILED = "request failed"

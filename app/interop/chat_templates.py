@@ -155,8 +155,8 @@ def prepends_bos(tokenizer) -> bool:
 def medzoo_ids(template_name: str, tokenizer, messages) -> list[int]:
     """medzoo's ids for ``messages`` (``(role, text)`` pairs) with the generation prompt, images unexpanded."""
     from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message, place_images
-    from medzoo.core.interfaces.templates import template_for
     from medzoo.core.model.processor import tokenize_around_images
+    from medzoo.core.plugin_system.template_lookup import template_for
 
     template = template_for(template_name, tokenizer)
     placed = place_images([Message(role, text) for role, text in messages], template.image_placement)
@@ -183,7 +183,7 @@ def calibrated_chat_template(template_name: str, tokenizer) -> str | None:
         own = getattr(tokenizer, "chat_template", None)
         if not isinstance(own, str) or not own:
             return None
-        from medzoo.core.interfaces.templates import get_template
+        from medzoo.core.plugin_system.template_lookup import get_template
 
         placement = get_template(template_name).image_placement
         drop_bos = prepends_bos(tokenizer)

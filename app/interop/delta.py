@@ -29,7 +29,7 @@ from medzoo.app.interop.checkpoint_files import (
     safetensors_metadata,
     save_state_dict,
 )
-from medzoo.core.files import atomic_directory, refuse_overlap, refuse_unless_ours
+from medzoo.core.atomic_writes import atomic_directory, refuse_overlap, refuse_unless_ours
 
 DELTA_MARKER = "medzoo_delta"
 #: written into every checkpoint folder medzoo writes (merged checkpoints, deltas): such a folder may be replaced

@@ -36,8 +36,8 @@ from medzoo.app.interop.hf_llava_projector import IDENTITY_ACT, Projector, expre
 from medzoo.app.interop.hf_llava_text import check_language, text_config
 from medzoo.app.interop.hf_llava_vision import VisionTower, express_vision_tower
 from medzoo.app.interop.vllm_support import vllm_refusals
+from medzoo.core.atomic_writes import atomic_directory, refuse_unless_ours
 from medzoo.core.dtypes import torch_dtype
-from medzoo.core.files import atomic_directory, refuse_unless_ours
 from medzoo.core.model.adapters import merge_adapters
 from medzoo.core.model.card_files import write_model_card
 from medzoo.core.model.image_processing import ImageTransform
@@ -199,7 +199,7 @@ def generation_config(model: MultimodalModel) -> dict[str, Any]:
 def stop_token_ids(model: MultimodalModel) -> list[int]:
     """The EOS id and the ids of the template's single-token stop strings (multi-token ones, such as
     ``###``, need ``stop_strings`` and a tokenizer in ``generate``, which the consumers do not pass)."""
-    from medzoo.core.interfaces.templates import template_for
+    from medzoo.core.plugin_system.template_lookup import template_for
 
     tokenizer = model.tokenizer
     ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []

@@ -27,9 +27,9 @@ import yaml
 
 from medzoo.app.interop import InteropError
 from medzoo.app.interop.checkpoint_files import load_state_dict, read_config, resolve_checkpoint_dir
+from medzoo.core.atomic_writes import refuse_overlap, refuse_unless_ours
 from medzoo.core.dtypes import DTYPE_NAMES, torch_dtype
 from medzoo.core.errors import MedzooError
-from medzoo.core.files import refuse_overlap, refuse_unless_ours
 from medzoo.core.model.build import build_connector
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from medzoo.app.plots.run_plots import SWEEP_PLOT, stage_folders
-from medzoo.core.files import write_atomically
+from medzoo.core.atomic_writes import write_atomically
 from medzoo.core.training.tracking.plots import PLOTS, Curve, curve_figure, png_bytes, read_records
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from medzoo.core.atomic_writes import naming
 from medzoo.core.errors import DataError
-from medzoo.core.files import naming
 
 Echo = Callable[[str], Any]
 TORN_NOTE = "{path}: dropped a torn last line ({size} bytes) left by an interrupted run; it will be {redo} again"

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from medzoo.core.atomic_writes import write_json_atomically
 from medzoo.core.errors import DataError
-from medzoo.core.files import write_json_atomically
 
 META_VERSION = 1
 #: the answer files ``medzoo eval`` writes into its output folder, besides ``metrics.json``

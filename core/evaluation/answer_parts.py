@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from medzoo.core.atomic_writes import write_atomically
 from medzoo.core.evaluation.answer_file import Echo, read_jsonl, records_with
 from medzoo.core.evaluation.answer_meta import meta_path
-from medzoo.core.files import write_atomically
 
 ANSWER_KEYS = {"question_id": object, "text": str}
 

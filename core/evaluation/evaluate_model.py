@@ -22,6 +22,7 @@ from typing import Any
 from PIL import Image
 from tqdm.auto import tqdm
 
+from medzoo.core.atomic_writes import write_atomically
 from medzoo.core.errors import DataError
 from medzoo.core.evaluation.ablation import ABLATIONS, ablated_image
 from medzoo.core.evaluation.answer_file import JsonlAppender
@@ -36,7 +37,6 @@ from medzoo.core.evaluation.answer_parts import merge_parts, part_files, part_pa
 from medzoo.core.evaluation.medzoo_answerer import as_answerer
 from medzoo.core.evaluation.processes import EvalProcesses
 from medzoo.core.evaluation.question_counts import counts_of
-from medzoo.core.files import write_atomically
 from medzoo.core.inference import ChatRequest, SamplingSettings
 from medzoo.core.interfaces.answerer import Answerer
 from medzoo.core.interfaces.benchmark import Benchmark, BenchmarkItem

@@ -10,8 +10,8 @@ from medzoo.core.evaluation.answer_meta import weights_fingerprint
 from medzoo.core.inference import ChatRequest, InferenceEngine, SamplingSettings
 from medzoo.core.interfaces.answerer import Answerer, PromptChoice
 from medzoo.core.interfaces.benchmark import Benchmark
-from medzoo.core.interfaces.templates import get_template
 from medzoo.core.model.multimodal import MultimodalModel
+from medzoo.core.plugin_system.template_lookup import get_template
 
 
 class MedzooAnswerer(Answerer):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from medzoo.core.interfaces.templates import get_template
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.model.processor import MultimodalProcessor
+from medzoo.core.plugin_system.template_lookup import get_template
 
 
 def processor_for(

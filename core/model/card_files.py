@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.files import write_atomically
+from medzoo.core.atomic_writes import write_atomically
 from medzoo.core.model.card_sources import CardContext, build_card
 from medzoo.core.model.model_card import render_card
 

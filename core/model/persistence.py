@@ -16,9 +16,8 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from medzoo.core.dtypes import torch_dtype
-from medzoo.core.errors import MedzooError, PluginError
-from medzoo.core.file_checks import (
+from medzoo.core.atomic_writes import atomic_directory
+from medzoo.core.checked_reads import (
     check_safetensors,
     first_line,
     json_type,
@@ -26,7 +25,8 @@ from medzoo.core.file_checks import (
     read_json,
     read_safetensors,
 )
-from medzoo.core.files import atomic_directory
+from medzoo.core.dtypes import torch_dtype
+from medzoo.core.errors import MedzooError, PluginError
 from medzoo.core.interfaces.connector import Connector
 from medzoo.core.interfaces.language_model import LanguageModel
 from medzoo.core.interfaces.vision_encoder import VisionEncoder

@@ -26,9 +26,9 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
+from medzoo.core.atomic_writes import write_atomically
+from medzoo.core.checked_reads import first_line, read_json, read_safetensors, read_text, shape_mismatch
 from medzoo.core.errors import TrainingError
-from medzoo.core.file_checks import first_line, read_json, read_safetensors, read_text, shape_mismatch
-from medzoo.core.files import write_atomically
 from medzoo.core.training.distributed import clean_name, is_deepspeed, is_sharded
 
 LATEST = "latest"

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
+from medzoo.core.atomic_writes import write_atomically
 from medzoo.core.errors import RecipeError
-from medzoo.core.files import write_atomically
 from medzoo.core.model.build import as_dict, build_model
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components

@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 from omegaconf import OmegaConf
 
+from medzoo.core.atomic_writes import NotOursError, write_json_atomically
 from medzoo.core.errors import RecipeError, TrainingError
-from medzoo.core.files import NotOursError, write_json_atomically
 from medzoo.core.training.run_lock import LOCK_FILE, run_lock
 
 RUN_MARKER = "medzoo_run.json"

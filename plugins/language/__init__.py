@@ -1,1 +1,2 @@
-"""Language-model plugins: Hugging Face causal LMs (Llama, Vicuna, Mistral) and the tiny shipped tokenizer."""
+"""Language-model plugins: Hugging Face causal LMs by family (llama, vicuna, mistral, qwen2, qwen3, llama3, phi,
+phi3, gemma2, gemma3, and ``hf-causal`` for any other checkpoint), each with its tiny shipped tokenizer."""

@@ -24,9 +24,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from medzoo.core.checked_reads import check_checkpoint_folder, read_json
 from medzoo.core.dtypes import DTYPE_NAMES, PRECISIONS, dtype_name, torch_dtype
 from medzoo.core.errors import MedzooError, RecipeError, did_you_mean
-from medzoo.core.file_checks import check_checkpoint_folder, read_json
 from medzoo.core.interfaces.language_model import LanguageModel
 from medzoo.core.model.activation_checkpointing import set_activation_checkpointing
 from medzoo.plugins.language.tiny_tokenizer import TINY_TOKENIZER_NAME, resolve_tokenizer_source
@@ -353,7 +353,7 @@ class HFCausalLanguageModel(LanguageModel):
     def _bind_template(self) -> None:
         """Fail now, naming the tokenizer, when the template cannot read it (``chat_template`` without one, or a
         chat template that drifts)."""
-        from medzoo.core.interfaces.templates import template_for
+        from medzoo.core.plugin_system.template_lookup import template_for
 
         template_for(self.template_name, self.tokenizer)
 

@@ -17,8 +17,8 @@ from peft.utils import get_peft_model_state_dict
 from safetensors.torch import save_file
 from torch import nn
 
+from medzoo.core.checked_reads import read_safetensors
 from medzoo.core.errors import MedzooError, RecipeError
-from medzoo.core.file_checks import read_safetensors
 from medzoo.core.interfaces.tuning import TuningStrategy
 
 ADAPTER_NAME = "default"

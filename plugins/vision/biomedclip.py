@@ -23,8 +23,8 @@ from PIL import Image
 from safetensors import SafetensorError
 from torch import nn
 
+from medzoo.core.checked_reads import check_safetensors, first_line, read_json, shape_mismatch
 from medzoo.core.errors import PluginError, RecipeError
-from medzoo.core.file_checks import check_safetensors, first_line, read_json, shape_mismatch
 from medzoo.core.interfaces.vision_encoder import FeatureSelect, VisionEncoder
 from medzoo.core.model.image_processing import ImageTransform
 from medzoo.plugins.vision import (

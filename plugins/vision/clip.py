@@ -12,9 +12,9 @@ from transformers import CLIPVisionConfig, CLIPVisionModel
 from transformers.models.clip.modeling_clip import CLIPEncoderLayer
 from transformers.utils import cached_file
 
+from medzoo.core.checked_reads import check_checkpoint_folder, read_json
 from medzoo.core.dtypes import DTYPE_NAMES, torch_dtype
 from medzoo.core.errors import PluginError
-from medzoo.core.file_checks import check_checkpoint_folder, read_json
 from medzoo.core.interfaces.vision_encoder import FeatureSelect
 from medzoo.core.model.activation_checkpointing import set_activation_checkpointing
 from medzoo.core.model.image_processing import ImageTransform

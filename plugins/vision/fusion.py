@@ -26,8 +26,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from medzoo.core.checked_reads import read_json
 from medzoo.core.errors import PluginError, RecipeError, did_you_mean
-from medzoo.core.file_checks import read_json
 from medzoo.core.interfaces.vision_encoder import FeatureSelect, VisionEncoder
 from medzoo.plugins.vision import image_options
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
+from medzoo.core.checked_reads import check_checkpoint_folder, first_line, read_json
 from medzoo.core.errors import PluginError
-from medzoo.core.file_checks import check_checkpoint_folder, first_line, read_json
 from medzoo.plugins.vision.clip import resolve_dtype
 
 PREPROCESSOR_FILE = "preprocessor_config.json"

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from medzoo.core.checked_reads import first_line, shape_mismatch
 from medzoo.core.errors import PluginError, RecipeError, did_you_mean
-from medzoo.core.file_checks import first_line, shape_mismatch
 from medzoo.core.interfaces.vision_encoder import FeatureSelect, VisionEncoder
 from medzoo.core.model.image_processing import ImageTransform
 from medzoo.plugins.vision import (

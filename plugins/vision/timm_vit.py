@@ -18,14 +18,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from medzoo.core.errors import PluginError, RecipeError, did_you_mean
-from medzoo.core.file_checks import (
+from medzoo.core.checked_reads import (
     check_safetensors,
     first_line,
     read_json,
     safetensors_shapes,
     shape_mismatch,
 )
+from medzoo.core.errors import PluginError, RecipeError, did_you_mean
 from medzoo.core.interfaces.vision_encoder import FeatureSelect, VisionEncoder
 from medzoo.core.model.image_processing import ImageTransform
 from medzoo.plugins.vision import blocks_to_run, build_image_transform, image_options

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.files import write_atomically
+from medzoo.core.atomic_writes import write_atomically
 
 PLOTS = "plots"
 #: every figure is this many inches at ``DPI``: 600 x 350 pixels

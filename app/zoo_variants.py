@@ -1,4 +1,4 @@
-"""The zoo's catalogue (``registry.yaml``): variants with their recipes and published weights.
+"""The zoo's variants (``registry.yaml``): each variant's recipe and published weights.
 
 What a component is (description, hub ids, licence) is declared once, where its plugin registers it; the
 catalogue holds only what the registry cannot know.

@@ -1,4 +1,4 @@
-"""Looking up conversation templates by name."""
+"""Looking up a registered conversation template by name, bound to a tokenizer where it needs one."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from medzoo.app.catalog import Catalog, PublishedWeights, load_catalog
 from medzoo.app.interop import InteropError
+from medzoo.app.zoo_variants import Catalog, PublishedWeights, load_catalog
 from medzoo.core.errors import did_you_mean
 
 #: the files of a hub repository that make up a tokenizer (fetched alone: no weights)
