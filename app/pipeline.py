@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from medzoo.app.data_setup import ensure_data
+from medzoo.app.model_cards.writing import refresh_model_card
+from medzoo.app.training import train_run
 from medzoo.core.evaluation.evaluate_model import evaluate
 from medzoo.core.model.build import as_dict
-from medzoo.core.model.card_files import refresh_model_card
 from medzoo.core.model.multimodal import MultimodalModel
-from medzoo.core.training.run import train_recipe
 from medzoo.core.training.run_folder import clear_run
 from medzoo.core.training.tracking import RunTracking
 
@@ -38,8 +37,8 @@ def run_recipe(
         if removed:
             echo(f"--fresh: removed {', '.join(removed)} from {output_dir}")
     with RunTracking.for_recipe(recipe, echo) as tracking:
-        final = train_recipe(recipe, output_dir, resume=resume, echo=echo, prepare_data=ensure_data,
-                             allow_recipe_change=allow_recipe_change, tracking=tracking)
+        final = train_run(recipe, output_dir, resume=resume, echo=echo, allow_recipe_change=allow_recipe_change,
+                          tracking=tracking)
         model = MultimodalModel.from_pretrained(str(final))
         results = {}
         for benchmark in recipe.benchmarks:

@@ -479,34 +479,34 @@ def _recipe_with_a_torn_image(root: Path, on_bad_record: str):
 
 
 def test_a_truncated_training_jpeg_is_counted_and_skipped(tmp_path):
-    from medzoo.core.training.run import train_recipe
+    from medzoo.app.training import train_run
 
     assert Image.open(io.BytesIO(torn_jpeg())).verify() is None  # the damage PIL's verify does not see
     notes: list[str] = []
-    final = train_recipe(_recipe_with_a_torn_image(tmp_path / "data", "skip"), tmp_path / "run", echo=notes.append)
+    final = train_run(_recipe_with_a_torn_image(tmp_path / "data", "skip"), tmp_path / "run", echo=notes.append)
     assert (final / "medzoo_model.json").is_file()
     report = next(note for note in notes if "train.json" in note)
     assert "8 records kept, 1 skipped (image_corrupt: 1)" in report, notes
 
 
 def test_a_truncated_jpeg_met_mid_stage_without_verification_is_one_line_naming_it(tmp_path):
+    from medzoo.app.training import train_run
     from medzoo.core.errors import DataError
-    from medzoo.core.training.run import train_recipe
 
     recipe = _recipe_with_a_torn_image(tmp_path / "data", "skip")
     recipe.stages[0].datasets[0].options = {"verify_images": False}
     with pytest.raises(DataError) as error:
-        train_recipe(recipe, tmp_path / "run", echo=lambda *_: None)
+        train_run(recipe, tmp_path / "run", echo=lambda *_: None)
     message = str(error.value)
     assert "\n" not in message and message.startswith(f"{tmp_path / 'data' / 'images' / 'torn.jpg'}: image of record")
     assert "cannot be decoded mid-stage" in message and "verify_images" in message
 
 
 def test_a_truncated_training_jpeg_stops_with_on_bad_record_error(tmp_path):
-    from medzoo.core.training.run import train_recipe
+    from medzoo.app.training import train_run
 
     with pytest.raises(DataError) as raised:
-        train_recipe(_recipe_with_a_torn_image(tmp_path / "data", "error"), tmp_path / "run", echo=lambda _: None)
+        train_run(_recipe_with_a_torn_image(tmp_path / "data", "error"), tmp_path / "run", echo=lambda _: None)
     message = one_line(raised.value)
     assert "train.json" in message and "record torn" in message and "torn.jpg" in message, message
 

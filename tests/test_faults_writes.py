@@ -77,12 +77,12 @@ def quiet(*_: object, **__: object) -> None:
 def finished(tmp_path_factory) -> tuple[Path, Path]:
     """A finished run of the tiny recipe cut to 2 + 2 steps on a small synthetic set: (run dir, data root)."""
     from medzoo.app.data_setup import ensure_data
-    from medzoo.core.training.run import train_recipe
+    from medzoo.app.training import train_run
     from medzoo.testing import single_thread
 
     base = tmp_path_factory.mktemp("faults-run")
     with single_thread():
-        train_recipe(tiny_recipe(base / "data"), base / "run", echo=quiet, prepare_data=ensure_data)
+        train_run(tiny_recipe(base / "data"), base / "run", echo=quiet, prepare_data=ensure_data)
     return base / "run", base / "data"
 
 
@@ -255,9 +255,9 @@ def test_fresh_removes_only_what_medzoo_wrote(run_copy):
 
 
 def train(run_dir: Path, data: Path, resume: bool = False, *overrides: str, **options) -> Path:
-    from medzoo.core.training.run import train_recipe
+    from medzoo.app.training import train_run
 
-    return train_recipe(tiny_recipe(data, *overrides), run_dir, resume=resume, echo=quiet, **options)
+    return train_run(tiny_recipe(data, *overrides), run_dir, resume=resume, echo=quiet, **options)
 
 
 @pytest.mark.parametrize("kept", [
@@ -409,9 +409,9 @@ def test_resume_ignores_what_does_not_change_training_and_allow_continues(finish
                   "stages.instruct.save_every_steps=1")
     assert final == run_copy / "final"
     said: list[str] = []
-    from medzoo.core.training.run import train_recipe
+    from medzoo.app.training import train_run
 
-    train_recipe(tiny_recipe(finished[1], "stages.alignment.optimizer.lr=0.0005"), run_copy, resume=True,
+    train_run(tiny_recipe(finished[1], "stages.alignment.optimizer.lr=0.0005"), run_copy, resume=True,
                  echo=said.append, allow_recipe_change=True)
     assert any("stages.0.optimizer.lr 0.002 -> 0.0005; continuing" in line for line in said)
     assert "lr: 0.0005" in (run_copy / "recipe.yaml").read_text()

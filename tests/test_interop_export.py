@@ -511,8 +511,8 @@ def test_trained_lora_run_exports_base_and_adapter_with_the_merged_logits(tmp_pa
     import yaml
     from test_training import make_dataset, stage
 
+    from medzoo.app.training import train_run
     from medzoo.core.recipes.loading import load_recipe
-    from medzoo.core.training.run import train_recipe
     from medzoo.testing import TINY_MODEL
 
     data = make_dataset(tmp_path / "data", n=8)
@@ -521,7 +521,7 @@ def test_trained_lora_run_exports_base_and_adapter_with_the_merged_logits(tmp_pa
     recipe = {"name": "lora-export", "model": TINY_MODEL,
               "stages": [stage("instruct", "instruct", data, tuning, 1e-2, steps=2)]}
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
-    final = train_recipe(load_recipe(str(tmp_path / "recipe.yaml")).config, tmp_path / "run", echo=lambda *_: None)
+    final = train_run(load_recipe(str(tmp_path / "recipe.yaml")).config, tmp_path / "run", echo=lambda *_: None)
     runner = CliRunner()
     kept = runner.invoke(cli, ["export", str(final), "--no-merge", "--output", str(tmp_path / "hf")])
     assert kept.exit_code == 0, kept.output

@@ -15,11 +15,11 @@ from huggingface_hub import ModelCard
 
 from medzoo.app.interop.hf_llava_export import export_hf_llava
 from medzoo.app.interop.llava_import import import_checkpoint
+from medzoo.app.model_cards.card import CARD_MARKER, render_card
+from medzoo.app.model_cards.sources import CardContext, build_card, component_rows, hub_licence, licence_of
+from medzoo.app.model_cards.writing import README, card_context, refresh_model_card, write_model_card, written_by_medzoo
 from medzoo.app.pipeline import run_recipe
 from medzoo.core.model.adapters import merge_adapters
-from medzoo.core.model.card_files import README, card_context, refresh_model_card, written_by_medzoo
-from medzoo.core.model.card_sources import CardContext, build_card, component_rows, hub_licence, licence_of
-from medzoo.core.model.model_card import CARD_MARKER, render_card
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.model.persistence import read_manifest
 from medzoo.core.recipes.loading import load_recipe
@@ -107,22 +107,28 @@ def test_evaluations_of_other_weights_are_left_out(run_dir, trained_tiny_model):
 
 def test_copies_and_merges_say_where_they_come_from(run_dir, tmp_path):
     model = MultimodalModel.from_pretrained(str(run_dir / "final"))
-    model.save_pretrained(str(tmp_path / "copy"))
+    model.save_pretrained(str(tmp_path / "copy"), folder_files=write_model_card)
     _, copy = card_of(tmp_path / "copy")
     assert f"Saved from the medzoo model loaded from `{run_dir / 'final'}`." in copy
     assert f"| {BENCHMARK} | test |" in copy  # the same weights: their evaluations hold
     assert merge_adapters(model) == ["language"]
-    model.save_pretrained(str(tmp_path / "merged"))
+    model.save_pretrained(str(tmp_path / "merged"), folder_files=write_model_card)
     card, merged = card_of(tmp_path / "merged")
     assert card.data.license == "apache-2.0" and "Recipe `card-tiny`" in merged
     assert "No evaluation of these weights is recorded" in merged  # merging changed the weights
+
+
+def test_the_core_saves_no_card_of_its_own(run_dir, tmp_path):
+    """Cards are the application's: the core's save writes one only through the ``folder_files`` it is given."""
+    MultimodalModel.from_pretrained(str(run_dir / "final")).save_pretrained(str(tmp_path / "bare"))
+    assert (tmp_path / "bare" / "medzoo_model.json").is_file() and not (tmp_path / "bare" / README).exists()
 
 
 def test_a_readme_medzoo_did_not_write_is_kept(run_dir, tmp_path):
     folder = tmp_path / "mine"
     shutil.copytree(run_dir / "final", folder)
     (folder / README).write_text("# my notes\n")
-    MultimodalModel.from_pretrained(str(folder)).save_pretrained(str(folder))
+    MultimodalModel.from_pretrained(str(folder)).save_pretrained(str(folder), folder_files=write_model_card)
     assert (folder / README).read_text() == "# my notes\n" and (folder / "medzoo_model.json").is_file()
     assert refresh_model_card(folder) is None and (folder / README).read_text() == "# my notes\n"
     (folder / README).write_text(f"{CARD_MARKER}\nstale\n")

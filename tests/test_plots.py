@@ -50,7 +50,7 @@ def test_each_stage_gets_a_loss_and_a_learning_rate_png(trained):
 
 
 def test_the_figures_hold_exactly_the_logged_values(trained):
-    from medzoo.core.training.tracking.plots import read_records, stage_figures
+    from medzoo.app.plots.curves import read_records, stage_figures
 
     for stage in STAGES:
         logged = records(trained, stage)

@@ -49,12 +49,10 @@ def train(recipe: Any, output_dir: str | Path, overrides: Sequence[str] = (), *,
     """Train every stage of ``recipe`` (name, path, ``medzoo.recipe(...)`` or its config) into the run folder
     ``output_dir`` as ``medzoo train`` does (the built-in synthetic data is made when the recipe asks for it);
     returns the final model folder. A folder that already holds a run needs ``resume=True``."""
-    from medzoo.app.data_setup import ensure_data
-    from medzoo.core.training.run import train_recipe
+    from medzoo.app.training import train_run
 
     config = recipe_config(recipe, [overrides] if isinstance(overrides, str) else overrides)
-    return Path(train_recipe(config, output_dir, resume=resume, echo=echo, prepare_data=ensure_data,
-                             allow_recipe_change=allow_recipe_change))
+    return Path(train_run(config, output_dir, resume=resume, echo=echo, allow_recipe_change=allow_recipe_change))
 
 
 def _answerer(model: Any) -> tuple[Any, str]:
@@ -95,8 +93,8 @@ def evaluate(model: Model | Any, benchmark: str, output_dir: str | Path | None =
 def _refresh_run_card(model: Any, output_dir: Path) -> None:
     """An evaluation into ``RUN/eval/<name>`` of ``RUN/final`` (as ``medzoo run`` writes them) joins its card."""
     from medzoo.app.api.model import Model
-    from medzoo.core.model.card_files import refresh_model_card
-    from medzoo.core.model.card_sources import run_folder_of
+    from medzoo.app.model_cards.sources import run_folder_of
+    from medzoo.app.model_cards.writing import refresh_model_card
 
     directory = model.directory if isinstance(model, Model) else None
     run_dir = run_folder_of(directory)

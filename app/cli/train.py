@@ -27,12 +27,10 @@ def train(recipe: str, output_dir: str, overrides: tuple[str, ...], resume: bool
     --resume."""
     from accelerate import PartialState
 
-    from medzoo.app.data_setup import ensure_data
-    from medzoo.core.training.run import train_recipe
+    from medzoo.app.training import train_run
 
     config = _load(recipe, overrides)
-    final = train_recipe(config, output_dir, resume=resume, echo=click.echo, prepare_data=ensure_data,
-                         allow_recipe_change=allow_recipe_change)
+    final = train_run(config, output_dir, resume=resume, echo=click.echo, allow_recipe_change=allow_recipe_change)
     if PartialState().is_main_process:  # under `accelerate launch` every process returns here
         click.echo(f"final model: {final}")
 
@@ -43,6 +41,7 @@ def train(recipe: str, output_dir: str, overrides: tuple[str, ...], resume: bool
 def merge_lora_command(model_dir: str, output: str) -> None:
     """Fold the LoRA adapters of MODEL_DIR into the base weights and save a plain model (OUTPUT must not hold
     MODEL_DIR, and a folder there that is not a medzoo model is refused)."""
+    from medzoo.app.model_cards.writing import write_model_card
     from medzoo.core.atomic_writes import refuse_overlap, refuse_unless_ours
     from medzoo.core.model.adapters import merge_adapters
     from medzoo.core.model.multimodal import MultimodalModel
@@ -54,7 +53,7 @@ def merge_lora_command(model_dir: str, output: str) -> None:
     merged = merge_adapters(model)
     if not merged:
         raise MedzooError(f"{model_dir}: the model has no LoRA adapters to merge")
-    model.save_pretrained(output)
+    model.save_pretrained(output, folder_files=write_model_card)
     click.echo(f"merged LoRA adapters of {', '.join(merged)} into {output}")
 
 

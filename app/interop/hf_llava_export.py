@@ -36,10 +36,10 @@ from medzoo.app.interop.hf_llava_projector import IDENTITY_ACT, Projector, expre
 from medzoo.app.interop.hf_llava_text import check_language, text_config
 from medzoo.app.interop.hf_llava_vision import VisionTower, express_vision_tower
 from medzoo.app.interop.vllm_support import vllm_refusals
+from medzoo.app.model_cards.writing import write_model_card
 from medzoo.core.atomic_writes import atomic_directory, refuse_unless_ours
 from medzoo.core.dtypes import torch_dtype
 from medzoo.core.model.adapters import merge_adapters
-from medzoo.core.model.card_files import write_model_card
 from medzoo.core.model.image_processing import ImageTransform
 from medzoo.core.model.multimodal import MultimodalModel
 

@@ -27,6 +27,7 @@ import yaml
 
 from medzoo.app.interop import InteropError
 from medzoo.app.interop.checkpoint_files import load_state_dict, read_config, resolve_checkpoint_dir
+from medzoo.app.model_cards.writing import write_model_card
 from medzoo.core.atomic_writes import refuse_overlap, refuse_unless_ours
 from medzoo.core.dtypes import DTYPE_NAMES, torch_dtype
 from medzoo.core.errors import MedzooError
@@ -222,7 +223,7 @@ def refuse_import_output(output: Path, *sources: str | Path) -> None:
 
 def write_imported(model: MultimodalModel, report: ImportReport, output: Path) -> None:
     """Save the model directory with the import report in its manifest, and the matching recipe."""
-    model.save_pretrained(str(output), extra={"imported": report.manifest_entry()})
+    model.save_pretrained(str(output), extra={"imported": report.manifest_entry()}, folder_files=write_model_card)
     report.output = output
     if report.vision_pretrained is None:
         _write_vision_tower(model, output / VISION_TOWER_DIR)

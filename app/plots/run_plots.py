@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+from medzoo.app.plots.curves import PLOTS, write_stage_plots
 from medzoo.core.training.run_folder import STAGE_FOLDER
-from medzoo.core.training.tracking.plots import PLOTS, write_stage_plots
 
 KINDS = ("loss", "lr")
 SWEEP_PLOT = "sweep-loss"
@@ -34,3 +35,18 @@ def redraw_run(run_dir: str | Path) -> dict[str, Path]:
     for stage, folder in stage_folders(run_dir):
         written.update(write_stage_plots(Path(run_dir), folder, stage))
     return written
+
+
+def stage_plotter(echo: Callable[[str], None]) -> Callable[[Path, Path, str], None]:
+    """What training calls once a stage is saved: draw ``plots/<stage>-{loss,lr}.png``; a figure that cannot be
+    drawn is a warning through ``echo``, never the end of the run."""
+
+    def plot_stage(run_dir: Path, stage_dir: Path, name: str) -> None:
+        try:
+            write_stage_plots(run_dir, stage_dir, name)
+        except Exception as error:
+            reason = (str(error).splitlines() or [""])[0]
+            echo(f"warning: stage {name}: plots not drawn ({type(error).__name__}: {reason}); "
+                 f"`medzoo plot {run_dir}` draws them again")
+
+    return plot_stage

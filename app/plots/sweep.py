@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from medzoo.app.plots.curves import PLOTS, Curve, curve_figure, png_bytes, read_records
 from medzoo.app.plots.run_plots import SWEEP_PLOT, stage_folders
 from medzoo.core.atomic_writes import write_atomically
-from medzoo.core.training.tracking.plots import PLOTS, Curve, curve_figure, png_bytes, read_records
 
 
 def curriculum_curve(run_dir: Path, label: str | None = None) -> Curve:

@@ -120,10 +120,11 @@ class MultimodalModel(nn.Module):
 
         return load_model(directory, dtype=dtype)
 
-    def save_pretrained(self, directory: str, extra: dict[str, Any] | None = None) -> None:
+    def save_pretrained(self, directory: str, extra: dict[str, Any] | None = None, folder_files: Any = None) -> None:
+        """Save a medzoo model directory; ``folder_files`` (see ``persistence.FolderFiles``) adds files to it."""
         from medzoo.core.model.persistence import save_model
 
-        save_model(self, directory, extra=extra)
+        save_model(self, directory, extra=extra, folder_files=folder_files)
 
     # -- training helpers ---------------------------------------------------------------------------------
     def modules_by_name(self) -> dict[str, nn.Module]:

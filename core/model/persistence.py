@@ -10,6 +10,7 @@ A module built from pretrained weights and never trained is not copied: its sour
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +38,16 @@ from medzoo.core.model.adapters import (
     tuning_strategy,
 )
 from medzoo.core.model.build import build_component, build_connector
-from medzoo.core.model.card_files import write_model_card
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
 
 MANIFEST = "medzoo_model.json"
 FORMAT = "medzoo-model"
 FORMAT_VERSION = 1
+
+#: writes files of its own into a model folder while it is saved: ``(staging, directory, manifest, model)``,
+#: ``staging`` being the folder about to replace ``directory`` whole (the application's model card, for one)
+FolderFiles = Callable[[Path, Path, dict[str, Any], MultimodalModel], None]
 
 
 def modules_to_save(model: MultimodalModel) -> set[str]:
@@ -98,8 +102,10 @@ def _save_modules(model: MultimodalModel, staging: Path, saved: set[str], adapte
         model.language.save_pretrained(str(staging / "language"), save_weights="language" in saved)
 
 
-def save_model(model: MultimodalModel, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    """Write the model directory atomically (a temporary sibling renamed into place)."""
+def save_model(model: MultimodalModel, directory: str | Path, extra: dict[str, Any] | None = None,
+               folder_files: FolderFiles | None = None) -> Path:
+    """Write the model directory atomically (a temporary sibling renamed into place); ``folder_files`` adds its
+    own files to it before the rename."""
     directory = Path(directory)
     with atomic_directory(directory, owned_marker=MANIFEST, what="a model") as staging:
         saved = modules_to_save(model)
@@ -112,7 +118,8 @@ def save_model(model: MultimodalModel, directory: str | Path, extra: dict[str, A
             info = strategy.save_adapters(module, staging / where, name, base_model if name == "language" else None)
             manifest["adapters"][name] = {"path": where, "strategy": strategy_name, **info}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
-        write_model_card(staging, directory, json.loads(json.dumps(manifest, default=str)), model)
+        if folder_files is not None:
+            folder_files(staging, directory, json.loads(json.dumps(manifest, default=str)), model)
     return directory
 
 

@@ -1,4 +1,4 @@
-"""Per-stage training log: ``metrics.jsonl``, one line per optimizer step (plots: ``tracking.plots``)."""
+"""Per-stage training log: ``metrics.jsonl``, one line per optimizer step (the application draws it: ``medzoo.app.plots``)."""
 
 from __future__ import annotations
 

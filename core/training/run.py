@@ -16,6 +16,7 @@ from medzoo.core.atomic_writes import write_atomically
 from medzoo.core.errors import RecipeError
 from medzoo.core.model.build import as_dict, build_model
 from medzoo.core.model.multimodal import MultimodalModel
+from medzoo.core.model.persistence import FolderFiles
 from medzoo.core.plugin_system.manager import components
 from medzoo.core.training.distributed import cpu_accelerator, is_sharded, whole_model_construction
 from medzoo.core.training.run_folder import (
@@ -28,7 +29,6 @@ from medzoo.core.training.run_folder import (
 )
 from medzoo.core.training.run_lock import run_lock
 from medzoo.core.training.tracking import RunTracking
-from medzoo.core.training.tracking.plots import write_stage_plots
 from medzoo.core.training.trainer import StageResult, train_stage
 
 DONE = "DONE.json"
@@ -62,6 +62,8 @@ def make_accelerator():
 
 
 PrepareData = Callable[[Any, Callable[[str], None]], None]
+#: called on the main process once a stage is saved: ``(run folder, stage folder, stage name)``
+AfterStage = Callable[[Path, Path, str], None]
 
 
 @dataclass
@@ -79,6 +81,8 @@ class RecipeRun:
     model: MultimodalModel | None = None  # the model in memory, to continue with
     trained: MultimodalModel | None = None  # the last stage's model whole, on the main process
     previous: Path | None = None  # the last stage's saved model
+    after_stage: AfterStage | None = None  # the application's work once a stage is saved (its plots)
+    folder_files: FolderFiles | None = None  # files the application adds to every saved model folder (its card)
 
     @property
     def main(self) -> bool:
@@ -93,15 +97,19 @@ def train_recipe(
     prepare_data: PrepareData | None = None,
     allow_recipe_change: bool = False,
     tracking: RunTracking | None = None,
+    after_stage: AfterStage | None = None,
+    folder_files: FolderFiles | None = None,
 ) -> Path:
     """Train every stage of ``recipe``; returns the final model directory (``output_dir/final``).
 
     Each step goes to the recipe's experiment trackers (``logging``), started once the run folder is checked and
     finished at the end; a caller that logs more into the same trackers (``medzoo run``: the evaluation) passes
-    its own ``tracking`` and finishes it. Each stage's ``plots/<stage>-{loss,lr}.png`` is drawn when it ends.
+    its own ``tracking`` and finishes it.
 
-    ``prepare_data(recipe, echo)``, when given, runs once on the main process before any stage reads data
-    (the application passes one that synthesises the built-in set when the recipe asks for it).
+    The application adds its own work through callbacks, all run on the main process: ``prepare_data(recipe,
+    echo)`` once before any stage reads data (it synthesises the built-in set when the recipe asks for it),
+    ``after_stage(run folder, stage folder, stage name)`` once a stage is saved (it draws the stage's plots) and
+    ``folder_files`` into every model folder saved (the model card, see :data:`persistence.FolderFiles`).
 
     The run folder is medzoo's alone while the run lasts (``run.lock``, see :mod:`run_lock`). Without
     ``resume`` a folder that already holds a run (a stage folder, ``final/``, ``run.json``) is refused; with it
@@ -113,6 +121,7 @@ def train_recipe(
     tracking = RunTracking.for_recipe(recipe, echo) if tracking is None else tracking
     try:
         with start_run(recipe, Path(output_dir), resume, echo, prepare_data, allow_recipe_change, tracking) as run:
+            run.after_stage, run.folder_files = after_stage, folder_files
             for index, stage in enumerate(run.stages):
                 run_stage(run, index, stage)
             return finish_run(run)
@@ -188,19 +197,9 @@ def run_stage(run: RecipeRun, index: int, stage: Any) -> None:
     )
     run.results.append(summary)
     run.tracking.end_stage(summary)
-    if run.main:
-        plot_stage(run, stage_dir, stage.name)
+    if run.main and run.after_stage is not None:
+        run.after_stage(run.output_dir, stage_dir, stage.name)
     run.previous = stage_dir / "model"
-
-
-def plot_stage(run: RecipeRun, stage_dir: Path, name: str) -> None:
-    """``plots/<stage>-{loss,lr}.png``; a figure that cannot be drawn is a warning, never the end of the run."""
-    try:
-        write_stage_plots(run.output_dir, stage_dir, name)
-    except Exception as error:
-        reason = (str(error).splitlines() or [""])[0]
-        run.echo(f"warning: stage {name}: plots not drawn ({type(error).__name__}: {reason}); "
-                 f"`medzoo plot {run.output_dir}` draws them again")
 
 
 def stage_model(run: RecipeRun, stage: Any) -> MultimodalModel:
@@ -227,7 +226,8 @@ def save_stage(run: RecipeRun, stage: Any, stage_dir: Path, result: StageResult)
         "processes": run.accelerator.num_processes,
     }
     if run.main:
-        result.model.save_pretrained(str(stage_dir / "model"), extra={"stage": stage.name, "recipe": run.recipe.name})
+        result.model.save_pretrained(str(stage_dir / "model"), extra={"stage": stage.name, "recipe": run.recipe.name},
+                                     folder_files=run.folder_files)
         write_atomically(stage_dir / DONE, json.dumps(summary, indent=2))
         shutil.rmtree(stage_dir / "checkpoints", ignore_errors=True)
     return summary
@@ -238,7 +238,8 @@ def finish_run(run: RecipeRun) -> Path:
     final = run.output_dir / FINAL
     if run.main:
         model = run.trained if run.trained is not None else MultimodalModel.from_pretrained(str(run.previous))
-        model.save_pretrained(str(final), extra={"stage": run.stages[-1].name, "recipe": run.recipe.name})
+        model.save_pretrained(str(final), extra={"stage": run.stages[-1].name, "recipe": run.recipe.name},
+                              folder_files=run.folder_files)
         results = {"recipe": run.recipe.name, "stages": run.results}
         write_atomically(run.output_dir / "run.json", json.dumps(results, indent=2))
     run.accelerator.wait_for_everyone()

@@ -43,14 +43,14 @@ def write_recipe(root: Path) -> Path:
 
 def train(tmp_path: Path, *overrides: str) -> tuple[Path, list[str]]:
     """Train the tiny recipe in this process; (run folder, the lines it said)."""
+    from medzoo.app.training import train_run
     from medzoo.core.recipes.loading import load_recipe
-    from medzoo.core.training.run import train_recipe
     from medzoo.testing import single_thread
 
     config = load_recipe(write_recipe(tmp_path / "data"), list(overrides)).config
     lines: list[str] = []
     with single_thread():
-        train_recipe(config, tmp_path / "run", echo=lambda *parts, **_: lines.append(" ".join(map(str, parts))))
+        train_run(config, tmp_path / "run", echo=lambda *parts, **_: lines.append(" ".join(map(str, parts))))
     return tmp_path / "run", lines
 
 

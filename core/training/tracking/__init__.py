@@ -1,5 +1,5 @@
-"""Experiment tracking of a run through accelerate's trackers (TensorBoard, Weights & Biases, MLflow) and the
-training plots every run folder gets."""
+"""Experiment tracking of a run through accelerate's trackers (TensorBoard, Weights & Biases, MLflow); the
+training plots every run folder gets are the application's (:mod:`medzoo.app.plots`)."""
 
 from medzoo.core.training.tracking.session import RunTracking
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from medzoo.core.model.model_card import ComponentRow, EvaluationRow, ModelCard, RecipeInfo, StageRow
+from medzoo.app.model_cards.card import ComponentRow, EvaluationRow, ModelCard, RecipeInfo, StageRow
 
 RUN_MARKER = "medzoo_run.json"  # core/training/run_folder.py writes it into every run folder
 STAGE_FOLDER = re.compile(r"\d{2}-(.+)")

@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from medzoo.app.model_cards.card import render_card
+from medzoo.app.model_cards.sources import CardContext, build_card
 from medzoo.core.atomic_writes import write_atomically
-from medzoo.core.model.card_sources import CardContext, build_card
-from medzoo.core.model.model_card import render_card
 
 README = "README.md"
 MARKER_PREFIX = "<!-- medzoo:model-card"

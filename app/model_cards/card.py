@@ -1,7 +1,7 @@
 """A model card as data, rendered as a Hugging Face Hub ``README.md`` (YAML front matter, then markdown sections).
 
-The card is filled from what medzoo knows (see :mod:`medzoo.core.model.card_sources`) and written by
-:mod:`medzoo.core.model.card_files`; :data:`CARD_MARKER` marks a README.md medzoo wrote (and may rewrite).
+The card is filled from what medzoo knows (see :mod:`medzoo.app.model_cards.sources`) and written by
+:mod:`medzoo.app.model_cards.writing`; :data:`CARD_MARKER` marks a README.md medzoo wrote (and may rewrite).
 """
 
 from __future__ import annotations
