@@ -17,7 +17,13 @@ from medzoo.app.interop.hf_llava_export import export_hf_llava
 from medzoo.app.interop.llava_import import import_checkpoint
 from medzoo.app.model_cards.card import CARD_MARKER, render_card
 from medzoo.app.model_cards.sources import CardContext, build_card, component_rows, hub_licence, licence_of
-from medzoo.app.model_cards.writing import README, card_context, refresh_model_card, write_model_card, written_by_medzoo
+from medzoo.app.model_cards.writing import (
+    README,
+    card_context,
+    refresh_model_card,
+    write_model_card,
+    written_by_medzoo,
+)
 from medzoo.app.pipeline import run_recipe
 from medzoo.core.model.adapters import merge_adapters
 from medzoo.core.model.multimodal import MultimodalModel
