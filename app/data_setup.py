@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.model.build import as_dict
+from medzoo.core.model.components import as_dict
 
 
 def ensure_data(recipe: Any, echo=print) -> None:

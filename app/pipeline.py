@@ -8,7 +8,7 @@ from typing import Any
 from medzoo.app.model_cards.writing import refresh_model_card
 from medzoo.app.training import train_run
 from medzoo.core.evaluation.evaluate_model import evaluate
-from medzoo.core.model.build import as_dict
+from medzoo.core.model.components import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.training.run_folder import clear_run
 from medzoo.core.training.tracking import RunTracking

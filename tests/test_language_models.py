@@ -359,13 +359,14 @@ def test_a_saved_model_reloads_with_the_same_resolved_template_and_encoding(fami
     from medzoo.core.inference import processor_for
     from medzoo.core.interfaces.conversation import Message
     from medzoo.core.model.build import build_model
+    from medzoo.core.model.multimodal import MultimodalModel
     from medzoo.core.model.persistence import load_model, save_model
 
     spec = {"vision": {"name": "clip"}, "connector": {"name": "mlp2x_gelu"},
             "language": {"name": family, "config": factory(family).tiny_config()}}
     model = build_model(spec).eval()
     save_model(model, tmp_path)
-    loaded = load_model(tmp_path)
+    loaded = load_model(MultimodalModel, tmp_path)
     assert loaded.language.template_name == model.language.template_name == EXPECTED_TEMPLATE[family]
     messages = [Message("user", "<image>\nWhat is shown?"), Message("assistant", "A polyp.")]
     before, after = processor_for(model).encode_text(messages, 1), processor_for(loaded).encode_text(messages, 1)

@@ -25,7 +25,7 @@ class Chat:
 
     def ask(self, question: str, on_text: Callable[[str], None] | None = None) -> str:
         """The answer to ``question`` given the turns so far (``on_text`` receives it as it is generated)."""
-        from medzoo.app.api.model import user_turn
+        from medzoo.app.api.inputs import user_turn
         from medzoo.core.inference import RowRequest
         from medzoo.core.interfaces.conversation import Message
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,15 +54,6 @@ def train(recipe: Any, output_dir: str | Path, overrides: Sequence[str] = (), *,
     return Path(train_run(config, output_dir, resume=resume, echo=echo, allow_recipe_change=allow_recipe_change))
 
 
-def _answerer(model: Any) -> tuple[Any, str]:
-    """(what ``evaluate`` answers with, its model id) for a ``Model``, a ``MultimodalModel`` or an answerer."""
-    from medzoo.app.api.model import Model
-
-    if isinstance(model, Model):
-        return model.model, model.name
-    return model, getattr(model, "model_id", None) or "model"
-
-
 def evaluate(model: Model | Any, benchmark: str, output_dir: str | Path | None = None, *, data: str | None = None,
              image_root: str | None = None, options: dict[str, Any] | None = None, batch_size: int = 16,
              image_ablation: str | None = None, fresh: bool = False, echo=print) -> dict[str, Any]:
@@ -73,33 +63,18 @@ def evaluate(model: Model | Any, benchmark: str, output_dir: str | Path | None =
     Answers and ``metrics.json`` go to ``output_dir`` (a rerun resumes there); without one, to a temporary folder
     removed afterwards. ``image_ablation`` (``noise`` | ``blank``) also scores with every image replaced.
     """
-    from medzoo.app.api.model import load
-    from medzoo.core.evaluation.evaluate_model import evaluate as evaluate_model
+    from medzoo.app.api.evaluation import evaluate_weights
+    from medzoo.app.api.model import Model, load
 
     if isinstance(model, str | Path):
         model = load(model)
-    answerer, model_id = _answerer(model)
-    with tempfile.TemporaryDirectory(prefix="medzoo-eval-") as scratch:
-        metrics = evaluate_model(
-            answerer, benchmark, output_dir if output_dir is not None else scratch, data=data, image_root=image_root,
-            options=options, batch_size=batch_size, image_ablation=image_ablation, model_id=model_id, echo=echo,
-            fresh=fresh,
-        )
-    if output_dir is not None:
-        _refresh_run_card(model, Path(output_dir))
-    return metrics
-
-
-def _refresh_run_card(model: Any, output_dir: Path) -> None:
-    """An evaluation into ``RUN/eval/<name>`` of ``RUN/final`` (as ``medzoo run`` writes them) joins its card."""
-    from medzoo.app.api.model import Model
-    from medzoo.app.model_cards.sources import run_folder_of
-    from medzoo.app.model_cards.writing import refresh_model_card
-
-    directory = model.directory if isinstance(model, Model) else None
-    run_dir = run_folder_of(directory)
-    if run_dir is not None and directory.name == "final" and output_dir.resolve().parent == (run_dir / "eval").resolve():
-        refresh_model_card(directory, model.model)
+    if isinstance(model, Model):
+        answerer, model_id, directory = model.model, model.name, model.directory
+    else:
+        answerer, model_id, directory = model, getattr(model, "model_id", None) or "model", None
+    return evaluate_weights(answerer, model_id, directory, benchmark, output_dir, data=data, image_root=image_root,
+                            options=options, batch_size=batch_size, image_ablation=image_ablation, fresh=fresh,
+                            echo=echo)
 
 
 def score(benchmark: str, predictions: str | Path, references: str | Path | None = None,

@@ -6,16 +6,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
+from medzoo.app.api.inputs import as_image, sampling_settings, user_turn
 from medzoo.core.errors import DataError, MedzooError
 
 if TYPE_CHECKING:
-    from PIL.Image import Image
-
     from medzoo.app.api.chat import Chat
     from medzoo.core.inference import InferenceEngine, SamplingSettings
     from medzoo.core.model.multimodal import MultimodalModel
 
-SAMPLING_KEYS = ("max_new_tokens", "temperature", "top_p", "stop", "seed")
 MANIFEST = "medzoo_model.json"  # core/model/persistence.py
 RUN_MARKER = "medzoo_run.json"  # core/training/run_folder.py
 
@@ -38,48 +36,6 @@ def model_folder(source: str | Path, echo=print) -> Path:
     from medzoo.app.interop.published_weights import resolve_model
 
     return resolve_model(str(source), echo=echo)
-
-
-def sampling_settings(sampling: dict[str, Any], max_new_tokens: int = 256) -> SamplingSettings:
-    """``SamplingSettings`` from ``ask``'s keyword arguments; an unknown or out-of-range one is a DataError."""
-    from medzoo.core.inference import InvalidSettings, SamplingSettings
-
-    unknown = sorted(set(sampling) - set(SAMPLING_KEYS))
-    if unknown:
-        raise DataError(f"sampling option {unknown[0]!r}: unknown; expected one of {', '.join(SAMPLING_KEYS)}")
-    options = {"max_new_tokens": max_new_tokens, **sampling}
-    stop = options.get("stop", ())
-    options["stop"] = (stop,) if isinstance(stop, str) else tuple(stop or ())
-    try:
-        return SamplingSettings(**options).validate()
-    except InvalidSettings as error:
-        raise DataError(f"sampling option {error.field}: {error}") from None
-
-
-def as_image(image: Any, where: str = "image") -> Image | None:
-    """A PIL image (kept as it is: the vision encoder's transform handles its mode), one read from a path, or None."""
-    if image is None:
-        return None
-    if isinstance(image, str | Path):
-        from medzoo.app.cli.chat import open_image
-
-        return open_image(str(image))
-    from PIL import Image
-
-    if isinstance(image, Image.Image):
-        return image
-    raise DataError(f"{where}: a {type(image).__name__}; expected a PIL image, a path to one, or None")
-
-
-def user_turn(question: Any, has_image: bool, where: str = "question") -> str:
-    """The user's message: ``<image>`` first when an image comes with it and the question does not place it."""
-    from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
-
-    if not isinstance(question, str):
-        raise DataError(f"{where}: a {type(question).__name__}; expected a string")
-    if has_image and IMAGE_PLACEHOLDER not in question:
-        return f"{IMAGE_PLACEHOLDER}\n{question}"
-    return question
 
 
 class Model:
@@ -163,9 +119,9 @@ class Model:
 
     def evaluate(self, benchmark: str, output_dir: str | Path | None = None, **options: Any) -> dict[str, Any]:
         """``medzoo.evaluate(self, benchmark, output_dir, ...)``."""
-        from medzoo.app.api.functions import evaluate
+        from medzoo.app.api.evaluation import evaluate_weights
 
-        return evaluate(self, benchmark, output_dir, **options)
+        return evaluate_weights(self.model, self.name, self.directory, benchmark, output_dir, **options)
 
     def __repr__(self) -> str:
         spec = self.model.spec

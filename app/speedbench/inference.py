@@ -12,7 +12,7 @@ from medzoo.app.speedbench.timing import interleaved
 from medzoo.core.evaluation.evaluate_model import get_benchmark, protocol_for, split_protocol_options
 from medzoo.core.inference import ChatRequest, InferenceEngine
 from medzoo.core.interfaces.conversation import Message
-from medzoo.core.model.build import as_dict
+from medzoo.core.model.components import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
 
 

@@ -16,7 +16,8 @@ import torch
 from medzoo.app.speedbench.hf_twin import llava_twin, twin_loss
 from medzoo.app.speedbench.timing import Timing, interleaved
 from medzoo.core.errors import MedzooError
-from medzoo.core.model.build import as_dict, build_model
+from medzoo.core.model.build import build_model
+from medzoo.core.model.components import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.training.batching import length_grouped_batches
 from medzoo.core.training.loss import count_targets, step_loss

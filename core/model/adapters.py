@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import nn
 
 from medzoo.core.interfaces.tuning import TuningStrategy
-from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
+
+if TYPE_CHECKING:  # annotations only: the model module is above this one
+    from medzoo.core.model.multimodal import MultimodalModel
 
 #: the strategy assumed for adapters of model directories written before the manifest named it
 LEGACY_ADAPTER_STRATEGY = "lora"

@@ -118,7 +118,7 @@ class MultimodalModel(nn.Module):
         """Load a medzoo model directory (see ``medzoo.core.model.persistence``)."""
         from medzoo.core.model.persistence import load_model
 
-        return load_model(directory, dtype=dtype)
+        return load_model(cls, directory, dtype=dtype)
 
     def save_pretrained(self, directory: str, extra: dict[str, Any] | None = None, folder_files: Any = None) -> None:
         """Save a medzoo model directory; ``folder_files`` (see ``persistence.FolderFiles``) adds files to it."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import save_file
@@ -37,9 +37,11 @@ from medzoo.core.model.adapters import (
     tunable_modules,
     tuning_strategy,
 )
-from medzoo.core.model.build import build_component, build_connector
-from medzoo.core.model.multimodal import MultimodalModel
+from medzoo.core.model.components import build_component, build_connector
 from medzoo.core.plugin_system.manager import components
+
+if TYPE_CHECKING:  # annotations only: the model class calls this module to save and load itself
+    from medzoo.core.model.multimodal import MultimodalModel
 
 MANIFEST = "medzoo_model.json"
 FORMAT = "medzoo-model"
@@ -47,7 +49,7 @@ FORMAT_VERSION = 1
 
 #: writes files of its own into a model folder while it is saved: ``(staging, directory, manifest, model)``,
 #: ``staging`` being the folder about to replace ``directory`` whole (the application's model card, for one)
-FolderFiles = Callable[[Path, Path, dict[str, Any], MultimodalModel], None]
+FolderFiles = Callable[[Path, Path, dict[str, Any], "MultimodalModel"], None]
 
 
 def modules_to_save(model: MultimodalModel) -> set[str]:
@@ -123,15 +125,16 @@ def save_model(model: MultimodalModel, directory: str | Path, extra: dict[str, A
     return directory
 
 
-def load_model(directory: str | Path, dtype: str | None = None) -> MultimodalModel:
-    """Rebuild a model saved by :func:`save_model` (full modules from the directory, others from their source)."""
+def load_model(model_class: type[MultimodalModel], directory: str | Path, dtype: str | None = None) -> MultimodalModel:
+    """Rebuild a model saved by :func:`save_model` as a ``model_class`` (``MultimodalModel.from_pretrained`` passes
+    its class): full modules from the directory, others from their source."""
     directory = Path(directory)
     manifest = read_manifest(directory)
     spec, saved = manifest["model"], set(manifest["saved_modules"])
     vision = _load_vision(directory, manifest, saved)
     language = _load_language(directory, manifest, saved)
     connector = _load_connector(directory, manifest, saved, vision, language)
-    model = MultimodalModel(vision, connector, language, spec.get("image_markup", "placeholder"), spec=spec)
+    model = model_class(vision, connector, language, spec.get("image_markup", "placeholder"), spec=spec)
     model.trained_modules = saved & {"vision", "connector", "language"}
     _load_adapters(directory, manifest, model)
     model.loaded_from = directory  # the card of a model saved from this one finds its run folder

@@ -29,20 +29,10 @@ from torch.distributed.checkpoint.state_dict import (
 from medzoo.core.atomic_writes import write_atomically
 from medzoo.core.checked_reads import first_line, read_json, read_safetensors, read_text, shape_mismatch
 from medzoo.core.errors import TrainingError
-from medzoo.core.training.distributed import clean_name, is_deepspeed, is_sharded
+from medzoo.core.training.distributed import clean_name, gather_options, is_deepspeed, is_sharded
 
 LATEST = "latest"
 DEEPSPEED_TAG = "deepspeed"
-
-
-def gather_options(model: torch.nn.Module, **extra: bool) -> StateDictOptions:
-    """Full state dicts, moved to CPU memory on the main process when the model lives on an accelerator.
-
-    Models already in CPU memory skip the offload: torch's offload path reuses its gather buffer there, which
-    aliases each parameter's optimizer states (Adam's exp_avg came back equal to exp_avg_sq under FSDP on CPU).
-    """
-    on_accelerator = next(model.parameters()).device.type != "cpu"
-    return StateDictOptions(full_state_dict=True, cpu_offload=on_accelerator, **extra)
 
 
 def _bare_optimizer(optimizer: Any) -> torch.optim.Optimizer:

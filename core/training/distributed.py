@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from medzoo.core.errors import RecipeError, TrainingError
 from medzoo.core.model.multimodal import MultimodalModel
+
+if TYPE_CHECKING:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
 
 SHARDED = ("FSDP", "DEEPSPEED")
 
@@ -162,6 +165,18 @@ def backward(accelerator: Any, wrapped: torch.nn.Module, loss: torch.Tensor, las
         accelerator.backward(loss)
 
 
+def gather_options(model: torch.nn.Module, **extra: bool) -> StateDictOptions:
+    """Full state dicts, moved to CPU memory on the main process when the model lives on an accelerator.
+
+    Models already in CPU memory skip the offload: torch's offload path reuses its gather buffer there, which
+    aliases each parameter's optimizer states (Adam's exp_avg came back equal to exp_avg_sq under FSDP on CPU).
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    on_accelerator = next(model.parameters()).device.type != "cpu"
+    return StateDictOptions(full_state_dict=True, cpu_offload=on_accelerator, **extra)
+
+
 def clean_name(name: str) -> str:
     """A parameter's name without the FSDP and activation-checkpointing wrapper infixes."""
     for infix in ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod."):
@@ -193,7 +208,6 @@ def consolidate(accelerator: Any, wrapped: torch.nn.Module, model: MultimodalMod
     if "FSDP" in kind:
         from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
-        from medzoo.core.training.checkpoint import gather_options
 
         full = {name: tensor.cpu() for name, tensor in get_model_state_dict(wrapped, options=gather_options(wrapped)).items()}
         _unwrap_fsdp_in_place(model)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from medzoo.core.errors import PluginError, RecipeError
-from medzoo.core.model.build import as_dict
+from medzoo.core.model.components import as_dict
 from medzoo.core.plugin_system.manager import components
 from medzoo.core.recipes.schema import optimizer_options
 

@@ -14,7 +14,8 @@ import torch
 
 from medzoo.core.atomic_writes import write_atomically
 from medzoo.core.errors import RecipeError
-from medzoo.core.model.build import as_dict, build_model
+from medzoo.core.model.build import build_model
+from medzoo.core.model.components import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.model.persistence import FolderFiles
 from medzoo.core.plugin_system.manager import components

@@ -13,7 +13,7 @@ from PIL import Image
 from medzoo.core.errors import DataError
 from medzoo.core.inference import processor_for
 from medzoo.core.interfaces.dataset import Record
-from medzoo.core.model.build import as_dict
+from medzoo.core.model.components import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.model.processor import EncodedSample, SampleTooLong, collate
 from medzoo.core.plugin_system.manager import components

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from medzoo.core.cpu_threads import adjust_threads
 from medzoo.core.dtypes import torch_dtype
 from medzoo.core.errors import DataError, RecipeError, TrainingError
-from medzoo.core.model.build import as_dict
+from medzoo.core.model.components import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
 from medzoo.core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
