@@ -60,6 +60,39 @@ PUBLIC_API: dict[str, str] = {
     "DataError": "medzoo.core.errors",
     "TrainingError": "medzoo.core.errors",
     "did_you_mean": "medzoo.core.errors",
+    # what the built-in plugins need beyond the interfaces (a third-party plugin may use the same)
+    "InteropError": "medzoo.core.errors",  # an import, export or merge cannot be done as asked
+    "ExportRefused": "medzoo.core.errors",  # a component cannot be written in an export's format
+    "BadRecordPolicy": "medzoo.core.interfaces.dataset",  # "skip" or "error": what a reader does with a bad record
+    "split_system": "medzoo.core.interfaces.conversation",  # a conversation's leading system message and the rest
+    "template_for": "medzoo.core.plugin_system.template_lookup",  # a registered template bound to a tokenizer
+    "ParamGroups": "medzoo.core.interfaces.optimizer",  # the parameter groups an optimizer factory receives
+    "adapter_owner": "medzoo.core.model.adapters",  # which registered tuning strategy's adapters a module carries
+    "set_activation_checkpointing": "medzoo.core.model.activation_checkpointing",  # on a transformers model
+    "DTYPE_NAMES": "medzoo.core.dtypes",  # the dtype names a recipe may give
+    "PRECISIONS": "medzoo.core.dtypes",  # the mixed-precision names a recipe may give
+    "dtype_name": "medzoo.core.dtypes",  # a torch dtype's recipe name
+    "torch_dtype": "medzoo.core.dtypes",  # a recipe's dtype name as a torch dtype
+    # reading files so a damaged one is a one-line error naming the file
+    "first_line": "medzoo.core.checked_reads",
+    "utf8_problem": "medzoo.core.checked_reads",
+    "json_type": "medzoo.core.checked_reads",
+    "read_json": "medzoo.core.checked_reads",
+    "check_safetensors": "medzoo.core.checked_reads",
+    "read_safetensors": "medzoo.core.checked_reads",
+    "safetensors_shapes": "medzoo.core.checked_reads",
+    "shape_mismatch": "medzoo.core.checked_reads",
+    "check_checkpoint_folder": "medzoo.core.checked_reads",
+    # evaluation: what benchmarks, contenders and instruction backends exchange with medzoo
+    "QuestionCounts": "medzoo.core.evaluation.question_counts",  # a benchmark's questions: asked, skipped by reason
+    "Answerer": "medzoo.core.interfaces.answerer",  # what a contender factory returns
+    "PromptChoice": "medzoo.core.interfaces.answerer",  # a contender's answer to "which prompt do you use?"
+    "ChatRequest": "medzoo.core.inference",  # one chat to answer: messages and images
+    "SamplingSettings": "medzoo.core.inference",  # decoding settings of a request
+    "weights_fingerprint": "medzoo.core.evaluation.answer_meta",  # a hash of a model's weights, for answer files
+    "BackendReply": "medzoo.core.interfaces.instruct_backend",  # an instruction backend's answer
+    "BackendError": "medzoo.core.interfaces.instruct_backend",  # a backend failure retrying will not fix
+    "TransientBackendError": "medzoo.core.interfaces.instruct_backend",  # a backend failure worth retrying
 }
 
 #: public name -> the module of the Python API that defines it

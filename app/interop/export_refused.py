@@ -1,7 +1,7 @@
-"""The one-line refusal of an export whose target format cannot hold the model."""
+"""Where ``ExportRefused`` used to live: it is ``medzoo.ExportRefused`` now (``core/errors.py``), so a plugin
+raises it through the public API. Kept only while ``plugins/vision/siglip2.py`` still imports it from here;
+remove this module once that file says ``from medzoo import ExportRefused``."""
 
-from medzoo.app.interop import InteropError
+from medzoo.core.errors import ExportRefused
 
-
-class ExportRefused(InteropError):
-    """The model holds something the target format cannot represent."""
+__all__ = ["ExportRefused"]

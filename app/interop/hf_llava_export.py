@@ -30,7 +30,6 @@ import torch
 
 from medzoo.app.interop.chat_templates import calibrated_chat_template, chat_template_for
 from medzoo.app.interop.checkpoint_files import DEFAULT_SHARD_BYTES, save_state_dict
-from medzoo.app.interop.export_refused import ExportRefused
 from medzoo.app.interop.hf_llava_adapter import ADAPTER_DIR, take_language_adapter
 from medzoo.app.interop.hf_llava_projector import IDENTITY_ACT, Projector, express_projector
 from medzoo.app.interop.hf_llava_text import check_language, text_config
@@ -39,6 +38,7 @@ from medzoo.app.interop.vllm_support import vllm_refusals
 from medzoo.app.model_cards.writing import write_model_card
 from medzoo.core.atomic_writes import atomic_directory, refuse_unless_ours
 from medzoo.core.dtypes import torch_dtype
+from medzoo.core.errors import ExportRefused
 from medzoo.core.model.adapters import merge_adapters
 from medzoo.core.model.image_processing import ImageTransform
 from medzoo.core.model.multimodal import MultimodalModel

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from medzoo.app.interop.export_refused import ExportRefused
+from medzoo.core.errors import ExportRefused
 from medzoo.core.interfaces.connector import Connector
 
 #: the activation that makes the projector's middle a no-op (transformers' ``LinearActivation``)

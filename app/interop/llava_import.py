@@ -31,7 +31,7 @@ from medzoo.app.model_cards.writing import write_model_card
 from medzoo.core.atomic_writes import refuse_overlap, refuse_unless_ours
 from medzoo.core.dtypes import DTYPE_NAMES, torch_dtype
 from medzoo.core.errors import MedzooError
-from medzoo.core.model.build import build_connector
+from medzoo.core.model.components import build_connector
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
 

@@ -12,10 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from medzoo.core.errors import DataError
-from medzoo.core.evaluation.question_counts import QuestionCounts
-from medzoo.core.interfaces.benchmark import Benchmark, BenchmarkItem
-from medzoo.core.interfaces.dataset import LoadReport
+from medzoo import Benchmark, BenchmarkItem, DataError, LoadReport, QuestionCounts
 from medzoo.plugins.benchmarks.common import (
     option_int,
     predictions_for,

@@ -6,10 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.errors import DataError
-from medzoo.core.evaluation.question_counts import QuestionCounts
-from medzoo.core.interfaces.benchmark import BenchmarkItem
-from medzoo.core.interfaces.dataset import LoadReport
+from medzoo import BenchmarkItem, DataError, LoadReport, QuestionCounts
 
 #: the readers' skip reasons (``med-vqa``, ``colon-inst``) -> the kinds ``metrics.json`` counts; any other reason
 #: is a bad record

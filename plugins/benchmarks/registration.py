@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from medzoo.core.plugin_system.hookspecs import Register, hookimpl
+from medzoo import Register, hookimpl
 from medzoo.plugins.benchmarks.coloninst import COLONINST_BENCHMARKS
 from medzoo.plugins.benchmarks.medvqa import MEDVQA_BENCHMARKS
 

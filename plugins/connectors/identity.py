@@ -6,8 +6,7 @@ from typing import Any
 
 import torch
 
-from medzoo.core.errors import RecipeError
-from medzoo.core.interfaces.connector import Connector
+from medzoo import Connector, RecipeError
 
 
 class IdentityConnector(Connector):

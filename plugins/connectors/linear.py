@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from medzoo.core.interfaces.connector import Connector
+from medzoo import Connector
 
 
 class LinearConnector(Connector):

@@ -7,8 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from medzoo.core.errors import RecipeError
-from medzoo.core.interfaces.connector import Connector
+from medzoo import Connector, RecipeError
 
 FAMILY_PATTERN = r"mlp(?P<depth>[1-9][0-9]*)x_gelu"
 

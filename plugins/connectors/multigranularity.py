@@ -20,8 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from medzoo.core.errors import RecipeError
-from medzoo.core.interfaces.connector import Connector
+from medzoo import Connector, RecipeError
 from medzoo.plugins.connectors.mlp import gelu_mlp
 
 DEFAULT_GRIDS: tuple[int, ...] = (14, 7, 1)

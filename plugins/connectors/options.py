@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from medzoo.core.errors import RecipeError, did_you_mean
+from medzoo import RecipeError, did_you_mean
 
 
 def check_known(connector: str, options: dict[str, Any], known: Iterable[str]) -> None:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medzoo.core.interfaces.connector import Connector
+from medzoo import Connector
 from medzoo.plugins.connectors.options import bool_option, check_known, int_option
 
 NAME = "perceiver_resampler"

@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medzoo.core.errors import RecipeError
-from medzoo.core.interfaces.connector import Connector
+from medzoo import Connector, RecipeError
 from medzoo.plugins.connectors.multigranularity import fit_grids
 
 FAMILY_PATTERN = r"ppc(?P<grids>(?:_[1-9][0-9]*)+)"

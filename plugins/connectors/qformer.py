@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from medzoo.core.interfaces.connector import Connector
+from medzoo import Connector
 from medzoo.plugins.connectors.options import check_known, divides, int_option
 
 NAME = "qformer"

@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from medzoo.core.errors import DataError
-from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
+from medzoo import IMAGE_PLACEHOLDER, DataError, Message
 
 if TYPE_CHECKING:
-    from medzoo.core.inference import ChatRequest
+    from medzoo import ChatRequest
 
 
 def image_part(image: Any) -> dict[str, Any]:

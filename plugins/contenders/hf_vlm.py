@@ -14,15 +14,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medzoo.core.dtypes import DTYPE_NAMES, torch_dtype
-from medzoo.core.errors import DataError, PluginError
-from medzoo.core.evaluation.answer_meta import weights_fingerprint
-from medzoo.core.interfaces.answerer import Answerer, PromptChoice
+from medzoo import (
+    DTYPE_NAMES,
+    Answerer,
+    DataError,
+    PluginError,
+    PromptChoice,
+    torch_dtype,
+    weights_fingerprint,
+)
 from medzoo.plugins.contenders.hf_messages import request_messages
 
 if TYPE_CHECKING:  # torch and transformers load when a contender does, not when the plugin registers
-    from medzoo.core.inference import ChatRequest, SamplingSettings
-    from medzoo.core.interfaces.benchmark import Benchmark
+    from medzoo import Benchmark, ChatRequest, SamplingSettings
 
 CHAT_TEMPLATE = "chat_template"
 DTYPES = ("auto", *DTYPE_NAMES)

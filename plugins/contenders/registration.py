@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medzoo.core.plugin_system.hookspecs import Register, hookimpl
+from medzoo import Register, hookimpl
 from medzoo.plugins.contenders.hf_vlm import HfVlmContender
 
 EXAMPLES = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from medzoo.core.interfaces.curriculum import Curriculum
+from medzoo import Curriculum
 
 ROLE_ORDER = ("alignment", "instruct", "downstream")
 

@@ -19,9 +19,7 @@ from typing import Any
 
 from PIL import Image
 
-from medzoo.core.errors import DataError
-from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
-from medzoo.core.interfaces.dataset import BadRecordPolicy, DatasetReader, LoadReport, Record
+from medzoo import IMAGE_PLACEHOLDER, BadRecordPolicy, DataError, DatasetReader, LoadReport, Message, Record
 from medzoo.plugins.benchmarks.metrics.scoring import COLONINST_TASKS, parse_box
 from medzoo.plugins.datasets.med_vqa import (
     candidate_image_roots,

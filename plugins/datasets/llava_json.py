@@ -16,10 +16,18 @@ from typing import Any
 
 from PIL import Image
 
-from medzoo.core.checked_reads import json_type, utf8_problem
-from medzoo.core.errors import DataError
-from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
-from medzoo.core.interfaces.dataset import BadRecord, BadRecordPolicy, DatasetReader, LoadReport, Record
+from medzoo import (
+    IMAGE_PLACEHOLDER,
+    BadRecord,
+    BadRecordPolicy,
+    DataError,
+    DatasetReader,
+    LoadReport,
+    Message,
+    Record,
+    json_type,
+    utf8_problem,
+)
 from medzoo.plugins.datasets.image_checks import ImageChecker, ImageProblem
 
 MALFORMED = "malformed_record"

@@ -34,9 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.errors import DataError
-from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
-from medzoo.core.interfaces.dataset import BadRecordPolicy, DatasetReader, LoadReport, Record
+from medzoo import IMAGE_PLACEHOLDER, BadRecordPolicy, DataError, DatasetReader, LoadReport, Message, Record
 
 FORMATS = ("llava-med-test", "vqa-rad", "slake", "pathvqa", "parquet")
 VQA_RAD_TEST_PHRASES = frozenset({"test_freeform", "test_para"})

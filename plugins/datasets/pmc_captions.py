@@ -13,9 +13,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.errors import DataError
-from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
-from medzoo.core.interfaces.dataset import BadRecord, BadRecordPolicy, DatasetReader, LoadReport, Record
+from medzoo import (
+    IMAGE_PLACEHOLDER,
+    BadRecord,
+    BadRecordPolicy,
+    DataError,
+    DatasetReader,
+    LoadReport,
+    Message,
+    Record,
+)
 from medzoo.plugins.datasets.image_checks import ImageChecker, ImageProblem
 from medzoo.plugins.datasets.llava_json import (
     DEFAULT_CACHE,

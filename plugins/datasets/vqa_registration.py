@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medzoo.core.plugin_system.hookspecs import hookimpl
+from medzoo import hookimpl
 from medzoo.plugins.datasets.colon_inst import ColonInstReader
 from medzoo.plugins.datasets.med_vqa import MedVqaReader
 

@@ -3,7 +3,7 @@ and asyncio only once the instruction backends are read, not when any other comp
 
 from __future__ import annotations
 
-from medzoo.core.plugin_system.hookspecs import hookimpl
+from medzoo import hookimpl
 
 
 @hookimpl

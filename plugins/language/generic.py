@@ -16,7 +16,7 @@ from typing import Any
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
-from medzoo.core.errors import RecipeError, did_you_mean
+from medzoo import RecipeError, did_you_mean
 from medzoo.plugins.language.hf_causal import TOKENIZER_KEY, HFCausalLanguageModel
 from medzoo.plugins.language.tiny_tokenizer import TINY_TOKENIZER_NAME
 

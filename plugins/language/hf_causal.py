@@ -24,11 +24,19 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from medzoo.core.checked_reads import check_checkpoint_folder, read_json
-from medzoo.core.dtypes import DTYPE_NAMES, PRECISIONS, dtype_name, torch_dtype
-from medzoo.core.errors import MedzooError, RecipeError, did_you_mean
-from medzoo.core.interfaces.language_model import LanguageModel
-from medzoo.core.model.activation_checkpointing import set_activation_checkpointing
+from medzoo import (
+    DTYPE_NAMES,
+    PRECISIONS,
+    LanguageModel,
+    MedzooError,
+    RecipeError,
+    check_checkpoint_folder,
+    did_you_mean,
+    dtype_name,
+    read_json,
+    set_activation_checkpointing,
+    torch_dtype,
+)
 from medzoo.plugins.language.tiny_tokenizer import TINY_TOKENIZER_NAME, resolve_tokenizer_source
 
 logger = logging.getLogger(__name__)
@@ -346,14 +354,14 @@ class HFCausalLanguageModel(LanguageModel):
     @classmethod
     def _check_template(cls, template: str | None) -> None:
         """Fail on an unknown template name before any weights are loaded."""
-        from medzoo.core.plugin_system.manager import components
+        from medzoo import components
 
         components().get("template", template or cls.default_template)
 
     def _bind_template(self) -> None:
         """Fail now, naming the tokenizer, when the template cannot read it (``chat_template`` without one, or a
         chat template that drifts)."""
-        from medzoo.core.plugin_system.template_lookup import template_for
+        from medzoo import template_for
 
         template_for(self.template_name, self.tokenizer)
 

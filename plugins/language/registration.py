@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from medzoo.core.plugin_system.hookspecs import Register, hookimpl
+from medzoo import Register, hookimpl
 
 
 @hookimpl

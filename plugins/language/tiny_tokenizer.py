@@ -44,7 +44,7 @@ def resolve_tokenizer_source(source: str) -> str:
     if flavour is None:
         return source
     if flavour not in FLAVOURS:
-        from medzoo.core.errors import RecipeError, did_you_mean
+        from medzoo import RecipeError, did_you_mean
 
         known = ", ".join(tiny_tokenizer_name(name) for name in FLAVOURS)
         raise RecipeError(f"tokenizer {source!r} is not shipped{did_you_mean(flavour, FLAVOURS)}; expected one of "

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from medzoo.core.interfaces.optimizer import ParamGroups
+from medzoo import ParamGroups
 
 
 def adamw(

@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 
-from medzoo.core.errors import RecipeError
-from medzoo.core.interfaces.conversation import Message, RenderedConversation
+from medzoo import Message, RecipeError, RenderedConversation
 
 #: renders a conversation (role/content dicts), with or without the generation prompt
 Renderer = Callable[[list[dict[str, str]], bool], str]

@@ -16,11 +16,13 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from medzoo.core.errors import DataError, MedzooError, RecipeError
-from medzoo.core.interfaces.conversation import (
+from medzoo import (
     IMAGE_PLACEHOLDER,
     ConversationTemplate,
+    DataError,
+    MedzooError,
     Message,
+    RecipeError,
     RenderedConversation,
 )
 from medzoo.plugins.templates.chat_spans import Renderer, chat_spans
@@ -108,7 +110,7 @@ class ChatTemplate(ConversationTemplate):
         if isinstance(jinja, dict):
             jinja = jinja.get("default")
         if not jinja:
-            from medzoo.core.plugin_system.manager import components
+            from medzoo import components
 
             named = ", ".join(name for name in components().names("template") if name != self.name)
             raise RecipeError(f"template {self.name!r}: tokenizer {source!r} has no chat_template; choose a named "

@@ -14,12 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from medzoo.core.interfaces.conversation import (
-    ConversationTemplate,
-    Message,
-    RenderedConversation,
-    TextBuilder,
-)
+from medzoo import ConversationTemplate, Message, RenderedConversation, TextBuilder
 from medzoo.plugins.templates.turns import exchanges
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"

@@ -10,12 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from medzoo.core.interfaces.conversation import (
-    ConversationTemplate,
-    Message,
-    RenderedConversation,
-    TextBuilder,
-)
+from medzoo import ConversationTemplate, Message, RenderedConversation, TextBuilder
 from medzoo.plugins.templates.turns import exchanges
 
 EOT = "<|eot_id|>"

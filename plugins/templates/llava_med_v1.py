@@ -17,12 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from medzoo.core.interfaces.conversation import (
-    ConversationTemplate,
-    Message,
-    RenderedConversation,
-    TextBuilder,
-)
+from medzoo import ConversationTemplate, Message, RenderedConversation, TextBuilder
 from medzoo.plugins.templates.turns import exchanges
 
 #: ``conv_v1_2.system`` (also ``simple_conv.system``) of LLaVA-Med v1.0.0 ``llava/conversation.py``

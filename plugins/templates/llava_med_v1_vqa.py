@@ -16,12 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from medzoo.core.interfaces.conversation import (
-    ConversationTemplate,
-    Message,
-    RenderedConversation,
-    TextBuilder,
-)
+from medzoo import ConversationTemplate, Message, RenderedConversation, TextBuilder
 from medzoo.plugins.templates.llava_med_v1 import LLAVA_MED_SYSTEM, SEPARATOR
 from medzoo.plugins.templates.turns import exchanges
 

@@ -6,13 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from medzoo.core.interfaces.conversation import (
-    IMAGE_PLACEHOLDER,
-    ConversationTemplate,
-    Message,
-    RenderedConversation,
-    TextBuilder,
-)
+from medzoo import IMAGE_PLACEHOLDER, ConversationTemplate, Message, RenderedConversation, TextBuilder
 from medzoo.plugins.templates.turns import exchanges
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from medzoo.core.errors import DataError
-from medzoo.core.interfaces.conversation import Message, split_system
+from medzoo import DataError, Message, split_system
 
 
 @dataclass(frozen=True)

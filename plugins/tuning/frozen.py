@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from medzoo.core.interfaces.tuning import TuningStrategy
+from medzoo import TuningStrategy
 
 
 class FrozenTuning(TuningStrategy):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from medzoo.core.interfaces.tuning import TuningStrategy
-from medzoo.core.model.adapters import adapter_owner
+from medzoo import TuningStrategy, adapter_owner
 
 
 class FullTuning(TuningStrategy):

@@ -17,9 +17,7 @@ from peft.utils import get_peft_model_state_dict
 from safetensors.torch import save_file
 from torch import nn
 
-from medzoo.core.checked_reads import read_safetensors
-from medzoo.core.errors import MedzooError, RecipeError
-from medzoo.core.interfaces.tuning import TuningStrategy
+from medzoo import MedzooError, RecipeError, TuningStrategy, read_safetensors
 
 ADAPTER_NAME = "default"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"

@@ -1,6 +1,6 @@
 """Registers the built-in tuning strategies."""
 
-from medzoo.core.plugin_system.hookspecs import hookimpl
+from medzoo import hookimpl
 
 
 @hookimpl

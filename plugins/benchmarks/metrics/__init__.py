@@ -12,7 +12,7 @@ METRIC_NAMES = ("medvqa", "coloninst")
 def metric_path(name: str) -> Path:
     """The folder of a shipped ``evaluate`` module, for ``evaluate.load(str(metric_path(name)))``."""
     if name not in METRIC_NAMES:
-        from medzoo.core.errors import PluginError
+        from medzoo import PluginError
 
         raise PluginError(f"unknown metric {name!r}; expected one of {', '.join(METRIC_NAMES)}")
     return Path(__file__).resolve().parent / name

@@ -6,8 +6,7 @@ import asyncio
 import threading
 from typing import Any
 
-from medzoo.core.errors import PluginError
-from medzoo.core.interfaces.instruct_backend import BackendError, BackendReply, InstructBackend
+from medzoo import BackendError, BackendReply, InstructBackend, PluginError
 
 ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
 

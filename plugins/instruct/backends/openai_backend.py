@@ -11,13 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from medzoo.core.errors import PluginError
-from medzoo.core.interfaces.instruct_backend import (
-    BackendError,
-    BackendReply,
-    InstructBackend,
-    TransientBackendError,
-)
+from medzoo import BackendError, BackendReply, InstructBackend, PluginError, TransientBackendError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 BASE_URL_ENV = "OPENAI_BASE_URL"
