@@ -43,6 +43,9 @@ PUBLIC_API: dict[str, str] = {
     "Benchmark": "medzoo.core.interfaces.benchmark",
     "BenchmarkItem": "medzoo.core.interfaces.benchmark",
     "InstructBackend": "medzoo.core.interfaces.instruct_backend",
+    # what a vision encoder's / connector's llava_hf_export returns (how llava-hf holds it)
+    "LlavaHfTower": "medzoo.core.interfaces.llava_hf",
+    "LlavaHfProjector": "medzoo.core.interfaces.llava_hf",
     # helpers a plugin needs
     "blocks_to_run": "medzoo.core.interfaces.vision_encoder",
     "ImageTransform": "medzoo.core.model.image_processing",
@@ -59,6 +62,7 @@ PUBLIC_API: dict[str, str] = {
     "RecipeError": "medzoo.core.errors",
     "DataError": "medzoo.core.errors",
     "TrainingError": "medzoo.core.errors",
+    "ExportRefused": "medzoo.core.errors",  # a component's llava_hf_export: the format cannot hold it
     "did_you_mean": "medzoo.core.errors",
 }
 

@@ -28,6 +28,15 @@ class TrainingError(MedzooError):
     """Training cannot continue (non-finite loss, incompatible checkpoint...)."""
 
 
+class InteropError(MedzooError):
+    """A checkpoint cannot be imported, exported or merged as asked."""
+
+
+class ExportRefused(InteropError):
+    """The model holds something the target format cannot represent (a component's ``llava_hf_export`` raises
+    it, in one line naming the component and why)."""
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ' (did you mean "x"?)' for the closest choice, or an empty string."""
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)

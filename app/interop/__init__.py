@@ -4,8 +4,6 @@
 llava-hf layout; ``delta``: LLaVA-Med v1.0 delta weights; ``checkpoint_files``: reading and writing weights safely.
 """
 
-from medzoo.core.errors import MedzooError
+from medzoo.core.errors import InteropError
 
-
-class InteropError(MedzooError):
-    """A checkpoint cannot be imported, exported or merged as asked."""
+__all__ = ["InteropError"]

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from medzoo.app.interop.export_refused import ExportRefused
+from medzoo.core.errors import ExportRefused
 from medzoo.core.model.adapters import adapted_modules
 from medzoo.core.model.multimodal import MultimodalModel
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from torch import nn
 
-from medzoo.app.interop.export_refused import ExportRefused
 from medzoo.app.interop.hf_llava_vision import config_dict
+from medzoo.core.errors import ExportRefused
 from medzoo.core.interfaces.language_model import LanguageModel
 
 #: config fields by which a causal LM changes its logits after ``lm_head`` (value that means "off")

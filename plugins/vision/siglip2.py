@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from medzoo import ExportRefused, LlavaHfTower
 from medzoo.core.errors import PluginError, RecipeError
 from medzoo.core.interfaces.vision_encoder import FeatureSelect
 from medzoo.core.model.activation_checkpointing import set_activation_checkpointing
@@ -197,12 +198,10 @@ class Siglip2VisionEncoder(TransformersVisionTower):
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         set_activation_checkpointing(self.model, enabled)
 
-    def hf_llava_vision_tower(self) -> Any:
-        """The hf-llava export hook: llava-hf cannot hold this tower, so the export is refused in one line."""
-        from medzoo.app.interop.export_refused import ExportRefused
-
+    def llava_hf_export(self, name: str) -> LlavaHfTower:
+        """Refused: llava-hf feeds its tower pixels, and NaFlex takes patches."""
         raise ExportRefused(
-            "hf-llava cannot hold the siglip2 vision encoder (Siglip2VisionEncoder): llava-hf feeds its tower "
+            f"hf-llava cannot hold the {name} vision encoder ({type(self).__name__}): llava-hf feeds its tower "
             "[B, 3, H, W] pixels and Siglip2VisionModel needs NaFlex patches, pixel_attention_mask and spatial_shapes"
         )
 
