@@ -46,8 +46,27 @@ PUBLIC_API: dict[str, str] = {
     # what a vision encoder's / connector's llava_hf_export returns (how llava-hf holds it)
     "LlavaHfTower": "medzoo.core.interfaces.llava_hf",
     "LlavaHfProjector": "medzoo.core.interfaces.llava_hf",
+    # vision-tower bases: a tower over one network of blocks, and one over a transformers vision model
+    "VisionTowerBase": "medzoo.core.model.vision_tower",
+    "TransformersVisionTower": "medzoo.core.model.transformers_vision_tower",
+    "TINY_VIT_CONFIG": "medzoo.core.model.vision_tower",  # the tiny ViT shape of every ViT tower's tiny_config
     # helpers a plugin needs
     "blocks_to_run": "medzoo.core.interfaces.vision_encoder",
+    "select_tokens": "medzoo.core.model.vision_tower",  # drop the prefix tokens, keep the class token on request
+    "require_class_token": "medzoo.core.model.vision_tower",  # cls_patch on a tower without one: RecipeError
+    "resolve_dtype": "medzoo.core.dtypes",  # a component's dtype option (None, a name or a torch dtype)
+    # reading a transformers vision checkpoint (hub id or folder): one-line PluginErrors naming the file
+    "load_vision_model": "medzoo.core.model.transformers_vision_files",
+    "read_model_config": "medzoo.core.model.transformers_vision_files",
+    "read_preprocessor": "medzoo.core.model.transformers_vision_files",
+    "image_statistics": "medzoo.core.model.transformers_vision_files",
+    "square_side": "medzoo.core.model.transformers_vision_files",
+    # reading files a plugin loads: one-line errors (of the class passed in) naming the file
+    "first_line": "medzoo.core.file_checks",  # an exception's first line, for a one-line message
+    "read_json": "medzoo.core.file_checks",  # JSON of an expected type; unreadable, non-UTF-8, invalid: one line
+    "check_safetensors": "medzoo.core.file_checks",  # a safetensors file's header and length are whole
+    "safetensors_shapes": "medzoo.core.file_checks",  # tensor name -> shape, read from the header only
+    "shape_mismatch": "medzoo.core.file_checks",  # the first tensor whose shape differs from the expected one
     "ImageTransform": "medzoo.core.model.image_processing",
     "IMAGE_OPTION_DEFAULTS": "medzoo.core.model.image_processing",
     "image_options": "medzoo.core.model.image_processing",

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from medzoo.core.errors import PluginError, RecipeError
+from medzoo import PluginError, RecipeError
 
 # What a timm model needs to be a ViT-style tower here.
 VIT_ATTRIBUTES = ("patch_embed", "blocks", "num_prefix_tokens", "embed_dim")
