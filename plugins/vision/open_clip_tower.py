@@ -6,7 +6,7 @@ tower is never instantiated. Both kinds of tower work: a timm trunk (``vision_cf
 runs through :mod:`medzoo.plugins.vision.vit_trunk`; open_clip's native ``VisionTransformer`` runs its
 ``_embeds`` and then its blocks up to ``feature_layer`` (hidden states numbered like CLIP's, ``ln_post``, the
 pooling and the projection never applied). ResNet towers (``ModifiedResNet``) give no patch tokens and are
-refused.
+refused. ``biomedclip`` (:mod:`medzoo.plugins.vision.biomedclip`) is this tower holding a bare timm trunk.
 
 Preprocessing (``preprocess``): ``open_clip`` (default) is open_clip's own eval transform with the checkpoint's
 ``preprocess_cfg``; ``clip`` is the CLIP image processor's arithmetic with the same mean / std.
