@@ -43,8 +43,24 @@ PUBLIC_API: dict[str, str] = {
     "Benchmark": "medzoo.core.interfaces.benchmark",
     "BenchmarkItem": "medzoo.core.interfaces.benchmark",
     "InstructBackend": "medzoo.core.interfaces.instruct_backend",
+    # what a vision encoder's / connector's llava_hf_export returns (how llava-hf holds it)
+    "LlavaHfTower": "medzoo.core.interfaces.llava_hf",
+    "LlavaHfProjector": "medzoo.core.interfaces.llava_hf",
+    # vision-tower bases: a tower over one network of blocks, and one over a transformers vision model
+    "VisionTowerBase": "medzoo.core.model.vision_tower",
+    "TransformersVisionTower": "medzoo.core.model.transformers_vision_tower",
+    "TINY_VIT_CONFIG": "medzoo.core.model.vision_tower",  # the tiny ViT shape of every ViT tower's tiny_config
     # helpers a plugin needs
     "blocks_to_run": "medzoo.core.interfaces.vision_encoder",
+    "select_tokens": "medzoo.core.model.vision_tower",  # drop the prefix tokens, keep the class token on request
+    "require_class_token": "medzoo.core.model.vision_tower",  # cls_patch on a tower without one: RecipeError
+    "resolve_dtype": "medzoo.core.dtypes",  # a component's dtype option (None, a name or a torch dtype)
+    # reading a transformers vision checkpoint (hub id or folder): one-line PluginErrors naming the file
+    "load_vision_model": "medzoo.core.model.transformers_vision_files",
+    "read_model_config": "medzoo.core.model.transformers_vision_files",
+    "read_preprocessor": "medzoo.core.model.transformers_vision_files",
+    "image_statistics": "medzoo.core.model.transformers_vision_files",
+    "square_side": "medzoo.core.model.transformers_vision_files",
     "ImageTransform": "medzoo.core.model.image_processing",
     "IMAGE_OPTION_DEFAULTS": "medzoo.core.model.image_processing",
     "image_options": "medzoo.core.model.image_processing",

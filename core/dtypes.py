@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from medzoo.core.errors import PluginError
+
 if TYPE_CHECKING:
     import torch
 
@@ -27,3 +29,18 @@ def torch_dtype(name: str) -> torch.dtype:
     if canonical is None:
         raise KeyError(name)
     return getattr(torch, canonical)
+
+
+def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
+    """A component's ``dtype`` option: ``None`` -> float32, a name such as ``"bfloat16"`` -> the torch dtype;
+    any other name is a one-line :class:`PluginError` listing the known ones."""
+    import torch
+
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return torch_dtype(str(dtype))
+    except KeyError:
+        raise PluginError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPE_NAMES)}") from None

@@ -33,7 +33,8 @@ class InteropError(MedzooError):
 
 
 class ExportRefused(InteropError):
-    """The model holds something the target format cannot represent (a component says so while exporting)."""
+    """The model holds something the target format cannot represent (a component's ``llava_hf_export`` raises
+    it, in one line naming the component and why)."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -19,9 +19,6 @@ PLUGINS = PACKAGE_ROOT / "plugins"
 FORBIDDEN_IN_CORE = ("medzoo.plugins", "medzoo.app")
 #: the package's own layers, as folders of the repository root (which is the ``medzoo`` package)
 LAYERS = ("core", "plugins", "app", "testing")
-#: plugin packages another helper is rewriting onto the public API (issue 26 item 4); the lead empties this
-#: tuple once that work is merged, and the two plugin checks below then cover them too
-PENDING_TOWER_REWRITE = ("vision",)
 #: import circles known and not yet untied (module -> module -> ... -> module); none today
 KNOWN_CYCLES: set[tuple[str, ...]] = set()
 
@@ -120,10 +117,6 @@ def plugin_id(path: Path) -> str:
     return str(path.relative_to(PACKAGE_ROOT))
 
 
-def pending(path: Path) -> bool:
-    return path.relative_to(PLUGINS).parts[0] in PENDING_TOWER_REWRITE
-
-
 def test_every_plugin_package_registers_through_an_entry_point():
     """plugins/ holds only packages that register through the hooks: each is named by a ``medzoo`` entry point."""
     pyproject = tomllib.loads((PACKAGE_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
@@ -138,8 +131,6 @@ def test_every_plugin_package_registers_through_an_entry_point():
 def test_plugin_module_imports_medzoo_only_through_the_public_api(path):
     import medzoo
 
-    if pending(path):
-        pytest.skip(f"{path.relative_to(PLUGINS).parts[0]}: in PENDING_TOWER_REWRITE until that rewrite is merged")
     public = {f"medzoo.{name}" for name in medzoo.PUBLIC_API}
     internal = [
         f"line {line}: {module}"
@@ -151,8 +142,6 @@ def test_plugin_module_imports_medzoo_only_through_the_public_api(path):
 
 @pytest.mark.parametrize("path", plugin_files(), ids=plugin_id)
 def test_plugin_module_imports_no_application_module(path):
-    if pending(path):
-        pytest.skip(f"{path.relative_to(PLUGINS).parts[0]}: in PENDING_TOWER_REWRITE until that rewrite is merged")
     offending = [f"line {line}: {module}" for line, module in imported_modules(path) if module.startswith("medzoo.app")]
     assert not offending, f"{plugin_id(path)} imports the application: {offending}"
 

@@ -179,7 +179,7 @@ def pixels(size: int, batch: int = 2) -> torch.Tensor:
 def test_conv_vit_stem_halves_the_image_per_convolution(example):
     encoder_class, _ = example
     encoder = encoder_class.from_config({**encoder_class.tiny_config(), "patch_size": 4})
-    convolutions = [m for m in encoder.network.stem.modules() if isinstance(m, torch.nn.Conv2d)]
+    convolutions = [m for m in encoder.model.stem.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [c.stride for c in convolutions] == [(2, 2), (2, 2), (1, 1)]
     assert encoder.num_tokens == (32 // 4) ** 2
     assert encoder(pixels(32)).shape == (2, 64, 32)

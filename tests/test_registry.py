@@ -121,7 +121,7 @@ def substitute(value: Any, root: Path) -> Any:
 
 def build_vision(entry: Registration, factory, tiny: dict) -> None:
     encoder = factory.from_config(tiny["config"], **tiny.get("options", {}))
-    channels = getattr(encoder, "input_channels", 3)  # a fused pair takes both towers' pixels: 6
+    channels = encoder.input_channels  # a fused pair takes both towers' pixels: 6
     with torch.no_grad():
         features = encoder(torch.rand(2, channels, encoder.image_size, encoder.image_size))
     assert features.shape == (2, encoder.num_tokens, encoder.hidden_size)

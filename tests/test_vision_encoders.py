@@ -39,7 +39,7 @@ def build_tiny(name: str, **options) -> VisionEncoder:
 
 def channels(encoder: VisionEncoder) -> int:
     """Input channels: 3, or more for a tower that takes several towers' pixels at once (``fusion``: 6)."""
-    return getattr(encoder, "input_channels", 3)
+    return encoder.input_channels
 
 
 def pixels(encoder: VisionEncoder, batch: int = 2) -> torch.Tensor:

@@ -31,14 +31,15 @@ import torch
 from medzoo.app.interop.chat_templates import calibrated_chat_template, chat_template_for
 from medzoo.app.interop.checkpoint_files import DEFAULT_SHARD_BYTES, save_state_dict
 from medzoo.app.interop.hf_llava_adapter import ADAPTER_DIR, take_language_adapter
-from medzoo.app.interop.hf_llava_projector import IDENTITY_ACT, Projector, express_projector
+from medzoo.app.interop.hf_llava_projector import IDENTITY_ACT, express_projector, projector_state_dict
 from medzoo.app.interop.hf_llava_text import check_language, text_config
-from medzoo.app.interop.hf_llava_vision import VisionTower, express_vision_tower
+from medzoo.app.interop.hf_llava_vision import express_vision_tower, tower_config, tower_state_dict
 from medzoo.app.interop.vllm_support import vllm_refusals
 from medzoo.app.model_cards.writing import write_model_card
 from medzoo.core.atomic_writes import atomic_directory, refuse_unless_ours
 from medzoo.core.dtypes import torch_dtype
 from medzoo.core.errors import ExportRefused
+from medzoo.core.interfaces.llava_hf import LlavaHfProjector, LlavaHfTower
 from medzoo.core.model.adapters import merge_adapters
 from medzoo.core.model.image_processing import ImageTransform
 from medzoo.core.model.multimodal import MultimodalModel
@@ -52,8 +53,8 @@ EXPORT_MARKER = "medzoo_export.json"
 class LlavaParts:
     """A model as llava-hf holds it: the vision tower and the projector's weights."""
 
-    tower: VisionTower
-    projector: Projector
+    tower: LlavaHfTower
+    projector: LlavaHfProjector
 
 
 @dataclass
@@ -147,8 +148,8 @@ def export_hf_llava(
 
 def hf_llava_state_dict(model: MultimodalModel, parts: LlavaParts, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """The model's tensors under the classic llava-hf keys (tied weights are written twice)."""
-    tensors = parts.tower.state_dict()
-    tensors.update(parts.projector.state_dict())
+    tensors = tower_state_dict(parts.tower)
+    tensors.update(projector_state_dict(parts.projector))
     for key, value in model.language.model.state_dict().items():
         tensors[f"language_model.{key}"] = value
     converted: dict[str, torch.Tensor] = {}
@@ -177,7 +178,7 @@ def hf_llava_config(model: MultimodalModel, parts: LlavaParts, dtype: torch.dtyp
         "multimodal_projector_bias": True,
         "tie_word_embeddings": bool(getattr(text_model_config, "tie_word_embeddings", False)),
         "pad_token_id": tokenizer.pad_token_id,
-        "vision_config": parts.tower.config,
+        "vision_config": tower_config(parts.tower),
         "text_config": text_config(model.language),
         "torch_dtype": dtype_name,
         "dtype": dtype_name,
@@ -210,7 +211,7 @@ def stop_token_ids(model: MultimodalModel) -> list[int]:
     return ids
 
 
-def write_processor_files(model: MultimodalModel, tower: VisionTower, output: Path, report: ExportReport) -> list[str]:
+def write_processor_files(model: MultimodalModel, tower: LlavaHfTower, output: Path, report: ExportReport) -> list[str]:
     """Tokenizer + chat template, image processor and ``LlavaProcessor`` settings."""
     vision = model.vision
     template_name = model.language.template_name

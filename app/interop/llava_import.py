@@ -480,16 +480,16 @@ def _build_language(language_cls, fields: dict[str, Any], state: dict[str, torch
 
 
 def _vision_architecture(config: dict[str, Any]) -> dict[str, Any]:
-    from medzoo.plugins.vision.clip import ARCHITECTURE_KEYS
+    from medzoo.plugins.vision.clip import ClipVisionEncoder
 
-    return {key: config[key] for key in ARCHITECTURE_KEYS if key in config}
+    return {key: config[key] for key in ClipVisionEncoder.architecture_keys if key in config}
 
 
 def _build_vision(state: dict[str, torch.Tensor], tower_source: str | None, options: dict[str, Any],
                   report: ImportReport):
     """The CLIP tower: the checkpoint's weights on the architecture of ``mm_vision_tower``, or, when the checkpoint
     has none, the weights of ``mm_vision_tower`` itself. There is never a model without a vision tower."""
-    from medzoo.plugins.vision.clip import ClipVisionEncoder, read_image_statistics
+    from medzoo.plugins.vision.clip import ClipVisionEncoder
 
     if not tower_source:
         raise InteropError("config.json has no mm_vision_tower; pass --vision-tower (a CLIP hub id or directory)")
@@ -505,12 +505,12 @@ def _build_vision(state: dict[str, torch.Tensor], tower_source: str | None, opti
     report.vision_pretrained = tower_source
     architecture = _tower_architecture(tower_source, report)
     try:
-        mean, std = read_image_statistics(tower_source, architecture["image_size"])
+        statistics = ClipVisionEncoder.processor_statistics(tower_source, architecture["image_size"])
     except Exception:  # offline without a cached copy: CLIP's statistics, which every LLaVA tower uses
-        from medzoo.plugins.vision import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
-
-        mean, std = OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+        statistics = {}
         report.notes.append(f"image mean/std of {tower_source} unavailable; used CLIP's")
+    mean = statistics.get("image_mean", ClipVisionEncoder.default_mean)
+    std = statistics.get("image_std", ClipVisionEncoder.default_std)
     architecture.update(image_mean=list(mean), image_std=list(std))
     report.vision_source = "checkpoint"
     return _load_vision(architecture, state, options)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration
 
-from medzoo.app.interop.export_refused import ExportRefused
 from medzoo.app.interop.hf_llava_export import check_exportable
+from medzoo.core.errors import ExportRefused
 from medzoo.core.model.multimodal import MultimodalModel
 
 

@@ -10,6 +10,7 @@ from torch import nn
 
 from medzoo.core.errors import RecipeError
 from medzoo.core.interfaces.buildable import Buildable
+from medzoo.core.interfaces.llava_hf import LlavaHfTower, single_transformers_tower
 from medzoo.core.model.image_processing import ImageTransform
 
 FeatureSelect = Literal["patch", "cls_patch"]
@@ -50,6 +51,12 @@ class VisionEncoder(nn.Module, Buildable):
         return True
 
     @property
+    def input_channels(self) -> int:
+        """Channels of the pixels ``forward`` takes: 3 (RGB), or more for an encoder that takes several towers'
+        pixels stacked on the channel axis (``fusion``: 3 per tower)."""
+        return 3
+
+    @property
     def num_patches(self) -> int:
         return (self.image_size // self.patch_size) ** 2
 
@@ -86,6 +93,17 @@ class VisionEncoder(nn.Module, Buildable):
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:  # noqa: B027 - optional override
         """Enable activation checkpointing where the backbone supports it."""
+
+    def llava_hf_export(self, name: str) -> LlavaHfTower:
+        """This encoder as llava-hf's vision tower (``name``: its registered name, for the refusal), or
+        :class:`~medzoo.core.errors.ExportRefused` in one line saying why it cannot be one.
+
+        Default: the encoder holds exactly one transformers model that AutoModel rebuilds from its config, and
+        its features are that model's ``hidden_states[feature_layer]`` with ``feature_select`` applied
+        (:func:`~medzoo.core.interfaces.llava_hf.single_transformers_tower`); the exporter checks the features
+        on a probe image whatever this returns. Override it to refuse, or to name the model another way.
+        """
+        return single_transformers_tower(self, name)
 
 
 def blocks_to_run(feature_layer: int, num_blocks: int, encoder: str) -> int:

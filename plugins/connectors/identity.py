@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from medzoo import Connector, RecipeError
+from medzoo import Connector, LlavaHfProjector, RecipeError
 
 
 class IdentityConnector(Connector):
@@ -22,3 +22,7 @@ class IdentityConnector(Connector):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return features
+
+    def llava_hf_export(self, name: str) -> LlavaHfProjector:
+        """Written exactly as llava-hf's projector of two identity layers with the identity activation."""
+        return LlavaHfProjector.identity(self.vision_dim, self.language_dim)

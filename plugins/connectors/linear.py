@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from medzoo import Connector
+from medzoo import Connector, LlavaHfProjector
 
 
 class LinearConnector(Connector):
@@ -19,3 +19,7 @@ class LinearConnector(Connector):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.proj(features)
+
+    def llava_hf_export(self, name: str) -> LlavaHfProjector:
+        """Written exactly as llava-hf's projector with the identity activation and an identity ``linear_2``."""
+        return LlavaHfProjector.one_layer(self.proj, self.language_dim)

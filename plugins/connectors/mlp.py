@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from medzoo import Connector, RecipeError
+from medzoo import Connector, ExportRefused, LlavaHfProjector, RecipeError
 
 FAMILY_PATTERN = r"mlp(?P<depth>[1-9][0-9]*)x_gelu"
 
@@ -45,3 +45,12 @@ class MlpGeluConnector(Connector):
 
     def options(self) -> dict[str, Any]:
         return {"depth": self.depth}
+
+    def llava_hf_export(self, name: str) -> LlavaHfProjector:
+        """llava-hf's projector is this at depth 2; depth 1 is written exactly as one Linear; deeper is refused."""
+        if self.depth == 2:
+            return LlavaHfProjector.two_layers(self.layers[0], self.layers[2])
+        if self.depth == 1:
+            return LlavaHfProjector.one_layer(self.layers[0], self.language_dim)
+        raise ExportRefused(f"hf-llava cannot hold the {name} connector: {self.depth} Linear layers; llava-hf's "
+                            "projector is Linear-GELU-Linear (mlp2x_gelu) or one Linear")

@@ -3,21 +3,7 @@ image statistics they share."""
 
 from __future__ import annotations
 
-from typing import Any
-
-#: helpers the encoders import from here; resolved on first use so that registering the plugin (which imports
-#: this package) does not import torch
-SHARED_HELPERS = ("blocks_to_run", "build_image_transform", "image_options")
-
 # CLIP's image statistics (the OpenAI dataset mean / std). BiomedCLIP's open_clip config has the same ones, and
 # LLaVA-Med v1.0 preprocessed for BiomedCLIP with openai/clip-vit-base-patch16's processor, which has them too.
 OPENAI_CLIP_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in SHARED_HELPERS:
-        raise AttributeError(f"module 'medzoo.plugins.vision' has no attribute {name!r}")
-    import medzoo
-
-    return getattr(medzoo, name)

@@ -26,10 +26,16 @@ import torch
 from PIL import Image
 from torch import nn
 
-from medzoo.core.checked_reads import read_json
-from medzoo.core.errors import PluginError, RecipeError, did_you_mean
-from medzoo.core.interfaces.vision_encoder import FeatureSelect, VisionEncoder
-from medzoo.plugins.vision import image_options
+from medzoo import (
+    FeatureSelect,
+    PluginError,
+    RecipeError,
+    VisionEncoder,
+    components,
+    did_you_mean,
+    image_options,
+    read_json,
+)
 
 FUSION_FILE = "fusion.json"
 TOWER_KEYS = ("name", "config", "options", "pretrained")
@@ -262,8 +268,6 @@ def merge_tower_options(specs: list[dict[str, Any]], overrides: list[dict[str, A
 
 
 def tower_factory(spec: dict[str, Any], index: int) -> Any:
-    from medzoo.core.plugin_system.manager import components
-
     if spec["name"] == "fusion":
         raise RecipeError(f"vision encoder 'fusion': tower {index} is itself 'fusion'; expected a single tower")
     return components().get("vision_encoder", spec["name"]).factory
@@ -271,8 +275,6 @@ def tower_factory(spec: dict[str, Any], index: int) -> Any:
 
 def tower_name(tower: VisionEncoder) -> str:
     """The registered name of a tower's class."""
-    from medzoo.core.plugin_system.manager import components
-
     for name in components().names("vision_encoder"):
         if components().get("vision_encoder", name).factory is type(tower):
             return name

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from medzoo.core.plugin_system.hookspecs import Register, hookimpl
+from medzoo import Register, hookimpl
 
 
 @hookimpl
 def register_vision_encoders(register: Register) -> None:
     from medzoo.plugins.vision.biomedclip import BIOMEDCLIP_HUB_ID, BiomedClipVisionEncoder
-    from medzoo.plugins.vision.clip import ClipVisionEncoder
+    from medzoo.plugins.vision.clip import CLIP_HUB_IDS, ClipVisionEncoder
     from medzoo.plugins.vision.dinov2 import DINOV2_HUB_IDS, Dinov2VisionEncoder
     from medzoo.plugins.vision.fusion import FUSION_HUB_IDS, FusionVisionEncoder
     from medzoo.plugins.vision.open_clip_tower import OPEN_CLIP_HUB_IDS, OpenClipVisionEncoder
@@ -20,7 +20,7 @@ def register_vision_encoders(register: Register) -> None:
         "clip",
         ClipVisionEncoder,
         description="CLIP ViT vision tower (transformers CLIPVisionModel); LLaVA-Med v1.0 / v1.5",
-        hub_ids=("openai/clip-vit-large-patch14", "openai/clip-vit-large-patch14-336"),
+        hub_ids=CLIP_HUB_IDS,
         licence="MIT",
     )
     register(

@@ -18,161 +18,79 @@ Features: as ``siglip`` (hidden states numbered like CLIP's, no post_layernorm, 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from PIL import Image
-from torch import nn
 
-from medzoo.core.errors import PluginError, RecipeError
-from medzoo.core.interfaces.vision_encoder import FeatureSelect
-from medzoo.core.model.activation_checkpointing import set_activation_checkpointing
-from medzoo.core.model.image_processing import ImageTransform
-from medzoo.plugins.vision import blocks_to_run, build_image_transform, image_options
-from medzoo.plugins.vision.clip import resolve_dtype
-from medzoo.plugins.vision.hf_loading import image_statistics, load_vision_model, read_preprocessor
+from medzoo import (
+    TINY_VIT_CONFIG,
+    ExportRefused,
+    ImageTransform,
+    LlavaHfTower,
+    PluginError,
+    RecipeError,
+    TransformersVisionTower,
+    image_statistics,
+    read_preprocessor,
+)
 from medzoo.plugins.vision.siglip import SIGLIP_MEAN, SIGLIP_STD
-from medzoo.plugins.vision.tokens import require_class_token
-from medzoo.plugins.vision.transformers_tower import TransformersVisionTower
-
-if TYPE_CHECKING:
-    from transformers import Siglip2VisionModel
 
 SIGLIP2_HUB_IDS = ("google/siglip2-so400m-patch16-naflex", "google/siglip2-base-patch16-naflex")
-ARCHITECTURE_KEYS = (
-    "hidden_size",
-    "intermediate_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "num_channels",
-    "patch_size",
-    "num_patches",
-    "hidden_act",
-    "layer_norm_eps",
-)
 RESAMPLING = {2: "bilinear", 3: "bicubic"}
 
 
 class Siglip2VisionEncoder(TransformersVisionTower):
-    """A SigLIP 2 NaFlex tower at a fixed square size; ``forward`` returns ``hidden_states[feature_layer]``."""
+    """A SigLIP 2 NaFlex tower at a fixed square size; ``forward`` returns ``hidden_states[feature_layer]``.
 
-    architecture_keys = ARCHITECTURE_KEYS
+    ``from_pretrained`` takes a hub id (``google/siglip2-so400m-patch16-naflex``) or a local folder (a full
+    Siglip2Model gives its vision half); ``image_size`` fixes the square input (default: the processor's grid).
+    ``from_config`` configs may add ``input_size`` (default: the ``num_patches`` grid) and ``resample``
+    (``bilinear``, NaFlex's default, or ``bicubic``) to the statistics.
+    """
 
-    def __init__(
-        self,
-        model: Siglip2VisionModel,
-        image_mean: Sequence[float] = SIGLIP_MEAN,
-        image_std: Sequence[float] = SIGLIP_STD,
-        feature_layer: int = -2,
-        feature_select: FeatureSelect = "patch",
-        image_aspect: str = "pad",
-        input_size: int | None = None,
-        resample: str = "bilinear",
-        **image_preprocessing: Any,
-    ):
-        super().__init__(feature_layer, feature_select, image_aspect)
-        require_class_token("siglip2", feature_select, False, "SigLIP 2 pools with an attention head")
-        self.model = model
-        self.image_mean = tuple(float(value) for value in image_mean)
-        self.image_std = tuple(float(value) for value in image_std)
-        patch = model.config.patch_size
-        self.input_size = int(input_size or patch * math.isqrt(model.config.num_patches))
+    name = "siglip2"
+    model_class, config_class, checkpoint = "Siglip2VisionModel", "Siglip2VisionConfig", "SigLIP 2"
+    config_overrides = {"vision_use_head": False}
+    architecture_keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_channels",
+                         "patch_size", "num_patches", "hidden_act", "layer_norm_eps")
+    default_mean, default_std = SIGLIP_MEAN, SIGLIP_STD
+    tiny = {**{key: value for key, value in TINY_VIT_CONFIG.items() if key != "image_size"}, "num_patches": 16}
+    class_token, no_class_token = False, "SigLIP 2 pools with an attention head"
+    preprocessing_keys = ("image_mean", "image_std", "input_size", "resample")
+
+    def configure(self, input_size: int | None = None, resample: str = "bilinear", **image_preprocessing: Any) -> None:
+        patch = self.patch_size
+        self.input_size = int(input_size or patch * math.isqrt(self.model.config.num_patches))
         if self.input_size % patch or self.input_size < patch:
             raise RecipeError(
                 f"vision encoder 'siglip2': input size {self.input_size} is not a positive multiple of the patch "
                 f"size {patch}"
             )
-        self.num_blocks = blocks_to_run(feature_layer, model.config.num_hidden_layers, "siglip2")
-        self.image_options = image_options(image_preprocessing, encoder="siglip2")
-        transform = build_image_transform(
-            "siglip2", self.input_size, self.image_mean, self.image_std, image_aspect, self.image_options,
-            resize="square",
-        )
-        self._transform = ResampledImageTransform.wrapping(transform, resample)
+        self.resample = resample
+        super().configure(**image_preprocessing)
 
     @classmethod
-    def from_pretrained(
-        cls,
-        source: str,
-        feature_layer: int = -2,
-        feature_select: FeatureSelect = "patch",
-        image_aspect: str = "pad",
-        dtype: torch.dtype | str | None = None,
-        image_size: int | None = None,
-        **options: Any,
-    ) -> Siglip2VisionEncoder:
-        """Load from a hub id (``google/siglip2-so400m-patch16-naflex``) or a local folder (a full Siglip2Model
-        gives its vision half); ``image_size`` fixes the square input (default: the processor's grid)."""
-        from transformers import Siglip2VisionConfig, Siglip2VisionModel
-
-        model = load_vision_model(
-            "siglip2", source, Siglip2VisionModel, Siglip2VisionConfig, dtype, "SigLIP 2", vision_use_head=False
-        )
-        preprocessing = read_naflex_preprocessing(source, model.config.patch_size)
+    def checkpoint_preprocessing(cls, source: str, config: Any, image_size: int | None) -> dict[str, Any]:
+        preprocessing = read_naflex_preprocessing(source, config.patch_size)
         if image_size is not None:
             preprocessing["input_size"] = image_size
-        return cls(model, feature_layer=feature_layer, feature_select=feature_select, image_aspect=image_aspect,
-                   **preprocessing, **image_options(options))
+        return preprocessing
 
-    @classmethod
-    def from_config(
-        cls,
-        config: dict[str, Any],
-        feature_layer: int = -2,
-        feature_select: FeatureSelect = "patch",
-        image_aspect: str = "pad",
-        dtype: torch.dtype | str | None = None,
-        **options: Any,
-    ) -> Siglip2VisionEncoder:
-        """Random tower from ``Siglip2VisionConfig(**config)``; optional ``image_mean`` / ``image_std``,
-        ``input_size`` (default: the ``num_patches`` grid) and ``resample`` (``bilinear``, NaFlex's default)."""
-        from transformers import Siglip2VisionConfig, Siglip2VisionModel
+    def preprocessing_config(self) -> dict[str, Any]:
+        return {"input_size": self.input_size, "resample": self.resample}
 
-        config = dict(config)
-        preprocessing = {key: config.pop(key) for key in ("image_mean", "image_std", "input_size", "resample")
-                         if key in config}
-        model = Siglip2VisionModel(Siglip2VisionConfig(**config, vision_use_head=False)).to(resolve_dtype(dtype))
-        return cls(model, feature_layer=feature_layer, feature_select=feature_select, image_aspect=image_aspect,
-                   **preprocessing, **image_options(options))
+    def build_transform(self) -> ImageTransform:
+        transform = super().build_transform()
+        return ResampledImageTransform.wrapping(transform, self.resample)
 
-    @classmethod
-    def tiny_config(cls) -> dict[str, Any]:
-        return {
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "patch_size": 8,
-            "num_patches": 16,
-        }
-
-    def architecture_config(self) -> dict[str, Any]:
-        config = self.config_architecture()
-        return {
-            **config,
-            "image_mean": list(self.image_mean),
-            "image_std": list(self.image_std),
-            "input_size": self.input_size,
-            "resample": self._transform.resample,
-        }
+    def transform_arguments(self) -> dict[str, Any]:
+        return {"resize": "square"}
 
     @property
     def image_size(self) -> int:
         return self.input_size
-
-    @property
-    def has_cls_token(self) -> bool:
-        return False
-
-    @property
-    def block_class(self) -> type[nn.Module]:
-        return type(self.model.encoder.layers[0])
-
-    @property
-    def transform(self) -> ImageTransform:
-        return self._transform
 
     def patchify(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[B, C, H, W]`` -> NaFlex patches ``[B, g * g, p * p * C]`` and ``spatial_shapes`` ``[B, 2]``."""
@@ -187,22 +105,14 @@ class Siglip2VisionEncoder(TransformersVisionTower):
         shapes = torch.tensor([[grid, grid]], dtype=torch.long, device=pixel_values.device).expand(batch, 2)
         return patches.reshape(batch, grid * grid, patch * patch * channels), shapes
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        patches, shapes = self.patchify(pixel_values.to(self.model.dtype))
-        hidden = self.model.embeddings(patches, shapes)
-        for layer in self.model.encoder.layers[: self.num_blocks]:
-            hidden = layer(hidden, None)  # every patch is real: no attention mask
-        return hidden
+    def embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Every patch is real: no attention mask reaches the blocks."""
+        return self.model.embeddings(*self.patchify(pixel_values))
 
-    def set_gradient_checkpointing(self, enabled: bool) -> None:
-        set_activation_checkpointing(self.model, enabled)
-
-    def hf_llava_vision_tower(self) -> Any:
-        """The hf-llava export hook: llava-hf cannot hold this tower, so the export is refused in one line."""
-        from medzoo.app.interop.export_refused import ExportRefused
-
+    def llava_hf_export(self, name: str) -> LlavaHfTower:
+        """Refused: llava-hf feeds its tower pixels, and NaFlex takes patches."""
         raise ExportRefused(
-            "hf-llava cannot hold the siglip2 vision encoder (Siglip2VisionEncoder): llava-hf feeds its tower "
+            f"hf-llava cannot hold the {name} vision encoder ({type(self).__name__}): llava-hf feeds its tower "
             "[B, 3, H, W] pixels and Siglip2VisionModel needs NaFlex patches, pixel_attention_mask and spatial_shapes"
         )
 

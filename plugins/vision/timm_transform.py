@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from medzoo.core.model.image_processing import ImageTransform
+from medzoo import ImageTransform
 
 # The timm pretrained_cfg keys of the eval transform besides mean / std (kept with the architecture).
 TIMM_TRANSFORM_KEYS = ("crop_pct", "interpolation", "crop_mode")

@@ -18,24 +18,30 @@ from typing import Any
 import torch
 from torch import nn
 
-from medzoo.core.checked_reads import (
+from medzoo import (
+    FeatureSelect,
+    ImageTransform,
+    PluginError,
+    RecipeError,
+    VisionEncoder,
+    blocks_to_run,
+    build_image_transform,
     check_safetensors,
+    did_you_mean,
     first_line,
+    image_options,
     read_json,
+    require_class_token,
+    resolve_dtype,
     safetensors_shapes,
+    select_tokens,
     shape_mismatch,
 )
-from medzoo.core.errors import PluginError, RecipeError, did_you_mean
-from medzoo.core.interfaces.vision_encoder import FeatureSelect, VisionEncoder
-from medzoo.core.model.image_processing import ImageTransform
-from medzoo.plugins.vision import blocks_to_run, build_image_transform, image_options
-from medzoo.plugins.vision.clip import resolve_dtype
 from medzoo.plugins.vision.timm_transform import (
     TIMM_TRANSFORM_KEYS,
     TimmImageTransform,
     timm_transform_settings,
 )
-from medzoo.plugins.vision.tokens import require_class_token, select_tokens
 from medzoo.plugins.vision.vit_trunk import check_vit_style, is_timm_vision_transformer, run_trunk
 
 TIMM_HUB_IDS = (

@@ -2,7 +2,7 @@
 
 Hidden states are numbered like CLIP's: 0 is the embedding output (after ``norm_pre``), ``i`` the output of block
 ``i - 1``. The final ``norm`` is never applied, as in LLaVA. The prefix tokens (class, registers) stay in the
-result; :func:`medzoo.plugins.vision.tokens.select_tokens` drops them.
+result; :func:`medzoo.select_tokens` drops them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from medzoo.core.errors import PluginError, RecipeError
+from medzoo import PluginError, RecipeError
 
 # What a timm model needs to be a ViT-style tower here.
 VIT_ATTRIBUTES = ("patch_embed", "blocks", "num_prefix_tokens", "embed_dim")

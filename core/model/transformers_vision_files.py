@@ -1,4 +1,5 @@
-"""Loading a transformers vision model (hub id or local folder) and its ``preprocessor_config.json``."""
+"""Loading a transformers vision model (hub id or local folder), its ``config.json`` and its
+``preprocessor_config.json``, each damaged or missing file a one-line :class:`PluginError` naming it."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 import torch
 
 from medzoo.core.checked_reads import check_checkpoint_folder, first_line, read_json
+from medzoo.core.dtypes import resolve_dtype
 from medzoo.core.errors import PluginError
-from medzoo.plugins.vision.clip import resolve_dtype
 
 PREPROCESSOR_FILE = "preprocessor_config.json"
 
