@@ -42,6 +42,8 @@ PUBLIC_API: dict[str, str] = {
     "LRScheduleFactory": "medzoo.core.interfaces.lr_schedule",
     "Benchmark": "medzoo.core.interfaces.benchmark",
     "BenchmarkItem": "medzoo.core.interfaces.benchmark",
+    # what a benchmark's load sets in question_counts: questions in the file, skipped and left out
+    "QuestionCounts": "medzoo.core.evaluation.question_counts",
     "InstructBackend": "medzoo.core.interfaces.instruct_backend",
     # helpers a plugin needs
     "blocks_to_run": "medzoo.core.interfaces.vision_encoder",

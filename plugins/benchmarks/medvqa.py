@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from medzoo.core.errors import DataError
-from medzoo.core.evaluation.question_counts import QuestionCounts
 from medzoo.core.interfaces.benchmark import Benchmark, BenchmarkItem
-from medzoo.core.interfaces.dataset import LoadReport
 from medzoo.plugins.benchmarks.common import (
     option_int,
     predictions_for,
@@ -54,8 +52,6 @@ class MedVqaBenchmark(Benchmark):
         self.decoding["max_new_tokens"] = option_int(
             options, "max_new_tokens", self.decoding["max_new_tokens"]
         )
-        self.last_report: LoadReport | None = None
-        self.question_counts: QuestionCounts | None = None
 
     def default_paths(self) -> tuple[Path, Path | None]:
         """(test file, image root) when no path is given."""
