@@ -10,7 +10,7 @@ import time
 import pytest
 from support.hang_guard import SUBPROCESS_HANG_S
 
-from medzoo.app.speedbench.busy_machine import fair_share
+from medzoo.app.speedbench.shared_machine import fair_share
 from medzoo.core import cpu_threads
 from medzoo.core.cpu_threads import ThreadGovernor, cgroup_quota, other_runnable, runnable_tasks, threads_for
 from medzoo.core.errors import MedzooError
