@@ -23,6 +23,7 @@ from medzoo.core.model.build import build_model
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.model.processor import collate, tokenize_around_images
 from medzoo.core.plugin_system.manager import components
+from medzoo.testing import concrete_names
 
 ATOL = 1e-5
 CONVERSATIONS = [
@@ -311,14 +312,6 @@ def test_hf_llava_round_trip_import(exported, tmp_path):
 
 
 # ---- every registered combination the layout can express ---------------------------------------------------
-def concrete_connectors() -> list[str]:
-    names: list[str] = []
-    for name in components().names("connector"):
-        info = components().get("connector", name).info
-        names.extend(info.get("examples", ()) if info.get("pattern") else [name])
-    return names
-
-
 def language_families() -> list[str]:
     """One registered language model per transformers causal-LM class (llama and vicuna are one family)."""
     chosen: dict[type, str] = {}
@@ -332,7 +325,7 @@ def language_families() -> list[str]:
 COMBINATIONS = list(dict.fromkeys(
     [(vision, "mlp2x_gelu", "mistral") for vision in components().names("vision_encoder")]
     + [("clip", "mlp2x_gelu", language) for language in language_families()]
-    + [("clip", connector, "mistral") for connector in concrete_connectors()]
+    + [("clip", connector, "mistral") for connector in concrete_names("connector")]
 ))
 
 

@@ -72,6 +72,22 @@ def test_a_tiny_config_is_given_once():
         ComponentRegistry().add("vision_encoder", "v", clip, "p", tiny={"config": {}})
 
 
+def test_concrete_names_list_a_family_by_its_examples():
+    from medzoo.core.errors import PluginError
+    from medzoo.core.plugin_system.registry import ComponentRegistry
+    from medzoo.testing import concrete_names
+
+    connectors = concrete_names("connector")
+    assert "mlp2x_gelu" in connectors and "mlpnx_gelu" not in connectors and "linear" in connectors
+    assert concrete_names("tuning") == components().names("tuning")
+    registry = ComponentRegistry()
+    registry.add("connector", "famx", object, "p", pattern=r"fam(?P<n>\d+)x")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("medzoo.testing.registered.components", lambda: registry)
+        with pytest.raises(PluginError, match=r"^connector family 'famx' registers no examples"):
+            concrete_names("connector")
+
+
 def test_hub_ids_are_kept_as_tuples():
     from medzoo.core.plugin_system.registry import ComponentRegistry
 
@@ -154,23 +170,30 @@ def build_template(entry: Registration, factory, tiny: dict) -> None:
     assert "A chest radiograph." in targets and "What is shown?" not in targets
 
 
-TUNING_EXPECTED = {"frozen": "none", "full": "all", "lora": "adapters"}
-
-
 def build_tuning(entry: Registration, factory, tiny: dict) -> None:
+    """What the TuningStrategy interface promises, for any strategy: base weights kept under their names, and
+    either adapters (new tensors, the only ones trained, merged away again) or a choice among the module's own."""
     from medzoo.plugins.connectors.mlp import MlpGeluConnector
 
     module = MlpGeluConnector(8, 16, 4, depth=2)
-    module = factory(**tiny.get("options", {})).apply(module, "connector") or module
+    base = dict(module.state_dict())
+    strategy = factory(**tiny.get("options", {}))
+    module = strategy.apply(module, "connector") or module
     trainable = [name for name, parameter in module.named_parameters() if parameter.requires_grad]
-    expected = TUNING_EXPECTED[entry.name]
-    if expected == "none":
-        assert trainable == []
-    elif expected == "all":
-        assert len(trainable) == len(list(module.parameters()))
+    assert strategy.base_state_dict(module).keys() == base.keys()
+    if strategy.has_adapters(module):
+        assert trainable and not set(trainable) & set(base), trainable
     else:
-        assert trainable and all("lora_" in name for name in trainable)
-    assert module(torch.rand(1, 4, 8)).shape == (1, 4, 16)
+        assert {name for name, _ in module.named_parameters()} == set(base) and set(trainable) <= set(base)
+    output = module(torch.rand(1, 4, 8))
+    assert output.requires_grad == bool(trainable)
+    if trainable:
+        output.sum().backward()
+    for name, parameter in module.named_parameters():
+        assert (parameter.grad is not None) == parameter.requires_grad, name
+    merged = strategy.merge_adapters(module)
+    assert {name for name, _ in merged.named_parameters()} == set(base)
+    assert merged(torch.rand(1, 4, 8)).shape == (1, 4, 16)
 
 
 def build_dataset(entry: Registration, factory, tiny: dict) -> None:
