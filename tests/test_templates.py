@@ -130,7 +130,7 @@ STOP_STRINGS = {
 TEMPLATE_NAMES = components().names("template")
 #: the tiny tokenizer family each template is exercised with (its markers are that tokenizer's special tokens;
 #: chat_template reads the tokenizer's own template); the rest use the base medzoo-tiny tokenizer
-FLAVOUR_OF = {"chat_template": "qwen2", "chatml": "qwen2", "qwen2_5": "qwen2", "qwen3": "qwen3", "llama3": "llama3",
+TOKENIZER_FAMILY_OF = {"chat_template": "qwen2", "chatml": "qwen2", "qwen2_5": "qwen2", "qwen3": "qwen3", "llama3": "llama3",
               "phi3": "phi3", "gemma": "gemma3", "colongpt": "phi"}
 
 
@@ -140,7 +140,7 @@ def template(name: str):
 
 @functools.cache
 def tokenizer_for(name: str):
-    return load_tiny_tokenizer(family=FLAVOUR_OF.get(name))
+    return load_tiny_tokenizer(family=TOKENIZER_FAMILY_OF.get(name))
 
 
 def bound(name: str):
