@@ -106,6 +106,15 @@ def test_every_variant_recipe_exists_and_loads(variant):
     assert config.name == variant.recipe
 
 
+@pytest.mark.parametrize("variant", [v for v in CATALOG.variants if v.recipe], ids=lambda v: v.name)
+def test_a_variant_with_a_recipe_takes_its_description_and_citation_from_the_recipe(variant):
+    config = load_recipe(variant.recipe).config
+    assert variant.description and (variant.description, variant.citation) == (config.description, config.citation)
+    raw = yaml.safe_load((Path(CATALOG.path)).read_text(encoding="utf-8"))
+    entry = next(item for item in raw["variants"] if item["name"] == variant.name)
+    assert "description" not in entry and "citation" not in entry  # written once, in the recipe
+
+
 def test_every_shipped_recipe_is_a_variant():
     shipped = {path.stem for path in recipes_dir().glob("*.yaml")}
     named = {variant.recipe for variant in CATALOG.variants}
@@ -280,6 +289,8 @@ GOOD_VARIANT = {"name": "v", "recipe": "tiny"}
         ({"variants": [{"name": "w", "recipe": None}]}, r"variants\[0\]: 'w' has neither a recipe nor weights"),
         ({"version": 2}, r"version: 2 is not supported; expected 1"),
         ({"variants": [{"recipe": "tiny"}]}, r"variants\[0\]\.name: missing; expected a string"),
+        ({"variants": [{**GOOD_VARIANT, "citation": "x"}]},
+         r"variants\[0\]\.citation: given by recipe 'tiny'; expected it there only"),
     ],
 )
 def test_catalogue_errors_name_the_file_and_key(tmp_path, data, expected):
