@@ -14,6 +14,7 @@ from PIL import Image
 from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
 from medzoo.app.cli.main import cli
+from medzoo.app.interop.chat_templates import EXPORTED, chat_template_for
 from medzoo.app.interop.hf_llava_export import ExportRefused, check_exportable, export_hf_llava
 from medzoo.app.interop.llava_import import import_checkpoint
 from medzoo.core.inference import processor_for
@@ -193,6 +194,32 @@ def test_processor_chat_template_with_image_parts_gives_medzoo_ids(exported):
     theirs = hf_processor(text=text, images=image(), return_tensors="pt")  # llava-hf's usage: special tokens on
     ours = processor_for(model).encode(CONVERSATIONS[0], [image()], add_generation_prompt=True)
     assert theirs["input_ids"][0].tolist() == ours.input_ids
+
+
+RENDER_PROBES = {
+    "one turn": [Message("user", "<image>\nWhat is shown?")],
+    "two turns": [Message("user", "<image>\nWhat is shown?"), Message("assistant", "A chest X-ray {left}."),
+                  Message("user", "Which side?")],
+    "with a system": [Message("system", "Answer briefly."), Message("user", "<image>\nWhat is shown?"),
+                      Message("assistant", "A chest X-ray.")],
+}
+
+
+@pytest.mark.parametrize("template", sorted(EXPORTED))
+@pytest.mark.parametrize("conversation", sorted(RENDER_PROBES))
+@pytest.mark.parametrize("generation", [False, True])
+def test_the_exported_jinja_renders_what_the_template_renders(template, conversation, generation):
+    """The Jinja is derived from the template's TurnFormat (written once): both render the same text."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    messages = RENDER_PROBES[conversation]
+    if generation and messages[-1].role != "user":
+        messages = messages[:-1]
+    environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    jinja = environment.from_string(chat_template_for(template))
+    rendered = jinja.render(messages=[{"role": m.role, "content": m.content} for m in messages],
+                            add_generation_prompt=generation, eos_token="</s>")
+    assert rendered == get_template(template).render(messages, "</s>", generation).text
 
 
 def test_llama_cls_patch_last_layer_export(tmp_path):
