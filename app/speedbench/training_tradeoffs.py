@@ -50,7 +50,7 @@ class TradeoffShapes:
 
 
 @dataclass
-class Contender:
+class BenchedRun:
     """A model built for one run, its fixed batch and its optimizer step."""
 
     run: StageRun
@@ -59,7 +59,7 @@ class Contender:
     step: Callable[[dict[str, torch.Tensor]], float]
 
     @classmethod
-    def build(cls, run: StageRun) -> Contender:
+    def build(cls, run: StageRun) -> BenchedRun:
         torch.manual_seed(0)  # vision and LM are built before the connector: the same weights for every run
         model = build(run, "cpu", torch.float32)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
@@ -82,7 +82,7 @@ def connector_tradeoff(shapes: TradeoffShapes, steps: int, warmup: int) -> dict[
     baseline's (mean step times), ``median_ratio`` the same from median step times."""
     batch, text = shapes.stage1_micro_batch, shapes.stage1_text_tokens
     contenders = {
-        spec["name"]: Contender.build(StageRun(f"stage1-{spec['name']}", STAGE1, batch, text, shapes.vision,
+        spec["name"]: BenchedRun.build(StageRun(f"stage1-{spec['name']}", STAGE1, batch, text, shapes.vision,
                                                shapes.language, False, spec))
         for spec in (BASELINE_CONNECTOR, REDUCING_CONNECTOR)
     }
@@ -107,7 +107,7 @@ def checkpointing_tradeoff(shapes: TradeoffShapes, steps: int, warmup: int) -> d
     checkpointing / baseline (memory below 1 saves memory, time above 1 is the recomputation's cost)."""
     batch, text = shapes.stage2_micro_batch, shapes.stage2_text_tokens
     contenders = {
-        label: Contender.build(StageRun(f"stage2-{label}", STAGE2, batch, text, shapes.vision, shapes.language,
+        label: BenchedRun.build(StageRun(f"stage2-{label}", STAGE2, batch, text, shapes.vision, shapes.language,
                                         enabled, BASELINE_CONNECTOR))
         for label, enabled in (("off", False), ("on", True))
     }
