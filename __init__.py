@@ -42,6 +42,7 @@ PUBLIC_API: dict[str, str] = {
     "LRScheduleFactory": "medzoo.core.interfaces.lr_schedule",
     "Benchmark": "medzoo.core.interfaces.benchmark",
     "BenchmarkItem": "medzoo.core.interfaces.benchmark",
+    # what a benchmark's load sets in question_counts: questions in the file, skipped and left out
     "InstructBackend": "medzoo.core.interfaces.instruct_backend",
     # what a vision encoder's / connector's llava_hf_export returns (how llava-hf holds it)
     "LlavaHfTower": "medzoo.core.interfaces.llava_hf",

@@ -136,13 +136,25 @@ def _weights(path: Path, where: str, data: Any) -> PublishedWeights:
 
 
 def _variant(path: Path, where: str, data: Any) -> Variant:
+    """One variant; with a recipe, its description and citation are the recipe's (written there only)."""
     reader = _Reader(path, where, data, VARIANT_KEYS)
     weights = tuple(_weights(path, f"{where}.weights[{i}]", item) for i, item in enumerate(reader.items("weights")))
+    recipe = reader.optional_text("recipe")
+    if recipe is None:
+        description, citation = reader.text("description", ""), reader.text("citation", "")
+    else:
+        for key in ("description", "citation"):
+            if key in reader.data:
+                raise reader.error(f"{where}.{key}", f"given by recipe {recipe!r}; expected it there only (a variant "
+                                                     "without a recipe gives it here)")
+        from medzoo.core.recipes.loading import recipe_summary
+
+        description, citation = recipe_summary(recipe)
     return Variant(
         name=reader.text("name", required=True),
-        recipe=reader.optional_text("recipe"),
-        description=reader.text("description", ""),
-        citation=reader.text("citation", ""),
+        recipe=recipe,
+        description=description,
+        citation=citation,
         weights=weights,
     )
 

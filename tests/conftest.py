@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.hang_guard import describe_timeout
 
 from medzoo.testing import TINY_MODEL, ColourSquares, train_colour_model
 from medzoo.testing import single_thread as one_thread
@@ -55,3 +57,12 @@ def synthetic_data(tmp_path_factory) -> Callable[..., Path]:
         return made[key]
 
     return make
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A subprocess that ran past the hang guard fails the test saying which command hung and what it wrote."""
+    try:
+        return (yield)
+    except subprocess.TimeoutExpired as expired:
+        pytest.fail(describe_timeout(expired), pytrace=False)

@@ -12,7 +12,8 @@ from PIL import Image
 
 from medzoo.app.cli.main import cli
 from medzoo.core.errors import DataError
-from medzoo.core.interfaces.benchmark import Benchmark
+from medzoo.core.evaluation.question_counts import QuestionCounts, counts_of
+from medzoo.core.interfaces.benchmark import Benchmark, BenchmarkItem
 from medzoo.core.plugin_system.manager import components
 from medzoo.plugins.datasets.colon_inst import ColonInstReader
 from medzoo.plugins.datasets.med_vqa import MedVqaReader
@@ -226,6 +227,28 @@ def test_synth_benchmarks_load_prompt_and_score_perfectly(name, synth_root):
         expected = 0.0 if metric == "open_recall" and result["n_open"] == 0 else 100.0
         assert result[metric] == pytest.approx(expected), metric
     assert result["n_missing"] == 0
+    # what the evaluation reads, declared by the interface and set by load
+    assert benchmark.metric and benchmark.split and set(benchmark.headline_metrics) <= set(result)
+    assert benchmark.question_counts is not None and benchmark.question_counts.in_file == len(items)
+    assert benchmark.last_report is not None and benchmark.last_report.kept == len(items)
+
+
+class OneQuestion(Benchmark):
+    """A third-party benchmark declaring only what it must: the interface's defaults hold for the rest."""
+
+    def load(self, path=None, image_root=None):
+        return [BenchmarkItem("q1", "yes?", "yes")]
+
+    def score(self, predictions, items):
+        return {"accuracy": 100.0 * (predictions.get("q1") == "yes")}
+
+
+def test_a_benchmark_declaring_only_load_and_score_gets_the_documented_defaults():
+    benchmark = OneQuestion()
+    items = benchmark.load()
+    assert (benchmark.metric, benchmark.headline_metrics, benchmark.split) == ("", (), None)
+    assert (benchmark.question_counts, benchmark.last_report) == (None, None)
+    assert counts_of(benchmark, len(items)) == QuestionCounts(in_file=1)
 
 
 def test_coloninst_split_option_and_decoding(synth_root):

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from support.hang_guard import SUBPROCESS_HANG_S
 
 from medzoo.app.cli.main import BUILTIN_COMMANDS, import_command
 
@@ -37,7 +38,7 @@ def probe(*runs: list[str]) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(HEAVY), json.dumps(list(runs))],
-        capture_output=True, text=True, timeout=120, env=env,
+        capture_output=True, text=True, timeout=SUBPROCESS_HANG_S, env=env,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -15,20 +15,13 @@ from medzoo.core.model.build import build_model
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.model.processor import collate
 from medzoo.core.plugin_system.manager import components
+from medzoo.testing import concrete_names
 
 DEFAULTS = {"vision": "clip", "connector": "mlp2x_gelu", "language": "mistral"}
 KIND_OF = {"vision": "vision_encoder", "connector": "connector", "language": "language_model"}
 
 
-def members(kind: str) -> list[str]:
-    names = []
-    for name in components().names(kind):
-        info = components().get(kind, name).info
-        names.extend(info.get("examples", ())) if info.get("pattern") else names.append(name)
-    return names
-
-
-CASES = [(module, name) for module, kind in KIND_OF.items() for name in members(kind)]
+CASES = [(module, name) for module, kind in KIND_OF.items() for name in concrete_names(kind)]
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""docs/components.md lists every built-in vision encoder, language-model family, connector and template, and each
+"""docs/components.md lists every built-in vision encoder, language-model family, connector and template with the
+description, hub ids and licence it registers (the tables are generated, app/components_doc.py), and each
 row's swap-in example, applied to the recipe the page names, builds the model shrunk and runs a training forward."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from medzoo.app.components_doc import SECTIONS, render
 from medzoo.core.inference import processor_for
 from medzoo.core.interfaces.conversation import Message
 from medzoo.core.model.build import build_model
@@ -21,12 +23,6 @@ from medzoo.core.recipes.loading import load_recipe
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "components.md").read_text()
 #: the recipe every example is applied to (the page says so)
 BASE_RECIPE = "llava-med-v1.5"
-SECTIONS = {
-    "vision_encoder": "## Vision encoders",
-    "language_model": "## Language models",
-    "connector": "## Connectors",
-    "template": "## Templates",
-}
 
 
 def section(kind: str) -> str:
@@ -65,6 +61,18 @@ def test_every_built_in_component_has_a_row_and_every_row_is_registered(kind):
     assert set(builtin(kind)) - documented == set(), f"{SECTIONS[kind]} lacks rows"
     for name in documented:
         components().get(kind, name)  # a family member (mlp2x_gelu, ppc_14_7_1) resolves through its pattern
+
+
+def test_the_tables_are_the_registration_info():
+    """Description, hub ids and licence are written where each plugin registers; the page's tables are generated
+    from them (only the swap-in column is the page's own)."""
+    assert render(DOC) == DOC, "docs/components.md differs from the registry: python -m medzoo.app.components_doc"
+
+
+def test_a_changed_description_makes_the_page_stale(monkeypatch):
+    clip = components().get("vision_encoder", "clip")
+    monkeypatch.setitem(clip.info, "description", "a reworded description")
+    assert "| `clip` | a reworded description |" in render(DOC) != DOC
 
 
 def template_of(overrides: list[str], model) -> str:

@@ -11,26 +11,13 @@ from medzoo.core.errors import PluginError, RecipeError
 from medzoo.core.interfaces.connector import Connector
 from medzoo.core.plugin_system.manager import components
 from medzoo.plugins.connectors.multigranularity import fit_grids
+from medzoo.testing import concrete_names
 
 VISION_DIM, LANGUAGE_DIM, GRID_SIDE = 16, 24, 8
 NUM_TOKENS = GRID_SIDE * GRID_SIDE
 
 
-def concrete_connector_names() -> list[str]:
-    """Registered names, with each family (``pattern=``) replaced by its ``examples``."""
-    names = []
-    for name in components().names("connector"):
-        info = components().get("connector", name).info
-        if info.get("pattern"):
-            examples = info.get("examples")
-            assert examples, f"connector family {name!r} registers no examples to test"
-            names.extend(examples)
-        else:
-            names.append(name)
-    return names
-
-
-CONNECTORS = concrete_connector_names()
+CONNECTORS = concrete_names("connector")
 
 
 def build(name: str, vision_dim: int = VISION_DIM, language_dim: int | None = None, **options) -> Connector:

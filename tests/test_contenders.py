@@ -205,6 +205,20 @@ def test_evaluate_takes_a_contender_object_and_a_plugin_can_register_its_own(dat
     assert {a["text"] for a in read_answers(tmp_path / "predictions.jsonl")} == {"no"}
 
 
+def test_contenders_share_the_component_registry_checks():
+    from medzoo.core.plugin_system.registry import ComponentRegistry
+
+    registry = ComponentRegistry()
+    registry.add("contender", "echo", lambda source: source, "p", description="echoes")
+    assert registry.get("contender", "echo").description == "echoes"
+    with pytest.raises(PluginError, match=r"^p: contender 'x': expected a callable \(source, \*\*options\)$"):
+        registry.add("contender", "x", "not callable", "p")
+    with pytest.raises(PluginError, match=r"^q: invalid contender name 'Echo'; expected lower-case letters"):
+        registry.add("contender", "Echo", lambda source: source, "q")
+    with pytest.raises(PluginError, match=r"^duplicate contender 'echo': registered by p and by q$"):
+        registry.add("contender", "echo", lambda source: source, "q")
+
+
 # ---------------------------------------------------------------- one-line errors
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from support.faults import cli_error
+from support.hang_guard import wait_for
 
 from medzoo.app.cli.main import main
 from medzoo.app.data_prepare import dataset_sources, hub
@@ -295,9 +296,8 @@ def test_kill_9_mid_download_then_rerun_finishes_without_refetching(server, tmp_
     child = subprocess.Popen([sys.executable, "-c", code, "prepare", "vqa-rad", *sources, "--output", str(out),
                               *FAST], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     part = out / "downloads/vqa-rad/url/train-big.parquet.part"
-    deadline = time.monotonic() + 60
-    while not (part.is_file() and part.stat().st_size > 16384) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: (part.is_file() and part.stat().st_size > 16384) or child.poll() is not None,
+             "the download writing its .part file", poll_s=0.01)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     assert part.is_file() and 0 < part.stat().st_size < len(server.files["vqa/train-big.parquet"])

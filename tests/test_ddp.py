@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import yaml
 from PIL import Image
 from safetensors.torch import load_file
 from support import hang_at_checkpoint
-from support.hang_guard import SUBPROCESS_HANG_S
+from support.hang_guard import SUBPROCESS_HANG_S, wait_for
 
 from medzoo.testing import TINY_MODEL
 
@@ -149,9 +148,8 @@ def kill_while_publishing(recipe: Path, out: Path, launch: str) -> None:
         process = subprocess.Popen(command(recipe, out, 2, launch=launch, module=("-m", hang_at_checkpoint.__name__)),
                                    stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
                                    cwd=CONFIGS.parents[1], env=env)
-        deadline = time.monotonic() + SUBPROCESS_HANG_S
-        while time.monotonic() < deadline and not ready.exists() and process.poll() is None:
-            time.sleep(0.05)
+        wait_for(lambda: ready.exists() or process.poll() is not None,
+                 f"the {launch} run reaching its step-{KILL_AT} checkpoint (its log: {log})")
         assert process.poll() is None, f"training ended before it was killed: {log.read_text()[-3000:]}"
         kill_tree(process.pid)
         process.wait()

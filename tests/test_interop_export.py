@@ -14,6 +14,7 @@ from PIL import Image
 from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
 from medzoo.app.cli.main import cli
+from medzoo.app.interop.chat_templates import EXPORTED, chat_template_for
 from medzoo.app.interop.hf_llava_export import ExportRefused, check_exportable, export_hf_llava
 from medzoo.app.interop.llava_import import import_checkpoint
 from medzoo.core.inference import processor_for
@@ -23,6 +24,7 @@ from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.model.processor import collate, tokenize_around_images
 from medzoo.core.plugin_system.manager import components
 from medzoo.core.plugin_system.template_lookup import get_template
+from medzoo.testing import concrete_names
 
 ATOL = 1e-5
 CONVERSATIONS = [
@@ -194,6 +196,32 @@ def test_processor_chat_template_with_image_parts_gives_medzoo_ids(exported):
     assert theirs["input_ids"][0].tolist() == ours.input_ids
 
 
+RENDER_PROBES = {
+    "one turn": [Message("user", "<image>\nWhat is shown?")],
+    "two turns": [Message("user", "<image>\nWhat is shown?"), Message("assistant", "A chest X-ray {left}."),
+                  Message("user", "Which side?")],
+    "with a system": [Message("system", "Answer briefly."), Message("user", "<image>\nWhat is shown?"),
+                      Message("assistant", "A chest X-ray.")],
+}
+
+
+@pytest.mark.parametrize("template", sorted(EXPORTED))
+@pytest.mark.parametrize("conversation", sorted(RENDER_PROBES))
+@pytest.mark.parametrize("generation", [False, True])
+def test_the_exported_jinja_renders_what_the_template_renders(template, conversation, generation):
+    """The Jinja is derived from the template's TurnFormat (written once): both render the same text."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    messages = RENDER_PROBES[conversation]
+    if generation and messages[-1].role != "user":
+        messages = messages[:-1]
+    environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    jinja = environment.from_string(chat_template_for(template))
+    rendered = jinja.render(messages=[{"role": m.role, "content": m.content} for m in messages],
+                            add_generation_prompt=generation, eos_token="</s>")
+    assert rendered == get_template(template).render(messages, "</s>", generation).text
+
+
 def test_llama_cls_patch_last_layer_export(tmp_path):
     model = tiny_model("vicuna", "vicuna_v1", seed=1, feature_select="cls_patch", feature_layer=-1,
                        image_aspect="crop")
@@ -311,14 +339,6 @@ def test_hf_llava_round_trip_import(exported, tmp_path):
 
 
 # ---- every registered combination the layout can express ---------------------------------------------------
-def concrete_connectors() -> list[str]:
-    names: list[str] = []
-    for name in components().names("connector"):
-        info = components().get("connector", name).info
-        names.extend(info.get("examples", ()) if info.get("pattern") else [name])
-    return names
-
-
 def language_families() -> list[str]:
     """One registered language model per transformers causal-LM class (llama and vicuna are one family)."""
     chosen: dict[type, str] = {}
@@ -332,7 +352,7 @@ def language_families() -> list[str]:
 COMBINATIONS = list(dict.fromkeys(
     [(vision, "mlp2x_gelu", "mistral") for vision in components().names("vision_encoder")]
     + [("clip", "mlp2x_gelu", language) for language in language_families()]
-    + [("clip", connector, "mistral") for connector in concrete_connectors()]
+    + [("clip", connector, "mistral") for connector in concrete_names("connector")]
 ))
 
 

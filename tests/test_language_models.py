@@ -15,13 +15,13 @@ from transformers import AutoTokenizer, LlamaTokenizerFast
 from medzoo.core.errors import PluginError, RecipeError
 from medzoo.core.interfaces.language_model import LanguageModel
 from medzoo.core.plugin_system.manager import components
-from medzoo.plugins.language.tiny_flavours import FLAVOURS
 from medzoo.plugins.language.tiny_tokenizer import (
     TINY_TOKENIZER_NAME,
     load_tiny_tokenizer,
-    tiny_flavour_of,
+    tiny_family_of,
     tiny_tokenizer_path,
 )
+from medzoo.plugins.language.tiny_tokenizer_families import TOKENIZER_FAMILIES
 
 LANGUAGE_MODELS = components().names("language_model")
 EXPECTED_LAYER = {
@@ -106,7 +106,7 @@ def test_shipped_files_are_what_the_build_script_writes(tmp_path: Path) -> None:
         written = module.build_all(tmp_path)
     finally:
         sys.modules.pop(spec.name, None)
-    shipped_folders = [tiny_tokenizer_path(), *(tiny_tokenizer_path(flavour) for flavour in FLAVOURS)]
+    shipped_folders = [tiny_tokenizer_path(), *(tiny_tokenizer_path(family) for family in TOKENIZER_FAMILIES)]
     assert [folder.name for folder in written] == [folder.name for folder in shipped_folders]
     for shipped_folder in shipped_folders:
         assert sorted(path.name for path in shipped_folder.iterdir()) == ["tokenizer.json", "tokenizer_config.json"]
@@ -116,13 +116,13 @@ def test_shipped_files_are_what_the_build_script_writes(tmp_path: Path) -> None:
             assert built == shipped, f"{shipped_folder.name}/{name}"
 
 
-@pytest.mark.parametrize("flavour", sorted(FLAVOURS))
-def test_each_family_flavour_has_its_special_tokens_bos_and_chat_template(flavour: str) -> None:
-    spec = FLAVOURS[flavour]
-    tokenizer = load_tiny_tokenizer(flavour=flavour)
+@pytest.mark.parametrize("family", sorted(TOKENIZER_FAMILIES))
+def test_each_family_family_has_its_special_tokens_bos_and_chat_template(family: str) -> None:
+    spec = TOKENIZER_FAMILIES[family]
+    tokenizer = load_tiny_tokenizer(family=family)
     base = load_tiny_tokenizer()
     assert tokenizer.is_fast and len(tokenizer) <= len(base) + 8
-    assert sum(path.stat().st_size for path in tiny_tokenizer_path(flavour).iterdir()) < 200_000
+    assert sum(path.stat().st_size for path in tiny_tokenizer_path(family).iterdir()) < 200_000
     for token in (*spec.special_tokens, *spec.added_tokens, "<image>", "<im_start>", "<im_end>", "<im_patch>"):
         assert tokenizer.tokenize(f"a {token}b").count(token) == 1, token
     assert tokenizer.eos_token == spec.eos_token and tokenizer.bos_token == spec.bos_token
@@ -138,7 +138,7 @@ def test_each_family_flavour_has_its_special_tokens_bos_and_chat_template(flavou
         assert tokenizer(text, add_special_tokens=False).input_ids == base(text, add_special_tokens=False).input_ids
 
 
-def test_an_unknown_tiny_flavour_names_the_shipped_ones() -> None:
+def test_an_unknown_tiny_family_names_the_shipped_ones() -> None:
     from medzoo.plugins.language.hf_causal import load_tokenizer
 
     with pytest.raises(RecipeError, match=r"'medzoo-tiny-qwen9' is not shipped.*medzoo-tiny-qwen2"):
@@ -186,8 +186,8 @@ def test_save_and_load_round_trip(tiny, tmp_path: Path) -> None:
         assert torch.equal(loaded(input_ids=sample_ids(model)).logits, model(input_ids=sample_ids(model)).logits)
     # the tokenizer travels with its chat template, so the model reloads with the same resolved template
     assert loaded.tokenizer.chat_template == model.tokenizer.chat_template
-    flavour = tiny_flavour_of(model.tiny_config()["tokenizer"])
-    assert loaded.tokenizer.chat_template == (FLAVOURS[flavour].chat_template if flavour else None)
+    family = tiny_family_of(model.tiny_config()["tokenizer"])
+    assert loaded.tokenizer.chat_template == (TOKENIZER_FAMILIES[family].chat_template if family else None)
     assert loaded.template_name == model.template_name
     assert [loaded.tokenizer.bos_token, loaded.tokenizer.eos_token] == [model.tokenizer.bos_token,
                                                                          model.tokenizer.eos_token]

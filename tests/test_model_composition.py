@@ -21,23 +21,11 @@ from medzoo.core.model.build import build_model
 from medzoo.core.model.multimodal import ImageTokenMismatch, MultimodalModel
 from medzoo.core.model.processor import IGNORE_INDEX, EncodedSample, collate
 from medzoo.core.plugin_system.manager import components
+from medzoo.testing import concrete_names
 
-
-def concrete_connectors() -> list[str]:
-    """Registered connector names, with each family (``pattern=``) replaced by its ``examples``."""
-    names: list[str] = []
-    for name in components().names("connector"):
-        info = components().get("connector", name).info
-        if info.get("pattern"):
-            names.extend(info.get("examples", ()))
-        else:
-            names.append(name)
-    return names
-
-
-VISION_ENCODERS = components().names("vision_encoder")
-CONNECTORS = concrete_connectors()
-LANGUAGE_MODELS = components().names("language_model")
+VISION_ENCODERS = concrete_names("vision_encoder")
+CONNECTORS = concrete_names("connector")
+LANGUAGE_MODELS = concrete_names("language_model")
 PAIRS = [(vision, connector) for vision in VISION_ENCODERS for connector in CONNECTORS]
 # every encoder with the v1.5 connector, and every connector with CLIP
 STAR = [(vision, "mlp2x_gelu") for vision in VISION_ENCODERS] + [

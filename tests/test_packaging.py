@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def source_files() -> list[str]:
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                            text=True)
+                            text=True, timeout=SUBPROCESS_HANG_S)
     if listed.returncode != 0:
         pytest.skip("not a git checkout: cannot tell the project's files from build leftovers")
     return [name for name in listed.stdout.splitlines() if (REPO / name).is_file()]

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.hang_guard import SUBPROCESS_HANG_S
 
 from medzoo.app.cli.main import main
 from medzoo.core.errors import RecipeError
@@ -144,7 +145,7 @@ def test_console_entry_point_prints_no_traceback(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(BASE + "stages:\n  - name: instruct\n    optimzer: {lr: 1.0e-5}\n")
     result = subprocess.run([sys.executable, "-m", "medzoo.app.cli", "recipe", "validate", str(path)],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, timeout=SUBPROCESS_HANG_S)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"error: {path}: stages.instruct.optimzer: unknown key (did you mean \"optimizer\"?); expected one of "

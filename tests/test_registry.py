@@ -18,12 +18,13 @@ from medzoo.app.zoo_variants import CatalogError, load_catalog
 from medzoo.core.interfaces.conversation import Message
 from medzoo.core.interfaces.instruct_backend import InstructBackend
 from medzoo.core.plugin_system.manager import components
-from medzoo.core.plugin_system.registry import Registration
+from medzoo.core.plugin_system.registry import COMPONENT_KINDS, Registration
 from medzoo.core.recipes.loading import load_recipe
 from medzoo.core.resources import recipes_dir
 
 CATALOG = load_catalog()
-REGISTERED = list(components())
+#: every component a recipe assembles (contenders are built from tiny model folders in test_contenders)
+REGISTERED = [entry for entry in components() if entry.kind in COMPONENT_KINDS]
 
 
 def builtin_registrations():
@@ -71,6 +72,22 @@ def test_a_tiny_config_is_given_once():
         ComponentRegistry().add("vision_encoder", "v", clip, "p", tiny={"config": {}})
 
 
+def test_concrete_names_list_a_family_by_its_examples():
+    from medzoo.core.errors import PluginError
+    from medzoo.core.plugin_system.registry import ComponentRegistry
+    from medzoo.testing import concrete_names
+
+    connectors = concrete_names("connector")
+    assert "mlp2x_gelu" in connectors and "mlpnx_gelu" not in connectors and "linear" in connectors
+    assert concrete_names("tuning") == components().names("tuning")
+    registry = ComponentRegistry()
+    registry.add("connector", "famx", object, "p", pattern=r"fam(?P<n>\d+)x")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("medzoo.testing.registered.components", lambda: registry)
+        with pytest.raises(PluginError, match=r"^connector family 'famx' registers no examples"):
+            concrete_names("connector")
+
+
 def test_hub_ids_are_kept_as_tuples():
     from medzoo.core.plugin_system.registry import ComponentRegistry
 
@@ -87,6 +104,15 @@ def test_every_variant_recipe_exists_and_loads(variant):
     assert (recipes_dir() / f"{variant.recipe}.yaml").is_file()
     config = load_recipe(variant.recipe).config
     assert config.name == variant.recipe
+
+
+@pytest.mark.parametrize("variant", [v for v in CATALOG.variants if v.recipe], ids=lambda v: v.name)
+def test_a_variant_with_a_recipe_takes_its_description_and_citation_from_the_recipe(variant):
+    config = load_recipe(variant.recipe).config
+    assert variant.description and (variant.description, variant.citation) == (config.description, config.citation)
+    raw = yaml.safe_load((Path(CATALOG.path)).read_text(encoding="utf-8"))
+    entry = next(item for item in raw["variants"] if item["name"] == variant.name)
+    assert "description" not in entry and "citation" not in entry  # written once, in the recipe
 
 
 def test_every_shipped_recipe_is_a_variant():
@@ -153,23 +179,30 @@ def build_template(entry: Registration, factory, tiny: dict) -> None:
     assert "A chest radiograph." in targets and "What is shown?" not in targets
 
 
-TUNING_EXPECTED = {"frozen": "none", "full": "all", "lora": "adapters"}
-
-
 def build_tuning(entry: Registration, factory, tiny: dict) -> None:
+    """What the TuningStrategy interface promises, for any strategy: base weights kept under their names, and
+    either adapters (new tensors, the only ones trained, merged away again) or a choice among the module's own."""
     from medzoo.plugins.connectors.mlp import MlpGeluConnector
 
     module = MlpGeluConnector(8, 16, 4, depth=2)
-    module = factory(**tiny.get("options", {})).apply(module, "connector") or module
+    base = dict(module.state_dict())
+    strategy = factory(**tiny.get("options", {}))
+    module = strategy.apply(module, "connector") or module
     trainable = [name for name, parameter in module.named_parameters() if parameter.requires_grad]
-    expected = TUNING_EXPECTED[entry.name]
-    if expected == "none":
-        assert trainable == []
-    elif expected == "all":
-        assert len(trainable) == len(list(module.parameters()))
+    assert strategy.base_state_dict(module).keys() == base.keys()
+    if strategy.has_adapters(module):
+        assert trainable and not set(trainable) & set(base), trainable
     else:
-        assert trainable and all("lora_" in name for name in trainable)
-    assert module(torch.rand(1, 4, 8)).shape == (1, 4, 16)
+        assert {name for name, _ in module.named_parameters()} == set(base) and set(trainable) <= set(base)
+    output = module(torch.rand(1, 4, 8))
+    assert output.requires_grad == bool(trainable)
+    if trainable:
+        output.sum().backward()
+    for name, parameter in module.named_parameters():
+        assert (parameter.grad is not None) == parameter.requires_grad, name
+    merged = strategy.merge_adapters(module)
+    assert {name for name, _ in merged.named_parameters()} == set(base)
+    assert merged(torch.rand(1, 4, 8)).shape == (1, 4, 16)
 
 
 def build_dataset(entry: Registration, factory, tiny: dict) -> None:
@@ -256,6 +289,8 @@ GOOD_VARIANT = {"name": "v", "recipe": "tiny"}
         ({"variants": [{"name": "w", "recipe": None}]}, r"variants\[0\]: 'w' has neither a recipe nor weights"),
         ({"version": 2}, r"version: 2 is not supported; expected 1"),
         ({"variants": [{"recipe": "tiny"}]}, r"variants\[0\]\.name: missing; expected a string"),
+        ({"variants": [{**GOOD_VARIANT, "citation": "x"}]},
+         r"variants\[0\]\.citation: given by recipe 'tiny'; expected it there only"),
     ],
 )
 def test_catalogue_errors_name_the_file_and_key(tmp_path, data, expected):
@@ -283,7 +318,7 @@ def test_plugins_command_lists_every_registered_component():
     result = CliRunner().invoke(cli, ["plugins", "--json"])
     assert result.exit_code == 0, result.output
     listed = {(row["kind"], row["name"], row["provider"]) for row in json.loads(result.output)["components"]}
-    assert listed == {(entry.kind, entry.name, entry.provider) for entry in components()}
+    assert listed == {(entry.kind, entry.name, entry.provider) for entry in REGISTERED}
     table = CliRunner().invoke(cli, ["plugins"]).output
     assert any(line.split()[:3] == ["connector", "mlpnx_gelu", "medzoo.connectors"] for line in table.splitlines())
 

@@ -67,6 +67,11 @@ class Recorder:
         self.calls.append("benchmark")
         raise ImportError("needs libbench")
 
+    @hookimpl
+    def register_contenders(self, register) -> None:
+        self.calls.append("contender")
+        register("lazy-echo", lambda source: source)
+
 
 @pytest.fixture
 def recorder():
@@ -82,7 +87,15 @@ def test_only_the_kinds_read_are_collected_once_each(recorder):
     assert recorder.calls == ["connector"]
     assert [failure.plugin for failure in plugin_system().failures] == []  # the benchmark hook has not run
     list(components())
-    assert recorder.calls == ["connector", "benchmark"]
+    assert recorder.calls == ["connector", "benchmark", "contender"]
+
+
+def test_a_contender_lookup_calls_only_the_contender_hooks(recorder):
+    from medzoo.core.evaluation.contenders import get_contender
+
+    assert get_contender("lazy-echo").provider == "recorder"
+    get_contender("lazy-echo")
+    assert recorder.calls == ["contender"]
 
 
 def test_a_failed_hook_is_noted_on_unknown_names_of_its_own_kind(recorder):

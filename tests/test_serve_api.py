@@ -8,14 +8,13 @@ import base64
 import io
 import random
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
 from PIL import Image
-from support.hang_guard import SUBPROCESS_HANG_S
+from support.hang_guard import wait_for
 
 from medzoo.app.serving.app import ServeConfig, create_app
 from medzoo.app.serving.background import BackgroundServer
@@ -285,8 +284,6 @@ def test_a_disconnected_stream_stops_its_row(server, http, monkeypatch):
         for line in response.iter_lines():
             if '"content": "' in line and '"content": ""' not in line:
                 break
-    deadline = time.monotonic() + SUBPROCESS_HANG_S
-    while not completions and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: completions, "the engine finishing the cancelled stream", poll_s=0.02)
     assert completions and completions[0].finish_reason == "cancelled", completions
     assert completions[0].completion_tokens < 64

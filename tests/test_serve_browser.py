@@ -7,12 +7,11 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from support.hang_guard import SUBPROCESS_HANG_S
+from support.hang_guard import wait_for
 
 from medzoo.app.serving.background import free_port
 from medzoo.testing import ColourSquares
@@ -47,15 +46,14 @@ def server_url(model_dir, tmp_path_factory):
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + SUBPROCESS_HANG_S
-        while True:
+        def healthy() -> bool:
             assert process.poll() is None, f"medzoo serve exited: {log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, f"medzoo serve did not come up: {log.read_text()[-2000:]}"
             try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
+                return httpx.get(url + "/health", timeout=1).status_code == 200
             except httpx.TransportError:
-                time.sleep(0.2)
+                return False
+
+        wait_for(healthy, f"medzoo serve answering {url}/health (its log: {log})", poll_s=0.2)
         yield url
     finally:
         process.terminate()

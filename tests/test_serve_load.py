@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.hang_guard import SUBPROCESS_HANG_S
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "serve_load.py"
 
@@ -16,7 +17,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "serve_load.py"
 def test_dynamic_batching_multiplies_throughput():
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--check", "--clients", "32", "--requests-per-client", "8", "--sequential", "24"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=SUBPROCESS_HANG_S,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])

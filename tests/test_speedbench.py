@@ -20,12 +20,16 @@ from medzoo.app.speedbench.flops import (
     roles_for,
     training_step_flops,
 )
-from medzoo.app.speedbench.levers import LeverShapes, checkpointing_lever, connector_lever
 from medzoo.app.speedbench.projection import StageWork, project
 from medzoo.app.speedbench.timing import interleaved
+from medzoo.app.speedbench.training_tradeoffs import (
+    TradeoffShapes,
+    checkpointing_tradeoff,
+    connector_tradeoff,
+)
 
-#: the levers at tiny shapes: a 4 x 4 patch grid (16 image tokens), a 2-layer LM
-TINY_LEVERS = LeverShapes(
+#: the trade-offs at tiny shapes: a 4 x 4 patch grid (16 image tokens), a 2-layer LM
+TINY_TRADEOFFS = TradeoffShapes(
     vision={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
             "image_size": 32, "patch_size": 8},
     language={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -120,9 +124,9 @@ def synth_root(synthetic_data):
 
 def test_bench_command_reports_every_figure_with_its_baseline(synth_root, monkeypatch):
     from medzoo.app.cli.main import cli
-    from medzoo.app.speedbench import levers
+    from medzoo.app.speedbench import training_tradeoffs
 
-    monkeypatch.setattr(levers, "LeverShapes", lambda: TINY_LEVERS)
+    monkeypatch.setattr(training_tradeoffs, "TradeoffShapes", lambda: TINY_TRADEOFFS)
     result = CliRunner().invoke(cli, [
         "speed", "--json", "--steps", "1", "--warmup", "0", "--questions", "4", "--max-new-tokens", "2", "--no-gpu",
         "-o", f"data.root={synth_root}", "-o", "stages.1.micro_batch_size=4",
@@ -202,8 +206,8 @@ def test_activation_bytes_by_hand_with_and_without_checkpointing():
         loss.backward()
 
 
-def test_connector_lever_reduces_image_tokens():
-    section = connector_lever(TINY_LEVERS, steps=1, warmup=0)
+def test_connector_tradeoff_reduces_image_tokens():
+    section = connector_tradeoff(TINY_TRADEOFFS, steps=1, warmup=0)
     mlp, pooled = section["rows"]
     assert (mlp["connector"], pooled["connector"]) == ("mlp2x_gelu", "multigranularity")
     assert mlp["image_tokens"] == 16 and pooled["image_tokens"] == 2 * 2 + 1 * 1  # grids [14, 7, 1] fit to [2, 1]
@@ -214,8 +218,8 @@ def test_connector_lever_reduces_image_tokens():
     assert pooled["ratio"] == pytest.approx(mlp["step_s"] / pooled["step_s"], rel=1e-2)
 
 
-def test_checkpointing_lever_keeps_fewer_bytes_for_backward():
-    section = checkpointing_lever(TINY_LEVERS, steps=1, warmup=0)
+def test_checkpointing_tradeoff_keeps_fewer_bytes_for_backward():
+    section = checkpointing_tradeoff(TINY_TRADEOFFS, steps=1, warmup=0)
     off, on = section["rows"]
     assert (off["gradient_checkpointing"], on["gradient_checkpointing"]) == (False, True)
     assert section["sequence"] == 1 + 16 + 16 and section["decoder_layers"] == 2

@@ -96,9 +96,9 @@ def image() -> Image.Image:
 
 def expected_targets(template: str, family: str) -> list[str]:
     eos = tokenizer_of(family).eos_token
-    end = CHAT_TEMPLATE_END[family] if template == "chat_template" else END_OF_REPLY.get(template)
-    if end is None:  # a template registered by another plugin: its own stop string
-        end = get_template(template).stop_strings[0]
+    end = CHAT_TEMPLATE_END.get(family) if template == "chat_template" else END_OF_REPLY.get(template)
+    if end is None:  # a template or family registered by another plugin: its own stop string
+        end = get_template(template).for_tokenizer(tokenizer_of(family)).stop_strings[0]
     targets = [CUE.get(template, "") + reply + end.format(eos=eos) for reply in REPLIES]
     targets[-1] += LAST_EXTRA.get(template, "")
     return targets

@@ -128,9 +128,9 @@ STOP_STRINGS = {
     "llama3": ("<|eot_id|>",), "phi3": ("<|end|>",), "gemma": ("<end_of_turn>",), "colongpt": ("<|endoftext|>",), "chat_template": ("<|im_end|>",),
 }
 TEMPLATE_NAMES = components().names("template")
-#: the tiny tokenizer flavour each template is exercised with (its markers are that tokenizer's special tokens;
+#: the tiny tokenizer family each template is exercised with (its markers are that tokenizer's special tokens;
 #: chat_template reads the tokenizer's own template); the rest use the base medzoo-tiny tokenizer
-FLAVOUR_OF = {"chat_template": "qwen2", "chatml": "qwen2", "qwen2_5": "qwen2", "qwen3": "qwen3", "llama3": "llama3",
+TOKENIZER_FAMILY_OF = {"chat_template": "qwen2", "chatml": "qwen2", "qwen2_5": "qwen2", "qwen3": "qwen3", "llama3": "llama3",
               "phi3": "phi3", "gemma": "gemma3", "colongpt": "phi"}
 
 
@@ -140,7 +140,7 @@ def template(name: str):
 
 @functools.cache
 def tokenizer_for(name: str):
-    return load_tiny_tokenizer(flavour=FLAVOUR_OF.get(name))
+    return load_tiny_tokenizer(family=TOKENIZER_FAMILY_OF.get(name))
 
 
 def bound(name: str):
@@ -344,13 +344,13 @@ CONVERSATIONS = {
 
 
 @functools.cache
-def family_chat_template(flavour: str):
-    return template("chat_template").for_tokenizer(load_tiny_tokenizer(flavour=flavour))
+def family_chat_template(family: str):
+    return template("chat_template").for_tokenizer(load_tiny_tokenizer(family=family))
 
 
 def official_qwen3(messages: list[Message], add_generation_prompt: bool) -> str:
     """Qwen3's own template in non-thinking mode (``enable_thinking=False``), as its tokenizer renders it."""
-    tokenizer = load_tiny_tokenizer(flavour="qwen3")
+    tokenizer = load_tiny_tokenizer(family="qwen3")
     chat = [{"role": m.role, "content": m.content} for m in messages]
     return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=add_generation_prompt,
                                          enable_thinking=False)
@@ -360,8 +360,8 @@ def official_qwen3(messages: list[Message], add_generation_prompt: bool) -> str:
 @pytest.mark.parametrize("name", sorted(HAND_WRITTEN))
 def test_hand_written_template_equals_the_family_chat_template(name: str, conversation: str) -> None:
     messages = CONVERSATIONS[conversation]
-    for flavour in HAND_WRITTEN[name]:
-        eos = load_tiny_tokenizer(flavour=flavour).eos_token
+    for family in HAND_WRITTEN[name]:
+        eos = load_tiny_tokenizer(family=family).eos_token
         hand = template(name)
         if name == "qwen3":
             # Qwen3's template drops the empty think block from replies before the last user turn; medzoo keeps
@@ -373,17 +373,17 @@ def test_hand_written_template_equals_the_family_chat_template(name: str, conver
             assert hand.render(messages, eos).text == official(messages, False)
             assert hand.prompt(messages[:-1], eos) == official(messages[:-1], True)
             continue
-        if "system" in conversation and flavour in NO_SYSTEM_ROLE:
+        if "system" in conversation and family in NO_SYSTEM_ROLE:
             with pytest.raises(DataError, match="System role not supported"):
-                family_chat_template(flavour).render(messages, eos)
+                family_chat_template(family).render(messages, eos)
             continue
-        official = family_chat_template(flavour)
+        official = family_chat_template(family)
         rendered, expected = hand.render(messages, eos), official.render(messages, eos)
-        assert rendered.text == expected.text, flavour
-        assert rendered.target_spans == expected.target_spans, flavour
+        assert rendered.text == expected.text, family
+        assert rendered.target_spans == expected.target_spans, family
         prompt = messages[:-1]
-        assert hand.prompt(prompt, eos) == official.prompt(prompt, eos), flavour
-        assert hand.stop_strings == official.stop_strings, flavour
+        assert hand.prompt(prompt, eos) == official.prompt(prompt, eos), family
+        assert hand.stop_strings == official.stop_strings, family
 
 
 def test_chatml_equals_qwen2_5_when_a_system_message_is_given() -> None:

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,8 @@ import torch
 import yaml
 from PIL import Image
 from safetensors.torch import load_file
-from support.hang_guard import SUBPROCESS_HANG_S
+from support import hang_at_checkpoint
+from support.hang_guard import SUBPROCESS_HANG_S, wait_for
 
 from medzoo.testing import TINY_MODEL
 
@@ -78,7 +78,8 @@ def write_recipe(tmp_path: Path, steps: int = 6, language_tuning: str = "full") 
 
 
 def medzoo(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "medzoo.app.cli", *args], capture_output=True, text=True, **kwargs)
+    return subprocess.run([sys.executable, "-m", "medzoo.app.cli", *args], capture_output=True, text=True,
+                          timeout=SUBPROCESS_HANG_S, **kwargs)
 
 
 def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -107,6 +108,15 @@ def test_two_stages_train_and_loss_falls(tmp_path):
     assert model.num_image_tokens == 16
 
 
+#: the killed run stops while publishing the instruct stage's step-4 checkpoint (of 6 steps, one every 2), so its
+#: resume starts from step 2
+KILL_AT, RESUME_FROM = 4, 2
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:08d}"
+
+
 def test_kill_and_resume_reproduces_uninterrupted_weights(tmp_path):
     """Bit for bit at a fixed thread count: the CPU thread governor follows the machine's load, and a different
     intra-op thread count changes the order of floating-point sums (docs/reliability.md, section 1)."""
@@ -116,18 +126,24 @@ def test_kill_and_resume_reproduces_uninterrupted_weights(tmp_path):
     assert reference.returncode == 0, reference.stderr[-2000:]
 
     run_dir = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "medzoo.app.cli", "train", str(recipe), "--output-dir", str(run_dir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, **fixed,
-    )
-    deadline = time.time() + SUBPROCESS_HANG_S
-    marker = run_dir / "02-instruct" / "checkpoints" / "latest"
-    while time.time() < deadline and not marker.exists() and process.poll() is None:
-        time.sleep(0.05)
-    assert process.poll() is None, "training finished before it could be killed"
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    checkpoints = run_dir / "02-instruct" / "checkpoints"
+    ready, log = tmp_path / "killed.hung", tmp_path / "killed.stderr"
+    tests_dir = [str(Path(__file__).parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**fixed["env"], "PYTHONPATH": os.pathsep.join(tests_dir),
+           hang_at_checkpoint.TARGET: str(checkpoints / checkpoint_name(KILL_AT)), hang_at_checkpoint.READY: str(ready)}
+    with open(log, "w") as stderr:  # the run stops for good while publishing its step-KILL_AT checkpoint
+        process = subprocess.Popen(
+            [sys.executable, "-m", hang_at_checkpoint.__name__, "train", str(recipe), "--output-dir", str(run_dir)],
+            stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True, env=env,
+        )
+        wait_for(lambda: ready.exists() or process.poll() is not None,
+                 f"the run reaching its instruct step-{KILL_AT} checkpoint (its log: {log})")
+        assert process.poll() is None, f"training ended before it was killed: {log.read_text()[-2000:]}"
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
     assert not (run_dir / "final").exists()
+    assert (checkpoints / "latest").read_text().strip() == checkpoint_name(RESUME_FROM)
+    assert (checkpoints / f".{checkpoint_name(KILL_AT)}").is_dir(), "killed while publishing the next checkpoint"
 
     resumed = medzoo("train", str(recipe), "--output-dir", str(run_dir), "--resume", **fixed)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -14,25 +14,20 @@ import click
 def plugins_command(as_json: bool) -> None:
     """List every registered component and contender (kind `contender`: `medzoo eval --contender NAME`): its
     kind, name, the plugin that provides it and its description; plugins that failed to load go to stderr."""
-    from medzoo.core.evaluation.contenders import collect_contenders
     from medzoo.core.plugin_system.manager import components, plugin_system
+    from medzoo.core.plugin_system.registry import CONTENDER_KIND
 
-    rows = [
-        {"kind": entry.kind, "name": entry.name, "provider": entry.provider,
-         "description": entry.description}
-        for entry in components()
+    listed = [
+        {"kind": entry.kind, "name": entry.name, "provider": entry.provider, "description": entry.description}
+        for entry in components()  # contenders last: theirs is the last kind
     ]
-    found, contender_failures = collect_contenders()
-    contenders = [
-        {"kind": "contender", "name": entry.name, "provider": entry.provider, "description": entry.description}
-        for entry in found.values()
-    ]
+    rows = [row for row in listed if row["kind"] != CONTENDER_KIND]
+    contenders = [row for row in listed if row["kind"] == CONTENDER_KIND]
     failures = [{"plugin": f.plugin, "distribution": f.distribution, "error": f.error}
-                for f in [*plugin_system().failures, *contender_failures]]
+                for f in plugin_system().failures]
     if as_json:
         click.echo(json.dumps({"components": rows, "contenders": contenders, "failures": failures}, indent=2))
         return
-    listed = [*rows, *contenders]
     kind_width = max(len(row["kind"]) for row in listed)
     name_width = max(len(row["name"]) for row in listed)
     provider_width = max(len(row["provider"]) for row in listed)

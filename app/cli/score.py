@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from medzoo.core.errors import DataError
+
+if TYPE_CHECKING:
+    from medzoo.core.interfaces.benchmark import Benchmark
 
 MAX_EXAMPLES = 5
 
@@ -87,7 +90,7 @@ def score_files(benchmark_name: str, references: str | None, predictions: str, o
     from medzoo.core.plugin_system.manager import components
 
     factory = components().get("benchmark", benchmark_name).factory
-    benchmark = factory(**{"require_images": "false", **options})
+    benchmark: Benchmark = factory(**{"require_images": "false", **options})
     prediction_path = Path(predictions).expanduser()
     if references is None:
         if not is_conversation_file(prediction_path):
@@ -104,10 +107,10 @@ def score_files(benchmark_name: str, references: str | None, predictions: str, o
     reference_ids = {item.question_id for item in items}
     missing = [item.question_id for item in items if item.question_id not in found]
     unmatched = [question_id for question_id in found if question_id not in reference_ids]
-    report = getattr(benchmark, "last_report", None)
+    report = benchmark.last_report
     return {
         "benchmark": benchmark_name,
-        "split": getattr(benchmark, "split", None),
+        "split": benchmark.split,
         "references": str(references),
         "predictions": str(prediction_path),
         "metrics": metrics,

@@ -59,13 +59,13 @@ def speed(recipe: str, overrides: tuple[str, ...], steps: int, warmup: int, ques
         model = build_model(config.model, shrink=config.shrink)
         report["inference"] = run_inference_bench(model, config, questions, 16, max_new_tokens, echo)
     if "levers" not in skip:
-        from medzoo.app.speedbench.levers import run_levers_section
+        from medzoo.app.speedbench.training_tradeoffs import run_tradeoffs_section
 
-        report["levers"] = run_levers_section(steps, warmup, echo=echo)
+        report["levers"] = run_tradeoffs_section(steps, warmup, echo=echo)
     if "busy" not in skip:
-        from medzoo.app.speedbench.busy_machine import run_busy_bench
+        from medzoo.app.speedbench.shared_machine import run_shared_machine_bench
 
-        report["busy"] = run_busy_bench(config, steps, warmup, competitors, echo)
+        report["busy"] = run_shared_machine_bench(config, steps, warmup, competitors, echo)
     use_gpu = torch.cuda.is_available() if gpu is None else gpu
     if use_gpu:
         from medzoo.app.speedbench.gpu import run_gpu_section

@@ -10,13 +10,15 @@ import click
 
 
 def component_rows() -> list[dict[str, Any]]:
-    """Every registered component as its plugin declared it: kind, name, description, hub ids, licence."""
+    """Every registered component as its plugin declared it: kind, name, description, hub ids, licence (contenders
+    are listed by ``medzoo plugins``)."""
     from medzoo.core.plugin_system.manager import components
+    from medzoo.core.plugin_system.registry import COMPONENT_KINDS
 
     return [
         {"kind": entry.kind, "plugin": entry.name, "description": entry.description,
          "hub_ids": list(entry.hub_ids), "licence": entry.licence}
-        for entry in components()
+        for entry in components() if entry.kind in COMPONENT_KINDS
     ]
 
 

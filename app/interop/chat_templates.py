@@ -1,5 +1,6 @@
 """Jinja chat templates (for transformers' ``apply_chat_template``, lmms-eval, VLMEvalKit and vLLM) equal to
-medzoo's templates.
+medzoo's templates: each exported template's Jinja is derived from the TurnFormat its Python rendering uses
+(``medzoo.plugins.templates.turn_format``), so the two are written once.
 
 Message content may be a string (medzoo style, with the literal ``<image>``) or a list of parts
 (``{"type": "image"}``, ``{"type": "text", "text": ...}``); an image part renders as ``<image>\\n``.
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from medzoo.plugins.templates.llava_med_v1 import LLAVA_MED_SYSTEM
-from medzoo.plugins.templates.vicuna_v1 import VICUNA_SYSTEM
+from medzoo.plugins.templates.llava_med_v1 import LlavaMedV1Template
+from medzoo.plugins.templates.mistral_instruct import MistralInstructTemplate
+from medzoo.plugins.templates.turn_format import PLACEHOLDER, TurnFormat, TurnFormatTemplate
+from medzoo.plugins.templates.vicuna_v1 import VicunaV1Template
 
 
 def _literal(text: str) -> str:
@@ -59,41 +62,61 @@ _SYSTEM = (
     "{%- else -%}{%- set system = '' -%}{%- set turns = messages -%}{%- endif -%}"
 )
 
-_MISTRAL_INSTRUCT_BODY = (
-    "{%- for message in turns -%}"
-    "{%- if message['role'] == 'user' -%}"
-    "{%- if loop.first and system -%}{{ '[INST] <<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' + content(message) + ' [/INST]' }}"
-    "{%- else -%}{{ '[INST] ' + content(message) + ' [/INST]' }}{%- endif -%}"
-    "{%- else -%}{{ ' ' + content(message) + ' ' + eos_token }}{%- endif -%}"
-    "{%- endfor -%}"
-)
-
-_VICUNA_V1_BODY = (
-    "{{ (system if system else " + _literal(VICUNA_SYSTEM) + ") + ' ' }}"
-    "{%- for message in turns -%}"
-    "{%- if message['role'] == 'user' -%}{{ 'USER: ' + content(message) }}"
-    "{%- else -%}{{ ' ASSISTANT: ' + content(message) + eos_token }}{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ ' ASSISTANT:' }}{%- endif -%}"
-)
-
-_LLAVA_MED_V1_BODY = (
-    "{{ (system if system else " + _literal(LLAVA_MED_SYSTEM) + ") + '\\n\\n' }}"
-    "{%- for message in turns -%}"
-    "{%- if message['role'] == 'user' -%}"
-    "{{ ('### Human: ' if loop.first else ' Human: ') + content(message) + '\\n###' }}"
-    "{%- else -%}{{ ' Assistant: ' + content(message) + '\\n###' }}{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ ' Assistant:' }}{%- else -%}{{ ' ' }}{%- endif -%}"
-)
-
-_BODIES: dict[str, str] = {
-    "mistral_instruct": _MISTRAL_INSTRUCT_BODY,
-    "vicuna_v1": _VICUNA_V1_BODY,
-    "llava_med_v1": _LLAVA_MED_V1_BODY,
+#: the templates exported as Jinja: each one's body is derived from the TurnFormat its Python rendering uses
+EXPORTED: dict[str, type[TurnFormatTemplate]] = {
+    template.name: template for template in (MistralInstructTemplate, VicunaV1Template, LlavaMedV1Template)
 }
-#: templates whose turns get ``<image>`` moved to the front (their ``image_placement``)
-_FRONT = frozenset({"mistral_instruct", "vicuna_v1"})
+
+
+def _expression(pattern: str, **expressions: str) -> str:
+    """A Jinja expression writing ``pattern`` (a TurnFormat string), each placeholder given as an expression."""
+    parts, position = [], 0
+    for match in PLACEHOLDER.finditer(pattern):
+        if match.start() > position:
+            parts.append(_literal(pattern[position:match.start()]))
+        parts.append(expressions[match.group(1)])
+        position = match.end()
+    if position < len(pattern):
+        parts.append(_literal(pattern[position:]))
+    return " + ".join(parts)
+
+
+def _write(pattern: str, **expressions: str) -> str:
+    return "{{ " + _expression(pattern, **expressions) + " }}" if pattern else ""
+
+
+def _branches(branches: list[tuple[str, str]], otherwise: str = "") -> str:
+    """``{% if %}``/``{% elif %}``/``{% else %}`` over (condition, output) pairs; empty outputs left out."""
+    kept = [(condition, output) for condition, output in branches if output]
+    if not kept:
+        return otherwise
+    jinja = "".join(("{%- if " if index == 0 else "{%- elif ") + condition + " -%}" + output
+                    for index, (condition, output) in enumerate(kept))
+    return jinja + ("{%- else -%}" + otherwise if otherwise else "") + "{%- endif -%}"
+
+
+def _body(turns: TurnFormat) -> str:
+    """The Jinja that writes what ``turns`` renders (after :data:`_SYSTEM` has set ``system`` and ``turns``)."""
+    question, answer = {"question": "content(message)"}, {"answer": "content(message)", "eos": "eos_token"}
+    default = ""
+    if turns.default_system is not None:
+        default = "{%- if not system -%}{%- set system = " + _literal(turns.default_system) + " -%}{%- endif -%}"
+    first = turns.first_user if turns.first_user is not None else turns.user
+    user = _branches([
+        ("loop.first and system", _write(turns.first_user_with_system or "", system="system", **question)),
+        ("loop.first", _write(first, **question) if first != turns.user else ""),
+    ], otherwise=_write(turns.user, **question))
+    turn = _branches([("message['role'] == 'user'", user)],
+                     otherwise=_write(turns.cue + turns.reply_lead + turns.reply, **answer))
+    ending = _branches([
+        ("add_generation_prompt", _write(turns.cue)),
+        ("turns and turns[-1]['role'] == 'user'", _write(turns.unanswered_end)),
+        ("turns", _write(turns.closing)),
+    ])
+    return (default + _write(turns.opening, system="system")
+            + "{%- for message in turns -%}" + turn + "{%- endfor -%}" + ending)
+
+
 #: what may follow an ``<image>`` (see :func:`_content_macro`)
 IMAGE_SEPARATORS = ("", " ")
 #: a conversation covering a system-less first turn with an image, an answer and a follow-up question
@@ -128,10 +151,11 @@ _OWN_PRELUDE = (
 
 def chat_template_for(template_name: str, image_separator: str = IMAGE_SEPARATORS[0]) -> str | None:
     """The Jinja equivalent of a medzoo template, or ``None`` when there is none."""
-    body = _BODIES.get(template_name)
-    if body is None:
+    template = EXPORTED.get(template_name)
+    if template is None:
         return None
-    return _content_macro(image_separator, template_name in _FRONT) + _SYSTEM + body
+    front = template.image_placement == "front"
+    return _content_macro(image_separator, front) + _SYSTEM + _body(template.turn_format)
 
 
 def own_chat_template(jinja: str, image_placement: str, drop_bos: bool = False,
@@ -188,7 +212,7 @@ def calibrated_chat_template(template_name: str, tokenizer) -> str | None:
         placement = get_template(template_name).image_placement
         drop_bos = prepends_bos(tokenizer)
         candidates = [own_chat_template(own, placement, drop_bos, separator) for separator in IMAGE_SEPARATORS]
-    elif template_name in _BODIES:
+    elif template_name in EXPORTED:
         candidates = [chat_template_for(template_name, separator) for separator in IMAGE_SEPARATORS]  # type: ignore[misc]
     else:
         return None

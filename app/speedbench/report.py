@@ -45,11 +45,11 @@ def render(report: dict[str, Any]) -> str:
                           inference.get("median_round_ratio", "n/a")]])
         lines += [""]
     if report.get("levers"):
-        lines += _levers(report["levers"])
+        lines += _tradeoffs(report["levers"])
     if report.get("busy"):
-        from medzoo.app.speedbench.busy_machine import render_busy
+        from medzoo.app.speedbench.shared_machine import render_shared_machine
 
-        lines += render_busy(report["busy"])
+        lines += render_shared_machine(report["busy"])
     gpu = report.get("gpu")
     if gpu and gpu.get("runs"):
         lines += [f"### GPU ({gpu['device']}, bf16, random weights at LLaVA-Med v1.5 shapes)", ""]
@@ -69,7 +69,7 @@ def _mib(size: int) -> float:
     return round(size / 2**20, 2)
 
 
-def _levers(levers: dict[str, Any]) -> list[str]:
+def _tradeoffs(levers: dict[str, Any]) -> list[str]:
     connector, checkpointing = levers["connector"], levers["checkpointing"]
     lines = [f"### Levers: token-reducing connector ({connector['stage']}; micro-batch {connector['micro_batch']}, "
              f"1 image + {connector['text_tokens']} text tokens per sample, CPU fp32)", ""]

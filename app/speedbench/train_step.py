@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from medzoo.app.speedbench.hf_twin import llava_twin, twin_loss
 from medzoo.app.speedbench.timing import Timing, interleaved
+from medzoo.app.speedbench.transformers_llava import transformers_llava_copy, transformers_llava_loss
 from medzoo.core.errors import MedzooError
 from medzoo.core.model.build import build_model
 from medzoo.core.model.components import as_dict
@@ -90,8 +90,8 @@ def medzoo_step(model: MultimodalModel, optimizer: torch.optim.Optimizer, max_gr
                           max_grad_norm)
 
 
-def transformers_step(twin: torch.nn.Module, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> Callable:
-    return optimizer_step(twin, lambda batch: twin_loss(twin, batch), optimizer, max_grad_norm)
+def transformers_step(hf_model: torch.nn.Module, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> Callable:
+    return optimizer_step(hf_model, lambda batch: transformers_llava_loss(hf_model, batch), optimizer, max_grad_norm)
 
 
 def throughput(timing: Timing, prepared: Prepared, warmup: int) -> dict[str, float]:
@@ -116,13 +116,13 @@ def run_training_bench(recipe: Any, steps: int = 8, warmup: int = 2, echo=print)
     model = build_model(recipe.model, shrink=recipe.shrink)
     apply_tuning(model, stage.tuning)
     data = load_stage_data(model, stage, recipe.data.on_bad_record)
-    twin = llava_twin(model)
+    hf_model = transformers_llava_copy(model)
     model.train()
-    twin.train()
+    hf_model.train()
     batches = sample_batches(data, stage, warmup + steps)
     prepared = prepare(model, data, stage, batches)
     ours = medzoo_step(model, build_optimizer(model, stage), stage.max_grad_norm)
-    theirs = transformers_step(twin, build_optimizer(twin, stage), stage.max_grad_norm)  # the same optimizer
+    theirs = transformers_step(hf_model, build_optimizer(hf_model, stage), stage.max_grad_norm)  # the same optimizer
     contenders = {}
     for mode in BATCHING:
         contenders[f"medzoo/{mode}"] = _bind(ours, prepared[mode].batches)

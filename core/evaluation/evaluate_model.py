@@ -362,7 +362,7 @@ def evaluate(
     if not processes.is_main:
         return {}
     metrics["benchmark"] = benchmark_name
-    if getattr(benchmark, "split", None):
+    if benchmark.split:
         metrics["split"] = benchmark.split
     metrics["model_id"] = model_id
     metrics["protocol"] = protocol.describe()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from medzoo.core.interfaces.benchmark import Benchmark
 
 #: why a question of the file is not asked (``metrics.json`` ``skipped`` keys)
 SKIP_KINDS = ("image_missing", "image_corrupt", "bad_record")
@@ -48,7 +51,6 @@ class QuestionCounts:
         return metrics
 
 
-def counts_of(benchmark: Any, n_items: int) -> QuestionCounts:
+def counts_of(benchmark: Benchmark, n_items: int) -> QuestionCounts:
     """The benchmark's ``question_counts`` after ``load`` (the built-in benchmarks set it), else every item asked."""
-    counts = getattr(benchmark, "question_counts", None)
-    return counts if isinstance(counts, QuestionCounts) else QuestionCounts(in_file=n_items)
+    return benchmark.question_counts or QuestionCounts(in_file=n_items)

@@ -5,7 +5,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from medzoo.core.evaluation.question_counts import QuestionCounts
+    from medzoo.core.interfaces.dataset import LoadReport
 
 
 @dataclass
@@ -19,11 +23,28 @@ class BenchmarkItem:
 
 
 class Benchmark(ABC):
-    """Loads test items, formats prompts and scores predictions."""
+    """Loads test items, formats prompts and scores predictions.
+
+    Besides the methods, the evaluation reads these attributes (each has a default, so a benchmark declares only
+    what it has): ``metric`` and ``headline_metrics`` (class-level, also read from the registered class by the
+    leaderboard and model cards), ``split`` (recorded in ``metrics.json``), and after ``load``,
+    ``question_counts`` (how many questions of the file were asked, and why the others were not) and
+    ``last_report`` (the reader's report of the reference file, printed by ``medzoo score``)."""
 
     name: str = "benchmark"
     #: greedy unless a benchmark says otherwise
     decoding: dict[str, Any] = {"do_sample": False, "max_new_tokens": 64}
+    #: the name of the scoring rule ``score`` applies (e.g. ``medvqa``); ``""``: not named
+    metric: ClassVar[str] = ""
+    #: the keys of ``score``'s result that boards and model cards show; ``()``: every numeric score
+    headline_metrics: ClassVar[tuple[str, ...]] = ()
+    #: the split the loaded items belong to (e.g. ``test``, ``unseen``), written to ``metrics.json``;
+    #: ``None``: not recorded
+    split: str | None = None
+    #: set by ``load``: the file's question counts and skips; ``None``: every loaded item was asked
+    question_counts: QuestionCounts | None = None
+    #: set by ``load``: the reader's report of what it kept and skipped; ``None``: no report
+    last_report: LoadReport | None = None
 
     def __init__(self, **options: Any) -> None:
         self.options = options

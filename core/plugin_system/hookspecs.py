@@ -84,7 +84,7 @@ def register_instruct_backends(register: Register) -> None:
 def register_contenders(register: Register) -> None:
     """Register evaluation contenders: models from outside medzoo that ``medzoo eval --contender NAME SOURCE``
     answers benchmarks with (factory: a callable ``(source, **options) -> medzoo.core.interfaces.answerer.Answerer``;
-    collected by ``medzoo.core.evaluation.contenders``, not by the component registry)."""
+    registered in the component registry as kind ``contender``)."""
 
 
 @hookspec

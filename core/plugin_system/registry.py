@@ -1,4 +1,6 @@
-"""The table of registered components: kind -> name -> (factory, provider, info), each kind filled on first use."""
+"""The table of registered components: kind -> name -> (factory, provider, info), each kind filled on first use.
+
+Contenders (hook ``register_contenders``) are a kind here like the others, though not parts of a model."""
 
 from __future__ import annotations
 
@@ -24,9 +26,16 @@ HOOK_KINDS: dict[str, str] = {
     "register_lr_schedules": "lr_schedule",
     "register_benchmarks": "benchmark",
     "register_instruct_backends": "instruct_backend",
+    "register_contenders": "contender",
 }
 
 KINDS: tuple[str, ...] = tuple(HOOK_KINDS.values())
+#: whole models from outside medzoo that ``medzoo eval --contender`` answers with, not parts a recipe assembles
+CONTENDER_KIND = "contender"
+#: the kinds whose components a recipe assembles (every kind but contenders)
+COMPONENT_KINDS: tuple[str, ...] = tuple(kind for kind in KINDS if kind != CONTENDER_KIND)
+#: kind -> what its factory must be, for kinds whose factory medzoo calls with fixed arguments
+CALLABLE_FACTORIES: dict[str, str] = {CONTENDER_KIND: "a callable (source, **options)"}
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 
 
@@ -155,6 +164,8 @@ class ComponentRegistry:
             )
         if factory is None:
             raise PluginError(f"{provider}: {kind} {name!r} registered without a factory")
+        if kind in CALLABLE_FACTORIES and not callable(factory):
+            raise PluginError(f"{provider}: {kind} {name!r}: expected {CALLABLE_FACTORIES[kind]}")
         existing = table.get(name)
         if existing is not None:
             raise PluginError(

@@ -151,5 +151,19 @@ def load_recipe(source: str | Path, overrides: Sequence[str] = ()) -> LoadedReci
     return LoadedRecipe(config, path, chain)
 
 
+def recipe_summary(source: str | Path) -> tuple[str, str]:
+    """A recipe's ``description`` and ``citation`` (inherited through ``defaults``), read without validating or
+    building anything: the one place these are written, which ``registry.yaml``'s variants read."""
+    path = resolve_source(source)
+    data, _ = _resolved_data(path)
+    values = []
+    for key in ("description", "citation"):
+        value = data.get(key) or ""
+        if not isinstance(value, str):
+            raise RecipeError(f"{path}: {key}: expected a string, got {type(value).__name__} {value!r}")
+        values.append(value)
+    return values[0], values[1]
+
+
 def recipe_to_yaml(config: DictConfig) -> str:
     return OmegaConf.to_yaml(config, resolve=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from medzoo import Benchmark, BenchmarkItem, DataError, LoadReport, QuestionCounts
+from medzoo import Benchmark, BenchmarkItem, DataError
 from medzoo.plugins.benchmarks.common import (
     option_int,
     predictions_for,
@@ -64,8 +64,6 @@ class ColonInstBenchmark(Benchmark):
         self.decoding["max_new_tokens"] = option_int(
             options, "max_new_tokens", self.decoding["max_new_tokens"]
         )
-        self.last_report: LoadReport | None = None
-        self.question_counts: QuestionCounts | None = None
 
     def default_paths(self) -> tuple[Path, Path | None]:
         """(json file, image root) when no path is given."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from medzoo import Benchmark, BenchmarkItem, DataError, LoadReport, QuestionCounts
+from medzoo import Benchmark, BenchmarkItem, DataError
 from medzoo.plugins.benchmarks.common import (
     option_int,
     predictions_for,
@@ -51,8 +51,6 @@ class MedVqaBenchmark(Benchmark):
         self.decoding["max_new_tokens"] = option_int(
             options, "max_new_tokens", self.decoding["max_new_tokens"]
         )
-        self.last_report: LoadReport | None = None
-        self.question_counts: QuestionCounts | None = None
 
     def default_paths(self) -> tuple[Path, Path | None]:
         """(test file, image root) when no path is given."""

@@ -17,12 +17,14 @@ hand-written templates are tested against the real formats:
 
 from __future__ import annotations
 
+#: the system prompt Qwen2.5-Instruct's chat template writes when a conversation has none (also the ``qwen2_5``
+#: template's default)
 QWEN2_5_DEFAULT_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 
 QWEN2_5 = r"""{%- if messages[0]['role'] == 'system' %}
     {{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }}
 {%- else %}
-    {{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}
+    {{- '<|im_start|>system\n""" + QWEN2_5_DEFAULT_SYSTEM + r"""<|im_end|>\n' }}
 {%- endif %}
 {%- for message in messages %}
     {%- if (message.role == "user") or (message.role == "system" and not loop.first) or (message.role == "assistant") %}

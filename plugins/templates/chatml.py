@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from medzoo import ConversationTemplate, Message, RenderedConversation, TextBuilder
+from medzoo.plugins.language.chat_formats import QWEN2_5_DEFAULT_SYSTEM
 from medzoo.plugins.templates.turns import exchanges
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
-QWEN2_5_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 EMPTY_THINK = "<think>\n\n</think>\n\n"
 
 
@@ -51,7 +51,7 @@ class ChatMLTemplate(ConversationTemplate):
 
 class Qwen25Template(ChatMLTemplate):
     name = "qwen2_5"
-    default_system = QWEN2_5_SYSTEM
+    default_system = QWEN2_5_DEFAULT_SYSTEM
 
 
 class Qwen3Template(ChatMLTemplate):

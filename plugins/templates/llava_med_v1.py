@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from medzoo import ConversationTemplate, Message, RenderedConversation, TextBuilder
+from medzoo import Message
+from medzoo.plugins.templates.turn_format import TurnFormat, TurnFormatTemplate
 from medzoo.plugins.templates.turns import exchanges
 
 #: ``conv_v1_2.system`` (also ``simple_conv.system``) of LLaVA-Med v1.0.0 ``llava/conversation.py``
@@ -29,34 +30,23 @@ SEPARATOR = "###"
 ROLES = {"user": "Human", "assistant": "Assistant"}
 
 
-class LlavaMedV1Template(ConversationTemplate):
+class LlavaMedV1Template(TurnFormatTemplate):
     name = "llava_med_v1"
     stop_strings = (SEPARATOR,)
     image_placement = "keep"
     evaluation_template = "llava_med_v1_vqa"
     evaluation_decoding = {"do_sample": True, "temperature": 0.7}
-
-    def render(
-        self, messages: Sequence[Message], eos_token: str, add_generation_prompt: bool = False
-    ) -> RenderedConversation:
-        system, pairs = exchanges(messages, add_generation_prompt, self.name)
-        builder = TextBuilder()
-        builder.add(f"{system or LLAVA_MED_SYSTEM}\n\n")
-        separator_written = False  # the previous reply's target already ends with "###"
-        for pair in pairs:
-            builder.add(f"{'' if separator_written else SEPARATOR} Human: {pair.question}")
-            separator_written = False
-            if pair.answer is None and not add_generation_prompt:
-                builder.add(f"\n{SEPARATOR} ")
-                break
-            builder.add(f"\n{SEPARATOR} Assistant:")
-            if pair.answer is not None:
-                builder.add(" ")
-                builder.add(f"{pair.answer}\n{SEPARATOR}", target=True)
-                separator_written = True
-        if separator_written and not add_generation_prompt:
-            builder.add(" ", target=True, extend=True)  # the closing "### " (the official code trains it too)
-        return builder.build()
+    # each reply is trained with the "\n###" that ends it; the next question follows as " Human: ..."
+    turn_format = TurnFormat(
+        default_system=LLAVA_MED_SYSTEM,
+        opening="{system}\n\n",
+        first_user=f"{SEPARATOR} Human: {{question}}",
+        user=" Human: {question}",
+        cue=f"\n{SEPARATOR} Assistant:",
+        reply=f"{{answer}}\n{SEPARATOR}",
+        unanswered_end=f"\n{SEPARATOR} ",
+        closing=" ",  # the closing "### " (the official code trains it too)
+    )
 
     def official_pieces(self, messages: Sequence[Message]) -> tuple[str, list[tuple[str, str]]]:
         """The header and the per-turn strings the official ``_mask_targets`` measures (v1.0.0 ``train.py``)."""

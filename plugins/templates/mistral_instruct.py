@@ -6,28 +6,16 @@ given, is wrapped in ``<<SYS>>`` markers at the start of the first ``[INST]`` bl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from medzoo import ConversationTemplate, Message, RenderedConversation, TextBuilder
-from medzoo.plugins.templates.turns import exchanges
+from medzoo.plugins.templates.turn_format import TurnFormat, TurnFormatTemplate
 
 
-class MistralInstructTemplate(ConversationTemplate):
+class MistralInstructTemplate(TurnFormatTemplate):
     name = "mistral_instruct"
     stop_strings = ("</s>",)
     image_placement = "front"  # LLaVA-1.5 preprocess_multimodal / LLaVA-Med v1.5 model_vqa.py
-
-    def render(
-        self, messages: Sequence[Message], eos_token: str, add_generation_prompt: bool = False
-    ) -> RenderedConversation:
-        system, pairs = exchanges(messages, add_generation_prompt, self.name)
-        builder = TextBuilder()
-        for index, pair in enumerate(pairs):
-            question = pair.question
-            if index == 0 and system:
-                question = f"<<SYS>>\n{system}\n<</SYS>>\n\n{question}"
-            builder.add(f"[INST] {question} [/INST]")
-            if pair.answer is not None:
-                builder.add(" ")
-                builder.add(f"{pair.answer} {eos_token}", target=True)
-        return builder.build()
+    turn_format = TurnFormat(
+        default_system=None,
+        first_user_with_system="[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{question} [/INST]",
+        user="[INST] {question} [/INST]",
+        reply="{answer} {eos}",
+    )

@@ -5,10 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from medzoo import ConversationTemplate, Message, RenderedConversation, TextBuilder
-from medzoo.plugins.templates.turns import exchanges
+from medzoo.plugins.templates.turn_format import TurnFormat, TurnFormatTemplate
 
 VICUNA_SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. "
@@ -16,23 +13,14 @@ VICUNA_SYSTEM = (
 )
 
 
-class VicunaV1Template(ConversationTemplate):
+class VicunaV1Template(TurnFormatTemplate):
     name = "vicuna_v1"
     stop_strings = ("</s>",)
     image_placement = "front"  # LLaVA-1.5 preprocess_multimodal / LLaVA-Med v1.5 model_vqa.py
-
-    def render(
-        self, messages: Sequence[Message], eos_token: str, add_generation_prompt: bool = False
-    ) -> RenderedConversation:
-        system, pairs = exchanges(messages, add_generation_prompt, self.name)
-        builder = TextBuilder()
-        builder.add(f"{system or VICUNA_SYSTEM} ")
-        for pair in pairs:
-            builder.add(f"USER: {pair.question}")
-            if pair.answer is None and not add_generation_prompt:
-                break
-            builder.add(" ASSISTANT:")
-            if pair.answer is not None:
-                builder.add(" ")
-                builder.add(f"{pair.answer}{eos_token}", target=True)
-        return builder.build()
+    turn_format = TurnFormat(
+        default_system=VICUNA_SYSTEM,
+        opening="{system} ",
+        user="USER: {question}",
+        cue=" ASSISTANT:",
+        reply="{answer}{eos}",
+    )

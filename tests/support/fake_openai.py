@@ -1,7 +1,7 @@
 """A scripted OpenAI-compatible chat server for tests: 127.0.0.1, port 0, stdlib only.
 
 Each request takes the next scripted behaviour (a reply, a malformed body, an HTTP status with headers,
-a hang, a block until released); when the script is empty the ``responder`` answers. The server records
+a hang until the server stops, a block until released); when the script is empty the ``responder`` answers. The server records
 every request with its arrival time, counts replies delivered per prompt, and refuses to serve more than
 ``max_requests`` (a test that loops forever fails instead of hanging).
 """
@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from support.hang_guard import SUBPROCESS_HANG_S
 
 
 @dataclass
@@ -41,9 +43,10 @@ class Status:
 
 @dataclass
 class Hang:
-    """Answer only after ``seconds`` (longer than the client timeout): the client gives up first."""
+    """Answer (504) only when the server stops, or after ``limit`` seconds: a client with a timeout gives up first,
+    and ``hangs_answered`` stays 0 until the server stops."""
 
-    seconds: float
+    limit: float = SUBPROCESS_HANG_S
 
 
 @dataclass
@@ -75,6 +78,8 @@ class FakeOpenAI:
         self.delivered: Counter[str] = Counter()
         self.overflowed = False
         self.blocked = 0
+        #: hung requests answered so far (0 while the server runs: a client that waited for one would hang)
+        self.hangs_answered = 0
         self._lock = threading.Lock()
         self._release = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -150,7 +155,9 @@ class FakeOpenAI:
                 elif isinstance(behaviour, Status):
                     self._send(behaviour.code, behaviour.body, behaviour.headers)
                 elif isinstance(behaviour, Hang):
-                    fake._release.wait(behaviour.seconds)
+                    fake._release.wait(behaviour.limit)
+                    with fake._lock:
+                        fake.hangs_answered += 1
                     self._send(504, '{"error": "too late"}')
                 elif isinstance(behaviour, Block):
                     with fake._lock:

@@ -34,6 +34,8 @@ import types
 from pathlib import Path
 from typing import Any
 
+from support.hang_guard import SUBPROCESS_HANG_S
+
 FIXTURES = Path(__file__).resolve().parent.parent / "data" / "metric_fidelity"
 RECORDED = FIXTURES / "official_scores.json"
 
@@ -71,7 +73,8 @@ RUN_EVAL_ROWS = {"open accuracy": "open_accuracy_run_eval", "yes/no accuracy": "
 
 def git_show(git_dir: Path, commit: str, path: str) -> str:
     return subprocess.run(
-        ["git", "-C", str(git_dir), "show", f"{commit}:{path}"], check=True, capture_output=True, text=True
+        ["git", "-C", str(git_dir), "show", f"{commit}:{path}"], check=True, capture_output=True, text=True,
+        timeout=SUBPROCESS_HANG_S,
     ).stdout
 
 
@@ -80,7 +83,8 @@ def has_commit(git_dir: Path, commit: str) -> bool:
         return False
     try:
         probe = subprocess.run(
-            ["git", "-C", str(git_dir), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True, check=False
+            ["git", "-C", str(git_dir), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True, check=False,
+            timeout=SUBPROCESS_HANG_S,
         )
     except OSError:  # no git
         return False

@@ -6,9 +6,9 @@ pieces ``<0x00>``..``<0xFF>`` at ids 3..258, then the learned pieces; the multim
 as added special tokens. The corpus is written below (no downloads); the same code always yields the same
 files.
 
-Each family flavour (``medzoo.plugins.language.tiny_flavours``) is the same tokenizer with that family's
+Each family variant (``medzoo.plugins.language.tiny_tokenizer_families``) is the same tokenizer with that family's
 special tokens appended, its BOS/EOS behaviour and its chat template (kept in ``tokenizer_config.json``), in
-``tiny-tokenizer-<flavour>``; the Qwen flavours are byte-level BPE learned from the same corpus (Qwen's
+``tiny-tokenizer-<family>``; the Qwen variants are byte-level BPE learned from the same corpus (Qwen's
 pre-tokenizer regex, ``Qwen2Tokenizer``: transformers rebuilds a Qwen2 checkpoint's tokenizer that way). Run ``python plugins/language/assets/build_tiny_tokenizer.py [ASSETS_DIR]`` to
 regenerate every folder.
 """
@@ -165,51 +165,51 @@ def train_byte_level_pieces(lines: list[str]) -> tuple[dict[str, int], list[tupl
     return vocab, merges
 
 
-def build_byte_level(output: Path, flavour, pieces=None) -> Path:
-    """A Qwen-style flavour: byte-level BPE (``Qwen2Tokenizer``), no BOS, ``<|endoftext|>`` as padding."""
+def build_byte_level(output: Path, family, pieces=None) -> Path:
+    """A Qwen-style variant: byte-level BPE (``Qwen2Tokenizer``), no BOS, ``<|endoftext|>`` as padding."""
     from transformers import Qwen2Tokenizer
 
     vocab, merges = pieces or train_byte_level_pieces(corpus_lines())
     extra = [token for token in ADDED_SPECIAL_TOKENS if token != PAD_TOKEN]
-    extra += [token for token in flavour.special_tokens if token not in extra]
+    extra += [token for token in family.special_tokens if token not in extra]
     tokenizer = Qwen2Tokenizer(
         vocab=dict(vocab),
         merges=list(merges),
         unk_token=None,
         bos_token=None,
-        eos_token=flavour.eos_token,
-        pad_token=flavour.pad_token,
+        eos_token=family.eos_token,
+        pad_token=family.pad_token,
         extra_special_tokens=extra,
         padding_side="right",
         model_max_length=2048,
     )
-    return _finish(tokenizer, output, flavour)
+    return _finish(tokenizer, output, family)
 
 
-def _finish(tokenizer, output: Path, flavour) -> Path:
-    if flavour is not None:
-        if flavour.added_tokens:
-            tokenizer.add_tokens(list(flavour.added_tokens))
-        if flavour.chat_template is not None:
-            tokenizer.chat_template = flavour.chat_template
+def _finish(tokenizer, output: Path, family) -> Path:
+    if family is not None:
+        if family.added_tokens:
+            tokenizer.add_tokens(list(family.added_tokens))
+        if family.chat_template is not None:
+            tokenizer.chat_template = family.chat_template
     output.mkdir(parents=True, exist_ok=True)
     # the chat template stays inside tokenizer_config.json (JSON ships as package data; .jinja would not)
     tokenizer.save_pretrained(str(output), save_jinja_files=False)
     return output
 
 
-def build(output: Path = DEFAULT_OUTPUT, flavour=None, pieces=None) -> Path:
+def build(output: Path = DEFAULT_OUTPUT, family=None, pieces=None) -> Path:
     """Train (or reuse ``pieces``) and write the tokenizer files (``tokenizer.json``, ``tokenizer_config.json``)
-    into ``output``: the base tokenizer, or a ``TinyFlavour`` of it."""
+    into ``output``: the base tokenizer, or a ``TinyTokenizerFamily`` of it."""
     from transformers import LlamaTokenizerFast
 
     vocab, merges = pieces or train_pieces(corpus_lines())
     extra = [token for token in ADDED_SPECIAL_TOKENS if token != PAD_TOKEN]
     options = {"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": True}
-    if flavour is not None:
-        extra += [token for token in flavour.special_tokens if token not in extra]
-        options = {"bos_token": flavour.bos_token, "eos_token": flavour.eos_token,
-                   "add_bos_token": flavour.add_bos_token}
+    if family is not None:
+        extra += [token for token in family.special_tokens if token not in extra]
+        options = {"bos_token": family.bos_token, "eos_token": family.eos_token,
+                   "add_bos_token": family.add_bos_token}
     tokenizer = LlamaTokenizerFast(
         vocab=vocab,
         merges=merges,
@@ -221,22 +221,22 @@ def build(output: Path = DEFAULT_OUTPUT, flavour=None, pieces=None) -> Path:
         model_max_length=2048,
         **options,
     )
-    return _finish(tokenizer, output, flavour)
+    return _finish(tokenizer, output, family)
 
 
 def build_all(assets: Path = ASSETS) -> list[Path]:
-    """Write the base tokenizer and every family flavour under ``assets`` (the pieces are learned once)."""
-    from medzoo.plugins.language.tiny_flavours import FLAVOURS
+    """Write the base tokenizer and every family variant under ``assets`` (the pieces are learned once)."""
+    from medzoo.plugins.language.tiny_tokenizer_families import TOKENIZER_FAMILIES
 
     lines = corpus_lines()
     pieces, byte_pieces = train_pieces(lines), train_byte_level_pieces(lines)
     written = [build(assets / "tiny-tokenizer", pieces=pieces)]
-    for name, flavour in FLAVOURS.items():
+    for name, family in TOKENIZER_FAMILIES.items():
         folder = assets / f"tiny-tokenizer-{name}"
-        if flavour.byte_level:
-            written.append(build_byte_level(folder, flavour, byte_pieces))
+        if family.byte_level:
+            written.append(build_byte_level(folder, family, byte_pieces))
         else:
-            written.append(build(folder, flavour, pieces))
+            written.append(build(folder, family, pieces))
     return written
 
 

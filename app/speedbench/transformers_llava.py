@@ -11,7 +11,7 @@ from medzoo.core.errors import ExportRefused
 from medzoo.core.model.multimodal import MultimodalModel
 
 
-def llava_twin(model: MultimodalModel) -> LlavaForConditionalGeneration:
+def transformers_llava_copy(model: MultimodalModel) -> LlavaForConditionalGeneration:
     """Same config, weights (copied, strictly), dtype, attention implementation and ``requires_grad`` flags."""
     check_exportable(model)
     from transformers import CLIPVisionModel
@@ -20,7 +20,7 @@ def llava_twin(model: MultimodalModel) -> LlavaForConditionalGeneration:
 
     if not (isinstance(getattr(model.vision, "model", None), CLIPVisionModel)
             and isinstance(model.connector, MlpGeluConnector) and model.connector.depth == 2):
-        raise ExportRefused("the transformers twin of the training-step benchmark is built for a CLIP tower and "
+        raise ExportRefused("the transformers copy of the training-step benchmark is built for a CLIP tower and "
                             "mlp2x_gelu (the llava-hf baseline); this model has another tower or connector")
     vision = model.vision
     language = model.language.model
@@ -34,27 +34,27 @@ def llava_twin(model: MultimodalModel) -> LlavaForConditionalGeneration:
         projector_hidden_act="gelu",
     )
     config._attn_implementation = language.config._attn_implementation
-    twin = LlavaForConditionalGeneration(config).to(model.dtype)
-    twin.model.vision_tower.load_state_dict(vision.model.state_dict(), strict=True)
+    hf_model = LlavaForConditionalGeneration(config).to(model.dtype)
+    hf_model.model.vision_tower.load_state_dict(vision.model.state_dict(), strict=True)
     layers = model.connector.layers
-    projector = twin.model.multi_modal_projector
+    projector = hf_model.model.multi_modal_projector
     projector.linear_1.load_state_dict(layers[0].state_dict(), strict=True)
     projector.linear_2.load_state_dict(layers[2].state_dict(), strict=True)
-    twin.model.language_model.load_state_dict(language.model.state_dict(), strict=True)
-    twin.lm_head.load_state_dict(language.lm_head.state_dict(), strict=True)
+    hf_model.model.language_model.load_state_dict(language.model.state_dict(), strict=True)
+    hf_model.lm_head.load_state_dict(language.lm_head.state_dict(), strict=True)
     pairs = {
-        twin.model.vision_tower: vision,
+        hf_model.model.vision_tower: vision,
         projector: model.connector,
-        twin.model.language_model: language.model,
-        twin.lm_head: language.lm_head,
+        hf_model.model.language_model: language.model,
+        hf_model.lm_head: language.lm_head,
     }
     for theirs, ours in pairs.items():
         trainable = any(p.requires_grad for p in ours.parameters())
         for parameter in theirs.parameters():
             parameter.requires_grad_(trainable)
-    return twin
+    return hf_model
 
 
-def twin_loss(twin: LlavaForConditionalGeneration, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def transformers_llava_loss(hf_model: LlavaForConditionalGeneration, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """transformers' own loss (mean over target tokens) on a padded or packed batch."""
-    return twin(**batch, use_cache=False).loss
+    return hf_model(**batch, use_cache=False).loss

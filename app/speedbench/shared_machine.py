@@ -64,7 +64,7 @@ def samples_per_second(step: Callable[[int], int], steps: int, governor: ThreadG
     return samples / (time.perf_counter() - started), torch.get_num_threads()
 
 
-def run_busy_bench(recipe: Any, steps: int = 10, warmup: int = 2, competitors: int = 1, echo=print) -> dict[str, Any]:
+def run_shared_machine_bench(recipe: Any, steps: int = 10, warmup: int = 2, competitors: int = 1, echo=print) -> dict[str, Any]:
     """Training-step throughput idle and beside ``competitors`` CPU-bound processes, governed and fixed."""
     stage = bench_stage(recipe)
     torch.manual_seed(stage.seed)
@@ -115,7 +115,7 @@ def run_busy_bench(recipe: Any, steps: int = 10, warmup: int = 2, competitors: i
     return result
 
 
-def render_busy(busy: dict[str, Any]) -> list[str]:
+def render_shared_machine(busy: dict[str, Any]) -> list[str]:
     """The section as Markdown."""
     rows = [
         ["governed (medzoo)", busy["governed"]["threads"], busy["governed"]["samples_per_s"],

@@ -1,5 +1,6 @@
-"""Levers: two training levers, each against its baseline in the same process, on CPU at tiny widths with
-LLaVA-Med v1.5's image grid (CLIP-336: 336 / 14 = 24 x 24 = 576 patch tokens per image), random weights.
+"""Training trade-offs (the ``levers`` section of ``medzoo speed``): two training options, each against its
+baseline in the same process, on CPU at tiny widths with LLaVA-Med v1.5's image grid (CLIP-336: 336 / 14 =
+24 x 24 = 576 patch tokens per image), random weights.
 
 - token-reducing connector: a stage-1 step (connector trained, tower and LM frozen) with ``multigranularity``
   (pools the 24 x 24 grid to 12 x 12 + 6 x 6 + 1 x 1 = 181 tokens) against ``mlp2x_gelu`` (576 tokens);
@@ -37,7 +38,7 @@ REDUCING_CONNECTOR = {"name": "multigranularity"}
 
 
 @dataclass(frozen=True)
-class LeverShapes:
+class TradeoffShapes:
     """Model widths and the two stages' micro-batches (stage 1: caption ~ 64 tokens; stage 2: ~ 320)."""
 
     vision: dict[str, Any] = field(default_factory=lambda: dict(GRID_VISION))
@@ -49,7 +50,7 @@ class LeverShapes:
 
 
 @dataclass
-class Contender:
+class BenchedRun:
     """A model built for one run, its fixed batch and its optimizer step."""
 
     run: StageRun
@@ -58,7 +59,7 @@ class Contender:
     step: Callable[[dict[str, torch.Tensor]], float]
 
     @classmethod
-    def build(cls, run: StageRun) -> Contender:
+    def build(cls, run: StageRun) -> BenchedRun:
         torch.manual_seed(0)  # vision and LM are built before the connector: the same weights for every run
         model = build(run, "cpu", torch.float32)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
@@ -76,12 +77,12 @@ def _times(timing: Timing) -> dict[str, float]:
     return {"step_s": round(timing.total / len(timing.seconds), 5), "median_step_s": round(timing.median, 5)}
 
 
-def connector_lever(shapes: LeverShapes, steps: int, warmup: int) -> dict[str, Any]:
+def connector_tradeoff(shapes: TradeoffShapes, steps: int, warmup: int) -> dict[str, Any]:
     """Stage-1 steps with the token-reducing connector against ``mlp2x_gelu``; ``ratio`` = samples/s over the
     baseline's (mean step times), ``median_ratio`` the same from median step times."""
     batch, text = shapes.stage1_micro_batch, shapes.stage1_text_tokens
     contenders = {
-        spec["name"]: Contender.build(StageRun(f"stage1-{spec['name']}", STAGE1, batch, text, shapes.vision,
+        spec["name"]: BenchedRun.build(StageRun(f"stage1-{spec['name']}", STAGE1, batch, text, shapes.vision,
                                                shapes.language, False, spec))
         for spec in (BASELINE_CONNECTOR, REDUCING_CONNECTOR)
     }
@@ -101,12 +102,12 @@ def connector_lever(shapes: LeverShapes, steps: int, warmup: int) -> dict[str, A
             "text_tokens": text, "baseline": BASELINE_CONNECTOR["name"], "rows": rows}
 
 
-def checkpointing_lever(shapes: LeverShapes, steps: int, warmup: int) -> dict[str, Any]:
+def checkpointing_tradeoff(shapes: TradeoffShapes, steps: int, warmup: int) -> dict[str, Any]:
     """Stage-2 steps with gradient checkpointing against without: activation bytes and step time; ratios are
     checkpointing / baseline (memory below 1 saves memory, time above 1 is the recomputation's cost)."""
     batch, text = shapes.stage2_micro_batch, shapes.stage2_text_tokens
     contenders = {
-        label: Contender.build(StageRun(f"stage2-{label}", STAGE2, batch, text, shapes.vision, shapes.language,
+        label: BenchedRun.build(StageRun(f"stage2-{label}", STAGE2, batch, text, shapes.vision, shapes.language,
                                         enabled, BASELINE_CONNECTOR))
         for label, enabled in (("off", False), ("on", True))
     }
@@ -130,11 +131,11 @@ def checkpointing_lever(shapes: LeverShapes, steps: int, warmup: int) -> dict[st
     }
 
 
-def run_levers_section(steps: int = 10, warmup: int = 2, shapes: LeverShapes | None = None,
+def run_tradeoffs_section(steps: int = 10, warmup: int = 2, shapes: TradeoffShapes | None = None,
                        echo=print) -> dict[str, Any]:
-    """Both levers at ``shapes`` (default: :class:`LeverShapes`)."""
-    shapes = shapes or LeverShapes()
+    """Both trade-offs at ``shapes`` (default: :class:`TradeoffShapes`)."""
+    shapes = shapes or TradeoffShapes()
     echo(f"levers: token-reducing connector (stage 1) and gradient checkpointing (stage 2), {warmup} warmup + "
          f"{steps} timed rounds")
-    return {"connector": connector_lever(shapes, steps, warmup),
-            "checkpointing": checkpointing_lever(shapes, steps, warmup)}
+    return {"connector": connector_tradeoff(shapes, steps, warmup),
+            "checkpointing": checkpointing_tradeoff(shapes, steps, warmup)}
