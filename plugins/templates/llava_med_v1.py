@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from medzoo.core.interfaces.conversation import Message
+from medzoo import Message
 from medzoo.plugins.templates.turn_format import TurnFormat, TurnFormatTemplate
 from medzoo.plugins.templates.turns import exchanges
 
