@@ -11,12 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from medzoo.core.interfaces.conversation import (
-    ConversationTemplate,
-    Message,
-    RenderedConversation,
-    TextBuilder,
-)
+from medzoo import ConversationTemplate, Message, RenderedConversation, TextBuilder
 from medzoo.plugins.templates.turns import exchanges
 
 PLACEHOLDER = re.compile(r"\{(system|question|answer|eos)\}")
