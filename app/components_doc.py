@@ -90,7 +90,7 @@ def render(page: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Rewrite the page from the registry (``--check``: only say whether it is current)."""
-    from medzoo.core.files import write_atomically
+    from medzoo.core.atomic_writes import write_atomically
 
     check = "--check" in (argv if argv is not None else sys.argv[1:])
     path = page_path()
