@@ -56,6 +56,8 @@ def main() -> None:
         nonlocal position
         if governor is None:
             torch.set_num_threads(cores)
+        else:
+            governor.threads = None  # the pinned rounds changed torch's count behind its back: set it again
         samples, threads, started = 0, set(), time.perf_counter()
         for _ in range(steps):
             if governor is not None:
