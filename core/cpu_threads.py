@@ -8,8 +8,13 @@ tasks of other processes (``/proc/stat`` ``procs_running`` less this process's r
 cores this process may use (affinity and cgroup quota) and sets ``torch.set_num_threads`` to the free ones,
 re-checking at most every ``interval`` seconds from the training loop and the inference engine.
 
-It stays out of the way when the thread count was chosen: ``OMP_NUM_THREADS`` or ``MEDZOO_THREADS`` in the
-environment, or :func:`pin_threads` (``--threads``). Off Linux it only reads the affinity and never adapts.
+The governor is opt-in (``MEDZOO_THREADS=auto``): a different intra-op thread count changes the order of
+floating-point sums, so a run whose count followed the machine's load is not reproducible bit for bit. By
+default the process pins the count once, on first use, to the cores it may use (``available_cores``): the same
+machine kind gives the same count, and with the same seed and data the same weights and metrics.
+``MEDZOO_THREADS=N``, ``OMP_NUM_THREADS`` or :func:`pin_threads` (``--threads``) choose another fixed count.
+Off Linux the governor only reads the affinity and never adapts. :func:`thread_record` says, for ``run.json``,
+which count a result was computed with.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +31,14 @@ from medzoo.core.errors import MedzooError
 
 #: environment variables that fix the thread count (the governor then never changes it)
 FIXED_THREADS_VARIABLES = ("MEDZOO_THREADS", "OMP_NUM_THREADS")
+#: the ``MEDZOO_THREADS`` value that turns the governor on (the count then follows the free cores)
+AUTO = "auto"
+
+
+def fixed_by_environment() -> bool:
+    """A thread count is chosen in the environment (``MEDZOO_THREADS=N`` or ``OMP_NUM_THREADS``)."""
+    medzoo = os.environ.get("MEDZOO_THREADS", "").strip().lower()
+    return bool(medzoo and medzoo != AUTO) or bool(os.environ.get("OMP_NUM_THREADS", "").strip())
 
 
 def available_cores(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
@@ -106,7 +120,7 @@ class ThreadGovernor:
     others: Callable[[], int | None] = other_runnable
     set_threads: Callable[[int], None] | None = None
     clock: Callable[[], float] = time.monotonic
-    fixed: bool = field(default_factory=lambda: any(os.environ.get(name) for name in FIXED_THREADS_VARIABLES))
+    fixed: bool = field(default_factory=fixed_by_environment)
     threads: int | None = None
     changes: int = 0
     _checked_at: float | None = None
@@ -134,30 +148,78 @@ def _torch_set_num_threads(count: int) -> None:
 
 
 _governor: ThreadGovernor | None = None
+#: where the process's thread count came from: ``cores`` (the default), ``auto``, ``MEDZOO_THREADS``,
+#: ``OMP_NUM_THREADS`` or ``pin_threads``
+_source: str | None = None
 
 
 def governor() -> ThreadGovernor:
-    """The process's governor (made on first use; honours ``MEDZOO_THREADS`` when set)."""
-    global _governor
+    """The process's governor, made on first use: adaptive with ``MEDZOO_THREADS=auto``; otherwise the count is
+    pinned (``MEDZOO_THREADS=N``; ``OMP_NUM_THREADS`` as torch read it; by default the usable cores)."""
+    global _governor, _source
     if _governor is None:
-        _governor = ThreadGovernor()
-        fixed = os.environ.get("MEDZOO_THREADS", "").strip()
-        if fixed:
-            if not fixed.isdigit() or int(fixed) < 1:
-                raise MedzooError(f"environment variable MEDZOO_THREADS={fixed!r}: expected a whole number >= 1")
-            pin_threads(int(fixed))
+        setting = os.environ.get("MEDZOO_THREADS", "").strip()
+        if setting.lower() == AUTO:
+            _governor, _source = ThreadGovernor(fixed=False), AUTO
+        elif setting:
+            if not setting.isdigit() or int(setting) < 1:
+                raise MedzooError(
+                    f"environment variable MEDZOO_THREADS={setting!r}: expected a whole number >= 1 or 'auto'"
+                )
+            pin_threads(int(setting), source="MEDZOO_THREADS")
+        elif os.environ.get("OMP_NUM_THREADS", "").strip():
+            import torch
+
+            _governor, _source = ThreadGovernor(fixed=True, threads=torch.get_num_threads()), "OMP_NUM_THREADS"
+        else:
+            pin_threads(available_cores(), source="cores")
+    assert _governor is not None
     return _governor
 
 
 def adjust_threads(force: bool = False) -> int | None:
-    """Called between training steps and generation batches: follow the free cores (cheap when not due)."""
+    """Called between training steps and generation batches: pins the count on first use, then (only with
+    ``MEDZOO_THREADS=auto``) follows the free cores (cheap when not due)."""
     return governor().adjust(force)
 
 
-def pin_threads(count: int) -> None:
+def pin_threads(count: int, source: str = "pin_threads") -> None:
     """Use exactly ``count`` threads from now on (``--threads``); the governor stops adapting."""
-    global _governor
+    global _governor, _source
     if _governor is None:
         _governor = ThreadGovernor()
     _torch_set_num_threads(count)
     _governor.fixed, _governor.threads = True, count
+    _source = source
+
+
+@contextmanager
+def pinned(count: int) -> Iterator[None]:
+    """``count`` threads inside the block (the governor pinned too); the previous state afterwards."""
+    import torch
+
+    global _governor, _source
+    saved, saved_source, threads = _governor, _source, torch.get_num_threads()
+    _governor = None
+    pin_threads(count, source="pinned")
+    try:
+        yield
+    finally:
+        _governor, _source = saved, saved_source
+        _torch_set_num_threads(threads)
+
+
+def thread_record() -> dict[str, object]:
+    """What a result's thread count was, for ``run.json``: the policy (``fixed`` or ``auto``), where the count
+    came from, the count now and how many times the governor changed it in this process."""
+    import torch
+
+    state = governor()
+    return {
+        "policy": "fixed" if state.fixed else AUTO,
+        "source": _source,
+        "intra_op_threads": torch.get_num_threads(),
+        "inter_op_threads": torch.get_num_interop_threads(),
+        "changes": state.changes,
+        "usable_cores": available_cores(),
+    }

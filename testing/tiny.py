@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from medzoo.core.cpu_threads import pinned
+
 TINY_MODEL = {
     "vision": {"name": "clip"},
     "connector": {"name": "mlp2x_gelu"},
@@ -27,13 +29,10 @@ TINY_MODEL = {
 
 @contextlib.contextmanager
 def single_thread() -> Iterator[None]:
-    """Run torch on one thread (tiny models are fastest so, and steadier on a shared machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    """Run torch on one thread (tiny models are fastest so, and steadier on a shared machine); training and
+    inference inside keep it (the thread governor is pinned too)."""
+    with pinned(1):
         yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)

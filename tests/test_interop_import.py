@@ -63,8 +63,10 @@ def test_llava_med_v15_sharded_safetensors_with_leftover_fields(tmp_path, tower_
 
     assert set(helpers.LEFTOVER_FIELDS) <= set(report.unused_config_fields)
     assert report.vision_source == "checkpoint"
-    assert model.spec["vision"] == {"name": "clip", "options": {"feature_layer": -2, "feature_select": "patch",
-                                                                "image_aspect": "pad"}}
+    assert model.spec["vision"] == {"name": "clip", "options": {
+        "feature_layer": -2, "feature_select": "patch", "image_aspect": "pad", "pad_greyscale": "grey",
+        "pad_offset": "centre", "alpha": "drop", "high_bit_depth": "scale",
+    }}
     assert model.spec["connector"]["name"] == "mlp2x_gelu"
     assert model.spec["language"] == {"name": "mistral", "template": "mistral_instruct"}
     assert model.markup.kind == "placeholder"

@@ -116,6 +116,7 @@ def test_eval_by_variant_name_imports_the_published_v15_weights_once(hub, v15_re
     assert directory.parent == tmp_path / "cache"
     model = MultimodalModel.from_pretrained(str(directory))
     assert model.spec["language"] == {"name": "mistral", "template": "mistral_instruct"}
+    assert model.vision.transform.pad_greyscale == "grey"  # v1.5's model_vqa.py pads mode L with one grey level
     assert_same_logits(model, source, [Message("user", "<image>\nIs there an effusion?")])
 
 

@@ -31,7 +31,7 @@ from medzoo.core.dtypes import DTYPE_NAMES
 @click.option("--max-body-mb", default=20.0, show_default=True)
 @click.option("--max-prompt-chars", type=click.IntRange(1), default=None,
               help="Characters of text per request, checked before tokenising (default: 8 x the context length).")
-@click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for torch (default: torch's choice).")
+@click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for torch (default: the usable cores, fixed; MEDZOO_THREADS=auto follows the free cores).")
 def serve_command(model_dir, host, port, api_key, image_folder, model_name, device, dtype, batch_window_ms,
                   batch_max_wait_ms, max_batch_size, max_pending, max_tokens_cap, max_images, max_image_mb, max_image_pixels,
                   max_body_mb, max_prompt_chars, threads) -> None:

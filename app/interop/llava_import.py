@@ -27,6 +27,7 @@ import yaml
 
 from medzoo.app.interop import InteropError
 from medzoo.app.interop.checkpoint_files import load_state_dict, read_config, resolve_checkpoint_dir
+from medzoo.app.interop.official_preprocessing import PREPROCESSING_REVISION, official_image_options
 from medzoo.app.model_cards.writing import write_model_card
 from medzoo.core.atomic_writes import refuse_overlap, refuse_unless_ours
 from medzoo.core.dtypes import DTYPE_NAMES, torch_dtype
@@ -122,6 +123,7 @@ class ImportReport:
             "ignored_tensors": self.ignored_tensors,
             "tensors": self.tensors,
             "notes": self.notes,
+            "preprocessing_revision": PREPROCESSING_REVISION,
         }
 
     def lines(self) -> list[str]:
@@ -168,13 +170,23 @@ def import_checkpoint(
 def import_cached(source: str, format: str, cache_root: str | Path | None = None, **options: Any) -> Path:
     """The medzoo directory of ``source``, imported on first use under ``cache_root`` (``$MEDZOO_IMPORT_CACHE``
     or ``~/.cache/medzoo/imported``)."""
-    from medzoo.core.model.persistence import MANIFEST
-
     root = Path(cache_root or os.environ.get("MEDZOO_IMPORT_CACHE") or DEFAULT_CACHE).expanduser()
     target = root / re.sub(r"[^\w.-]+", "--", f"{source}@{format}")
-    if not (target / MANIFEST).is_file():
+    if not is_current_import(target):
         import_checkpoint(source, format, target, **options)
     return target
+
+
+def is_current_import(directory: Path) -> bool:
+    """``directory`` holds an import whose image settings are today's (an older revision is imported again)."""
+    from medzoo.core.model.persistence import MANIFEST
+
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    imported = manifest.get("imported") if isinstance(manifest, dict) else None
+    return isinstance(imported, dict) and imported.get("preprocessing_revision") == PREPROCESSING_REVISION
 
 
 def convert_checkpoint(
@@ -263,10 +275,12 @@ def _from_official(
     language = _build_language(language_cls, text_fields, parts["language"], tokenizer_source, template or spec.template)
 
     tower_source = vision_tower or config.get("mm_vision_tower")
+    image_settings, notes = official_image_options(spec.name, config)
+    report.notes.extend(notes)
     options = {
         "feature_layer": int(config.get("mm_vision_select_layer", -2)),
         "feature_select": _feature_select(config.get("mm_vision_select_feature", "patch")),
-        "image_aspect": "pad" if config.get("image_aspect_ratio") == "pad" else "crop",
+        **image_settings,
     }
     vision_state = {_strip_vision_key(key): value for key, value in parts["vision"].items()}
     vision = _build_vision(vision_state, tower_source, options, report)

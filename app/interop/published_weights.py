@@ -63,14 +63,14 @@ def fetch_published(
 ) -> Path:
     """The imported directory of ``weights`` in the cache, importing (and for deltas merging) it first."""
     from medzoo.app.interop.checkpoint_files import resolve_checkpoint_dir
-    from medzoo.app.interop.llava_import import import_checkpoint
-    from medzoo.core.model.persistence import MANIFEST
+    from medzoo.app.interop.llava_import import import_checkpoint, is_current_import
 
     root = import_cache_root(cache_root)
     if not weights.is_delta:
         target = root / _cache_name(f"{weights.source}@{weights.format}")
-        if (target / MANIFEST).is_file():
+        if is_current_import(target):
             return target
+        _say_why_again(target, echo)
         echo(f"importing {weights.source} ({weights.format}) into {target}")
         checkpoint = resolve_checkpoint_dir(weights.source)
         tokenizer = tokenizer_dir(weights.tokenizer) if weights.tokenizer else None
@@ -78,10 +78,18 @@ def fetch_published(
         return target
     base = delta_base or weights.base
     target = root / _cache_name(f"{weights.source}+{base}@{weights.merged_format}")
-    if not (target / MANIFEST).is_file():
+    if not is_current_import(target):
+        _say_why_again(target, echo)
         echo(f"applying the delta {weights.source} to {base} into {target}")
         _merge_delta(weights, str(base), target)
     return target
+
+
+def _say_why_again(target: Path, echo: Callable[[str], None]) -> None:
+    from medzoo.core.model.persistence import MANIFEST
+
+    if (target / MANIFEST).is_file():
+        echo(f"{target}: imported with out-of-date image preprocessing settings; importing it again")
 
 
 def _merge_delta(weights: PublishedWeights, base: str, target: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from medzoo.core.atomic_writes import write_atomically
+from medzoo.core.cpu_threads import adjust_threads
 from medzoo.core.errors import RecipeError
 from medzoo.core.model.build import build_model
 from medzoo.core.model.components import as_dict
@@ -20,6 +21,7 @@ from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.model.persistence import FolderFiles
 from medzoo.core.plugin_system.manager import components
 from medzoo.core.training.distributed import cpu_accelerator, is_sharded, whole_model_construction
+from medzoo.core.training.provenance import reproducibility_record
 from medzoo.core.training.run_folder import (
     RECIPE_FILE,
     check_recipe_unchanged,
@@ -144,6 +146,7 @@ def start_run(
     """Plan the stages, start the accelerator, check and lock the run folder (main process), prepare the data,
     write the resolved ``recipe.yaml`` and start the trackers; the lock is held until the block ends."""
     stages = planned_stages(recipe)
+    adjust_threads()  # the intra-op thread count is fixed before any computation (unless MEDZOO_THREADS=auto)
     stage_folders = [stage_directory(output_dir, index, stage).name for index, stage in enumerate(stages)]
     accelerator = make_accelerator()
     main = accelerator.is_main_process
@@ -241,7 +244,8 @@ def finish_run(run: RecipeRun) -> Path:
         model = run.trained if run.trained is not None else MultimodalModel.from_pretrained(str(run.previous))
         model.save_pretrained(str(final), extra={"stage": run.stages[-1].name, "recipe": run.recipe.name},
                               folder_files=run.folder_files)
-        results = {"recipe": run.recipe.name, "stages": run.results}
+        results = {"recipe": run.recipe.name, "stages": run.results, "reproducibility": reproducibility_record(
+            run.stages, run.accelerator.num_processes, run.accelerator.device.type)}
         write_atomically(run.output_dir / "run.json", json.dumps(results, indent=2))
     run.accelerator.wait_for_everyone()
     if run.accelerator.num_processes > 1:
