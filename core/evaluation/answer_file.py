@@ -18,6 +18,7 @@ from typing import Any
 
 from medzoo.core.errors import DataError
 from medzoo.core.files import naming
+from medzoo.core.storage import storage_failure
 
 Echo = Callable[[str], Any]
 TORN_NOTE = "{path}: dropped a torn last line ({size} bytes) left by an interrupted run; it will be {redo} again"
@@ -128,7 +129,7 @@ class JsonlAppender:
                 self._handle.flush()
                 os.fsync(self._handle.fileno())
             except OSError as error:  # a full disk: the next run cuts the torn line this leaves
-                raise naming(error, self.path) from None
+                raise (storage_failure(error, self.path, len(data)) or naming(error, self.path)) from None
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from medzoo.core.storage import writing
+
 
 class MetricsLog:
     def __init__(self, path: Path, resume_after_step: int | None = None) -> None:
@@ -17,8 +19,9 @@ class MetricsLog:
             path.unlink()
 
     def write(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        line = json.dumps(record) + "\n"
+        with writing(self.path, len(line.encode())), open(self.path, "a") as handle:
+            handle.write(line)
 
     def records(self) -> list[dict[str, Any]]:
         if not self.path.exists():

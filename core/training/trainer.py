@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from medzoo.core.cpu_threads import adjust_threads
 from medzoo.core.dtypes import torch_dtype
 from medzoo.core.errors import DataError, RecipeError, TrainingError
+from medzoo.core.files import write_file
 from medzoo.core.model.build import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
@@ -174,7 +175,7 @@ def open_metrics_log(run: StageRun, stage_dir: Path, resumed: int | None) -> Met
     if not run.accelerator.is_main_process:
         return None
     log = MetricsLog(stage_dir / "metrics.jsonl", resume_after_step=resumed)
-    (stage_dir / "stage.yaml").write_text(OmegaConf.to_yaml(run.stage))
+    write_file(stage_dir / "stage.yaml", OmegaConf.to_yaml(run.stage))
     return log
 
 
