@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from medzoo.core.errors import MedzooError
-from medzoo.core.storage import storage_failure, tensor_bytes, writing
+from medzoo.core.file_io.storage import storage_failure, tensor_bytes, writing
 
 
 def write_atomically(path: str | Path, data: str | bytes, encoding: str = "utf-8") -> Path:

@@ -18,7 +18,7 @@ from support import fake_openai
 from support.full_disk import FullDisk, snapshot
 
 from medzoo.app.cli.main import main
-from medzoo.core.storage import STORAGE_EXIT_CODE, size_text
+from medzoo.core.file_io.storage import STORAGE_EXIT_CODE, size_text
 
 STEPS = ["stages.alignment.max_steps=2", "stages.instruct.max_steps=3", "stages.instruct.save_every_steps=1"]
 BATCH = [f"stages.{stage}.{key}=4" for stage in ("alignment", "instruct")

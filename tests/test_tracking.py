@@ -181,8 +181,8 @@ def test_a_tracker_failing_mid_run_is_dropped_with_one_warning(tmp_path):
 def test_a_tracker_on_a_full_disk_stops_the_run_with_the_storage_line(tmp_path):
     from accelerate.tracking import GeneralTracker
 
+    from medzoo.core.file_io.storage import StorageError
     from medzoo.core.recipes.loading import load_recipe
-    from medzoo.core.storage import StorageError
     from medzoo.core.training.tracking import RunTracking
 
     class Full(GeneralTracker):

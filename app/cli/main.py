@@ -9,7 +9,7 @@ import threading
 import click
 
 from medzoo.core.errors import MedzooError
-from medzoo.core.storage import STORAGE_EXIT_CODE, storage_errno, storage_message
+from medzoo.core.file_io.storage import STORAGE_EXIT_CODE, storage_errno, storage_message
 
 __all__ = ["STORAGE_EXIT_CODE", "cli", "main", "storage_message"]
 

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from medzoo.core.errors import DataError
+from medzoo.core.file_io.text_files import iter_text_lines, read_text_file
 
 MAX_EXAMPLES = 5
 
@@ -32,7 +33,7 @@ def parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def _json_or_none(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text_file(path, "predictions (JSON lines or a JSON list)"))
     except json.JSONDecodeError:
         return None
 
@@ -40,7 +41,7 @@ def _json_or_none(path: Path) -> Any:
 def read_answer_lines(path: Path) -> list[dict]:
     """The records of an answer jsonl; a line that is not a json object with question_id is an error."""
     answers = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in iter_text_lines(path, "one JSON answer per line"):
         if not line.strip():
             continue
         try:

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from medzoo.core.errors import DataError
+from medzoo.core.file_io.storage import storage_failure
 from medzoo.core.files import naming, write_atomically
-from medzoo.core.storage import storage_failure
 
 CHUNK = 1 << 20
 TRANSIENT_STATUSES = (408, 425, 429, 500, 502, 503, 504)

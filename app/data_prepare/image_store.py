@@ -9,8 +9,8 @@ import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 
+from medzoo.core.file_io.storage import storage_failure
 from medzoo.core.files import naming, write_atomically
-from medzoo.core.storage import storage_failure
 
 UNSAFE = "unsafe image path"
 UNREADABLE = "unreadable image"

@@ -15,8 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from medzoo.core.file_io.storage import writing
 from medzoo.core.files import NotOursError, write_atomically
-from medzoo.core.storage import writing
 
 
 class Manifest:

@@ -25,6 +25,7 @@ from medzoo.core.file_checks import (
     read_json,
     read_safetensors,
 )
+from medzoo.core.file_io.storage import tensor_bytes, writing
 from medzoo.core.files import atomic_directory, save_tensors, write_file
 from medzoo.core.interfaces.connector import Connector
 from medzoo.core.interfaces.language_model import LanguageModel
@@ -39,7 +40,6 @@ from medzoo.core.model.build import build_component, build_connector
 from medzoo.core.model.card_files import write_model_card
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
-from medzoo.core.storage import tensor_bytes, writing
 
 MANIFEST = "medzoo_model.json"
 FORMAT = "medzoo-model"

@@ -27,8 +27,8 @@ from torch.distributed.checkpoint.state_dict import (
 
 from medzoo.core.errors import TrainingError
 from medzoo.core.file_checks import first_line, read_json, read_safetensors, read_text, shape_mismatch
+from medzoo.core.file_io.storage import StorageError
 from medzoo.core.files import save_tensors, save_torch_object, write_atomically, write_file
-from medzoo.core.storage import StorageError
 from medzoo.core.training.distributed import clean_name, is_deepspeed, is_sharded
 
 LATEST = "latest"

@@ -19,6 +19,7 @@ from typing import Any
 
 from PIL import Image
 
+from medzoo import read_text_file
 from medzoo.core.errors import DataError
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
 from medzoo.core.interfaces.dataset import BadRecordPolicy, DatasetReader, LoadReport, Record
@@ -57,9 +58,10 @@ def load_coloninst_json(path: Path) -> list:
     """The record list of a ColonINST json file."""
     if not path.is_file():
         raise DataError(f"{path}: no such file (a ColonINST json file)")
+    text = read_text_file(path, "a JSON list of ColonINST records")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
         raise DataError(f"{path}: not a readable json file ({error})") from None
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a json list of ColonINST records, got {type(data).__name__}")

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medzoo import read_text_file
 from medzoo.core.errors import DataError
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER, Message
 from medzoo.core.interfaces.dataset import BadRecordPolicy, DatasetReader, LoadReport, Record
@@ -150,9 +151,10 @@ def detect_format(path: Path) -> str:
 
 
 def _load_json(path: Path) -> list:
+    text = read_text_file(path, "a JSON list of question records")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
         raise DataError(f"{path}: not a readable json file ({error})") from None
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a json list of records, got {type(data).__name__}")

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from medzoo.core.file_io.storage import StorageError, storage_failure
 from medzoo.core.model.build import as_dict
 from medzoo.core.recipes.schema import requested_trackers
-from medzoo.core.storage import StorageError, storage_failure
 from medzoo.core.training.tracking.trackers import LOGS, build_tracker, start_tracker, tensorboard_installed
 from medzoo.core.training.tracking.values import evaluation_values, hyperparameters, stage_values, step_values
 
