@@ -118,6 +118,7 @@ def score_files(benchmark_name: str, references: str | None, predictions: str, o
         "unmatched_examples": unmatched[:MAX_EXAMPLES],
         "duplicate_predictions": duplicates,
         "skipped_references": report.total_skipped if report else 0,
+        "skipped_references_by_reason": dict(sorted(report.skipped.items())) if report else {},
         "reference_report": report.summary() if report else "",
     }
 
@@ -148,6 +149,9 @@ def format_table(result: dict) -> str:
     for key, value in metrics.items():
         shown = f"{value:.2f}" if isinstance(value, float) else str(value)
         lines.append(f"  {key:<{width}}  {shown:>8}")
+    if result.get("skipped_references"):  # references left out of every metric above, by reason
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in result["skipped_references_by_reason"].items())
+        lines.append(f"  skipped references: {result['skipped_references']} ({reasons})")
     return "\n".join(lines)
 
 
