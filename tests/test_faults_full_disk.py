@@ -43,10 +43,12 @@ def leftovers(root: Path) -> list[Path]:
 
 
 def unchanged_since_full(disk: FullDisk, root: Path) -> None:
-    """Every file on the disk when it filled is still there, byte for byte."""
+    """Every file on the disk when it filled is still there, byte for byte (but the staging folder the failed write
+    was building, which goes: :func:`leftovers` checks that)."""
     after = snapshot(root)
     assert disk.before, "the disk never filled"
-    changed = {name for name, digest in disk.before.items() if after.get(name) != digest}
+    staged = [name for name in disk.before if any(part.startswith((".step-", ".final.")) for part in Path(name).parts)]
+    changed = {name for name, digest in disk.before.items() if after.get(name) != digest and name not in staged}
     assert not changed, changed
 
 
@@ -73,22 +75,26 @@ def train_args(run: Path, data_root: Path) -> list[str]:
     return ["train", "tiny", "-d", str(run), *(f"-o{o}" for o in [f"data.root={data_root}", *STEPS, *BATCH])]
 
 
+@pytest.mark.parametrize("written", ["trainable.safetensors", "state.pt"])  # safetensors' error form, then torch's
 def test_a_full_disk_at_a_checkpoint_keeps_the_last_one_which_loads_and_resumes(training_data, tmp_path, capsys,
-                                                                                 full_disk, single_thread):
+                                                                                 full_disk, single_thread, written):
     from safetensors.torch import load_file
 
+    from medzoo.core.file_io.storage import tensor_bytes
     from medzoo.core.training.checkpoint import latest_checkpoint, load_training_state
 
     run = tmp_path / "run"
     checkpoints = run / "02-instruct" / "checkpoints"
-    disk = full_disk(tmp_path, fills=lambda p: p.name == "trainable.safetensors"
+    disk = full_disk(tmp_path, fills=lambda p: p.name == written
                     and p.parent.name == ".step-00000002" and p.parent.parent == checkpoints.resolve())
     with single_thread():
         line = storage_line(capsys, *train_args(run, training_data))
     previous = checkpoints / "step-00000001"
-    needed = sum(t.numel() * t.element_size() for t in load_file(previous / "trainable.safetensors").values())
+    # the same tensors, one step on: the bytes the failed write needed
+    needed = tensor_bytes(load_file(previous / "trainable.safetensors") if written.endswith(".safetensors")
+                          else load_training_state(previous / "state.pt"))
     assert line == (f"error: {checkpoints / 'step-00000002'}: no space left on the device (ENOSPC) while writing "
-                    f"trainable.safetensors ({size_text(needed)} needed); free some space (or point the output "
+                    f"{written} ({size_text(needed)} needed); free some space (or point the output "
                     "elsewhere) and run the command again: finished files were written atomically and runs resume")
     unchanged_since_full(disk, tmp_path)
     assert leftovers(run) == [] and not (run / "final").exists()
@@ -274,3 +280,41 @@ def test_a_full_disk_while_preparing_a_data_set_names_the_file_and_resumes(tmp_p
         assert (out / "vqa_rad" / "test.json").is_file()
     finally:
         files.shutdown()
+
+
+@pytest.fixture
+def tiny_file_system(tmp_path):
+    """A real 1 MB tmpfs (root only; skipped where it cannot be mounted), unmounted afterwards."""
+    import os
+    import subprocess
+
+    folder = tmp_path / "tiny-fs"
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root to mount a 1 MB tmpfs")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_real_full_file_system_gives_the_same_line_for_every_writer(tiny_file_system):
+    """No injection: the real libraries on a real full disk (safetensors' Rust 'os error 28', torch.save's
+    swallowed OSError behind 'unexpected pos', Python's own write) become the same StorageError."""
+    import torch
+
+    from medzoo.core.file_io.storage import StorageError
+    from medzoo.core.files import save_tensors, save_torch_object, write_atomically
+
+    tensors = {"weight": torch.zeros(600_000)}  # 2.4 MB on a 1 MB file system
+    writers = {"w.safetensors": lambda path: save_tensors(tensors, path),
+               "state.pt": lambda path: save_torch_object({"optimizer": tensors}, path),
+               "big.json": lambda path: write_atomically(path, "x" * 2_400_000)}  # fmt: skip
+    for name, write in writers.items():
+        with pytest.raises(StorageError) as raised:
+            write(tiny_file_system / name)
+        assert str(raised.value) == (
+            f"{tiny_file_system}: no space left on the device (ENOSPC) while writing {name} "
+            f"({size_text(2_400_000)} needed); free some space (or point the output elsewhere) and run the command "
+            "again: finished files were written atomically and runs resume"), name
+        for leftover in tiny_file_system.iterdir():
+            leftover.unlink()  # save_tensors and save_torch_object write in place (their callers stage a folder)

@@ -33,13 +33,22 @@ RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 
 def storage_errno(error: BaseException) -> int | None:
-    """The errno of a storage failure, from an ``OSError`` or a Rust library's "(os error N)"; else None."""
-    if isinstance(error, OSError):
-        code = error.errno
-    else:
-        found = RUST_OS_ERROR.search(str(error))
-        code = int(found.group(1)) if found else None
-    return code if code in STORAGE_ERRNOS else None
+    """The errno of a storage failure, from an ``OSError``, a Rust library's "(os error N)", or an error raised
+    while handling a full disk (torch.save swallows its file's ``OSError`` and raises "unexpected pos" instead);
+    else None."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError):
+            code = current.errno
+        else:
+            found = RUST_OS_ERROR.search(str(current))
+            code = int(found.group(1)) if found else None
+        if code in STORAGE_ERRNOS and (current is error or code in FULL):  # a chained one: only a full disk
+            return code
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def advice(code: int) -> str:
