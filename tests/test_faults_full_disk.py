@@ -113,10 +113,18 @@ def in_staging_of(folder: Path):
         part.startswith(f".{folder.name}.") for part in p.relative_to(folder.parent.resolve()).parts)
 
 
+@pytest.mark.parametrize("where", ["first file", "language weights"])  # medzoo's own writer, transformers'
 def test_a_full_disk_at_the_final_model_keeps_the_stages_and_resumes(training_data, tmp_path, capsys, full_disk,
-                                                                     single_thread):
+                                                                     single_thread, where):
+    from safetensors.torch import load_file
+
+    from medzoo.core.file_io.storage import tensor_bytes
+
     run = tmp_path / "run"
-    disk = full_disk(tmp_path, fills=in_staging_of(run / "final"))
+    staged = in_staging_of(run / "final")
+    fills = staged if where == "first file" else (lambda p: staged(p) and p.parent.name == "language"
+                                                  and p.name == "model.safetensors")
+    disk = full_disk(tmp_path, fills=fills)
     with single_thread():
         line = storage_line(capsys, *train_args(run, training_data))
     assert line.startswith(f"error: {run / 'final'}") and "no space left on the device (ENOSPC) while writing" in line
@@ -128,6 +136,10 @@ def test_a_full_disk_at_the_final_model_keeps_the_stages_and_resumes(training_da
     with single_thread():
         main([*train_args(run, training_data), "--resume"])
     assert (run / "final" / "medzoo_model.json").is_file()
+    if where == "language weights":  # transformers' save_pretrained, named under the final folder with its bytes
+        needed = tensor_bytes(load_file(run / "final" / "language" / "model.safetensors"))
+        assert line.startswith(f"error: {run / 'final' / 'language'}: no space left on the device (ENOSPC) while "
+                               f"writing model.safetensors ({size_text(needed)} needed)"), line
 
 
 def nth_write(count: int, wanted) -> object:
