@@ -12,22 +12,25 @@ from pathlib import Path
 from typing import Any
 
 from medzoo.core.errors import MedzooError
+from medzoo.core.file_io.storage import storage_failure, tensor_bytes, writing
 
 
 def write_atomically(path: str | Path, data: str | bytes, encoding: str = "utf-8") -> Path:
     """Write ``data`` to a temporary file beside ``path``, flush it to disk and rename it into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    payload = data.encode(encoding) if isinstance(data, str) else data
+    with writing(path, len(payload)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data.encode(encoding) if isinstance(data, str) else data)
+            handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
-        raise naming(error, path) from None
+        raise (storage_failure(error, path, len(payload)) or naming(error, path)) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -40,6 +43,36 @@ def naming(error: OSError, path: str | Path) -> OSError:
         return error
     named = type(error)(error.errno, error.strerror or os.strerror(error.errno or 0), os.fspath(path))
     return named
+
+
+def write_file(path: str | Path, data: str | bytes) -> Path:
+    """Write ``data`` (str as UTF-8) to ``path`` in place, for files inside a staging folder; a storage failure is a
+    :class:`StorageError` naming the file and its size."""
+    path = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with writing(path, len(payload)):
+        path.write_bytes(payload)
+    return path
+
+
+def save_tensors(tensors: dict[str, Any], path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """safetensors' ``save_file``; a full disk (its "os error 28") is a :class:`StorageError` naming the file and
+    the tensors' bytes."""
+    from safetensors.torch import save_file
+
+    with writing(path, tensor_bytes(tensors)):
+        save_file(tensors, os.fspath(path), metadata=metadata)
+    return Path(path)
+
+
+def save_torch_object(value: Any, path: str | Path) -> Path:
+    """``torch.save`` through a Python file, so a failed write is an ``OSError`` with its errno (torch's own file
+    writer reports only "file write failed") and then a :class:`StorageError` naming the tensors' bytes."""
+    import torch
+
+    with writing(path, tensor_bytes(value)), open(path, "wb") as handle:
+        torch.save(value, handle)
+    return Path(path)
 
 
 def write_json_atomically(path: str | Path, payload: Any, **dumps: Any) -> Path:
@@ -92,7 +125,14 @@ def atomic_directory(directory: str | Path, owned_marker: str | None = None, wha
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        yield staging
+        try:
+            yield staging
+        except Exception as error:  # a full disk while building: named under the folder's final name
+            named = getattr(error, "filename", None)
+            failure = storage_failure(error, named or staging, folder=named is None)
+            if failure is None:
+                raise
+            raise failure.moved(staging, directory) from None
         if directory.exists():
             backup = directory.with_name(f".{directory.name}.old")
             shutil.rmtree(backup, ignore_errors=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from safetensors import SafetensorError, safe_open
 
 from medzoo.core.errors import MedzooError
+from medzoo.core.file_io.text_files import read_text_file
 
 if TYPE_CHECKING:  # torch loads with the first tensor read, not with this module (the CLI imports it)
     import torch
@@ -30,28 +31,10 @@ def first_line(error: BaseException, limit: int = 200) -> str:
     return type(error).__name__
 
 
-def utf8_problem(data: bytes) -> str | None:
-    """None for valid UTF-8; otherwise where the first bad byte is (line and byte offset)."""
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        return f"byte 0x{data[error.start]:02x} at line {line} (offset {error.start}) is not UTF-8"
-    return None
-
-
 def read_text(path: Path, error: type[MedzooError], what: str) -> str:
-    """``path`` as UTF-8 text; a missing, unreadable or non-UTF-8 file raises ``error`` naming it."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise error(f"{path}: missing; expected {what}") from None
-    except OSError as problem:
-        raise error(f"{path}: cannot read {what} ({problem.strerror or first_line(problem)})") from None
-    bad = utf8_problem(data)
-    if bad:
-        raise error(f"{path}: {bad}; expected {what} ({DAMAGED})")
-    return data.decode("utf-8")
+    """``path`` as UTF-8 text; a missing, unreadable or non-UTF-8 file raises ``error`` naming it (the one rule of
+    :mod:`medzoo.core.file_io.text_files`)."""
+    return read_text_file(path, what, error)
 
 
 def read_json(path: Path, error: type[MedzooError], what: str, kind: type = dict) -> Any:

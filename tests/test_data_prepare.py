@@ -611,7 +611,7 @@ def test_a_full_disk_is_one_line_with_the_storage_exit_code(server, tmp_path, ca
         main(["data", "prepare", "vqa-rad", *vqa_server(server), "--output", str(tmp_path / "data"), *FAST])
     err = capsys.readouterr().err
     assert exited.value.code == 74 and "Traceback" not in err
-    assert f"downloads/vqa-rad/url/{TRAIN_FILE}.part" in err and "no space left on the device" in err
+    assert f"downloads/vqa-rad/url: no space left on the device (ENOSPC) while writing {TRAIN_FILE}.part" in err
 
 
 def test_only_the_figures_a_json_names_are_fetched(server, tmp_path, capsys):

@@ -135,9 +135,9 @@ def test_a_torn_last_line_is_cut_off_with_one_note(tmp_path, tail):
 BAD_LINES = {
     "invalid json in the middle": (answer_line("1") + b"{oops\n" + answer_line("3"), 2, "not valid JSON"),
     "a complete last line with non-UTF-8 bytes": (answer_line("1") + answer_line("2") + b'{"text": "\xff\xfe"}\n', 3,
-                                      "not UTF-8 text (byte 0xff"),
+                                      "byte 0xff (byte offset 82) is not UTF-8"),
     "a complete last line that is not json": (answer_line("1") + b"not json\n", 2, "not valid JSON"),
-    "non-UTF-8 in the first line": (b"\xe9t\xe9\n" + answer_line("2"), 1, "not UTF-8 text (byte 0xe9 at column 1)"),
+    "non-UTF-8 in the first line": (b"\xe9t\xe9\n" + answer_line("2"), 1, "byte 0xe9 (byte offset 0) is not UTF-8"),
 }
 
 
@@ -211,7 +211,7 @@ def test_eval_resumes_past_a_torn_last_line_and_answers_that_question_again(out,
 
 @pytest.mark.parametrize(
     "damage, line, expected",
-    [(b"{not json\n", 2, "not valid JSON"), (b'{"question_id": "x", "text": "\xc0"}\n', 2, "not UTF-8 text"),
+    [(b"{not json\n", 2, "not valid JSON"), (b'{"question_id": "x", "text": "\xc0"}\n', 2, "is not UTF-8"),
      (b"[1, 2]\n", 2, "expected an object with question_id and text")],
     ids=["invalid json", "non-UTF-8", "not an answer"],
 )
@@ -566,7 +566,7 @@ def test_judge_refuses_a_damaged_review_in_the_middle(tmp_path):
 @pytest.mark.parametrize(
     "tail, expected",
     [(b'{"question_id": 4, "te', "line 4: torn last line"), (b'{"question_id": 4, "text": "\xe9"}\n',
-                                                           "line 4: not UTF-8 text (byte 0xe9")],
+                                                           "line 4: byte 0xe9 (byte offset")],
     ids=["torn last line", "non-UTF-8"],
 )
 def test_judge_cli_refuses_a_damaged_answers_file_and_leaves_it(capsys, tmp_path, tail, expected):

@@ -192,7 +192,7 @@ def test_system_turn_placeholder_after_question_and_default_image_root(tmp_path:
 
 
 @pytest.mark.parametrize("content,expected", [
-    ("{not json", "not valid JSON"), ('{"id": 1}', "expected a JSON list"), (b"\xff\xfe\x00bad", "cannot read"),
+    ("{not json", "not valid JSON"), ('{"id": 1}', "expected a JSON list"), (b"\xff\xfe\x00bad", "line 1: byte 0xff \\(byte offset 0\\) is not UTF-8"),
 ])
 def test_unreadable_or_non_json_file_names_the_file(tmp_path: Path, content, expected: str) -> None:
     path = tmp_path / "broken.json"

@@ -59,8 +59,9 @@ def _load(path: Path) -> list:
 
 
 def _coloninst_benchmark_scores(task: str, **options) -> tuple[list, dict]:
-    """(items, metrics) as ``medzoo score`` computes them: references and predictions from the same file."""
-    benchmark = BENCHMARKS[task](require_images="false", **options)
+    """(items, metrics) as ``medzoo score`` computes them: references and predictions from the same file, empty
+    references scored as the evaluator scores them (by default medzoo leaves them out, counted: issue 29)."""
+    benchmark = BENCHMARKS[task](require_images="false", score_empty_references="true", **options)
     items = benchmark.load(str(COLONINST[task]))
     predictions = {item.question_id: item.metadata["prediction"] for item in items}
     return items, benchmark.score(predictions, items)
@@ -140,7 +141,7 @@ def test_coloninst_records_without_predictions_are_missing_not_shifted(tmp_path)
     data[0]["conversations"] = data[0]["conversations"][:2]  # no prediction turn
     path = tmp_path / "cls_test.json"
     path.write_text(json.dumps(data), "utf-8")
-    items = ColonInstClsBenchmark(require_images="false").load(str(path))
+    items = ColonInstClsBenchmark(require_images="false", score_empty_references="true").load(str(path))
     assert len(items) == 10 and "prediction" not in items[0].metadata
 
 
@@ -180,7 +181,8 @@ def test_coloninst_training_reading_counts_every_skip_and_keeps_answers_as_writt
 
 
 def _vqa_benchmark(**options) -> tuple[list, dict]:
-    benchmark = VqaRadBenchmark(path=str(MEDVQA), require_images="false", **options)
+    # the empty references scored as run_eval_batch scores them (by default medzoo leaves them out: issue 29)
+    benchmark = VqaRadBenchmark(path=str(MEDVQA), require_images="false", score_empty_references="true", **options)
     items = benchmark.load()
     predictions = {str(record["id"]): record["prediction"] for record in _load(MEDVQA)}
     return items, benchmark.score(predictions, items)
@@ -276,3 +278,14 @@ def test_live_official_run_eval_batch_equals_the_benchmark_on_the_raw_file():
     _, result = _vqa_benchmark()
     for key in ("exact_match", "f1", "precision", "open_recall", "bleu", "open_accuracy", "closed_accuracy"):
         assert result[key] == expected[key], key
+
+
+def test_by_default_empty_references_are_left_out_and_counted():
+    """The official scorers score an empty reference (run_eval_batch: a hit for every prediction); medzoo leaves it
+    out of every metric and counts it (issue 29), unless score_empty_references=true."""
+    items = VqaRadBenchmark(path=str(MEDVQA), require_images="false").load()
+    benchmark = VqaRadBenchmark(path=str(MEDVQA), require_images="false")
+    benchmark.load()
+    assert len(items) == 6 and benchmark.question_counts.skipped["reference_empty"] == 2
+    cls = ColonInstClsBenchmark(require_images="false")
+    assert len(cls.load(str(COLONINST["cls"]))) == 7 and cls.question_counts.skipped["reference_empty"] == 3

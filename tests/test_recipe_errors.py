@@ -117,7 +117,7 @@ def test_unreadable_file(capsys, tmp_path):
     path = tmp_path / "binary.yaml"
     path.write_bytes(b"\xff\xfe\x00name")
     code, err = run_cli(capsys, "recipe", "validate", str(path))
-    assert_one_line_error(code, err, path, r"cannot read the recipe: byte 0 is not UTF-8 text; expected a YAML file")
+    assert_one_line_error(code, err, path, r"line 1: byte 0xff \(byte offset 0\) is not UTF-8; expected a YAML recipe in UTF-8")
 
 
 def test_missing_file(capsys, tmp_path):

@@ -162,7 +162,7 @@ def test_a_tracker_failing_mid_run_is_dropped_with_one_warning(tmp_path):
 
         def log(self, values, step=None, **kwargs):
             Broken.calls += 1
-            raise OSError(28, "No space left on device")
+            raise ConnectionError("the tracking server went away")  # a full disk stops the run instead (below)
 
     recipe = load_recipe(write_recipe(tmp_path / "data"), ["logging.trackers=[tensorboard]"]).config
     lines: list[str] = []
@@ -172,7 +172,31 @@ def test_a_tracker_failing_mid_run_is_dropped_with_one_warning(tmp_path):
         for step in (1, 2):
             tracking.log_step({"step": step, "loss": 2.0 / step, "lr": 1e-3})
     assert Broken.calls == 1 and lines[1:] == [
-        "warning: tracker broken failed (OSError: [Errno 28] No space left on device); the run continues without it"]
+        "warning: tracker broken failed (ConnectionError: the tracking server went away); the run continues without it"]
     events = EventAccumulator(str(tmp_path / "run" / "logs" / "tensorboard"))
     events.Reload()
     assert [(s.step, s.value) for s in events.Scalars("train/loss")] == [(1, 2.0), (2, 1.0)]
+
+
+def test_a_tracker_on_a_full_disk_stops_the_run_with_the_storage_line(tmp_path):
+    from accelerate.tracking import GeneralTracker
+
+    from medzoo.core.file_io.storage import StorageError
+    from medzoo.core.recipes.loading import load_recipe
+    from medzoo.core.training.tracking import RunTracking
+
+    class Full(GeneralTracker):
+        name, requires_logging_directory, tracker = "full", False, None
+        logging_dir = str(tmp_path / "run" / "logs" / "full")
+
+        def log(self, values, step=None, **kwargs):
+            raise OSError(28, "No space left on device")
+
+    recipe = load_recipe(write_recipe(tmp_path / "data"), ["logging.trackers=[]"]).config
+    with RunTracking.for_recipe(recipe, echo=lambda line: None) as tracking:
+        tracking.start(tmp_path / "run", recipe)
+        tracking.trackers.append(("full", Full()))
+        with pytest.raises(StorageError) as raised:
+            tracking.log_step({"step": 1, "loss": 2.0, "lr": 1e-3})
+    assert str(raised.value).startswith(f"{tmp_path / 'run' / 'logs' / 'full'}: no space left on the device (ENOSPC)")
+    assert tracking.trackers == []

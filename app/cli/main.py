@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import errno
 import importlib
-import os
 import sys
+import threading
 
 import click
 
 from medzoo.core.errors import MedzooError
+from medzoo.core.file_io.storage import STORAGE_EXIT_CODE, storage_errno, storage_message
+
+__all__ = ["STORAGE_EXIT_CODE", "cli", "main", "storage_message"]
 
 #: command name -> ``module:attribute`` of the click command or group; a module is imported only when its
 #: command runs or shows its help, so ``medzoo --help`` and argument errors never import torch
@@ -82,27 +84,15 @@ def cli() -> None:
     """medzoo: a plugin-based model zoo for biomedical vision-language assistants."""
 
 
-#: storage failures a user fixes outside medzoo: shown as one line, exit code 74 (EX_IOERR), no traceback
-STORAGE_ERRNOS = {
-    errno.ENOSPC: "no space left on the device",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EROFS: "the file system is read-only",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
-}
-STORAGE_EXIT_CODE = 74
+def quiet_storage_failures_in_writer_threads(arguments: threading.ExceptHookArgs) -> None:
+    """A background writer's storage failure (TensorBoard's event thread) prints no thread traceback: the writer
+    raises it again in the main thread at its next write or flush, where it becomes the one-line error."""
+    if storage_errno(arguments.exc_value) is not None and type(arguments.thread).__name__ == "_AsyncWriterThread":
+        return
+    PYTHON_THREAD_HOOK(arguments)
 
 
-def storage_message(error: OSError) -> str | None:
-    """``<path>: <what went wrong>; <what to do>`` for a storage failure, None for any other OSError."""
-    reason = STORAGE_ERRNOS.get(error.errno or -1)
-    if reason is None:
-        return None
-    where = error.filename if error.filename is not None else "a file medzoo was writing"
-    advice = ("free some space (or point the output elsewhere) and run the command again: finished files were "
-              "written atomically and runs resume") if error.errno in (errno.ENOSPC, errno.EDQUOT) else \
-        "choose a location you may write to"
-    return f"{os.fspath(where)}: {reason} ({errno.errorcode.get(error.errno, error.errno)}); {advice}"
+PYTHON_THREAD_HOOK = threading.excepthook
 
 
 def end_progress_bars() -> None:
@@ -121,15 +111,14 @@ def fail(message: str, code: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors print one line and exit with code 2, storage failures (disk full,
     read-only, permission) one line with code 74, without a traceback."""
+    if threading.excepthook is not quiet_storage_failures_in_writer_threads:
+        global PYTHON_THREAD_HOOK
+        PYTHON_THREAD_HOOK = threading.excepthook
+        threading.excepthook = quiet_storage_failures_in_writer_threads
     try:
         cli.main(args=argv, standalone_mode=False)
     except MedzooError as error:
         fail(str(error), error.exit_code)
-    except OSError as error:
-        message = storage_message(error)
-        if message is None:
-            raise
-        fail(message, STORAGE_EXIT_CODE)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)
@@ -138,6 +127,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(error.exit_code)
     except click.exceptions.Exit as error:
         sys.exit(error.exit_code)
+    except Exception as error:  # a storage failure no writer named (an OSError, safetensors' "os error 28")
+        message = storage_message(error)
+        if message is None:
+            raise
+        fail(message, STORAGE_EXIT_CODE)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from medzoo.core.errors import DataError
+from medzoo.core.file_io.text_files import iter_text_lines, read_text_file
 
 if TYPE_CHECKING:
     from medzoo.core.interfaces.benchmark import Benchmark
@@ -35,7 +36,7 @@ def parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def _json_or_none(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text_file(path, "predictions (JSON lines or a JSON list)"))
     except json.JSONDecodeError:
         return None
 
@@ -43,7 +44,7 @@ def _json_or_none(path: Path) -> Any:
 def read_answer_lines(path: Path) -> list[dict]:
     """The records of an answer jsonl; a line that is not a json object with question_id is an error."""
     answers = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in iter_text_lines(path, "one JSON answer per line"):
         if not line.strip():
             continue
         try:
@@ -120,6 +121,7 @@ def score_files(benchmark_name: str, references: str | None, predictions: str, o
         "unmatched_examples": unmatched[:MAX_EXAMPLES],
         "duplicate_predictions": duplicates,
         "skipped_references": report.total_skipped if report else 0,
+        "skipped_references_by_reason": dict(sorted(report.skipped.items())) if report else {},
         "reference_report": report.summary() if report else "",
     }
 
@@ -150,6 +152,9 @@ def format_table(result: dict) -> str:
     for key, value in metrics.items():
         shown = f"{value:.2f}" if isinstance(value, float) else str(value)
         lines.append(f"  {key:<{width}}  {shown:>8}")
+    if result.get("skipped_references"):  # references left out of every metric above, by reason
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in result["skipped_references_by_reason"].items())
+        lines.append(f"  skipped references: {result['skipped_references']} ({reasons})")
     return "\n".join(lines)
 
 

@@ -10,16 +10,14 @@ from typing import Any
 
 from medzoo.app.data_prepare.summary import Summary
 from medzoo.core.errors import DataError
+from medzoo.core.file_io.text_files import read_text_file
 
 NOT_DOWNLOADED = "image not downloaded yet"
 
 
 def load_records(path: Path) -> list[Any]:
     """The records of a ``.json`` list or a ``.jsonl`` file (an unreadable line is a record of its own)."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not a UTF-8 text file ({error})") from None
+    text = read_text_file(path, "conversation records (JSON or JSON lines)")
     if path.suffix == ".jsonl":
         records = []
         for line in text.splitlines():

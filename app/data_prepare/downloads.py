@@ -15,6 +15,7 @@ from typing import Any
 
 from medzoo.core.atomic_writes import naming, write_atomically
 from medzoo.core.errors import DataError
+from medzoo.core.file_io.storage import storage_failure
 
 CHUNK = 1 << 20
 TRANSIENT_STATUSES = (408, 425, 429, 500, 502, 503, 504)
@@ -165,7 +166,7 @@ class _Writer:
         try:
             self.handle.write(data)
         except OSError as error:
-            raise naming(error, self.part) from None
+            raise (storage_failure(error, self.part, len(data)) or naming(error, self.part)) from None
 
     def __enter__(self) -> _Writer:
         return self

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from medzoo.core.atomic_writes import naming, write_atomically
+from medzoo.core.file_io.storage import storage_failure
 
 UNSAFE = "unsafe image path"
 UNREADABLE = "unreadable image"
@@ -88,7 +89,7 @@ def place(source: Path, target: Path) -> None:
         os.replace(temporary, target)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
-        raise naming(error, target) from None
+        raise (storage_failure(error, target, source.stat().st_size) or naming(error, target)) from None
 
 
 def write_stream(target: Path, stream) -> None:
@@ -101,7 +102,8 @@ def write_stream(target: Path, stream) -> None:
         os.replace(temporary, target)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
-        raise naming(error, target) from None
+        size = getattr(stream, "file_size", None)  # a zip member's size; other streams do not say
+        raise (storage_failure(error, target, size) or naming(error, target)) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

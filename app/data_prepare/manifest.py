@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from medzoo.core.atomic_writes import NotOursError, write_atomically
+from medzoo.core.file_io.storage import writing
 
 
 class Manifest:
@@ -62,7 +63,7 @@ class Manifest:
         line = (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8")
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("ab") as handle:
+            with writing(self.path, len(line)), self.path.open("ab") as handle:
                 handle.write(line)
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,8 +69,11 @@ def prepare(name: str, options: PrepareOptions) -> Summary:
                       options)
     try:
         RUNNERS[dataset.kind](context)
-    finally:
-        manifest.compact()
+    except BaseException:
+        with contextlib.suppress(Exception):  # the journal is valid uncompacted; the first failure is what to report
+            manifest.compact()
+        raise
+    manifest.compact()
     summary.write()
     return summary
 

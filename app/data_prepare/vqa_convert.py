@@ -23,6 +23,7 @@ from medzoo.app.data_prepare.summary import Summary
 from medzoo.app.data_prepare.vqa_inputs import VqaInput
 from medzoo.core.atomic_writes import write_atomically
 from medzoo.core.errors import DataError
+from medzoo.core.file_io.text_files import read_text_file
 
 ARCHIVE_JUNK = ("__MACOSX/", ".DS_Store")
 
@@ -202,9 +203,10 @@ class VqaConverter:
 
         key = "img_name" if item.kind == "slake" else "image"
         split = item.split or item.path.stem
+        text = read_text_file(item.path, "a JSON list of question records")
         try:
-            data = json.loads(item.path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
             raise DataError(f"{item.path}: not a readable json file ({error})") from None
         roots = [self.store.root, *candidate_image_roots(item.path, None)]
         for index, record in enumerate(data if isinstance(data, list) else []):

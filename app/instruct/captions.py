@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medzoo.core.checked_reads import utf8_problem
+from medzoo import read_text_file
 from medzoo.core.errors import DataError
 from medzoo.core.interfaces.dataset import BadRecordPolicy, LoadReport
 
@@ -82,14 +82,7 @@ def caption_record_from_dict(raw: Any) -> CaptionRecord:
 
 def _caption_lines(path: Path) -> list[tuple[int, str]]:
     """The numbered non-blank lines of a UTF-8 JSON-lines file; other files raise a DataError naming the line."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise DataError(f"{path}: cannot read caption file ({error.strerror or type(error).__name__})") from None
-    bad = utf8_problem(data)
-    if bad:
-        raise DataError(f"{path}: {bad}; expected UTF-8 JSON lines of caption records")
-    text = data.decode("utf-8")
+    text = read_text_file(path, "JSON lines of caption records")
     if text.lstrip().startswith("[") and isinstance(_json_or_none(text), list):
         raise DataError(f"{path}: the file is one JSON list; expected JSON lines (one caption object per line)")
     return [(number, line) for number, line in enumerate(text.split("\n"), 1) if line.strip()]

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from medzoo.app.interop import InteropError
+from medzoo.core.atomic_writes import save_tensors, write_file
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 SAFETENSORS_SINGLE = "model.safetensors"
@@ -155,18 +155,18 @@ def save_state_dict(
     metadata = {"format": "pt", **(metadata or {})}
     if len(shards) == 1:
         path = directory / SAFETENSORS_SINGLE
-        save_file(shards[0], str(path), metadata=metadata)
+        save_tensors(shards[0], path, metadata=metadata)
         return [path]
     paths = []
     weight_map = {}
     for number, shard in enumerate(shards, start=1):
         path = directory / f"model-{number:05d}-of-{len(shards):05d}.safetensors"
-        save_file(shard, str(path), metadata=metadata)
+        save_tensors(shard, path, metadata=metadata)
         paths.append(path)
         weight_map.update(dict.fromkeys(shard, path.name))
     total = sum(t.numel() * t.element_size() for t in state.values())
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-    (directory / SAFETENSORS_INDEX).write_text(json.dumps(index, indent=2))
+    write_file(directory / SAFETENSORS_INDEX, json.dumps(index, indent=2))
     return paths
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from medzoo.core.atomic_writes import save_tensors, write_file
 from medzoo.core.errors import ExportRefused
 from medzoo.core.model.adapters import adapted_modules
 from medzoo.core.model.multimodal import MultimodalModel
@@ -39,13 +40,11 @@ class LanguageAdapter:
 
     def save(self, directory: Path, base_model: str, dtype: torch.dtype) -> list[str]:
         """Write the PEFT files into ``directory`` (created); returns their names."""
-        from safetensors.torch import save_file
-
         directory.mkdir(parents=True, exist_ok=True)
-        save_file({key: value.detach().to(dtype).contiguous() for key, value in self.tensors.items()},
-                  str(directory / "adapter_model.safetensors"))
+        save_tensors({key: value.detach().to(dtype).contiguous() for key, value in self.tensors.items()},
+                     directory / "adapter_model.safetensors")
         config = {**self.config, "base_model_name_or_path": base_model}
-        (directory / "adapter_config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
+        write_file(directory / "adapter_config.json", json.dumps(config, indent=2, default=str) + "\n")
         return ["adapter_model.safetensors", "adapter_config.json"]
 
 

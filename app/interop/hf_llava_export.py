@@ -36,7 +36,7 @@ from medzoo.app.interop.hf_llava_text import check_language, text_config
 from medzoo.app.interop.hf_llava_vision import express_vision_tower, tower_config, tower_state_dict
 from medzoo.app.interop.vllm_support import vllm_refusals
 from medzoo.app.model_cards.writing import write_model_card
-from medzoo.core.atomic_writes import atomic_directory, refuse_unless_ours
+from medzoo.core.atomic_writes import atomic_directory, refuse_unless_ours, write_file
 from medzoo.core.dtypes import torch_dtype
 from medzoo.core.errors import ExportRefused
 from medzoo.core.interfaces.llava_hf import LlavaHfProjector, LlavaHfTower
@@ -229,7 +229,7 @@ def write_processor_files(model: MultimodalModel, tower: LlavaHfTower, output: P
         tokenizer.chat_template = None  # the tokenizer's own would render prompts the model was not trained on
     else:
         tokenizer.chat_template = template
-        (output / "chat_template.jinja").write_text(template)
+        write_file(output / "chat_template.jinja", template)
         files.append("chat_template.jinja")
     tokenizer.save_pretrained(str(output))
     files.append("tokenizer files")
@@ -275,4 +275,4 @@ def image_processor_config(transform: ImageTransform) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    write_file(path, json.dumps(data, indent=2) + "\n")

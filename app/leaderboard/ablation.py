@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from medzoo import read_text_file
 from medzoo.app.leaderboard.runs import metrics_files, model_name
 from medzoo.app.leaderboard.table import registered_headline_metrics
 
@@ -17,7 +18,7 @@ def ablation_rows(run_dir: Path) -> list[tuple[str, str, str, str, float, float,
     """(model, benchmark, kind, metric, with image, ablated, drop) for every ablated benchmark of a run."""
     rows = []
     for path in metrics_files(run_dir):
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text_file(path, "a metrics.json file"))
         ablation = data.get("image_ablation") if isinstance(data, dict) else None
         if not isinstance(ablation, dict):
             continue

@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from medzoo import read_text_file
 from medzoo.app.leaderboard.row_names import name_from_model_ids
 from medzoo.app.leaderboard.table import ColumnGroup, ModelRow
 from medzoo.app.leaderboard.training import CONTENDER_TEMPLATE, benchmark_protocol, recorded_stages
@@ -44,9 +45,10 @@ def default_split(benchmark: str) -> str:
 
 
 def _read_json(path: Path) -> Any:
+    text = read_text_file(path, "a JSON file medzoo wrote")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
         raise DataError(f"{path}: not a readable json file ({error})") from None
 
 

@@ -22,6 +22,7 @@ from medzoo.app.leaderboard.protocols import (
     ZERO_SHOT,
 )
 from medzoo.core.errors import DataError
+from medzoo.core.file_io.text_files import read_text_file
 
 CHAT_METRIC = "relative_score"
 CONTENDER_TEMPLATE = "chat_template@"  # how a contender's metrics.json names its own chat template
@@ -54,9 +55,10 @@ def _recipe_datasets(run_dir: Path) -> dict[str, tuple[str, ...]]:
     path = run_dir / "recipe.yaml"
     if not path.is_file():
         return {}
+    text = read_text_file(path, "the run's recipe (YAML)")
     try:
-        recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
+        recipe = yaml.safe_load(text)
+    except yaml.YAMLError as error:
         raise DataError(f"{path}: not a readable recipe ({str(error).splitlines()[0]})") from None
     if not isinstance(recipe, dict):
         raise DataError(f"{path}: expected a recipe mapping")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from medzoo.core.atomic_writes import write_atomically
+from medzoo.core.file_io.text_files import read_text_file
 
 PLOTS = "plots"
 #: every figure is this many inches at ``DPI``: 600 x 350 pixels
@@ -32,7 +33,7 @@ def read_records(metrics: Path) -> list[dict[str, Any]]:
     if not metrics.is_file():
         return []
     records = []
-    for line in metrics.read_text(encoding="utf-8").splitlines():
+    for line in read_text_file(metrics, "the stage's training log (JSON lines)").splitlines():
         try:
             records.append(json.loads(line))
         except ValueError:

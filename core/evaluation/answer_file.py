@@ -18,6 +18,8 @@ from typing import Any
 
 from medzoo.core.atomic_writes import naming
 from medzoo.core.errors import DataError
+from medzoo.core.file_io.storage import storage_failure
+from medzoo.core.file_io.text_files import decode_utf8
 
 Echo = Callable[[str], Any]
 TORN_NOTE = "{path}: dropped a torn last line ({size} bytes) left by an interrupted run; it will be {redo} again"
@@ -27,21 +29,20 @@ class _BadLine(Exception):
     """A line that is not UTF-8 or not JSON; the message says which."""
 
 
-def _decode(raw: bytes) -> Any:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise _BadLine(f"not UTF-8 text (byte 0x{raw[error.start]:02x} at column {error.start + 1})") from None
+def _decode(path: Path, number: int, offset: int, raw: bytes) -> Any:
+    """The JSON value of line ``number`` (at byte ``offset``); bytes that are not UTF-8 are a DataError by the one
+    decoding rule (:mod:`medzoo.core.file_io.text_files`), text that is not JSON a :class:`_BadLine`."""
+    text = decode_utf8(raw, path, "one JSON answer per line", DataError, number, offset)
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise _BadLine(f"not valid JSON ({error.msg} at column {error.colno})") from None
 
 
-def _line(path: Path, number: int, raw: bytes) -> Any:
+def _line(path: Path, number: int, offset: int, raw: bytes) -> Any:
     """The JSON value of one line; DataError naming the file and line when it is not UTF-8 or not JSON."""
     try:
-        return _decode(raw)
+        return _decode(path, number, offset, raw)
     except _BadLine as error:
         raise DataError(f"{path}: line {number}: {error}") from None
 
@@ -63,15 +64,20 @@ def read_jsonl(
         raise DataError(f"{path}: cannot read the file ({error.strerror or error})") from None
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
-    rows = [(number, _line(path, number, raw)) for number, raw in enumerate(lines, start=1) if raw.strip()]
+    rows, offset = [], 0
+    for number, raw in enumerate(lines, start=1):
+        if raw.strip():
+            rows.append((number, _line(path, number, offset, raw)))
+        offset += len(raw) + 1
     if tail.strip():
         number = len(lines) + 1
         try:
-            rows.append((number, _decode(tail)))
-        except _BadLine as error:
+            rows.append((number, _decode(path, number, offset, tail)))
+        except (_BadLine, DataError) as error:
+            why = error if isinstance(error, _BadLine) else "not UTF-8: a character cut in two"
             if not repair:
                 raise DataError(
-                    f"{path}: line {number}: torn last line ({len(tail)} bytes, no newline, {error}): the run "
+                    f"{path}: line {number}: torn last line ({len(tail)} bytes, no newline, {why}): the run "
                     "writing this file was interrupted; finish or redo that run first"
                 ) from None
             _truncate(path, len(data) - len(tail))
@@ -128,7 +134,7 @@ class JsonlAppender:
                 self._handle.flush()
                 os.fsync(self._handle.fileno())
             except OSError as error:  # a full disk: the next run cuts the torn line this leaves
-                raise naming(error, self.path) from None
+                raise (storage_failure(error, self.path, len(data)) or naming(error, self.path)) from None
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors.torch import save_file
 
-from medzoo.core.atomic_writes import atomic_directory
+from medzoo.core.atomic_writes import atomic_directory, save_tensors, write_file
 from medzoo.core.checked_reads import (
     check_safetensors,
     first_line,
@@ -28,6 +27,7 @@ from medzoo.core.checked_reads import (
 )
 from medzoo.core.dtypes import torch_dtype
 from medzoo.core.errors import MedzooError, PluginError
+from medzoo.core.file_io.storage import tensor_bytes, writing
 from medzoo.core.interfaces.connector import Connector
 from medzoo.core.interfaces.language_model import LanguageModel
 from medzoo.core.interfaces.vision_encoder import VisionEncoder
@@ -94,14 +94,16 @@ def _save_modules(model: MultimodalModel, staging: Path, saved: set[str], adapte
     for name in ("vision", "connector"):
         if name in saved:
             module = getattr(model, name)
-            save_file(_base_state_dict(module, adapters, name), str(staging / f"{name}.safetensors"))
+            save_tensors(_base_state_dict(module, adapters, name), staging / f"{name}.safetensors")
     if "language" in saved and "language" in adapters:
         # the base weights without adapters; the adapters go to adapters/language
         model.language.save_pretrained(str(staging / "language"), save_weights=False)
         base = _base_state_dict(model.language.model, adapters, "language")
-        save_file(base, str(staging / "language" / "base_weights.safetensors"))
+        save_tensors(base, staging / "language" / "base_weights.safetensors")
     else:
-        model.language.save_pretrained(str(staging / "language"), save_weights="language" in saved)
+        weights = tensor_bytes(dict(model.language.named_parameters())) if "language" in saved else None
+        with writing(staging / "language" / "model.safetensors", weights):  # transformers' own save_pretrained
+            model.language.save_pretrained(str(staging / "language"), save_weights="language" in saved)
 
 
 def save_model(model: MultimodalModel, directory: str | Path, extra: dict[str, Any] | None = None,
@@ -117,9 +119,10 @@ def save_model(model: MultimodalModel, directory: str | Path, extra: dict[str, A
         base_model = model.spec.get("language", {}).get("pretrained")
         for name, (strategy_name, strategy, module) in adapters.items():
             where = f"adapters/{name}"
-            info = strategy.save_adapters(module, staging / where, name, base_model if name == "language" else None)
+            with writing(staging / where, tensor_bytes({k: v for k, v in module.state_dict().items() if "lora_" in k})):
+                info = strategy.save_adapters(module, staging / where, name, base_model if name == "language" else None)
             manifest["adapters"][name] = {"path": where, "strategy": strategy_name, **info}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        write_file(staging / MANIFEST, json.dumps(manifest, indent=2, default=str))
         if folder_files is not None:
             folder_files(staging, directory, json.loads(json.dumps(manifest, default=str)), model)
     return directory

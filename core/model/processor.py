@@ -36,7 +36,33 @@ class EncodedSample:
 
 
 class SampleTooLong(ValueError):
-    """Truncation would cut through the image tokens, so the sample cannot be used."""
+    """Truncation to ``max_length`` would leave nothing to learn (the prompt alone is that long) or cut through the
+    image tokens, so the sample cannot be used. ``reason`` is the skip reason it is counted under."""
+
+    PROMPT = "prompt longer than max_length"
+    IMAGE = "max_length cuts through the image tokens"
+
+    def __init__(self, sample_id: str, max_length: int, length: int, prompt_tokens: int | None, cuts_image: bool):
+        self.sample_id, self.max_length, self.length = sample_id or "?", max_length, length
+        self.prompt_tokens, self.cuts_image = prompt_tokens, cuts_image
+        super().__init__(self.describe())
+
+    @property
+    def prompt_too_long(self) -> bool:
+        return self.prompt_tokens is not None and self.prompt_tokens >= self.max_length
+
+    @property
+    def reason(self) -> str:
+        return self.PROMPT if self.prompt_too_long else self.IMAGE
+
+    def describe(self) -> str:
+        image = " and would cut through its image tokens" if self.cuts_image else ""
+        if self.prompt_too_long:
+            return (f"sample {self.sample_id}: the prompt alone is {self.prompt_tokens} tokens (image tokens "
+                    f"included), not shorter than max_length {self.max_length}: truncation leaves no answer to "
+                    f"learn{image}; raise max_length or shorten the prompt")
+        return (f"sample {self.sample_id}: max_length {self.max_length} cuts through the image tokens (the sample is "
+                f"{self.length} tokens); raise max_length or shorten the text before the image")
 
 
 class MultimodalProcessor:
@@ -105,10 +131,13 @@ class MultimodalProcessor:
             labels = self._official_labels(messages, ids)
         truncated = False
         if max_length is not None and len(ids) > max_length:
-            if self.markup.fill_id in ids[max_length:] or (
+            cuts_image = self.markup.fill_id in ids[max_length:] or (
                 self.markup.end_id is not None and self.markup.end_id in ids[max_length:]
-            ):
-                raise SampleTooLong(f"sample {sample_id or '?'}: max_length {max_length} cuts through the image tokens")
+            )
+            # the prompt: every token before the first one the model is trained to predict
+            prompt_tokens = next((i for i, label in enumerate(labels) if label >= 0), None)
+            if cuts_image or (prompt_tokens is not None and prompt_tokens >= max_length):
+                raise SampleTooLong(sample_id, max_length, len(ids), prompt_tokens, cuts_image)
             ids, labels, truncated = ids[:max_length], labels[:max_length], True
         return EncodedSample(ids, labels, None, truncated, sample_id)
 
@@ -120,6 +149,11 @@ class MultimodalProcessor:
         a word-start piece whatever the tokenizer's ``legacy`` mode), the BOS of every chunk but the first is
         dropped, and one placeholder id joins the chunks.
         """
+        # the processor measures lengths against max_length itself and says what happened (issue 29): transformers'
+        # "sequence length is longer than the specified maximum" log line would only add noise (once per tokenizer)
+        warned = getattr(self.tokenizer, "deprecation_warnings", None)
+        if isinstance(warned, dict):
+            warned["sequence-length-is-longer-than-the-specified-maximum"] = True
         return tokenize_around_images(self.tokenizer, text, self.markup.placeholder_id)
 
     def token_count(self, text: str) -> int:

@@ -8,18 +8,12 @@ from typing import Any
 import yaml
 
 from medzoo.core.errors import MedzooError
+from medzoo.core.file_io.text_files import read_text_file
 
 
 def read_yaml_file(path: Path, what: str, error_type: type[MedzooError]) -> Any:
     """The parsed contents of ``path``; ``what`` names the file's role in messages ("recipe", "catalogue")."""
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise error_type(f"{path}: cannot read the {what}: {error.strerror}") from None
-    except UnicodeDecodeError as error:
-        raise error_type(
-            f"{path}: cannot read the {what}: byte {error.start} is not UTF-8 text; expected a YAML file"
-        ) from None
+    text = read_text_file(path, f"a YAML {what}", error_type)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as error:

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
@@ -26,9 +25,10 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from medzoo.core.atomic_writes import write_atomically
+from medzoo.core.atomic_writes import save_tensors, save_torch_object, write_atomically, write_file
 from medzoo.core.checked_reads import first_line, read_json, read_safetensors, read_text, shape_mismatch
 from medzoo.core.errors import TrainingError
+from medzoo.core.file_io.storage import StorageError
 from medzoo.core.training.distributed import clean_name, gather_options, is_deepspeed, is_sharded
 
 LATEST = "latest"
@@ -111,20 +111,25 @@ def save_checkpoint(
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
     accelerator.wait_for_everyone()
-    if deepspeed:
-        wrapped.save_checkpoint(str(staging), tag=DEEPSPEED_TAG, save_latest=False, exclude_frozen_parameters=True)
-        accelerator.wait_for_everyone()
-    elif main:
-        save_file(state[0], str(staging / "trainable.safetensors"))
-    if main:
-        engine = "deepspeed" if deepspeed else "torch"
-        torch.save(
-            {"optimizer": None if deepspeed else state[1], "scheduler": scheduler.state_dict(), "rng": rng_state()},
-            staging / "state.pt",
-        )
-        record = {"step": step, "engine": engine, "processes": accelerator.num_processes, **info}
-        (staging / "info.json").write_text(json.dumps(record, indent=2))
-        _publish(directory, staging, directory / f"step-{step:08d}", keep)
+    final = directory / f"step-{step:08d}"
+    try:
+        if deepspeed:
+            wrapped.save_checkpoint(str(staging), tag=DEEPSPEED_TAG, save_latest=False, exclude_frozen_parameters=True)
+            accelerator.wait_for_everyone()
+        elif main:
+            save_tensors(state[0], staging / "trainable.safetensors")
+        if main:
+            engine = "deepspeed" if deepspeed else "torch"
+            save_torch_object(
+                {"optimizer": None if deepspeed else state[1], "scheduler": scheduler.state_dict(), "rng": rng_state()},
+                staging / "state.pt",
+            )
+            record = {"step": step, "engine": engine, "processes": accelerator.num_processes, **info}
+            write_file(staging / "info.json", json.dumps(record, indent=2))
+            _publish(directory, staging, final, keep)
+    except StorageError as error:  # a full disk: the earlier checkpoints stay as they were, the torn one goes
+        shutil.rmtree(staging, ignore_errors=True)
+        raise error.moved(staging, final) from None
     accelerator.wait_for_everyone()
 
 

@@ -13,8 +13,9 @@ from typing import Any
 import torch
 
 from medzoo.core.atomic_writes import write_atomically
+from medzoo.core.checked_reads import read_json
 from medzoo.core.cpu_threads import adjust_threads
-from medzoo.core.errors import RecipeError
+from medzoo.core.errors import RecipeError, TrainingError
 from medzoo.core.model.build import build_model
 from medzoo.core.model.components import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
@@ -179,7 +180,7 @@ def run_stage(run: RecipeRun, index: int, stage: Any) -> None:
     done = stage_dir / DONE
     if run.resume and done.is_file():
         run.echo(f"stage {stage.name}: already complete, skipped")
-        run.results.append(json.loads(done.read_text()))
+        run.results.append(read_json(done, TrainingError, "the stage's summary"))
         run.tracking.end_stage(run.results[-1], send=False)
         run.previous, run.model, run.trained = stage_dir / "model", None, None
         return

@@ -34,6 +34,10 @@ class StageData:
     reports: list[str] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
     truncated: int = 0
+    #: samples whose image tokens truncation would have cut (skipped, whatever their reason)
+    image_tokens_cut: int = 0
+    #: the longest prompt (tokens) of the samples skipped because it alone reached max_length
+    longest_prompt: int = 0
 
     def lengths(self) -> list[int]:
         return [len(sample) for sample in self.samples]
@@ -89,14 +93,22 @@ def _encode(processor, record: Record, max_length: int, policy: str, data: Stage
         sample = processor.encode_text(
             record.messages, 1 if record.image else 0, max_length=max_length, sample_id=record.id
         )
-    except (SampleTooLong, ValueError) as error:
+    except SampleTooLong as error:
         if policy == "error":
             raise DataError(str(error)) from None
-        data.skipped["too long or image markup mismatch"] += 1
+        data.skipped[error.reason] += 1
+        data.image_tokens_cut += int(error.cuts_image)
+        if error.prompt_too_long:
+            data.longest_prompt = max(data.longest_prompt, error.prompt_tokens or 0)
         return None
-    if all(label < 0 for label in sample.labels):
+    except ValueError as error:  # <image> placeholders and images do not match
         if policy == "error":
-            raise DataError(f"record {record.id}: no target tokens left after truncation")
+            raise DataError(str(error)) from None
+        data.skipped["image placeholders do not match the images"] += 1
+        return None
+    if all(label < 0 for label in sample.labels):  # the answer itself has no tokens (truncation is handled above)
+        if policy == "error":
+            raise DataError(f"record {record.id}: no target tokens (the answer tokenises to nothing)")
         data.skipped["no target tokens"] += 1
         return None
     data.truncated += int(sample.truncated)

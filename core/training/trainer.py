@@ -18,11 +18,13 @@ import torch
 from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
+from medzoo.core.atomic_writes import write_file
 from medzoo.core.cpu_threads import adjust_threads
 from medzoo.core.dtypes import torch_dtype
 from medzoo.core.errors import DataError, RecipeError, TrainingError
 from medzoo.core.model.components import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
+from medzoo.core.model.processor import SampleTooLong
 from medzoo.core.plugin_system.manager import components
 from medzoo.core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from medzoo.core.training.distributed import backward, configure_deepspeed, configure_fsdp, consolidate
@@ -115,6 +117,20 @@ def train_stage(
     return finish(run, totals)
 
 
+def max_length_warnings(data: StageData, max_length: int) -> list[str]:
+    """One line per kind of sample that ``max_length`` made unusable (each also counted in ``data.skipped``)."""
+    lines = []
+    prompts = data.skipped.get(SampleTooLong.PROMPT, 0)
+    if prompts:
+        lines.append(f"{prompts} record(s) skipped: the prompt alone is not shorter than max_length {max_length} "
+                     f"(the longest {data.longest_prompt} tokens), so no answer token is left to learn; raise "
+                     "max_length or shorten those prompts")
+    if data.image_tokens_cut:
+        lines.append(f"{data.image_tokens_cut} record(s) skipped: truncation to max_length {max_length} would cut "
+                     "their image tokens")
+    return lines
+
+
 def prepare_model(model: MultimodalModel, stage: Any) -> None:
     """Seed, apply the stage's tuning strategies, and set gradient checkpointing."""
     torch.manual_seed(stage.seed)
@@ -132,6 +148,8 @@ def set_up_data(
         echo(f"  data  {line}")
     if data.skipped or data.truncated:
         echo(f"  data  skipped while encoding: {dict(data.skipped) or 0}; truncated to max_length: {data.truncated}")
+    for line in max_length_warnings(data, stage.max_length):
+        echo(f"warning: stage {stage.name}: {line}")
     if stage.global_batch_size % world:
         raise RecipeError(
             f"stages.{stage.name}.global_batch_size: {stage.global_batch_size} is not divisible by {world} processes"
@@ -174,7 +192,7 @@ def open_metrics_log(run: StageRun, stage_dir: Path, resumed: int | None) -> Met
     if not run.accelerator.is_main_process:
         return None
     log = MetricsLog(stage_dir / "metrics.jsonl", resume_after_step=resumed)
-    (stage_dir / "stage.yaml").write_text(OmegaConf.to_yaml(run.stage))
+    write_file(stage_dir / "stage.yaml", OmegaConf.to_yaml(run.stage))
     return log
 
 

@@ -92,6 +92,7 @@ class ColonInstBenchmark(Benchmark):
             mode="eval",
             require_images=self.options.get("require_images", True),
             strip_answers=self.options.get("strip_answers", False),
+            score_empty_references=self.options.get("score_empty_references", False),
         )
         records, self.last_report = reader.read(str(path), image_root=image_root)
         items = []

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from medzoo import BenchmarkItem, DataError, LoadReport, QuestionCounts
+from medzoo.plugins.datasets.reference_answers import reference_skip_kind
 
 #: the readers' skip reasons (``med-vqa``, ``colon-inst``) -> the kinds ``metrics.json`` counts; any other reason
 #: is a bad record
@@ -60,7 +61,7 @@ def question_counts(report: LoadReport, n_items: int) -> QuestionCounts:
         if reason.startswith(LEFT_OUT_PREFIXES):
             left_out[reason] = left_out.get(reason, 0) + count
         else:
-            kind = SKIP_KIND_OF_REASON.get(reason, "bad_record")
+            kind = SKIP_KIND_OF_REASON.get(reason) or reference_skip_kind(reason) or "bad_record"
             skipped[kind] = skipped.get(kind, 0) + count
     return QuestionCounts(in_file=n_items + sum(skipped.values()), skipped=skipped, left_out=left_out)
 

@@ -68,6 +68,7 @@ class MedVqaBenchmark(Benchmark):
             "mode": "eval",
             "require_images": self.options.get("require_images", True),
             "strip_answers": self.options.get("strip_answers", False),
+            "score_empty_references": self.options.get("score_empty_references", False),
         }
         for key in ("format", "q_lang", "extract_dir"):
             if self.options.get(key) is not None:

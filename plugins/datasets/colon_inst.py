@@ -19,7 +19,16 @@ from typing import Any
 
 from PIL import Image
 
-from medzoo import IMAGE_PLACEHOLDER, BadRecordPolicy, DataError, DatasetReader, LoadReport, Message, Record
+from medzoo import (
+    IMAGE_PLACEHOLDER,
+    BadRecordPolicy,
+    DataError,
+    DatasetReader,
+    LoadReport,
+    Message,
+    Record,
+    read_text_file,
+)
 from medzoo.plugins.benchmarks.metrics.scoring import COLONINST_TASKS, parse_box
 from medzoo.plugins.datasets.med_vqa import (
     candidate_image_roots,
@@ -30,6 +39,7 @@ from medzoo.plugins.datasets.med_vqa import (
     strip_placeholder,
     truthy,
 )
+from medzoo.plugins.datasets.reference_answers import EMPTY, answer_problem, answer_text
 
 _TASK_IN_NAME = re.compile(r"(?:^|[_\-.])(cls|reg|rec|cap)(?=[_\-.]|$)")
 _ROLES = {"human": "user", "gpt": "assistant"}
@@ -55,9 +65,10 @@ def load_coloninst_json(path: Path) -> list:
     """The record list of a ColonINST json file."""
     if not path.is_file():
         raise DataError(f"{path}: no such file (a ColonINST json file)")
+    text = read_text_file(path, "a JSON list of ColonINST records")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
         raise DataError(f"{path}: not a readable json file ({error})") from None
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a json list of ColonINST records, got {type(data).__name__}")
@@ -92,12 +103,15 @@ class ColonInstReader(DatasetReader):
 
     - ``task`` (default: from the file name or per record), ``require_images`` (default true);
     - ``mode``: ``train`` (default) reads one record per json record and skips, counting each in the
-      ``LoadReport``, records without a usable answer (empty, a REC answer without a four-number box, a
+      ``LoadReport``, records without a usable answer (null, empty or not text, a REC answer without a
+      four-number box, a
       REG question without one); metadata ``predictions`` lists every ``prediction`` turn and
       ``prediction`` is set when there is exactly one. ``eval`` (the ``coloninst-*`` benchmarks) follows
       IntelliScope's ``multimodal_evaluator.py`` ``eval_engine``: every ``gpt`` turn is one scored item
       (ids ``ID``, ``ID@2``, ... for later turns), paired with the record's prediction turn of the same
-      rank; empty answers and REC answers without a box are kept (the evaluator scores them); a record
+      rank; REC answers without a box are kept (the evaluator scores them), while a null, empty or non-text
+      answer is no reference: that turn is skipped and counted by reason (issue 29; ``score_empty_references``
+      true scores empty and blank ones as the evaluator does); a record
       whose number of prediction turns is neither 0 nor its number of ``gpt`` turns is an error, since the
       evaluator would pair its predictions with other records' answers;
     - ``strip_answers`` (default false): the answer (``gpt`` turn) exactly as in the file, as the evaluator
@@ -123,6 +137,7 @@ class ColonInstReader(DatasetReader):
             require_images=truthy(self.options.get("require_images", True)),
             strip_answers=truthy(self.options.get("strip_answers", False)),
             source=str(data_file),
+            score_empty=truthy(self.options.get("score_empty_references", False)),
         )
         seen: dict[str, int] = {}
         records = []
@@ -148,27 +163,28 @@ class ColonInstReader(DatasetReader):
         seen: dict[str, int],
         report: LoadReport,
         policy: BadRecordPolicy,
-    ) -> tuple[str, str, list[Message], list[str], list[str]] | None:
-        """(source id, record id, user/assistant messages, their texts as in the file, prediction texts), or
-        None (skip counted)."""
+    ) -> tuple[str, str, list[Message], list[str], list[str], list[str | None]] | None:
+        """(source id, record id, user/assistant messages, their texts as in the file, prediction texts, why each
+        message's value cannot be an answer or None), or None (skip counted)."""
         source_id = str(item.get("id", f"#{index}")) if isinstance(item, dict) else f"#{index}"
         record_id = _unique_id(source_id, seen)
         turns = item.get("conversations") if isinstance(item, dict) else None
         if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
             report.skip("no conversations list", record_id, policy)
             return None
-        messages, raws = [], []
+        messages, raws, problems = [], [], []
         for turn in turns:
             role = _ROLES.get(str(turn.get("from")))
             if role is None:
                 continue
-            text = str(turn.get("value", ""))
+            text = answer_text(turn.get("value", ""))  # a null value is empty, never "None"
             raws.append(text)
+            problems.append(answer_problem(turn.get("value")))
             messages.append(
                 Message(role, text if role == "assistant" and not settings.strip_answers else text.strip())
             )
         predictions = [str(t.get("value", "")) for t in turns if t.get("from") == "prediction"]
-        return source_id, record_id, messages, raws, predictions
+        return source_id, record_id, messages, raws, predictions, problems
 
     def _image_or_skip(
         self, item: dict, record_id: str, settings: _Settings, report: LoadReport, policy: BadRecordPolicy
@@ -197,12 +213,12 @@ class ColonInstReader(DatasetReader):
         parsed = self._parse(item, index, settings, seen, report, policy)
         if parsed is None:
             return None
-        source_id, record_id, messages, raws, predictions = parsed
+        source_id, record_id, messages, raws, predictions, problems = parsed
         if len(messages) < 2 or messages[0].role != "user" or messages[1].role != "assistant":
             report.skip("missing question or answer turn", record_id, policy)
             return None
-        if not messages[1].content.strip():
-            report.skip("empty answer", record_id, policy)
+        if problems[1] is not None:  # null, empty or not text: nothing to learn from
+            report.skip(problems[1], record_id, policy)
             return None
         question, answer = strip_placeholder(messages[0].content), messages[1].content
         record_task = settings.task or guess_task(question, answer)
@@ -241,7 +257,7 @@ class ColonInstReader(DatasetReader):
         parsed = self._parse(item, index, settings, seen, report, policy)
         if parsed is None:
             return []
-        source_id, record_id, messages, raws, predictions = parsed
+        source_id, record_id, messages, raws, predictions, problems = parsed
         answer_turns = [k for k, message in enumerate(messages) if message.role == "assistant"]
         if not answer_turns:
             # the evaluator would take no reference from it and shift every later pair
@@ -266,6 +282,10 @@ class ColonInstReader(DatasetReader):
             if asked and IMAGE_PLACEHOLDER not in history[asked[0]].content:
                 history[asked[0]] = Message("user", f"{IMAGE_PLACEHOLDER}\n{history[asked[0]].content}")
             item_id = record_id if rank == 0 else f"{record_id}@{rank + 1}"
+            if problems[position] is not None and not (settings.score_empty and problems[position] == EMPTY):
+                # no reference: counted, and no metric sees it (issue 29)
+                report.skip(problems[position], item_id, policy)
+                continue
             record_task = settings.task or guess_task(question, answer)
             metadata = _metadata(item_id, source_id, record_task, question, answer, raws[position], item)
             metadata["turn"] = rank + 1
@@ -292,6 +312,7 @@ class _Settings:
     require_images: bool
     strip_answers: bool
     source: str
+    score_empty: bool = False
 
 
 def _metadata(

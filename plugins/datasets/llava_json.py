@@ -26,7 +26,7 @@ from medzoo import (
     Message,
     Record,
     json_type,
-    utf8_problem,
+    read_text_file,
 )
 from medzoo.plugins.datasets.image_checks import ImageChecker, ImageProblem
 
@@ -61,15 +61,8 @@ def read_rows(path: str, report: LoadReport, policy: BadRecordPolicy, split: str
 
 
 def _read_local(path: Path, report: LoadReport, policy: BadRecordPolicy) -> Iterator[tuple[str, Any]]:
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise DataError(f"{path}: cannot read dataset file ({error.strerror or type(error).__name__})") from None
-    bad = utf8_problem(data)
-    if bad:
-        kind = "JSON-lines" if path.suffix == ".jsonl" else "JSON"
-        raise DataError(f"{path}: cannot read dataset file: {bad}; expected UTF-8 {kind}")
-    text = data.decode("utf-8")
+    kind = "a JSON-lines dataset file" if path.suffix == ".jsonl" else "a JSON dataset file"
+    text = read_text_file(path, kind)
     if path.suffix == ".jsonl":
         lines = [(number, line) for number, line in enumerate(text.split("\n"), 1) if line.strip()]
         rows = []

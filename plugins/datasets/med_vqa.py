@@ -34,7 +34,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medzoo import IMAGE_PLACEHOLDER, BadRecordPolicy, DataError, DatasetReader, LoadReport, Message, Record
+from medzoo import (
+    IMAGE_PLACEHOLDER,
+    BadRecordPolicy,
+    DataError,
+    DatasetReader,
+    LoadReport,
+    Message,
+    Record,
+    read_text_file,
+)
+from medzoo.plugins.datasets.reference_answers import EMPTY, answer_problem, answer_text
 
 FORMATS = ("llava-med-test", "vqa-rad", "slake", "pathvqa", "parquet")
 VQA_RAD_TEST_PHRASES = frozenset({"test_freeform", "test_para"})
@@ -54,6 +64,8 @@ class VqaExample:
     extra: dict[str, Any] = field(default_factory=dict)
     #: the record's position in the file (counting from 0)
     position: int = -1
+    #: why the answer cannot be a reference or a target (``reference_answers.answer_problem``), or None
+    answer_problem: str | None = None
 
 
 # --- images (shared with the colon-inst reader) -------------------------------------------------
@@ -148,9 +160,10 @@ def detect_format(path: Path) -> str:
 
 
 def _load_json(path: Path) -> list:
+    text = read_text_file(path, "a JSON list of question records")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
         raise DataError(f"{path}: not a readable json file ({error})") from None
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a json list of records, got {type(data).__name__}")
@@ -176,8 +189,7 @@ def _text(record: dict, key: str) -> str:
 
 def _raw(record: dict, key: str) -> str:
     """A field as text, exactly as in the file (answers: the official scorer normalises them itself)."""
-    value = record.get(key)
-    return "" if value is None else str(value)
+    return answer_text(record.get(key))
 
 
 def strip_placeholder(text: str) -> str:
@@ -198,6 +210,7 @@ def _parse_llava_med_test(data: list, report: LoadReport, policy: BadRecordPolic
             VqaExample(
                 record_id, question, answer, _canonical_type(item.get("answer_type"), answer),
                 _text(item, "question_type"), item.get("image"), position=index,
+                answer_problem=answer_problem(turns[1].get("value")),
             )
         )  # fmt: skip
     return examples
@@ -222,7 +235,7 @@ def _parse_vqa_rad(data: list, split: str, report: LoadReport, policy: BadRecord
                 record_id, _text(item, "question"), answer, _canonical_type(item.get("answer_type"), answer),
                 _text(item, "question_type"), item.get("image_name"),
                 {"image_organ": _text(item, "image_organ"), "phrase_type": _text(item, "phrase_type")},
-                position=index,
+                position=index, answer_problem=answer_problem(item.get("answer")),
             )
         )  # fmt: skip
     return examples
@@ -245,6 +258,7 @@ def _parse_slake(data: list, q_lang: str, report: LoadReport, policy: BadRecordP
             VqaExample(
                 record_id, _text(item, "question"), answer, _canonical_type(item.get("answer_type"), answer),
                 _text(item, "content_type"), item.get("img_name"), extra, position=index,
+                answer_problem=answer_problem(item.get("answer")),
             )
         )  # fmt: skip
     return examples
@@ -295,7 +309,8 @@ def _parse_pathvqa(path: Path, report: LoadReport, policy: BadRecordPolicy) -> l
         answer = _raw(item, "answer")
         examples.append(
             VqaExample(record_id, _text(item, "question"), answer, answer_type_of(answer), "",
-                       None if item.get("image") is None else str(item["image"]), {"split": split}, index)
+                       None if item.get("image") is None else str(item["image"]), {"split": split}, index,
+                       answer_problem(item.get("answer")))
         )  # fmt: skip
     return examples
 
@@ -342,7 +357,7 @@ def _parse_parquet(
         examples.append(
             VqaExample(record_id, _text(row, "question"), answer,
                        _canonical_type(row.get("answer_type"), answer), _text(row, "question_type"), image,
-                       position=index)
+                       position=index, answer_problem=answer_problem(row.get("answer")))
         )  # fmt: skip
     return examples
 
@@ -378,8 +393,10 @@ class MedVqaReader(DatasetReader):
     Options: ``format``, ``split`` (VQA-RAD OSF), ``q_lang`` (SLAKE), ``extract_dir`` (parquet),
     ``require_images`` (default true: a record whose image is missing or unreadable is skipped;
     false keeps it with ``image=None`` when missing, e.g. for scoring), ``mode`` (``train``: records with
-    an empty question or an answer of only whitespace are skipped and counted; ``eval``: kept, as the
-    official scorer scores them), ``strip_answers`` (default false: the answer as in the file, as the
+    an empty question are skipped and counted; ``eval``: kept, as the official scorer scores them; in both, a
+    null, empty, blank or non-text answer is skipped and counted by reason, see ``reference_answers``, unless
+    ``score_empty_references`` is true in eval mode, which scores empty and blank ones as the official scorer
+    does), ``strip_answers`` (default false: the answer as in the file, as the
     official scorer and trainer use it; true strips surrounding whitespace, medzoo's former behaviour).
     Metadata: ``question_id, question, answer, answer_raw, answer_type (open|closed), question_type,
     format`` and the format's own fields (organ, modality, language...).
@@ -394,6 +411,7 @@ class MedVqaReader(DatasetReader):
         report = LoadReport(source=str(data_file))
         mode = reading_mode(self.name, self.options)
         strip_answers = truthy(self.options.get("strip_answers", False))
+        score_empty = mode == "eval" and truthy(self.options.get("score_empty_references", False))
         fmt, examples = read_examples(data_file, self.options, report, on_bad_record)
         if mode == "eval":
             refuse_duplicate_ids(data_file, ((e.question_id, e.position) for e in examples))
@@ -410,6 +428,7 @@ class MedVqaReader(DatasetReader):
                 on_bad_record,
                 mode=mode,
                 strip_answers=strip_answers,
+                score_empty=score_empty,
             )
             if record is not None:
                 records.append(record)
@@ -427,17 +446,18 @@ class MedVqaReader(DatasetReader):
         *,
         mode: str = "train",
         strip_answers: bool = False,
+        score_empty: bool = False,
     ) -> Record | None:
         qid = example.question_id
         answer = example.answer.strip() if strip_answers else example.answer
-        if mode == "train":
-            # nothing to learn from; the official scorer still scores such questions, so eval mode keeps them
-            if not example.question:
-                report.skip("empty question", qid, policy)
-                return None
-            if not example.answer.strip():
-                report.skip("empty answer", qid, policy)
-                return None
+        if mode == "train" and not example.question:
+            report.skip("empty question", qid, policy)  # nothing to learn from; eval mode still asks it
+            return None
+        if example.answer_problem is not None and not (score_empty and example.answer_problem == EMPTY):
+            # no target to learn, no reference to score against (issue 29); ``score_empty_references`` scores
+            # empty and blank references as the official run_eval_batch does (a hit for every prediction)
+            report.skip(example.answer_problem, qid, policy)
+            return None
         image = None
         if example.image:
             split_folder = (example.extra.get("split"),) if example.extra.get("split") else ()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from pathlib import Path
 from typing import Any
 
+from medzoo.core.file_io.storage import StorageError, storage_failure
 from medzoo.core.model.components import as_dict
 from medzoo.core.recipes.schema import requested_trackers
 from medzoo.core.training.tracking.trackers import LOGS, build_tracker, start_tracker, tensorboard_installed
@@ -60,11 +62,14 @@ class RunTracking:
                                         as_dict(self.options.get(name) or {}))
                 start_tracker(tracker)
                 tracker.store_init_configuration(config)
-            except Exception as error:  # a tracker never stops the run
-                self._warn(name, "could not start", error)
+            except Exception as error:  # a tracker never stops the run, but a full disk does
                 if tracker is not None:
                     with contextlib.suppress(Exception):
                         tracker.finish()
+                failure = storage_failure(error, Path(run_dir) / LOGS / name, folder=True)
+                if failure is not None:
+                    raise failure from None
+                self._warn(name, "could not start", error)
                 continue
             self.trackers.append((name, tracker))
         if self.trackers:
@@ -86,12 +91,27 @@ class RunTracking:
         self._send(evaluation_values(benchmark, metrics), self.step_offset)
 
     def finish(self) -> None:
+        """End every tracker; a full disk met by any of them (also in TensorBoard's writer thread, surfaced by a
+        flush first) is raised as a :class:`StorageError` once all are ended, unless another error is already on
+        its way out."""
+        full: StorageError | None = None
         for name, tracker in self.trackers:
             try:
+                writer = getattr(tracker, "writer", None) if name == "tensorboard" else None
+                if writer is not None:
+                    writer.flush()  # joins the event thread's queue and raises what the thread met
                 tracker.finish()
             except Exception as error:
-                self._warn(name, "could not finish", error, continues=False)
+                failure = storage_failure(error, self._log_folder(name, tracker), folder=True)
+                if failure is None:
+                    self._warn(name, "could not finish", error, continues=False)
+                else:
+                    full = full or failure
+                    with contextlib.suppress(Exception):
+                        tracker.finish()
         self.trackers = []
+        if full is not None and sys.exc_info()[1] is None:
+            raise full
 
     def __enter__(self) -> RunTracking:
         return self
@@ -104,10 +124,18 @@ class RunTracking:
             try:
                 tracker.log(values, step=step)
             except Exception as error:
-                self._warn(name, "failed", error)
                 self.trackers.remove((name, tracker))
                 with contextlib.suppress(Exception):
                     tracker.finish()
+                failure = storage_failure(error, self._log_folder(name, tracker), folder=True)
+                if failure is not None:  # a full disk stops the run like any other write would
+                    raise failure from None
+                self._warn(name, "failed", error)
+
+    def _log_folder(self, name: str, tracker: Any) -> Path:
+        """Where ``tracker`` writes (what a storage failure names; its writer thread does not say)."""
+        folder = getattr(tracker, "logging_dir", None) or getattr(tracker, "run_dir", None)
+        return Path(folder) if folder else Path(LOGS) / name
 
     def _warn(self, name: str, what: str, error: Exception, continues: bool = True) -> None:
         reason = (str(error).strip().splitlines() or [""])[0][:200]
