@@ -95,7 +95,6 @@ PUBLIC_API: dict[str, str] = {
     "torch_dtype": "medzoo.core.dtypes",  # a recipe's dtype name as a torch dtype
     # reading files so a damaged one is a one-line error naming the file
     "first_line": "medzoo.core.checked_reads",
-    "utf8_problem": "medzoo.core.checked_reads",
     "json_type": "medzoo.core.checked_reads",
     "read_json": "medzoo.core.checked_reads",
     "check_safetensors": "medzoo.core.checked_reads",
