@@ -49,6 +49,7 @@ PUBLIC_API: dict[str, str] = {
     "IMAGE_OPTION_DEFAULTS": "medzoo.core.model.image_processing",
     "image_options": "medzoo.core.model.image_processing",
     "build_image_transform": "medzoo.core.model.image_processing",
+    "write_atomically": "medzoo.core.files",  # a data file written whole or not at all (synthetic data sets)
     # the composed model
     "MultimodalModel": "medzoo.core.model.multimodal",
     "build_model": "medzoo.core.model.build",

@@ -95,6 +95,10 @@ def synth_root(tmp_path: Path) -> Path:
                     [{**base, "conversations": _turns("What is the category of {<10><12><40><50>}?", "polyp")}])
         _write_json(root / "coloninst" / split / f"rec_{split}.json",
                     [{**base, "conversations": _turns("Where is the location of polyp?", "{<10><12><40><50>}")}])
+    (root / "pmc_vqa").mkdir()
+    (root / "pmc_vqa" / "test_2.csv").write_text(
+        "index,Figure_path,Caption,Question,Choice A,Choice B,Choice C,Choice D,Answer,split\n"
+        "0,ct/test_000000.png,c,Which organ is shown?,A:lung,B:liver,C:brain,D:kidney,B,test\n")
     return root
 
 

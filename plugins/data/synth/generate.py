@@ -10,6 +10,7 @@ Layout under ``output_dir`` (all image paths in the files are relative to ``outp
     slake/{train,validation,test}.json              SLAKE
     pathvqa/qas/{train,test}/{split}_qa.pkl         PathVQA
     coloninst/{train,val,test}/{cls,reg,rec}_{split}.json   ColonINST
+    pmc_vqa/test_2.csv                              PMC-VQA test_2.csv (multiple choice, MedEvalKit's copy)
 
 Those names are those of the real data sets, so ``synthesize`` never writes over a folder holding any of them
 without its own manifest (``"generator": "medzoo.plugins.data.synth"``). The manifest is written first marked
@@ -26,7 +27,7 @@ from typing import Any, Literal
 
 from medzoo.core.errors import DataError
 from medzoo.core.files import NotOursError
-from medzoo.plugins.data.synth import sampling, writers
+from medzoo.plugins.data.synth import multiple_choice, sampling, writers
 from medzoo.plugins.data.synth.catalog import (
     DOMAINS,
     RADIOLOGY,
@@ -42,7 +43,7 @@ DEFAULT_SEED = 0
 #: (with 400 training images it memorises them and answers closed questions from the question alone)
 DEFAULT_SIZES: dict[str, int] = {"train": 4000, "val": 100, "test": 300}
 #: the top-level entries ``synthesize`` writes (and ``--overwrite`` may replace)
-OUTPUT_ENTRIES = ("manifest.json", "images", "pmc", "llava_med", "vqa_rad", "slake", "pathvqa", "coloninst")
+OUTPUT_ENTRIES = ("manifest.json", "images", "pmc", "llava_med", "vqa_rad", "slake", "pathvqa", "coloninst", "pmc_vqa")
 MANIFEST = "manifest.json"
 GENERATOR = "medzoo.plugins.data.synth"
 SynthesisState = Literal["absent", "complete", "incomplete", "foreign"]
@@ -135,9 +136,14 @@ def synthesize(output_dir: str | Path, seed: int = DEFAULT_SEED, sizes: Mapping[
         for task, records in writers.coloninst_records(images["colonoscopy"][split], split).items():
             files[f"coloninst/{split}/{task}_{split}.json"] = records
 
+    test_images = [image for domain in DOMAINS for image in images[domain.name]["test"]]
+    files["pmc_vqa/test_2.csv"] = multiple_choice.pmc_vqa_rows(test_images, sampling.stream(seed, "pmc_vqa"))
+
     for relative, records in files.items():
         path = root / relative
-        if relative.endswith(".jsonl"):
+        if relative.endswith(".csv"):
+            multiple_choice.write_csv(path, records)
+        elif relative.endswith(".jsonl"):
             writers.write_jsonl(path, records)
         elif relative.endswith(".pkl"):
             writers.write_pickle(path, records)
