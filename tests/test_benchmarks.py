@@ -99,6 +99,10 @@ def synth_root(tmp_path: Path) -> Path:
     (root / "pmc_vqa" / "test_2.csv").write_text(
         "index,Figure_path,Caption,Question,Choice A,Choice B,Choice C,Choice D,Answer,split\n"
         "0,ct/test_000000.png,c,Which organ is shown?,A:lung,B:liver,C:brain,D:kidney,B,test\n")
+    _write_json(root / "omnimedvqa" / "QA_information" / "Open-access" / "Synth-ct.json", [
+        {"dataset": "Synth-ct", "question_id": "Synth-ct_0000", "question_type": "Anatomy Identification",
+         "question": "Which organ is shown?", "gt_answer": "liver", "image_path": "images/ct/test_000000.png",
+         "modality_type": "CT(Computed Tomography)", "option_A": "lung", "option_B": "liver"}])
     return root
 
 

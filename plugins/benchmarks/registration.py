@@ -7,6 +7,7 @@ from typing import Any
 from medzoo.core.plugin_system.hookspecs import Register, hookimpl
 from medzoo.plugins.benchmarks.coloninst import COLONINST_BENCHMARKS
 from medzoo.plugins.benchmarks.medvqa import MEDVQA_BENCHMARKS
+from medzoo.plugins.benchmarks.multiple_choice.omnimedvqa import OMNIMEDVQA_BENCHMARKS
 from medzoo.plugins.benchmarks.multiple_choice.pmc_vqa import PMC_VQA_BENCHMARKS
 
 
@@ -28,10 +29,12 @@ INFO: dict[str, dict[str, Any]] = {
     "coloninst-rec": {"tiny": _test_file("coloninst/test/rec_test.json")},
     "pmc-vqa": {"hub_ids": ("RadGenome/PMC-VQA", "xmcmic/PMC-VQA"), "licence": "CC-BY-SA-4.0",
                 "tiny": _test_file("pmc_vqa/test_2.csv")},
+    "omnimedvqa": {"tiny": {"path": "{synth}/omnimedvqa", "image_root": "{synth}"}},
     "synth-vqa-rad": {"tiny": SYNTH_TINY},
     "synth-slake": {"tiny": SYNTH_TINY},
     "synth-pathvqa": {"tiny": SYNTH_TINY},
     "synth-pmc-vqa": {"tiny": SYNTH_TINY},
+    "synth-omnimedvqa": {"tiny": SYNTH_TINY},
     "synth-coloninst-cls": {"description": "ColonINST-shaped synthetic classification test set",
                             "tiny": SYNTH_TINY},
     "synth-coloninst-reg": {"description": "ColonINST-shaped synthetic referring-expression-generation test set",
@@ -43,7 +46,8 @@ INFO: dict[str, dict[str, Any]] = {
 
 @hookimpl
 def register_benchmarks(register: Register) -> None:
-    for benchmark in (*MEDVQA_BENCHMARKS, *COLONINST_BENCHMARKS, *PMC_VQA_BENCHMARKS):
+    for benchmark in (*MEDVQA_BENCHMARKS, *COLONINST_BENCHMARKS, *PMC_VQA_BENCHMARKS,
+                      *OMNIMEDVQA_BENCHMARKS):
         info = dict(INFO.get(benchmark.name, {}))
         description = info.pop("description", (benchmark.__doc__ or benchmark.name).strip().splitlines()[0])
         register(

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from medzoo import Benchmark, BenchmarkItem, LoadReport
 from medzoo.plugins.benchmarks.common import option_int, predictions_for, published_size_warning
+from medzoo.plugins.benchmarks.multiple_choice.medevalkit import between_tags
 from medzoo.plugins.benchmarks.multiple_choice.parsers import AnswerProtocol, answer_protocol
 from medzoo.plugins.benchmarks.multiple_choice.question import MultipleChoice
 from medzoo.plugins.benchmarks.multiple_choice.scoring import score_choices
@@ -24,6 +25,8 @@ class MultipleChoiceBenchmark(Benchmark):
     #: the published split's size (None: nothing to compare)
     published_total: ClassVar[int | None] = None
     synthetic: ClassVar[bool] = False
+    #: MedEvalKit's loader takes the ``<answer>`` spans before judging (OmniMedVQA, MedXpertQA; not PMC-VQA)
+    medevalkit_reads_answer_tag: ClassVar[bool] = False
     decoding: ClassVar[dict[str, Any]] = {"do_sample": False, "max_new_tokens": 8192}
     split: str = "test"
 
@@ -44,6 +47,8 @@ class MultipleChoiceBenchmark(Benchmark):
 
     def score(self, predictions: dict[str, str], items: list[BenchmarkItem]) -> dict[str, Any]:
         texts, missing = predictions_for(predictions, items)
+        if self.medevalkit_reads_answer_tag and self.protocol.name == "medevalkit":
+            texts = [between_tags(text, "answer") for text in texts]
         questions: list[MultipleChoice] = [item.metadata["choice"] for item in items]
         subsets = [item.metadata.get("subsets", {}) for item in items]
         result = score_choices(texts, questions, self.protocol, subsets)

@@ -11,6 +11,7 @@ Layout under ``output_dir`` (all image paths in the files are relative to ``outp
     pathvqa/qas/{train,test}/{split}_qa.pkl         PathVQA
     coloninst/{train,val,test}/{cls,reg,rec}_{split}.json   ColonINST
     pmc_vqa/test_2.csv                              PMC-VQA test_2.csv (multiple choice, MedEvalKit's copy)
+    omnimedvqa/QA_information/Open-access/*.json    OmniMedVQA (the same questions, one file per domain)
 
 Those names are those of the real data sets, so ``synthesize`` never writes over a folder holding any of them
 without its own manifest (``"generator": "medzoo.plugins.data.synth"``). The manifest is written first marked
@@ -43,7 +44,8 @@ DEFAULT_SEED = 0
 #: (with 400 training images it memorises them and answers closed questions from the question alone)
 DEFAULT_SIZES: dict[str, int] = {"train": 4000, "val": 100, "test": 300}
 #: the top-level entries ``synthesize`` writes (and ``--overwrite`` may replace)
-OUTPUT_ENTRIES = ("manifest.json", "images", "pmc", "llava_med", "vqa_rad", "slake", "pathvqa", "coloninst", "pmc_vqa")
+OUTPUT_ENTRIES = ("manifest.json", "images", "pmc", "llava_med", "vqa_rad", "slake", "pathvqa", "coloninst", "pmc_vqa",
+                  "omnimedvqa")
 MANIFEST = "manifest.json"
 GENERATOR = "medzoo.plugins.data.synth"
 SynthesisState = Literal["absent", "complete", "incomplete", "foreign"]
@@ -137,7 +139,10 @@ def synthesize(output_dir: str | Path, seed: int = DEFAULT_SEED, sizes: Mapping[
             files[f"coloninst/{split}/{task}_{split}.json"] = records
 
     test_images = [image for domain in DOMAINS for image in images[domain.name]["test"]]
-    files["pmc_vqa/test_2.csv"] = multiple_choice.pmc_vqa_rows(test_images, sampling.stream(seed, "pmc_vqa"))
+    choices = multiple_choice.choice_questions(test_images, sampling.stream(seed, "pmc_vqa"))
+    files["pmc_vqa/test_2.csv"] = multiple_choice.pmc_vqa_rows(choices)
+    for name, records in multiple_choice.omnimedvqa_records(choices).items():
+        files[f"omnimedvqa/QA_information/Open-access/{name}"] = records
 
     for relative, records in files.items():
         path = root / relative
