@@ -200,3 +200,22 @@ def test_the_tiny_model_evaluates_the_twin_and_the_leaderboard_groups_it_by_prot
     text = board.stdout
     assert "medevalkit-mcq" in text and "strict-letter" in text and "synth-pmc-vqa" in text
     assert text.index("medevalkit-mcq") < text.index("strict-letter")
+
+
+@pytest.mark.parametrize("benchmark", ["synth-pmc-vqa", "synth-omnimedvqa"])
+def test_an_hf_vlm_contender_answers_the_multiple_choice_twins(benchmark, synthetic_data, tmp_path, single_thread):
+    from medzoo.plugins.contenders.tiny_families import FAMILIES, save_tiny_family
+
+    root = synthetic_data(seed=3, train=10, val=5, test=10)
+    family = sorted(FAMILIES)[0]
+    folder = save_tiny_family(family, tmp_path / f"tiny-{family}")
+    out = tmp_path / "eval"
+    with single_thread():
+        result = CliRunner().invoke(cli, [
+            "eval", str(folder), "--contender", "hf-vlm", "--benchmark", benchmark, "--option", f"root={root}",
+            "--option", "max_new_tokens=4", "--output-dir", str(out), "--batch-size", "8"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    answers = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines() if line.strip()]
+    assert metrics["answer_protocol"] == "medevalkit" and metrics["n"] == len(answers) > 0
+    assert "Answer with the option's letter from the given choices directly." in answers[0]["prompt"]
