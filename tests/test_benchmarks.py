@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import pickle
 from pathlib import Path
@@ -103,6 +104,11 @@ def synth_root(tmp_path: Path) -> Path:
         {"dataset": "Synth-ct", "question_id": "Synth-ct_0000", "question_type": "Anatomy Identification",
          "question": "Which organ is shown?", "gt_answer": "liver", "image_path": "images/ct/test_000000.png",
          "modality_type": "CT(Computed Tomography)", "option_A": "lung", "option_B": "liver"}])
+    ct_image = base64.b64encode((root / "images" / "ct" / "test_000000.png").read_bytes()).decode()
+    (root / "gmai_mmbench").mkdir()
+    (root / "gmai_mmbench" / "GMAI-MMBench_VAL.tsv").write_text(
+        "index\tquestion\tA\tB\tanswer\timage\tmodality\n"
+        f"0\tWhich organ is shown?\tlung\tliver\tB\t{ct_image}\tCT\n")
     return root
 
 

@@ -44,9 +44,9 @@ def load(root: Path, relative: str):
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     if relative.endswith(".pkl"):
         return pickle.loads(path.read_bytes())
-    if relative.endswith(".csv"):
+    if relative.endswith((".csv", ".tsv")):
         with path.open(encoding="utf-8", newline="") as handle:
-            return list(csv.DictReader(handle))
+            return list(csv.DictReader(handle, delimiter="\t" if relative.endswith(".tsv") else ","))
     return json.loads(path.read_text(encoding="utf-8"))
 
 

@@ -12,6 +12,7 @@ Layout under ``output_dir`` (all image paths in the files are relative to ``outp
     coloninst/{train,val,test}/{cls,reg,rec}_{split}.json   ColonINST
     pmc_vqa/test_2.csv                              PMC-VQA test_2.csv (multiple choice, MedEvalKit's copy)
     omnimedvqa/QA_information/Open-access/*.json    OmniMedVQA (the same questions, one file per domain)
+    gmai_mmbench/GMAI-MMBench_VAL.tsv               GMAI-MMBench as VLMEvalKit's TSV (the same questions)
 
 Those names are those of the real data sets, so ``synthesize`` never writes over a folder holding any of them
 without its own manifest (``"generator": "medzoo.plugins.data.synth"``). The manifest is written first marked
@@ -45,7 +46,7 @@ DEFAULT_SEED = 0
 DEFAULT_SIZES: dict[str, int] = {"train": 4000, "val": 100, "test": 300}
 #: the top-level entries ``synthesize`` writes (and ``--overwrite`` may replace)
 OUTPUT_ENTRIES = ("manifest.json", "images", "pmc", "llava_med", "vqa_rad", "slake", "pathvqa", "coloninst", "pmc_vqa",
-                  "omnimedvqa")
+                  "omnimedvqa", "gmai_mmbench")
 MANIFEST = "manifest.json"
 GENERATOR = "medzoo.plugins.data.synth"
 SynthesisState = Literal["absent", "complete", "incomplete", "foreign"]
@@ -143,11 +144,14 @@ def synthesize(output_dir: str | Path, seed: int = DEFAULT_SEED, sizes: Mapping[
     files["pmc_vqa/test_2.csv"] = multiple_choice.pmc_vqa_rows(choices)
     for name, records in multiple_choice.omnimedvqa_records(choices).items():
         files[f"omnimedvqa/QA_information/Open-access/{name}"] = records
+    files["gmai_mmbench/GMAI-MMBench_VAL.tsv"] = multiple_choice.gmai_rows(choices, root / "images")
 
     for relative, records in files.items():
         path = root / relative
         if relative.endswith(".csv"):
             multiple_choice.write_csv(path, records)
+        elif relative.endswith(".tsv"):
+            multiple_choice.write_csv(path, records, multiple_choice.GMAI_COLUMNS)
         elif relative.endswith(".jsonl"):
             writers.write_jsonl(path, records)
         elif relative.endswith(".pkl"):

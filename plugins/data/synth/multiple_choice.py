@@ -8,6 +8,7 @@ image. Option order is shuffled per question, so the right letter is spread over
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 from collections.abc import Sequence
@@ -99,9 +100,37 @@ def omnimedvqa_records(questions: Sequence[ChoiceQuestion]) -> dict[str, list[di
     return files
 
 
+GMAI_COLUMNS = ("index", "question", "A", "B", "C", "D", "E", "answer", "image", "modality", "clinical vqa task",
+                "department", "perceptual granularity")  # fmt: skip
+
+
+def gmai_rows(questions: Sequence[ChoiceQuestion], image_dir: Path) -> list[dict[str, Any]]:
+    """GMAI-MMBench TSV rows (VLMEvalKit's layout): options in A-E, the letter in ``answer``, the PNG as base64;
+    a question about an image already written refers to that row's ``index`` (as VLMEvalKit's files do)."""
+    rows: list[dict[str, Any]] = []
+    first_row: dict[str, int] = {}
+    for index, question in enumerate(questions):
+        relative = question.image.relative_path
+        if relative in first_row:
+            image = str(first_row[relative])
+        else:
+            first_row[relative] = index
+            image = base64.b64encode((image_dir / relative).read_bytes()).decode("ascii")
+        row = {"index": index, "question": question.qa.question, "answer": LETTERS[question.answer], "image": image,
+               "modality": OMNI_MODALITIES[question.image.domain],
+               "clinical vqa task": OMNI_QUESTION_TYPES.get(question.qa.key, "Disease Diagnosis"),
+               "department": "Synthetic", "perceptual granularity": "Image Level"}
+        row.update({letter: (question.options[i] if i < len(question.options) else "")
+                    for i, letter in enumerate("ABCDE")})
+        rows.append(row)
+    return rows
+
+
 def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str] = PMC_VQA_COLUMNS) -> None:
+    """A csv (a ``.tsv`` path: tab-separated) with ``columns`` as its header."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    delimiter = "\t" if path.suffix == ".tsv" else ","
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), delimiter=delimiter, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_atomically(path, buffer.getvalue())
