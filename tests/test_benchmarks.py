@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import pickle
 from pathlib import Path
@@ -96,6 +97,19 @@ def synth_root(tmp_path: Path) -> Path:
                     [{**base, "conversations": _turns("What is the category of {<10><12><40><50>}?", "polyp")}])
         _write_json(root / "coloninst" / split / f"rec_{split}.json",
                     [{**base, "conversations": _turns("Where is the location of polyp?", "{<10><12><40><50>}")}])
+    (root / "pmc_vqa").mkdir()
+    (root / "pmc_vqa" / "test_2.csv").write_text(
+        "index,Figure_path,Caption,Question,Choice A,Choice B,Choice C,Choice D,Answer,split\n"
+        "0,ct/test_000000.png,c,Which organ is shown?,A:lung,B:liver,C:brain,D:kidney,B,test\n")
+    _write_json(root / "omnimedvqa" / "QA_information" / "Open-access" / "Synth-ct.json", [
+        {"dataset": "Synth-ct", "question_id": "Synth-ct_0000", "question_type": "Anatomy Identification",
+         "question": "Which organ is shown?", "gt_answer": "liver", "image_path": "images/ct/test_000000.png",
+         "modality_type": "CT(Computed Tomography)", "option_A": "lung", "option_B": "liver"}])
+    ct_image = base64.b64encode((root / "images" / "ct" / "test_000000.png").read_bytes()).decode()
+    (root / "gmai_mmbench").mkdir()
+    (root / "gmai_mmbench" / "GMAI-MMBench_VAL.tsv").write_text(
+        "index\tquestion\tA\tB\tanswer\timage\tmodality\n"
+        f"0\tWhich organ is shown?\tlung\tliver\tB\t{ct_image}\tCT\n")
     return root
 
 

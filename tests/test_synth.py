@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import pickle
 import re
@@ -43,6 +44,9 @@ def load(root: Path, relative: str):
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     if relative.endswith(".pkl"):
         return pickle.loads(path.read_bytes())
+    if relative.endswith((".csv", ".tsv")):
+        with path.open(encoding="utf-8", newline="") as handle:
+            return list(csv.DictReader(handle, delimiter="\t" if relative.endswith(".tsv") else ","))
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -94,6 +98,7 @@ def test_every_referenced_image_is_a_64px_rgb_png(synth_dir: Path) -> None:
     referenced |= {row["img_name"] for row in load(synth_dir, "slake/test.json")}
     referenced |= {row["image"] for row in load(synth_dir, "pathvqa/qas/test/test_qa.pkl")}
     referenced |= {row["image"] for row in load(synth_dir, "coloninst/val/rec_val.json")}
+    referenced |= {row["Figure_path"] for row in load(synth_dir, "pmc_vqa/test_2.csv")}
     for relative in referenced:
         assert not Path(relative).is_absolute()
         with Image.open(synth_dir / "images" / relative) as image:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from medzoo.core.errors import DataError, did_you_mean
 
 #: how a data set is prepared (see :mod:`medzoo.app.data_prepare.run`)
-KINDS = ("vqa", "files", "pmc-images", "coloninst")
+KINDS = ("vqa", "files", "pmc-images", "coloninst", "multiple-choice")
 
 #: LLaVA-Med's data as committed (Git LFS) to microsoft/LLaVA-Med, pinned to the commit that added it; the
 #: hanoverprod URLs of its download_data.sh answer "website not configured" since 2025 (issues #121, #122)
@@ -82,6 +82,13 @@ CATALOGUE: dict[str, DatasetSource] = {
         DatasetSource(
             "pathvqa", "vqa", "pathvqa", "PathVQA (Hugging Face parquet copy, or the release's qas/*.pkl + images)",
             hub_id="flaviagiammarino/path-vqa", hub_patterns=VQA_PATTERNS, benchmark="pathvqa",
+        ),
+        DatasetSource(
+            "pmc-vqa", "multiple-choice", "pmc_vqa",
+            "PMC-VQA test_2.csv and both figure archives, as MedEvalKit fetches them (or the original release's "
+            "test.csv + images.zip as --source)",
+            hub_id="RadGenome/PMC-VQA", hub_patterns=("test_2.csv", "images.zip", "images_2.zip"), default_output="data",
+            benchmark="pmc-vqa",
         ),
         DatasetSource(
             "coloninst", "coloninst", "", "ColonINST (a local copy: Json-file/ and Positive-images/)",

@@ -10,6 +10,9 @@ Layout under ``output_dir`` (all image paths in the files are relative to ``outp
     slake/{train,validation,test}.json              SLAKE
     pathvqa/qas/{train,test}/{split}_qa.pkl         PathVQA
     coloninst/{train,val,test}/{cls,reg,rec}_{split}.json   ColonINST
+    pmc_vqa/test_2.csv                              PMC-VQA test_2.csv (multiple choice, MedEvalKit's copy)
+    omnimedvqa/QA_information/Open-access/*.json    OmniMedVQA (the same questions, one file per domain)
+    gmai_mmbench/GMAI-MMBench_VAL.tsv               GMAI-MMBench as VLMEvalKit's TSV (the same questions)
 
 Those names are those of the real data sets, so ``synthesize`` never writes over a folder holding any of them
 without its own manifest (``"generator": "medzoo.app.data_synth"``). The manifest is written first marked
@@ -24,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from medzoo.app.data_synth import sampling, writers
+from medzoo.app.data_synth import multiple_choice, sampling, writers
 from medzoo.app.data_synth.images import (
     DOMAINS,
     RADIOLOGY,
@@ -42,7 +45,8 @@ DEFAULT_SEED = 0
 #: (with 400 training images it memorises them and answers closed questions from the question alone)
 DEFAULT_SIZES: dict[str, int] = {"train": 4000, "val": 100, "test": 300}
 #: the top-level entries ``synthesize`` writes (and ``--overwrite`` may replace)
-OUTPUT_ENTRIES = ("manifest.json", "images", "pmc", "llava_med", "vqa_rad", "slake", "pathvqa", "coloninst")
+OUTPUT_ENTRIES = ("manifest.json", "images", "pmc", "llava_med", "vqa_rad", "slake", "pathvqa", "coloninst", "pmc_vqa",
+                  "omnimedvqa", "gmai_mmbench")
 MANIFEST = "manifest.json"
 #: the generator's id in every manifest: the module's first home, kept so folders synthesised before the move
 #: stay medzoo's own
@@ -137,9 +141,20 @@ def synthesize(output_dir: str | Path, seed: int = DEFAULT_SEED, sizes: Mapping[
         for task, records in writers.coloninst_records(images["colonoscopy"][split], split).items():
             files[f"coloninst/{split}/{task}_{split}.json"] = records
 
+    test_images = [image for domain in DOMAINS for image in images[domain.name]["test"]]
+    choices = multiple_choice.choice_questions(test_images, sampling.stream(seed, "pmc_vqa"))
+    files["pmc_vqa/test_2.csv"] = multiple_choice.pmc_vqa_rows(choices)
+    for name, records in multiple_choice.omnimedvqa_records(choices).items():
+        files[f"omnimedvqa/QA_information/Open-access/{name}"] = records
+    files["gmai_mmbench/GMAI-MMBench_VAL.tsv"] = multiple_choice.gmai_rows(choices, root / "images")
+
     for relative, records in files.items():
         path = root / relative
-        if relative.endswith(".jsonl"):
+        if relative.endswith(".csv"):
+            multiple_choice.write_csv(path, records)
+        elif relative.endswith(".tsv"):
+            multiple_choice.write_csv(path, records, multiple_choice.GMAI_COLUMNS)
+        elif relative.endswith(".jsonl"):
             writers.write_jsonl(path, records)
         elif relative.endswith(".pkl"):
             writers.write_pickle(path, records)

@@ -27,6 +27,12 @@ MODEL_CARD_F1 = "model-card-f1"
 COLONINST = "coloninst"
 CHAT_JUDGE = "chat-judge"
 SYNTHETIC = "synthetic"
+MEDEVALKIT_MCQ = "medevalkit-mcq"
+VLMEVALKIT_EXACT = "vlmevalkit-exact"
+STRICT_LETTER = "strict-letter"
+#: a multiple-choice metrics.json's ``answer_protocol`` -> the protocol of its leaderboard row (no training on
+#: the benchmark, or a synthetic twin: the answer parser is what makes figures comparable)
+ANSWER_PROTOCOL_ROWS = {"medevalkit": MEDEVALKIT_MCQ, "vlmevalkit": VLMEVALKIT_EXACT, "strict": STRICT_LETTER}
 
 PROTOCOLS: dict[str, Protocol] = {
     protocol.name: protocol
@@ -48,6 +54,12 @@ PROTOCOLS: dict[str, Protocol] = {
                  "GPT-4 reference; relative score = mean(model / reference) x 100"),
         Protocol(SYNTHETIC, "medzoo's synthetic benchmark twins: generated data, comparable only with each "
                  "other (smoke tests)"),
+        Protocol(MEDEVALKIT_MCQ, "multiple choice, no training on the benchmark: MedEvalKit's prompt and its "
+                 "rule-based judge_multi_choice (letter, \\boxed{}, option text, difflib fallback); accuracy"),
+        Protocol(VLMEVALKIT_EXACT, "multiple choice, no training on the benchmark: VLMEvalKit's exact matching "
+                 "(can_infer; no LLM judge); accuracy"),
+        Protocol(STRICT_LETTER, "multiple choice, no training on the benchmark: only an answer that is one "
+                 "option letter counts (medzoo's own); accuracy"),
     )
 }
 #: what a published row may say (synthetic data has no published results)

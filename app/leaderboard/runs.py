@@ -14,8 +14,9 @@ the full id in the row's details; benchmarks that disagree give ``mixed: a, b``)
 ``metrics.json`` is either ``{"benchmark": ..., "split": ..., "metrics": {name: percent, ...}}`` or a flat
 ``{name: percent, ..., "benchmark": ..., "split": ...}`` (non-numeric entries are ignored); without a split
 the benchmark's default split is assumed (test; unseen for ColonINST). Each benchmark's scores get a protocol
-(``training.benchmark_protocol``: from the stages ``run.json`` records and their ``recipe.yaml`` datasets); a
-run whose benchmarks differ in protocol gives one row per protocol.
+(``training.benchmark_protocol``: from the stages ``run.json`` records and their ``recipe.yaml`` datasets; a
+multiple-choice benchmark not trained on takes its answer parser's, ``answer_protocol``); a run whose benchmarks
+differ in protocol gives one row per protocol.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from medzoo import read_text_file
+from medzoo.app.leaderboard.protocols import ANSWER_PROTOCOL_ROWS, SYNTHETIC, ZERO_SHOT
 from medzoo.app.leaderboard.row_names import name_from_model_ids
 from medzoo.app.leaderboard.table import ColumnGroup, ModelRow
 from medzoo.app.leaderboard.training import CONTENDER_TEMPLATE, benchmark_protocol, recorded_stages
@@ -134,6 +136,7 @@ def run_rows(run_dir: str | Path) -> list[ModelRow]:
         group, values = read_metrics_file(path, path.parent.name)
         answered = answering_of(path)
         protocol, basis = benchmark_protocol(group.benchmark, values, stages, CONTENDER_TEMPLATE in answered)
+        protocol = answer_protocol_row(path, protocol)
         row = rows.setdefault(protocol, ModelRow(model="", source=str(folder), kind="run", protocol=protocol))
         row.scores.setdefault(group, {}).update(values)
         row_files.setdefault(protocol, []).append(path)
@@ -147,6 +150,15 @@ def run_rows(run_dir: str | Path) -> list[ModelRow]:
         row.details = "; ".join(note for note in (*answering[protocol], named) if note)
         row.basis = _basis(bases.get(protocol, {}))
     return list(rows.values())
+
+
+def answer_protocol_row(path: Path, protocol: str) -> str:
+    """A zero-shot or synthetic multiple-choice row's protocol is its answer parser's (``answer_protocol``)."""
+    data = _read_json(path)
+    parser = data.get("answer_protocol") if isinstance(data, dict) else None
+    if protocol in (ZERO_SHOT, SYNTHETIC) and isinstance(parser, str) and parser in ANSWER_PROTOCOL_ROWS:
+        return ANSWER_PROTOCOL_ROWS[parser]
+    return protocol
 
 
 def _basis(by_benchmark: dict[str, str]) -> str:

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 
 from medzoo.app.leaderboard.protocols import protocol_order
 
-COUNT_KEYS = frozenset({"n", "n_open", "n_closed", "n_missing", "n_malformed"})
+COUNT_KEYS = frozenset({"n", "n_open", "n_closed", "n_missing", "n_malformed", "n_right"})
 #: reported numbers that are not scores (no "best" among them)
 UNRANKED = frozenset({"seconds"})
 DEFAULT_SPLITS = ("test", "")
 #: column groups come in this order (real benchmarks, then their synthetic twins), unknown ones after
-BENCHMARK_ORDER = ("vqa-rad", "slake", "pathvqa", "coloninst-cls", "coloninst-reg", "coloninst-rec")
+BENCHMARK_ORDER = ("vqa-rad", "slake", "pathvqa", "coloninst-cls", "coloninst-reg", "coloninst-rec", "pmc-vqa")
 SPLIT_ORDER = ("test", "seen", "unseen")
 
 

@@ -1,4 +1,4 @@
-"""Registers the medical-VQA and ColonINST benchmarks."""
+"""Registers the medical-VQA, ColonINST and multiple-choice benchmarks."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from typing import Any
 from medzoo import Register, hookimpl
 from medzoo.plugins.benchmarks.coloninst import COLONINST_BENCHMARKS
 from medzoo.plugins.benchmarks.medvqa import MEDVQA_BENCHMARKS
+from medzoo.plugins.benchmarks.multiple_choice.gmai_mmbench import GMAI_BENCHMARKS
+from medzoo.plugins.benchmarks.multiple_choice.omnimedvqa import OMNIMEDVQA_BENCHMARKS
+from medzoo.plugins.benchmarks.multiple_choice.pmc_vqa import PMC_VQA_BENCHMARKS
 
 
 def _test_file(path: str) -> dict[str, Any]:
@@ -25,9 +28,17 @@ INFO: dict[str, dict[str, Any]] = {
     "coloninst-cls": {"tiny": _test_file("coloninst/test/cls_test.json")},
     "coloninst-reg": {"tiny": _test_file("coloninst/test/reg_test.json")},
     "coloninst-rec": {"tiny": _test_file("coloninst/test/rec_test.json")},
+    "pmc-vqa": {"hub_ids": ("RadGenome/PMC-VQA", "xmcmic/PMC-VQA"), "licence": "CC-BY-SA-4.0",
+                "tiny": _test_file("pmc_vqa/test_2.csv")},
+    "omnimedvqa": {"tiny": {"path": "{synth}/omnimedvqa", "image_root": "{synth}"}},
+    "gmai-mmbench": {"hub_ids": ("VLMEval/GMAI-MMBench", "OpenGVLab/GMAI-MMBench"),
+                     "tiny": {"path": "{synth}/gmai_mmbench/GMAI-MMBench_VAL.tsv"}},
     "synth-vqa-rad": {"tiny": SYNTH_TINY},
     "synth-slake": {"tiny": SYNTH_TINY},
     "synth-pathvqa": {"tiny": SYNTH_TINY},
+    "synth-pmc-vqa": {"tiny": SYNTH_TINY},
+    "synth-omnimedvqa": {"tiny": SYNTH_TINY},
+    "synth-gmai-mmbench": {"tiny": SYNTH_TINY},
     "synth-coloninst-cls": {"description": "ColonINST-shaped synthetic classification test set",
                             "tiny": SYNTH_TINY},
     "synth-coloninst-reg": {"description": "ColonINST-shaped synthetic referring-expression-generation test set",
@@ -39,7 +50,8 @@ INFO: dict[str, dict[str, Any]] = {
 
 @hookimpl
 def register_benchmarks(register: Register) -> None:
-    for benchmark in (*MEDVQA_BENCHMARKS, *COLONINST_BENCHMARKS):
+    for benchmark in (*MEDVQA_BENCHMARKS, *COLONINST_BENCHMARKS, *PMC_VQA_BENCHMARKS,
+                      *OMNIMEDVQA_BENCHMARKS, *GMAI_BENCHMARKS):
         info = dict(INFO.get(benchmark.name, {}))
         description = info.pop("description", (benchmark.__doc__ or benchmark.name).strip().splitlines()[0])
         register(
