@@ -66,6 +66,9 @@ PUBLIC_API: dict[str, str] = {
     "IMAGE_OPTION_DEFAULTS": "medzoo.core.model.image_processing",
     "image_options": "medzoo.core.model.image_processing",
     "build_image_transform": "medzoo.core.model.image_processing",
+    "read_text_file": "medzoo.core.file_io.text_files",  # the one decoding rule: UTF-8 or a line naming file, line, offset
+    "iter_text_lines": "medzoo.core.file_io.text_files",  # the same rule, line by line (JSON-lines files)
+    "decode_utf8": "medzoo.core.file_io.text_files",  # the same rule for bytes already read
     # the composed model
     "MultimodalModel": "medzoo.core.model.multimodal",
     "build_model": "medzoo.core.model.build",
