@@ -69,6 +69,7 @@ PUBLIC_API: dict[str, str] = {
     "read_text_file": "medzoo.core.file_io.text_files",  # the one decoding rule: UTF-8 or a line naming file, line, offset
     "iter_text_lines": "medzoo.core.file_io.text_files",  # the same rule, line by line (JSON-lines files)
     "decode_utf8": "medzoo.core.file_io.text_files",  # the same rule for bytes already read
+    "write_atomically": "medzoo.core.atomic_writes",  # a file written whole or not at all (temporary file, fsync, rename)
     # the composed model
     "MultimodalModel": "medzoo.core.model.multimodal",
     "build_model": "medzoo.core.model.build",
