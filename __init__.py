@@ -43,12 +43,25 @@ PUBLIC_API: dict[str, str] = {
     "Benchmark": "medzoo.core.interfaces.benchmark",
     "BenchmarkItem": "medzoo.core.interfaces.benchmark",
     "InstructBackend": "medzoo.core.interfaces.instruct_backend",
+    "Objective": "medzoo.core.interfaces.objective",
+    "ObjectiveLoss": "medzoo.core.interfaces.objective",
+    "RecordRejected": "medzoo.core.interfaces.objective",
+    "PREFERENCE_RECORDS": "medzoo.core.interfaces.objective",  # the record kind a preference dataset registers
+    "PreferenceRecord": "medzoo.core.interfaces.preference",
     # helpers a plugin needs
     "blocks_to_run": "medzoo.core.interfaces.vision_encoder",
     "ImageTransform": "medzoo.core.model.image_processing",
     "IMAGE_OPTION_DEFAULTS": "medzoo.core.model.image_processing",
     "image_options": "medzoo.core.model.image_processing",
     "build_image_transform": "medzoo.core.model.image_processing",
+    # what objectives build on: encoded samples, batches, log-probabilities of labelled tokens
+    "EncodedSample": "medzoo.core.model.processor",
+    "IGNORE_INDEX": "medzoo.core.model.processor",
+    "collate": "medzoo.core.model.processor",
+    "summed_loss": "medzoo.core.training.loss",
+    "token_log_probs": "medzoo.core.training.log_probs",
+    "row_sums": "medzoo.core.training.log_probs",
+    "row_counts": "medzoo.core.training.log_probs",
     # the composed model
     "MultimodalModel": "medzoo.core.model.multimodal",
     "build_model": "medzoo.core.model.build",
