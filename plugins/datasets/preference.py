@@ -76,9 +76,9 @@ def parse_prompt(turns: Any) -> list[Message]:
     return parse_conversation(closed)[:-1]
 
 
-def checked_pair(identifier: str, chosen: str, rejected: str) -> tuple[str, str]:
+def checked_pair(chosen: str, rejected: str) -> tuple[str, str]:
     if chosen.strip() == rejected.strip():
-        raise BadRecord(EQUAL_ANSWERS, f"record {identifier}: chosen and rejected answers are equal ({chosen[:60]!r})")
+        raise BadRecord(EQUAL_ANSWERS, f"chosen and rejected answers are equal ({chosen[:60]!r}); expected two different answers")
     return chosen, rejected
 
 
@@ -154,7 +154,7 @@ class LlavaPreferenceReader(PreferenceReader):
             prompt = parse_prompt(row.get("conversations"))
             chosen = answer_text(row, "chosen", MISSING_CHOSEN)
             rejected = answer_text(row, "rejected", MISSING_REJECTED)
-        chosen, rejected = checked_pair(identifier, chosen, rejected)
+        chosen, rejected = checked_pair(chosen, rejected)
         image = self.image(row.get("image"), identifier)
         check_placeholder([*prompt, Message("assistant", chosen)], image is not None)
         metadata = {key: value for key, value in row.items() if key not in (
@@ -186,7 +186,7 @@ class RlaifVReader(PreferenceReader):
             raise BadRecord(MALFORMED, "'question' must be a non-empty string")
         chosen = answer_text(row, "chosen", MISSING_CHOSEN)
         rejected = answer_text(row, "rejected", MISSING_REJECTED)
-        chosen, rejected = checked_pair(identifier, chosen, rejected)
+        chosen, rejected = checked_pair(chosen, rejected)
         value = row.get("image")
         if (value is None or value == "") and isinstance(row.get("image_path"), str):
             value = row["image_path"]
