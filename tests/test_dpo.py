@@ -247,10 +247,18 @@ def records(folder: Path) -> list[dict]:
 def test_a_dpo_stage_raises_preference_accuracy_of_the_colour_model(trained_tiny_model, tmp_path):
     from medzoo.core.model.multimodal import MultimodalModel
 
+    from medzoo.app.preference_accuracy import preference_accuracy
+
     data = preference_file(tmp_path)
     model = MultimodalModel.from_pretrained(str(trained_tiny_model))
     lines: list[str] = []
-    train(model, stage_config(data, {"name": "dpo", "beta": 0.5}, LORA, steps=8), tmp_path / "stage", lines=lines)
+    result = train(model, stage_config(data, {"name": "dpo", "beta": 0.5}, LORA, steps=8), tmp_path / "stage",
+                   lines=lines)
+    result.model.save_pretrained(str(tmp_path / "after"))
+    before, after = (preference_accuracy(folder, data, tmp_path / "images") for folder in
+                     (trained_tiny_model, tmp_path / "after"))
+    assert before["pairs"] == after["pairs"] == 16
+    assert after["mean_margin"] > before["mean_margin"] and after["accuracy"] >= before["accuracy"]
     log = records(tmp_path / "stage")
     assert "reference: the starting model, as the same weights with the LoRA adapters switched off" in " ".join(lines)
     assert log[0]["loss"] == pytest.approx(math.log(2), abs=1e-4)  # policy == reference at the first step
