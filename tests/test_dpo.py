@@ -245,9 +245,8 @@ def records(folder: Path) -> list[dict]:
 
 
 def test_a_dpo_stage_raises_preference_accuracy_of_the_colour_model(trained_tiny_model, tmp_path):
-    from medzoo.core.model.multimodal import MultimodalModel
-
     from medzoo.app.preference_accuracy import preference_accuracy
+    from medzoo.core.model.multimodal import MultimodalModel
 
     data = preference_file(tmp_path)
     model = MultimodalModel.from_pretrained(str(trained_tiny_model))
