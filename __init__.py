@@ -51,6 +51,11 @@ PUBLIC_API: dict[str, str] = {
     "VisionTowerBase": "medzoo.core.model.vision_tower",
     "TransformersVisionTower": "medzoo.core.model.transformers_vision_tower",
     "TINY_VIT_CONFIG": "medzoo.core.model.vision_tower",  # the tiny ViT shape of every ViT tower's tiny_config
+    "Objective": "medzoo.core.interfaces.objective",
+    "ObjectiveLoss": "medzoo.core.interfaces.objective",
+    "RecordRejected": "medzoo.core.interfaces.objective",
+    "PREFERENCE_RECORDS": "medzoo.core.interfaces.objective",  # the record kind a preference dataset registers
+    "PreferenceRecord": "medzoo.core.interfaces.preference",
     # helpers a plugin needs
     "blocks_to_run": "medzoo.core.interfaces.vision_encoder",
     "select_tokens": "medzoo.core.model.vision_tower",  # drop the prefix tokens, keep the class token on request
@@ -70,6 +75,14 @@ PUBLIC_API: dict[str, str] = {
     "iter_text_lines": "medzoo.core.file_io.text_files",  # the same rule, line by line (JSON-lines files)
     "decode_utf8": "medzoo.core.file_io.text_files",  # the same rule for bytes already read
     "write_atomically": "medzoo.core.atomic_writes",  # a file written whole or not at all (temporary file, fsync, rename)
+    # what objectives build on: encoded samples, batches, log-probabilities of labelled tokens
+    "EncodedSample": "medzoo.core.model.processor",
+    "IGNORE_INDEX": "medzoo.core.model.processor",
+    "collate": "medzoo.core.model.processor",
+    "summed_loss": "medzoo.core.training.loss",
+    "token_log_probs": "medzoo.core.training.log_probs",
+    "row_sums": "medzoo.core.training.log_probs",
+    "row_counts": "medzoo.core.training.log_probs",
     # the composed model
     "MultimodalModel": "medzoo.core.model.multimodal",
     "build_model": "medzoo.core.model.build",

@@ -21,6 +21,7 @@ def ensure_data(recipe: Any, echo=print) -> None:
     if state == "complete":
         return
     refuse_foreign_data(root)
-    why = "its last synthesis was interrupted" if state == "incomplete" else "it is missing"
+    why = {"incomplete": "its last synthesis was interrupted",
+           "outdated": "it was written by an older generator and lacks files recipes now read"}.get(state, "it is missing")
     echo(f"synthesising the built-in data set into {root} ({why})")
     synthesize(root, **as_dict(recipe.data.synth_options))

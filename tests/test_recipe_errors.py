@@ -56,7 +56,7 @@ CASES = [
     ("bad-dataset-name",
      BASE + "stages:\n  - name: alignment\n    datasets:\n      - {name: pmc-caption, path: x.jsonl}\n", [],
      r"stages\.alignment\.datasets\[0\]\.name: unknown dataset 'pmc-caption' \(did you mean \"pmc-captions\"\?\); "
-     r"known: colon-inst, llava-json, med-vqa, pmc-captions"),
+     r"known: colon-inst, llava-json, llava-preference, med-vqa, pmc-captions, rlaif-v"),
     ("bad-template", BASE + "stages:\n  - name: alignment\n    template: plane\n", [],
      r"stages\.alignment\.template: unknown template 'plane' \(did you mean \"plain\"\?\)"),
     ("out-of-range", BASE + "stages:\n  - name: instruct\n    optimizer: {lr: -1.0}\n", [],

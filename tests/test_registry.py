@@ -213,7 +213,7 @@ def build_dataset(entry: Registration, factory, tiny: dict) -> None:
 def build_curriculum(entry: Registration, factory, tiny: dict) -> None:
     stages = load_recipe("llava-med-v1.0").config.stages
     planned = factory(**tiny.get("options", {})).plan([stage.copy() for stage in stages])
-    assert planned and {stage.role for stage in planned} <= {"alignment", "instruct", "downstream", "custom"}
+    assert planned and {stage.role for stage in planned} <= set(factory.roles)
 
 
 def build_benchmark(entry: Registration, factory, tiny: dict) -> None:
@@ -249,6 +249,29 @@ def build_lr_schedule(entry: Registration, factory, tiny: dict) -> None:
     assert all(group["lr"] >= 0 for group in optimizer.param_groups)
 
 
+def build_objective(entry: Registration, factory, tiny: dict) -> None:
+    from medzoo.core.inference import processor_for
+    from medzoo.core.interfaces.dataset import Record
+    from medzoo.core.interfaces.preference import PreferenceRecord
+    from medzoo.core.model.build import build_model
+    from medzoo.testing import TINY_MODEL
+
+    objective = factory(**tiny.get("options", {}))
+    model = build_model(TINY_MODEL)
+    prompt = [Message("user", "What is shown?")]
+    if objective.records == "preference":
+        records = [PreferenceRecord(f"p{i}", prompt, chosen="A chest radiograph.", rejected="A knee.") for i in range(2)]
+    else:
+        records = [Record(f"c{i}", [*prompt, Message("assistant", "A chest radiograph.")]) for i in range(2)]
+    samples = [objective.encode(processor_for(model), record, 64) for record in records]
+    batch = objective.collate(samples, [None] * len(samples), model.tokenizer.pad_token_id)
+    reference = objective.reference_values(model, batch) if objective.needs_reference else None
+    result = objective.loss(model, batch, objective.normaliser(samples), reference=reference)
+    result.loss.backward()
+    assert torch.isfinite(result.loss) and all(torch.isfinite(torch.as_tensor(v)) for v in result.metrics.values())
+    assert any(parameter.grad is not None for parameter in model.parameters())
+
+
 BUILDERS = {
     "vision_encoder": build_vision,
     "connector": build_connector,
@@ -261,6 +284,7 @@ BUILDERS = {
     "instruct_backend": build_backend,
     "optimizer": build_optimizer,
     "lr_schedule": build_lr_schedule,
+    "objective": build_objective,
 }
 
 

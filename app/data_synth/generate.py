@@ -13,11 +13,13 @@ Layout under ``output_dir`` (all image paths in the files are relative to ``outp
     pmc_vqa/test_2.csv                              PMC-VQA test_2.csv (multiple choice, MedEvalKit's copy)
     omnimedvqa/QA_information/Open-access/*.json    OmniMedVQA (the same questions, one file per domain)
     gmai_mmbench/GMAI-MMBench_VAL.tsv               GMAI-MMBench as VLMEvalKit's TSV (the same questions)
+    preference/{train,test}.json, preference/rlaif_v_train.jsonl   preference pairs (llava-preference, rlaif-v)
 
 Those names are those of the real data sets, so ``synthesize`` never writes over a folder holding any of them
 without its own manifest (``"generator": "medzoo.app.data_synth"``). The manifest is written first marked
 ``"complete": false`` and rewritten complete at the end: an interrupted synthesis is recognised as medzoo's and
-redone. The data files are written atomically; an image is written in place (the incomplete manifest covers it).
+redone, and so is a complete set of an older ``FORMAT_VERSION`` (it lacks files recipes now read). The data files
+are written atomically; an image is written in place (the incomplete manifest covers it).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from medzoo.app.data_synth import multiple_choice, sampling, writers
+from medzoo.app.data_synth import multiple_choice, preference, sampling, writers
 from medzoo.app.data_synth.images import (
     DOMAINS,
     RADIOLOGY,
@@ -39,25 +41,26 @@ from medzoo.app.data_synth.images import (
 from medzoo.core.atomic_writes import NotOursError
 from medzoo.core.errors import DataError
 
-FORMAT_VERSION = 1
+#: 2: the preference pairs (``preference/``) were added; a complete set of an older version is ``outdated``
+FORMAT_VERSION = 2
 DEFAULT_SEED = 0
 #: images per split, over all five domains: enough variety for the tiny recipe to learn to read the images
 #: (with 400 training images it memorises them and answers closed questions from the question alone)
 DEFAULT_SIZES: dict[str, int] = {"train": 4000, "val": 100, "test": 300}
 #: the top-level entries ``synthesize`` writes (and ``--overwrite`` may replace)
 OUTPUT_ENTRIES = ("manifest.json", "images", "pmc", "llava_med", "vqa_rad", "slake", "pathvqa", "coloninst", "pmc_vqa",
-                  "omnimedvqa", "gmai_mmbench")
+                  "omnimedvqa", "gmai_mmbench", "preference")
 MANIFEST = "manifest.json"
 #: the generator's id in every manifest: the module's first home, kept so folders synthesised before the move
 #: stay medzoo's own
 GENERATOR = "medzoo.plugins.data.synth"
-SynthesisState = Literal["absent", "complete", "incomplete", "foreign"]
+SynthesisState = Literal["absent", "complete", "incomplete", "outdated", "foreign"]
 
 
 def synthesis_state(output_dir: str | Path) -> SynthesisState:
     """What ``output_dir`` holds: no synthetic set (``absent``), medzoo's set finished or interrupted, or a
     ``manifest.json`` medzoo did not write (``foreign``). A manifest without ``complete`` predates the flag and
-    was written last, so it means complete."""
+    was written last, so it means complete; a complete set of an older ``format_version`` is ``outdated``."""
     path = Path(output_dir) / MANIFEST
     if not path.exists():
         return "absent"
@@ -67,13 +70,15 @@ def synthesis_state(output_dir: str | Path) -> SynthesisState:
         return "foreign"
     if not isinstance(manifest, dict) or manifest.get("generator") != GENERATOR:
         return "foreign"
-    return "complete" if manifest.get("complete", True) is True else "incomplete"
+    if manifest.get("complete", True) is not True:
+        return "incomplete"
+    return "complete" if manifest.get("format_version") == FORMAT_VERSION else "outdated"
 
 
 def refuse_foreign_data(output_dir: str | Path) -> None:
     """Raise :class:`NotOursError` naming the first entry synthesis would write that medzoo did not write."""
     root = Path(output_dir)
-    if synthesis_state(root) in ("complete", "incomplete"):
+    if synthesis_state(root) in ("complete", "incomplete", "outdated"):
         return
     clashes = [root / entry for entry in OUTPUT_ENTRIES if (root / entry).exists()]
     if clashes:
@@ -147,6 +152,9 @@ def synthesize(output_dir: str | Path, seed: int = DEFAULT_SEED, sizes: Mapping[
     for name, records in multiple_choice.omnimedvqa_records(choices).items():
         files[f"omnimedvqa/QA_information/Open-access/{name}"] = records
     files["gmai_mmbench/GMAI-MMBench_VAL.tsv"] = multiple_choice.gmai_rows(choices, root / "images")
+    files["preference/train.json"] = preference.llava_preference_records(train_images, sampling.stream(seed, "pref"))
+    files["preference/test.json"] = preference.llava_preference_records(test_images, sampling.stream(seed, "pref/test"))
+    files["preference/rlaif_v_train.jsonl"] = preference.rlaif_v_records(train_images, sampling.stream(seed, "rlaif"))
 
     for relative, records in files.items():
         path = root / relative

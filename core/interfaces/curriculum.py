@@ -10,6 +10,8 @@ class Curriculum(ABC):
     """A training schedule over stages (alignment, instruction tuning, downstream...)."""
 
     name: str = "curriculum"
+    #: the stage roles it accepts (a recipe stage's ``role`` must be one; validation asks the curriculum)
+    roles: tuple[str, ...] = ("custom",)
 
     def __init__(self, **options: Any) -> None:
         self.options = options

@@ -70,6 +70,12 @@ def register_lr_schedules(register: Register) -> None:
 
 
 @hookspec
+def register_objectives(register: Register) -> None:
+    """Register training objectives (factory: a ``medzoo.core.interfaces.objective.Objective`` subclass), named by
+    a recipe stage's ``objective.name``."""
+
+
+@hookspec
 def register_benchmarks(register: Register) -> None:
     """Register benchmarks (factory: a ``medzoo.core.interfaces.benchmark.Benchmark`` subclass)."""
 

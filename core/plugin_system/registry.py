@@ -24,6 +24,7 @@ HOOK_KINDS: dict[str, str] = {
     "register_curricula": "curriculum",
     "register_optimizers": "optimizer",
     "register_lr_schedules": "lr_schedule",
+    "register_objectives": "objective",
     "register_benchmarks": "benchmark",
     "register_instruct_backends": "instruct_backend",
     "register_contenders": "contender",

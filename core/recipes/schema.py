@@ -100,7 +100,8 @@ class ScheduleConfig:
 @dataclass
 class StageConfig:
     name: str = "???"
-    #: alignment | instruct | downstream | custom (curricula select and combine stages by role)
+    #: what the stage is to the curriculum, which selects and combines stages by role; each curriculum declares the
+    #: roles it accepts (llava-med: alignment | instruct | preference | downstream | custom)
     role: str = "custom"
     #: stage whose weights this one starts from (default: the previous stage)
     init_from: str | None = None
@@ -111,6 +112,8 @@ class StageConfig:
     #: exact: labels on exactly the assistant replies; official: the template's official masking
     label_masking: str = "exact"
     datasets: list[DatasetConfig] = field(default_factory=list)
+    #: the training objective plugin and its options, ``{name: dpo, beta: 0.1}`` (``medzoo plugins``: kind objective)
+    objective: dict[str, Any] = field(default_factory=lambda: {"name": "sft"})
     tuning: TuningConfig = field(default_factory=TuningConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)

@@ -25,6 +25,7 @@ from medzoo.core.errors import PluginError, RecipeError, did_you_mean
 from medzoo.core.interfaces.conversation import IMAGE_PLACEMENTS, LABEL_MASKINGS
 from medzoo.core.interfaces.optimizer import keyword_options
 from medzoo.core.plugin_system.manager import components
+from medzoo.core.recipes.objective_section import objective_spec
 from medzoo.core.recipes.schema import OPTIMIZER_PLUGIN_KEYS, TRACKERS, Recipe
 from medzoo.core.recipes.structure import check_structure, stage_key
 
@@ -36,7 +37,6 @@ CHOICES = {
 }
 STAGE_CHOICES = {
     "precision": tuple(PRECISIONS),
-    "role": ("alignment", "instruct", "downstream", "custom"),
     "label_masking": LABEL_MASKINGS,
 }
 #: plugin kind of each model component's name
@@ -168,9 +168,16 @@ def check_semantics(config: Any, path: Path) -> None:
         _check_plugin(path, f"model.{module}.name", kind, config.model[module].name)
     _check_plugin(path, "model.language.template", "template", config.model.language.template)
     _check_plugin(path, "curriculum.name", "curriculum", config.curriculum.name)
+    roles = components().get("curriculum", config.curriculum.name).factory.roles
     seen: list[str] = []
     for index, stage in enumerate(config.stages):
-        _check_stage(path, stage_key(index, stage), stage, seen)
+        where = stage_key(index, stage)
+        _check_stage(path, where, stage, seen)
+        if stage.role not in roles:
+            raise RecipeError(f"{path}: {where}.role: {stage.role!r} is not a role of curriculum "
+                              f"{config.curriculum.name!r}{did_you_mean(stage.role, roles)}; expected one of "
+                              f"{', '.join(roles)}")
+        _check_objective(path, where, stage)
         seen.append(stage.name)
     for index, benchmark in enumerate(config.benchmarks):
         _check_plugin(path, f"benchmarks[{index}].name", "benchmark", benchmark.name)
@@ -228,6 +235,44 @@ def _check_stage(path: Path, where: str, stage: Any, earlier: list[str]) -> None
             f"{path}: {where}.global_batch_size: {stage.global_batch_size} is smaller than micro_batch_size {stage.micro_batch_size}"
         )
     _check_optimisation(path, where, stage)
+
+
+def _check_objective(path: Path, where: str, stage: Any) -> None:
+    """The objective plugin exists, takes the given options with values it accepts, reads the records the
+    stage's datasets give, and supports the stage's settings."""
+    name, options = objective_spec(stage)
+    _check_plugin(path, f"{where}.objective.name", "objective", name)
+    factory = components().get("objective", name).factory
+    accepted = keyword_options(factory, positional=0)
+    if accepted is not None:
+        for option in options:
+            if option not in accepted:
+                raise RecipeError(
+                    f"{path}: {where}.objective.{option}: objective {name!r} takes no option {option!r}"
+                    f"{did_you_mean(str(option), sorted(accepted))}; expected one of {', '.join(sorted(accepted)) or '(none)'}"
+                )
+    try:
+        objective = factory(**options)
+    except (TypeError, ValueError) as error:
+        raise RecipeError(f"{path}: {where}.objective.{str(error).splitlines()[0]}") from None
+    if objective.generates_rollouts:
+        raise RecipeError(f"{path}: {where}.objective.name: objective {name!r} generates rollouts, which this "
+                          "trainer does not run yet; expected an objective over fixed records (sft, dpo)")
+    if stage.packing and not objective.supports_packing:
+        raise RecipeError(f"{path}: {where}.packing: true, but objective {name!r} cannot pack samples; expected false")
+    for d, dataset in enumerate(stage.datasets):
+        records = components().get("dataset", dataset.name).info.get("records", "conversation")
+        if records != objective.records:
+            raise RecipeError(
+                f"{path}: {where}.datasets[{d}].name: dataset {dataset.name!r} gives {records} records, but objective "
+                f"{name!r} trains on {objective.records} records; expected a {objective.records} dataset "
+                f"({', '.join(_datasets_giving(objective.records)) or 'none registered'})"
+            )
+
+
+def _datasets_giving(records: str) -> list[str]:
+    return [entry.name for entry in components() if entry.kind == "dataset"
+            and entry.info.get("records", "conversation") == records]
 
 
 def _check_optimisation(path: Path, where: str, stage: Any) -> None:

@@ -21,6 +21,7 @@ from medzoo.core.model.components import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.model.persistence import FolderFiles
 from medzoo.core.plugin_system.manager import components
+from medzoo.core.recipes.objective_section import objective_spec
 from medzoo.core.training.distributed import cpu_accelerator, is_sharded, whole_model_construction
 from medzoo.core.training.provenance import reproducibility_record
 from medzoo.core.training.run_folder import (
@@ -225,8 +226,9 @@ def stage_model(run: RecipeRun, stage: Any) -> MultimodalModel:
 
 def save_stage(run: RecipeRun, stage: Any, stage_dir: Path, result: StageResult) -> dict[str, Any]:
     """On the main process: the stage's model, its ``DONE.json`` summary; its checkpoints go. Returns the summary."""
+    objective, options = objective_spec(stage)
     summary = {
-        "stage": stage.name, "role": stage.role, "steps": result.steps, "first_loss": result.first_loss,
+        "stage": stage.name, "role": stage.role, "objective": {"name": objective, **options}, "steps": result.steps, "first_loss": result.first_loss,
         "last_loss": result.last_loss, "seconds": round(result.seconds, 2), "samples": result.samples,
         "processes": run.accelerator.num_processes,
     }
@@ -245,8 +247,11 @@ def finish_run(run: RecipeRun) -> Path:
         model = run.trained if run.trained is not None else MultimodalModel.from_pretrained(str(run.previous))
         model.save_pretrained(str(final), extra={"stage": run.stages[-1].name, "recipe": run.recipe.name},
                               folder_files=run.folder_files)
-        results = {"recipe": run.recipe.name, "stages": run.results, "reproducibility": reproducibility_record(
-            run.stages, run.accelerator.num_processes, run.accelerator.device.type)}
+        # what each stage optimised, so that no DPO (or later RL) model passes for a supervised one
+        objectives = [{"stage": summary["stage"], **summary.get("objective", {"name": "sft"})} for summary in run.results]
+        results = {"recipe": run.recipe.name, "objectives": objectives, "stages": run.results,
+                   "reproducibility": reproducibility_record(run.stages, run.accelerator.num_processes,
+                                                             run.accelerator.device.type)}
         write_atomically(run.output_dir / "run.json", json.dumps(results, indent=2))
     run.accelerator.wait_for_everyone()
     if run.accelerator.num_processes > 1:

@@ -1,4 +1,5 @@
-"""A stage's training data: read every dataset of the stage, encode the conversations, report what was skipped."""
+"""A stage's training data: read every dataset of the stage, encode each record as the stage's objective does,
+report what was skipped."""
 
 from __future__ import annotations
 
@@ -13,20 +14,21 @@ from PIL import Image
 from medzoo.core.errors import DataError
 from medzoo.core.inference import processor_for
 from medzoo.core.interfaces.dataset import Record
+from medzoo.core.interfaces.objective import Objective, RecordRejected
 from medzoo.core.model.components import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
-from medzoo.core.model.processor import EncodedSample, SampleTooLong, collate
+from medzoo.core.model.processor import SampleTooLong
 from medzoo.core.plugin_system.manager import components
-from medzoo.core.training.packing import pack_samples
+from medzoo.core.training.objectives import stage_objective
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class StageData:
-    """Encoded samples of a stage (token ids and labels; images load when a batch is assembled)."""
+    """Encoded samples of a stage (the objective's samples; images load when a batch is assembled)."""
 
-    samples: list[EncodedSample]
+    samples: list[Any]
     images: list[Any]
     dataset_of: list[int]
     sizes: list[int]
@@ -38,13 +40,15 @@ class StageData:
     image_tokens_cut: int = 0
     #: the longest prompt (tokens) of the samples skipped because it alone reached max_length
     longest_prompt: int = 0
+    objective: Objective | None = None
 
     def lengths(self) -> list[int]:
         return [len(sample) for sample in self.samples]
 
-    def num_targets(self, indices: list[int]) -> int:
-        """Predicted tokens of these samples (labels after the first that are not ignored)."""
-        return sum(sum(1 for label in self.samples[i].labels[1:] if label >= 0) for i in indices)
+    def normaliser(self, indices: list[int]) -> Any:
+        """What the objective divides the loss of a step over these samples by (``sft``: their target tokens)."""
+        assert self.objective is not None
+        return self.objective.normaliser([self.samples[i] for i in indices])
 
     def num_tokens(self, indices: list[int]) -> int:
         return sum(len(self.samples[i]) for i in indices)
@@ -52,12 +56,13 @@ class StageData:
 
 def load_stage_data(model: MultimodalModel, stage: Any, on_bad_record: str) -> StageData:
     registry = components()
-    samples: list[EncodedSample] = []
+    samples: list[Any] = []
     images: list[Any] = []
     dataset_of: list[int] = []
     sizes: list[int] = []
     weights: list[float] = []
-    data = StageData(samples, images, dataset_of, sizes, weights)
+    objective = stage_objective(stage)
+    data = StageData(samples, images, dataset_of, sizes, weights, objective=objective)
     for index, dataset in enumerate(stage.datasets):
         spec = as_dict(dataset)
         options = dict(spec.get("options") or {})
@@ -74,7 +79,7 @@ def load_stage_data(model: MultimodalModel, stage: Any, on_bad_record: str) -> S
         )
         kept = 0
         for record in records:
-            encoded = _encode(processor, record, stage.max_length, on_bad_record, data)
+            encoded = _encode(objective, processor, record, stage.max_length, on_bad_record, data)
             if encoded is None:
                 continue
             samples.append(encoded)
@@ -88,11 +93,14 @@ def load_stage_data(model: MultimodalModel, stage: Any, on_bad_record: str) -> S
     return data
 
 
-def _encode(processor, record: Record, max_length: int, policy: str, data: StageData) -> EncodedSample | None:
+def _encode(objective: Objective, processor, record: Record, max_length: int, policy: str, data: StageData) -> Any:
     try:
-        sample = processor.encode_text(
-            record.messages, 1 if record.image else 0, max_length=max_length, sample_id=record.id
-        )
+        sample = objective.encode(processor, record, max_length)
+    except RecordRejected as rejected:
+        if policy == "error":
+            raise DataError(rejected.detail) from None
+        data.skipped[rejected.reason] += 1
+        return None
     except SampleTooLong as error:
         if policy == "error":
             raise DataError(str(error)) from None
@@ -106,19 +114,20 @@ def _encode(processor, record: Record, max_length: int, policy: str, data: Stage
             raise DataError(str(error)) from None
         data.skipped["image placeholders do not match the images"] += 1
         return None
-    if all(label < 0 for label in sample.labels):  # the answer itself has no tokens (truncation is handled above)
+    labels = getattr(sample, "labels", None)  # a supervised sample; other objectives check their own
+    if labels is not None and all(label < 0 for label in labels):  # the answer itself has no tokens (truncation is handled above)
         if policy == "error":
             raise DataError(f"record {record.id}: no target tokens (the answer tokenises to nothing)")
         data.skipped["no target tokens"] += 1
         return None
-    data.truncated += int(sample.truncated)
+    data.truncated += int(getattr(sample, "truncated", False))
     return sample
 
 
-def load_samples(model: MultimodalModel, data: StageData, indices: list[int]) -> list[EncodedSample]:
-    """The samples at ``indices`` with their images opened and transformed."""
+def load_pixels(model: MultimodalModel, data: StageData, indices: list[int]) -> list[torch.Tensor | None]:
+    """The images of the samples at ``indices``, opened and transformed (``[1, C, H, W]``; ``None``: no image)."""
     transform = model.vision.transform
-    batch_samples = []
+    batch_pixels = []
     for i in indices:
         sample = data.samples[i]
         image = data.images[i]
@@ -134,8 +143,8 @@ def load_samples(model: MultimodalModel, data: StageData, indices: list[int]) ->
                     "reader's verify_images on (the default) so damaged images are counted and skipped before "
                     "training starts"
                 ) from None
-        batch_samples.append(EncodedSample(sample.input_ids, sample.labels, pixels, sample.truncated, sample.sample_id))
-    return batch_samples
+        batch_pixels.append(pixels)
+    return batch_pixels
 
 
 def assemble_batch(
@@ -146,9 +155,9 @@ def assemble_batch(
     packing: bool = False,
     capacity: int | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Right-padded rows (``attention_mask``), or with ``packing`` rows of up to ``capacity`` tokens holding
-    several samples each (``position_ids`` restarting per sample, no ``attention_mask``)."""
-    samples = load_samples(model, data, indices)
-    if packing:
-        return pack_samples(samples, pad_id, capacity or max(len(sample) for sample in samples))
-    return collate(samples, pad_id, padding_side="right")
+    """The objective's batch: for ``sft`` right-padded rows (``attention_mask``), or with ``packing`` rows of up to
+    ``capacity`` tokens holding several samples each (``position_ids`` restarting per sample, no
+    ``attention_mask``)."""
+    assert data.objective is not None
+    samples = [data.samples[i] for i in indices]
+    return data.objective.collate(samples, load_pixels(model, data, indices), pad_id, packing, capacity)

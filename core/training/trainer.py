@@ -22,16 +22,17 @@ from medzoo.core.atomic_writes import write_file
 from medzoo.core.cpu_threads import adjust_threads
 from medzoo.core.dtypes import torch_dtype
 from medzoo.core.errors import DataError, RecipeError, TrainingError
+from medzoo.core.interfaces.objective import ObjectiveLoss
 from medzoo.core.model.components import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.model.processor import SampleTooLong
 from medzoo.core.plugin_system.manager import components
 from medzoo.core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from medzoo.core.training.distributed import backward, configure_deepspeed, configure_fsdp, consolidate
-from medzoo.core.training.loss import step_loss
 from medzoo.core.training.metrics_log import MetricsLog
 from medzoo.core.training.optimisation import build_optimizer, build_schedule
 from medzoo.core.training.plan import StepPlan, micro_batches
+from medzoo.core.training.reference import StageReference, form_reference
 from medzoo.core.training.stage_data import StageData, assemble_batch, load_stage_data
 from medzoo.core.training.tracking import RunTracking
 
@@ -64,6 +65,12 @@ class StageRun:
     scheduler: Any
     total_steps: int
     checkpoints: Path
+    #: the stage's starting model as the objective's reference (``None``: the objective needs none)
+    reference: StageReference | None = None
+
+    @property
+    def objective(self) -> Any:
+        return self.data.objective
 
 
 @dataclass
@@ -111,6 +118,7 @@ def train_stage(
     prepare_model(model, stage)
     data, plan = set_up_data(model, stage, accelerator.num_processes, on_bad_record, echo)
     run = set_up_optimisation(model, stage, accelerator, data, plan, stage_dir / "checkpoints")
+    run.reference = form_reference(run, stage_dir, echo)  # before resuming: from the stage's starting weights
     resumed = resume_step(run, echo) if resume else None
     log = open_metrics_log(run, stage_dir, resumed)
     totals = train_steps(run, resumed or 0, log, tracking)
@@ -215,8 +223,8 @@ def train_steps(run: StageRun, start_step: int, log: MetricsLog | None, tracking
             adjust_threads()  # follow the cores other processes leave free
         started = time.perf_counter()
         global_batch = run.plan.step_batch(step)
-        loss, grad_norm = one_step(run, step, global_batch, autocast)
-        record = step_record(run, step, global_batch, loss, grad_norm, time.perf_counter() - started)
+        loss, grad_norm, metrics = one_step(run, step, global_batch, autocast)
+        record = step_record(run, step, global_batch, loss, grad_norm, time.perf_counter() - started, metrics)
         totals.add(loss, len(global_batch))
         if log is not None:
             log.write(record)
@@ -230,50 +238,63 @@ def train_steps(run: StageRun, start_step: int, log: MetricsLog | None, tracking
     return totals
 
 
-def one_step(run: StageRun, step: int, global_batch: list[int], autocast) -> tuple[float, float | None]:
+def one_step(
+    run: StageRun, step: int, global_batch: list[int], autocast
+) -> tuple[float, float | None, dict[str, float]]:
     """Forward and backward over this process's micro-batches, clip, step optimizer and schedule; the step's loss
-    averaged over processes and the gradient norm before clipping (``None`` where the engine keeps none)."""
+    and the objective's metrics averaged over processes, and the gradient norm before clipping (``None`` where the
+    engine keeps none)."""
     accelerator, stage = run.accelerator, run.stage
-    num_targets = run.data.num_targets(global_batch)
+    normaliser = run.data.normaliser(global_batch)
     micros = micro_batches(global_batch, accelerator.num_processes, accelerator.process_index, stage.micro_batch_size)
     total = 0.0
+    metrics: dict[str, float] = {}
     for micro, indices in enumerate(micros):
-        loss = micro_batch_loss(run, step, indices, num_targets, autocast)
-        backward(accelerator, run.wrapped, loss, last_micro_batch=micro == len(micros) - 1)
-        total += loss.item()
+        result = micro_batch_loss(run, step, indices, normaliser, autocast)
+        backward(accelerator, run.wrapped, result.loss, last_micro_batch=micro == len(micros) - 1)
+        total += result.loss.item()
+        for name, value in result.metrics.items():
+            metrics[name] = metrics.get(name, 0.0) + float(value)
     # FSDP: the whole wrapped model; without clipping (0) an infinite bound only measures (the factor is 1.0)
     norm = accelerator.clip_grad_norm_(run.wrapped.parameters(), stage.max_grad_norm or math.inf)
     run.optimizer.step()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
-    return _mean_across(accelerator, total), None if norm is None else float(norm)
+    metrics = {name: _mean_across(accelerator, value) for name, value in metrics.items()}
+    return _mean_across(accelerator, total), None if norm is None else float(norm), metrics
 
 
-def micro_batch_loss(run: StageRun, step: int, indices: list[int], num_targets: int, autocast) -> torch.Tensor:
-    """One micro-batch's share of the step loss; a non-finite loss stops the run naming the step and sample ids."""
+def micro_batch_loss(run: StageRun, step: int, indices: list[int], normaliser: Any, autocast) -> ObjectiveLoss:
+    """One micro-batch's share of the step loss (the stage objective's); a non-finite loss stops the run naming the
+    step and sample ids."""
     accelerator = run.accelerator
     batch = assemble_batch(run.model, run.data, indices, run.model.tokenizer.pad_token_id, run.stage.packing,
                            run.stage.max_length)
     batch = {k: v.to(accelerator.device) for k, v in batch.items()}
     with autocast:
-        loss = step_loss(run.forward, batch, num_targets, scale=accelerator.num_processes)
+        reference = None if run.reference is None else run.reference.values(indices, batch)
+        result = run.objective.loss(run.forward, batch, normaliser, scale=accelerator.num_processes,
+                                    reference=reference)
+    loss = result.loss
     if not torch.isfinite(loss):
         ids = [run.data.samples[i].sample_id for i in indices]
         raise TrainingError(f"stage {run.stage.name!r}: non-finite loss {loss.item()} at step {step + 1}, batch ids {ids}")
-    return loss
+    return result
 
 
 def step_record(
-    run: StageRun, step: int, global_batch: list[int], loss: float, grad_norm: float | None, seconds: float
+    run: StageRun, step: int, global_batch: list[int], loss: float, grad_norm: float | None, seconds: float,
+    metrics: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """The ``metrics.jsonl`` line of one step: ``lr`` is the first parameter group's, ``lr/<module>`` each
-    ``optimizer.module_lr`` group's."""
+    ``optimizer.module_lr`` group's; the objective's metrics follow ``loss`` under their own names."""
     rates = run.scheduler.get_last_lr()
     images = sum(1 for index in global_batch if run.data.images[index] is not None)
     return {
         "step": step + 1,
         "epoch": round((step + 1) / run.plan.per_epoch, 4),
         "loss": round(loss, 6),
+        **{name: round(value, 6) for name, value in (metrics or {}).items()},
         "lr": rates[0],
         **{f"lr/{name}": rate for name, rate in zip(module_groups(run, len(rates)), rates, strict=False) if name},
         "grad_norm": None if grad_norm is None else round(grad_norm, 6),

@@ -10,9 +10,15 @@ ROLE_ORDER = ("alignment", "instruct", "downstream")
 
 
 class LlavaMedCurriculum(Curriculum):
-    """Runs the recipe's stages in order; ``downstream`` stages run only with ``options.downstream: true``."""
+    """Runs the recipe's stages in order; ``downstream`` stages run only with ``options.downstream: true``.
+
+    Roles: ``alignment`` (biomedical concept alignment), ``instruct`` (instruction tuning), ``preference`` (a
+    preference-optimisation stage after instruction tuning, e.g. DPO), ``downstream`` (fine-tuning on one
+    benchmark's training split), ``custom`` (anything else, run in order).
+    """
 
     name = "llava-med"
+    roles = ("alignment", "instruct", "preference", "downstream", "custom")
 
     def plan(self, stages: list[Any]) -> list[Any]:
         downstream = bool(self.options.get("downstream", False))

@@ -8,7 +8,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-#: ``metrics.jsonl`` keys sent each step, as ``train/<key>`` (``lr/<module>`` keys follow ``lr``)
+#: ``metrics.jsonl`` keys sent each step, as ``train/<key>`` (then every ``group/name`` key: ``lr/<module>`` and the
+#: objective's metrics, e.g. DPO's ``rewards/margin``)
 STEP_KEYS = ("loss", "lr", "grad_norm", "tokens_per_s", "samples_per_s", "image_tokens", "epoch")
 #: ``DONE.json`` keys sent at the end of a stage, as ``stage/<name>/<key>``
 STAGE_KEYS = ("steps", "first_loss", "last_loss", "seconds", "samples")
@@ -38,7 +39,7 @@ def _flatten(node: Any, key: str, flat: dict[str, Any]) -> None:
 
 def step_values(record: dict[str, Any]) -> dict[str, float]:
     """One ``metrics.jsonl`` record as ``train/...`` scalars (missing and non-finite values left out)."""
-    keys = [*STEP_KEYS, *(key for key in record if key.startswith("lr/"))]
+    keys = [*STEP_KEYS, *(key for key in record if "/" in key)]
     return _numbers({f"train/{key}": record.get(key) for key in keys})
 
 

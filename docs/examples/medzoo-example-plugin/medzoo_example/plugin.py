@@ -25,3 +25,15 @@ def register_connectors(register: Register) -> None:
         PerceiverResampler,
         description="Flamingo-style perceiver resampler: num_latents learned queries attend to the image features",
     )
+
+
+@hookimpl
+def register_objectives(register: Register) -> None:
+    from medzoo_example.smoothed_sft import SmoothedSupervisedObjective
+
+    register(
+        "smoothed-sft",
+        SmoothedSupervisedObjective,
+        description="supervised tuning with label-smoothed cross-entropy (objective: {name: smoothed-sft, smoothing})",
+        tiny={"options": {"smoothing": 0.1}},
+    )

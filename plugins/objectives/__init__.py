@@ -1,0 +1,1 @@
+"""Training objectives: supervised next-token cross-entropy (``sft``) and preference optimisation (``dpo``)."""
