@@ -31,6 +31,7 @@ from medzoo.app.leaderboard.row_names import name_from_model_ids
 from medzoo.app.leaderboard.table import ColumnGroup, ModelRow
 from medzoo.app.leaderboard.training import CONTENDER_TEMPLATE, benchmark_protocol, recorded_stages
 from medzoo.core.errors import DataError
+from medzoo.core.interfaces.benchmark import benchmark_class
 
 
 def default_split(benchmark: str) -> str:
@@ -39,10 +40,10 @@ def default_split(benchmark: str) -> str:
     from medzoo.core.plugin_system.manager import components
 
     try:
-        factory = components().get("benchmark", benchmark).factory
+        declared_by = benchmark_class(components().get("benchmark", benchmark).factory)
     except PluginError:
         return "test"
-    split = getattr(factory, "split", "test")
+    split = declared_by.split if declared_by is not None else None
     return split if isinstance(split, str) else "test"
 
 

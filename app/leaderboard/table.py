@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from medzoo.app.leaderboard.protocols import protocol_order
+from medzoo.core.interfaces.benchmark import benchmark_class
 
 COUNT_KEYS = frozenset({"n", "n_open", "n_closed", "n_missing", "n_malformed", "n_right"})
 #: reported numbers that are not scores (no "best" among them)
@@ -92,7 +93,8 @@ def registered_headline_metrics(benchmark: str) -> tuple[str, ...] | None:
         registration = components().get("benchmark", benchmark)
     except PluginError:
         return None
-    declared = registration.info.get("headline_metrics") or getattr(registration.factory, "headline_metrics", None)
+    declared_by = benchmark_class(registration.factory)
+    declared = registration.info.get("headline_metrics") or (declared_by.headline_metrics if declared_by else None)
     return tuple(declared) if declared else None
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from medzoo.app.model_cards.card import ComponentRow, EvaluationRow, ModelCard, RecipeInfo, StageRow
+from medzoo.core.interfaces.benchmark import benchmark_class
 
 RUN_MARKER = "medzoo_run.json"  # core/training/run_folder.py writes it into every run folder
 STAGE_FOLDER = re.compile(r"\d{2}-(.+)")
@@ -199,7 +200,8 @@ def headline_metrics(benchmark: str, metrics: dict[str, Any]) -> list[str]:
     registration = _registration("benchmark", benchmark)
     declared = None
     if registration is not None:
-        declared = registration.info.get("headline_metrics") or getattr(registration.factory, "headline_metrics", None)
+        declared_by = benchmark_class(registration.factory)
+        declared = registration.info.get("headline_metrics") or (declared_by.headline_metrics if declared_by else None)
     if declared:
         return [key for key in declared if isinstance(metrics.get(key), int | float)]
     return [key for key, value in metrics.items() if isinstance(value, int | float) and not isinstance(value, bool)

@@ -65,3 +65,9 @@ class Benchmark(ABC):
     @abstractmethod
     def score(self, predictions: dict[str, str], items: list[BenchmarkItem]) -> dict[str, float]:
         """Metrics (percent) for predictions keyed by question id."""
+
+
+def benchmark_class(factory: Any) -> type[Benchmark] | None:
+    """The ``Benchmark`` subclass a registered factory is, or None for a factory function (it declares nothing
+    before it is called); the leaderboard and model cards read the class-level declarations through it."""
+    return factory if isinstance(factory, type) and issubclass(factory, Benchmark) else None
