@@ -301,6 +301,7 @@ def evaluate(
     fresh: bool = False,
     redo_stale: bool = False,
     processes: EvalProcesses | None = None,
+    contender: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Answer and score one benchmark; with ``image_ablation`` also re-score with ablated images.
 
@@ -311,6 +312,8 @@ def evaluate(
     answers) removes them, saying why, only when they do not match instead of refusing. With several
     ``processes`` (see :func:`medzoo.core.evaluation.processes.eval_processes`) every process calls this; the
     main process speaks, merges, scores and writes ``metrics.json`` and returns the metrics, the others ``{}``.
+    ``contender`` (its name and how it was chosen) is recorded in ``metrics.json`` with the answerer's
+    :meth:`~Answerer.describe`.
     """
     if image_ablation is not None and image_ablation not in ABLATIONS:
         raise DataError(f"image ablation {image_ablation!r}: expected one of {', '.join(ABLATIONS)}")
@@ -366,6 +369,9 @@ def evaluate(
         metrics["split"] = benchmark.split
     metrics["model_id"] = model_id
     metrics["protocol"] = protocol.describe()
+    described = {**(contender or {}), **answerer.describe()}
+    if described:
+        metrics["contender"] = described
     metrics.update(counts.as_metrics())
     if size_warning:
         metrics["size_warning"] = size_warning

@@ -50,6 +50,11 @@ class Answerer(ABC):
         """The template to ask ``benchmark`` with: ``requested`` (the benchmark option ``prompt_template``) when
         given and usable, else the model's own; a DataError naming the option when it cannot be used."""
 
+    def describe(self) -> dict[str, Any]:
+        """What ``metrics.json`` records about this answerer under ``contender`` besides its name (a served model:
+        the endpoint's model id and decoding settings; never a secret). Default: nothing."""
+        return {}
+
     def to_device(self, device: str) -> Answerer:
         """Move the weights to ``device`` (``cpu``, ``cuda:1``...); returns self."""
         return self
