@@ -198,25 +198,42 @@ def answer_items(
         for start in range(0, len(mine), batch_size * 4):
             chunk = mine[start : start + batch_size * 4]
             requests = [_request(benchmark, item, ablation) for item in chunk]
-            texts = answerer.answer(requests, protocol.settings, protocol.template, batch_size)
-            records = []
-            for item, request, text in zip(chunk, requests, texts, strict=True):
-                records.append({
-                    "question_id": item.question_id,
-                    "prompt": request.messages[0].content,
-                    "text": text,
-                    "answer_id": uuid.uuid4().hex,
-                    "model_id": model_id,
-                    "metadata": {"answer_type": item.answer_type, **({"image_ablation": ablation} if ablation else {})},
-                })  # fmt: skip
-                answered[str(item.question_id)] = text
-            appender.write(records)
-            progress.update(len(chunk))
+            for group in _checked_groups(answerer, requests, protocol, batch_size):
+                records = []
+                for index, text in group:
+                    item, request = chunk[index], requests[index]
+                    records.append({
+                        "question_id": item.question_id,
+                        "prompt": request.messages[0].content,
+                        "text": text,
+                        "answer_id": uuid.uuid4().hex,
+                        "model_id": model_id,
+                        "metadata": {"answer_type": item.answer_type,
+                                     **({"image_ablation": ablation} if ablation else {})},
+                    })  # fmt: skip
+                    answered[str(item.question_id)] = text
+                appender.write(records)
+                progress.update(len(group))
     progress.close()
     if not target.stat().st_size and target != predictions_path:
         target.unlink()  # a process with nothing to answer leaves no part
         meta_path(target).unlink(missing_ok=True)
     return _merged(predictions_path, items, answered, processes, say) if processes.distributed or parts else answered
+
+
+def _checked_groups(answerer: Answerer, requests: list[ChatRequest], protocol: Protocol, batch_size: int):
+    """The answerer's answer groups, checked to answer every request exactly once."""
+    seen: set[int] = set()
+    groups = answerer.answer_groups(requests, protocol.settings, protocol.template, batch_size)
+    for group in groups:
+        for index, _ in group:
+            if not 0 <= index < len(requests) or index in seen:
+                raise DataError(f"{answerer.model_id}: answered request {index} twice or out of range "
+                                f"(0..{len(requests) - 1})")
+            seen.add(index)
+        yield group
+    if len(seen) != len(requests):
+        raise DataError(f"{answerer.model_id}: answered {len(seen)} of {len(requests)} requests")
 
 
 def _merged(

@@ -10,7 +10,7 @@ by default.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,14 @@ class Answerer(ABC):
     ) -> list[str]:
         """One answer text per request, in request order, asked with the prompt ``template`` (a name
         :meth:`prompt_for` chose) and decoded with ``settings``; at most ``batch_size`` rows per forward pass."""
+
+    def answer_groups(
+        self, requests: Sequence[ChatRequest], settings: SamplingSettings, template: str, batch_size: int
+    ) -> Iterator[list[tuple[int, str]]]:
+        """The answers as groups of (request index, answer) pairs, each group as soon as it is ready (any order):
+        evaluation writes each group to the answer file at once, so a killed run keeps it. Default: one group,
+        :meth:`answer`'s. An answerer whose answers arrive one by one (a served model) yields them one by one."""
+        yield list(enumerate(self.answer(requests, settings, template, batch_size)))
 
     @abstractmethod
     def weights_fingerprint(self) -> str:
