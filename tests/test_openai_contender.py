@@ -235,3 +235,31 @@ def test_options_are_checked_and_a_literal_key_is_refused(data_root, tmp_path, c
     assert cli_error(capsys, *no_url).startswith("error: contender openai: no endpoint; pass --contender-option "
                                                  "base_url=http://HOST:PORT/v1")
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_medzoo_serve_is_an_endpoint_the_contender_ranks(trained_tiny_model, data_root, items, tmp_path, capsys,
+                                                         monkeypatch, single_thread):
+    """A real OpenAI-compatible server, not the scripted one: ``medzoo serve`` of a tiny medzoo model answers
+    every question through the contender (greedy: what the model gives when medzoo evaluates it directly with
+    the template serving renders)."""
+    from medzoo.app.serving.app import ServeConfig, create_app
+    from medzoo.app.serving.background import BackgroundServer
+    from medzoo.app.serving.loading import load_engine
+
+    monkeypatch.setenv("SERVE_KEY", SECRET)
+    engine = load_engine(str(trained_tiny_model), device="cpu")
+    served, direct = tmp_path / "served", tmp_path / "direct"
+    with single_thread(), BackgroundServer(create_app(engine, ServeConfig("tiny-med", api_key=SECRET))) as server:
+        main(["eval", "tiny-med", "--contender", "openai", "--contender-option", f"base_url={server.url}/v1",
+              "--contender-option", "api_key_env=SERVE_KEY", "--contender-option", "concurrency=2", "-b",
+              "synth-vqa-rad", "--option", f"root={data_root}", "--option", f"max_new_tokens={MAX_NEW_TOKENS}",
+              "-d", str(served)])
+        main(["eval", str(trained_tiny_model), "-b", "synth-vqa-rad", "--option", f"root={data_root}", "--option",
+              f"max_new_tokens={MAX_NEW_TOKENS}", "--option", f"prompt_template={engine.processor.template.name}",
+              "-d", str(direct)])
+
+    def texts(folder: Path) -> dict[str, str]:
+        return {row["question_id"]: row["text"] for row in answers(folder)}
+
+    assert texts(served) == texts(direct) and len(texts(served)) == len(items)
+    assert json.loads((served / "metrics.json").read_text())["contender"]["served_model"] == "tiny-med"
