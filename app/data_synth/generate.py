@@ -9,7 +9,7 @@ Layout under ``output_dir`` (all image paths in the files are relative to ``outp
     vqa_rad/vqa_rad.json, vqa_rad/test.json         VQA-RAD OSF json, LLaVA-Med test.json
     slake/{train,validation,test}.json              SLAKE
     pathvqa/qas/{train,test}/{split}_qa.pkl         PathVQA
-    coloninst/{train,val,test}/{cls,reg,rec}_{split}.json   ColonINST
+    coloninst/{train,val,test}/{cls,reg,rec,cap}_{split}.json   ColonINST
 
 Those names are those of the real data sets, so ``synthesize`` never writes over a folder holding any of them
 without its own manifest (``"generator": "medzoo.app.data_synth"``). The manifest is written first marked

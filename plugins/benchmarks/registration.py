@@ -25,6 +25,7 @@ INFO: dict[str, dict[str, Any]] = {
     "coloninst-cls": {"tiny": _test_file("coloninst/test/cls_test.json")},
     "coloninst-reg": {"tiny": _test_file("coloninst/test/reg_test.json")},
     "coloninst-rec": {"tiny": _test_file("coloninst/test/rec_test.json")},
+    "coloninst-cap": {"tiny": _test_file("coloninst/test/cap_test.json")},
     "synth-vqa-rad": {"tiny": SYNTH_TINY},
     "synth-slake": {"tiny": SYNTH_TINY},
     "synth-pathvqa": {"tiny": SYNTH_TINY},
@@ -34,6 +35,7 @@ INFO: dict[str, dict[str, Any]] = {
                             "tiny": SYNTH_TINY},
     "synth-coloninst-rec": {"description": "ColonINST-shaped synthetic referring-expression-comprehension test set",
                             "tiny": SYNTH_TINY},
+    "synth-coloninst-cap": {"description": "ColonINST-shaped synthetic captioning test set", "tiny": SYNTH_TINY},
 }
 
 
