@@ -263,3 +263,26 @@ def test_medzoo_serve_is_an_endpoint_the_contender_ranks(trained_tiny_model, dat
 
     assert texts(served) == texts(direct) and len(texts(served)) == len(items)
     assert json.loads((served / "metrics.json").read_text())["contender"]["served_model"] == "tiny-med"
+
+
+def test_several_images_become_several_image_url_parts_in_place():
+    """A question with several images (``<image 1>`` ... as a benchmark prompts them, each an ``<image>``
+    placeholder here) sends one image_url part per image, where its placeholder stood."""
+    from types import SimpleNamespace
+
+    from medzoo.core.interfaces.conversation import Message
+    from medzoo.plugins.contenders.openai_messages import openai_messages
+
+    red, blue = Image.new("RGB", (4, 4), (255, 0, 0)), Image.new("RGB", (4, 4), (0, 0, 255))
+    request = SimpleNamespace(messages=[Message("user", "Compare <image> with <image>. Which is red?")],
+                              images=[red, blue])
+    [message] = openai_messages(request)
+    kinds = [part["type"] for part in message["content"]]
+    assert kinds == ["text", "image_url", "text", "image_url", "text"]
+    urls = [part["image_url"]["url"] for part in message["content"] if part["type"] == "image_url"]
+    decoded = [Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) for url in urls]
+    assert [image.getpixel((0, 0)) for image in decoded] == [(255, 0, 0), (0, 0, 255)]
+    assert [part["text"] for part in message["content"] if part["type"] == "text"] == [
+        "Compare", "with", ". Which is red?"]
+    text_only = SimpleNamespace(messages=[Message("user", "Is this normal?")], images=[])
+    assert openai_messages(text_only) == [{"role": "user", "content": "Is this normal?"}]
