@@ -97,6 +97,10 @@ def synth_root(tmp_path: Path) -> Path:
                     [{**base, "conversations": _turns("What is the category of {<10><12><40><50>}?", "polyp")}])
         _write_json(root / "coloninst" / split / f"rec_{split}.json",
                     [{**base, "conversations": _turns("Where is the location of polyp?", "{<10><12><40><50>}")}])
+        _write_json(root / "coloninst" / split / f"cap_{split}.json",
+                    [{**base, "conversations": _turns("Interpret what the image shows.",
+                                                      "A raised polyp protrudes from the colon wall in the upper "
+                                                      "left part of the frame.")}])
     (root / "pmc_vqa").mkdir()
     (root / "pmc_vqa" / "test_2.csv").write_text(
         "index,Figure_path,Caption,Question,Choice A,Choice B,Choice C,Choice D,Answer,split\n"

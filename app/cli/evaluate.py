@@ -16,22 +16,35 @@ def _pairs(values: tuple[str, ...], flag: str, example: str) -> dict[str, str]:
     return dict(value.split("=", 1) for value in values)
 
 
-def _answerer(model: str, contender: str | None, contender_options: dict[str, str], delta_base: str | None):
-    """The contender ``contender`` for MODEL, or the medzoo model directory MODEL names."""
+def _answerer(model: str, contender: str | None, contender_options: dict[str, str], delta_base: str | None,
+              echo=click.echo):
+    """(the answerer, what metrics.json records about the contender or None): the contender ``contender`` for
+    MODEL, the ``hf-vlm`` contender when MODEL is a transformers image-text-to-text folder, or the medzoo model
+    directory MODEL names."""
+    from medzoo.core.evaluation.contenders import get_contender, load_contender
+
     if contender is not None:
-        from medzoo.core.evaluation.contenders import get_contender, load_contender
         get_contender(contender)  # an unknown name fails before anything loads
-        return load_contender(contender, model, **contender_options)
+        chosen = {"name": contender, "chosen": "--contender"}
+        return load_contender(contender, model, **contender_options), chosen
     if contender_options:
         from medzoo.core.errors import RecipeError
 
         raise RecipeError("--contender-option: only a --contender takes options")
+    from medzoo.app.interop.transformers_folder import HF_CONTENDER, transformers_folder
+
+    folder = transformers_folder(model)
+    if folder is not None:
+        echo(f"{model}: a transformers model folder ({folder.reason()}): answering with --contender "
+                   f"{HF_CONTENDER}")
+        chosen = {"name": HF_CONTENDER, "chosen": "automatically", "reason": folder.reason()}
+        return load_contender(HF_CONTENDER, model), chosen
     from medzoo.app.interop.published_weights import resolve_model
     from medzoo.core.evaluation.medzoo_answerer import MedzooAnswerer
     from medzoo.core.model.multimodal import MultimodalModel
 
     model_dir = resolve_model(model, delta_base=delta_base, echo=click.echo)
-    return MedzooAnswerer(MultimodalModel.from_pretrained(str(model_dir)), model)
+    return MedzooAnswerer(MultimodalModel.from_pretrained(str(model_dir)), model), None
 
 
 @click.command("eval")
@@ -60,7 +73,8 @@ def _answerer(model: str, contender: str | None, contender_options: dict[str, st
 def evaluate_command(model, benchmark, data, image_root, output_dir, batch_size, image_ablation, options,
                      delta_base, contender, contender_options, device, fresh) -> None:
     """Answer BENCHMARK with MODEL (a model directory, a registry variant such as llava-med-v1.5 whose
-    published weights are imported on first use, or with --contender the contender's source); writes
+    published weights are imported on first use, a transformers image-text-to-text folder, answered with the
+    hf-vlm contender, or with --contender the contender's source); writes
     predictions.jsonl, its predictions.meta.json sidecar and metrics.json. A rerun resumes the answers when the
     sidecar matches (same model weights, benchmark, options, data, protocol and ablation) and refuses otherwise;
     --fresh starts over. Under `accelerate launch --num_processes N -m medzoo.app.cli eval ...` the processes
@@ -80,12 +94,13 @@ def evaluate_command(model, benchmark, data, image_root, output_dir, batch_size,
     echo = click.echo if processes.is_main else (lambda *_: None)
     parsed = benchmark_options(benchmark, model, data, parsed, echo)  # its data is found before the model loads
     with processes.main_first():  # imports published weights or fills the hub cache once
-        answerer = _answerer(model, contender, extra, delta_base).to_device(processes.device(device))
+        answerer, chosen = _answerer(model, contender, extra, delta_base, echo)
+        answerer = answerer.to_device(processes.device(device))
     from medzoo.core.evaluation.evaluate_model import evaluate
 
     metrics = evaluate(
         answerer, benchmark, output_dir, data=data, image_root=image_root, options=parsed, batch_size=batch_size,
-        image_ablation=image_ablation, echo=echo, fresh=fresh, processes=processes,
+        image_ablation=image_ablation, echo=echo, fresh=fresh, processes=processes, contender=chosen,
     )
     if processes.is_main:
         click.echo(json.dumps(metrics, indent=2))

@@ -9,7 +9,7 @@ Layout under ``output_dir`` (all image paths in the files are relative to ``outp
     vqa_rad/vqa_rad.json, vqa_rad/test.json         VQA-RAD OSF json, LLaVA-Med test.json
     slake/{train,validation,test}.json              SLAKE
     pathvqa/qas/{train,test}/{split}_qa.pkl         PathVQA
-    coloninst/{train,val,test}/{cls,reg,rec}_{split}.json   ColonINST
+    coloninst/{train,val,test}/{cls,reg,rec,cap}_{split}.json   ColonINST
     pmc_vqa/test_2.csv                              PMC-VQA test_2.csv (multiple choice, MedEvalKit's copy)
     omnimedvqa/QA_information/Open-access/*.json    OmniMedVQA (the same questions, one file per domain)
     gmai_mmbench/GMAI-MMBench_VAL.tsv               GMAI-MMBench as VLMEvalKit's TSV (the same questions)

@@ -38,6 +38,20 @@ COLONINST_TEMPLATES: dict[str, tuple[str, ...]] = {
         "Find the region that contains the {category}.",
         "Which area of the image shows the {category}?",
     ),
+    "cap": (
+        "Interpret what the image shows.",
+        "Describe this colonoscopy frame.",
+        "What can be seen in this endoscopic image?",
+        "Give a short description of the image.",
+        "Summarise the findings in this frame.",
+    ),
+}
+#: ColonINST CAP answers: a paragraph per finding, ``{where}`` the part of the frame the finding's box is in
+COLONINST_CAPTIONS: dict[str, str] = {
+    "polyp": "A raised polyp protrudes from the colon wall in the {where} of the frame; no bleeding is visible.",
+    "bleeding": "Fresh blood covers the mucosa in the {where} of the frame, a sign of active bleeding.",
+    "ulcer": "An ulcer with a pale base breaks the mucosa in the {where} of the frame.",
+    "normal": "The colonic mucosa looks normal, with a clear vascular pattern and no polyp, ulcer or bleeding.",
 }
 
 

@@ -13,8 +13,15 @@ import numpy as np
 
 from medzoo.app.data_synth import sampling
 from medzoo.app.data_synth.captions import caption_and_mentions, figure_label
+from medzoo.app.data_synth.drawing import IMAGE_SIZE
 from medzoo.app.data_synth.images import SynthImage
-from medzoo.app.data_synth.questions import COLONINST_TEMPLATES, QA, format_box, questions_for
+from medzoo.app.data_synth.questions import (
+    COLONINST_CAPTIONS,
+    COLONINST_TEMPLATES,
+    QA,
+    format_box,
+    questions_for,
+)
 from medzoo.core.atomic_writes import write_atomically
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 from medzoo.plugins.datasets.pmc_captions import caption_prompt
@@ -186,13 +193,28 @@ def _colon_record(image: SynthImage, split: str, question: str, answer: str) -> 
                               {"from": "gpt", "value": answer}]}
 
 
-def coloninst_records(images: Sequence[SynthImage], split: str) -> dict[str, list[dict[str, Any]]]:
-    """CLS (category), REG (category of a box) and REC (box of a category) records of one split."""
-    tasks: dict[str, list[dict[str, Any]]] = {"cls": [], "reg": [], "rec": []}
+def coloninst_caption(image: SynthImage, size: int) -> str:
+    """The CAP answer of one image: its finding, and for a finding with a box the quarter of the frame it is in."""
+    box = image.findings["box"]
+    where = "centre"
+    if box is not None:
+        x1, y1, x2, y2 = box
+        vertical = "upper" if (y1 + y2) / 2 < size / 2 else "lower"
+        horizontal = "left" if (x1 + x2) / 2 < size / 2 else "right"
+        where = f"{vertical} {horizontal} part"
+    return COLONINST_CAPTIONS[image.findings["finding"]].format(where=where)
+
+
+def coloninst_records(images: Sequence[SynthImage], split: str, size: int = IMAGE_SIZE) -> dict[str, list[dict[str, Any]]]:
+    """CLS (category), REG (category of a box), REC (box of a category) and CAP (a paragraph about the image)
+    records of one split."""
+    tasks: dict[str, list[dict[str, Any]]] = {"cls": [], "reg": [], "rec": [], "cap": []}
     with_box = [image for image in images if image.findings["box"] is not None]
     for image, template in zip(images, _template_indices(images), strict=True):
         question = COLONINST_TEMPLATES["cls"][template]
         tasks["cls"].append(_colon_record(image, split, question, image.findings["finding"]))
+        tasks["cap"].append(_colon_record(image, split, COLONINST_TEMPLATES["cap"][template],
+                                          coloninst_caption(image, size)))
     for image, template in zip(with_box, _template_indices(with_box), strict=True):
         box, category = format_box(image.findings["box"]), image.findings["finding"]
         tasks["reg"].append(_colon_record(image, split, COLONINST_TEMPLATES["reg"][template].format(box=box), category))

@@ -198,25 +198,42 @@ def answer_items(
         for start in range(0, len(mine), batch_size * 4):
             chunk = mine[start : start + batch_size * 4]
             requests = [_request(benchmark, item, ablation) for item in chunk]
-            texts = answerer.answer(requests, protocol.settings, protocol.template, batch_size)
-            records = []
-            for item, request, text in zip(chunk, requests, texts, strict=True):
-                records.append({
-                    "question_id": item.question_id,
-                    "prompt": request.messages[0].content,
-                    "text": text,
-                    "answer_id": uuid.uuid4().hex,
-                    "model_id": model_id,
-                    "metadata": {"answer_type": item.answer_type, **({"image_ablation": ablation} if ablation else {})},
-                })  # fmt: skip
-                answered[str(item.question_id)] = text
-            appender.write(records)
-            progress.update(len(chunk))
+            for group in _checked_groups(answerer, requests, protocol, batch_size):
+                records = []
+                for index, text in group:
+                    item, request = chunk[index], requests[index]
+                    records.append({
+                        "question_id": item.question_id,
+                        "prompt": request.messages[0].content,
+                        "text": text,
+                        "answer_id": uuid.uuid4().hex,
+                        "model_id": model_id,
+                        "metadata": {"answer_type": item.answer_type,
+                                     **({"image_ablation": ablation} if ablation else {})},
+                    })  # fmt: skip
+                    answered[str(item.question_id)] = text
+                appender.write(records)
+                progress.update(len(group))
     progress.close()
     if not target.stat().st_size and target != predictions_path:
         target.unlink()  # a process with nothing to answer leaves no part
         meta_path(target).unlink(missing_ok=True)
     return _merged(predictions_path, items, answered, processes, say) if processes.distributed or parts else answered
+
+
+def _checked_groups(answerer: Answerer, requests: list[ChatRequest], protocol: Protocol, batch_size: int):
+    """The answerer's answer groups, checked to answer every request exactly once."""
+    seen: set[int] = set()
+    groups = answerer.answer_groups(requests, protocol.settings, protocol.template, batch_size)
+    for group in groups:
+        for index, _ in group:
+            if not 0 <= index < len(requests) or index in seen:
+                raise DataError(f"{answerer.model_id}: answered request {index} twice or out of range "
+                                f"(0..{len(requests) - 1})")
+            seen.add(index)
+        yield group
+    if len(seen) != len(requests):
+        raise DataError(f"{answerer.model_id}: answered {len(seen)} of {len(requests)} requests")
 
 
 def _merged(
@@ -301,6 +318,7 @@ def evaluate(
     fresh: bool = False,
     redo_stale: bool = False,
     processes: EvalProcesses | None = None,
+    contender: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Answer and score one benchmark; with ``image_ablation`` also re-score with ablated images.
 
@@ -311,6 +329,8 @@ def evaluate(
     answers) removes them, saying why, only when they do not match instead of refusing. With several
     ``processes`` (see :func:`medzoo.core.evaluation.processes.eval_processes`) every process calls this; the
     main process speaks, merges, scores and writes ``metrics.json`` and returns the metrics, the others ``{}``.
+    ``contender`` (its name and how it was chosen) is recorded in ``metrics.json`` with the answerer's
+    :meth:`~Answerer.describe`.
     """
     if image_ablation is not None and image_ablation not in ABLATIONS:
         raise DataError(f"image ablation {image_ablation!r}: expected one of {', '.join(ABLATIONS)}")
@@ -366,6 +386,9 @@ def evaluate(
         metrics["split"] = benchmark.split
     metrics["model_id"] = model_id
     metrics["protocol"] = protocol.describe()
+    described = {**(contender or {}), **answerer.describe()}
+    if described:
+        metrics["contender"] = described
     metrics.update(counts.as_metrics())
     if size_warning:
         metrics["size_warning"] = size_warning

@@ -10,7 +10,7 @@ by default.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,14 @@ class Answerer(ABC):
         """One answer text per request, in request order, asked with the prompt ``template`` (a name
         :meth:`prompt_for` chose) and decoded with ``settings``; at most ``batch_size`` rows per forward pass."""
 
+    def answer_groups(
+        self, requests: Sequence[ChatRequest], settings: SamplingSettings, template: str, batch_size: int
+    ) -> Iterator[list[tuple[int, str]]]:
+        """The answers as groups of (request index, answer) pairs, each group as soon as it is ready (any order):
+        evaluation writes each group to the answer file at once, so a killed run keeps it. Default: one group,
+        :meth:`answer`'s. An answerer whose answers arrive one by one (a served model) yields them one by one."""
+        yield list(enumerate(self.answer(requests, settings, template, batch_size)))
+
     @abstractmethod
     def weights_fingerprint(self) -> str:
         """A digest that changes whenever the weights do (see ``medzoo.core.evaluation.answer_meta``)."""
@@ -49,6 +57,11 @@ class Answerer(ABC):
     def prompt_for(self, benchmark: Benchmark, requested: str | None) -> PromptChoice:
         """The template to ask ``benchmark`` with: ``requested`` (the benchmark option ``prompt_template``) when
         given and usable, else the model's own; a DataError naming the option when it cannot be used."""
+
+    def describe(self) -> dict[str, Any]:
+        """What ``metrics.json`` records about this answerer under ``contender`` besides its name (a served model:
+        the endpoint's model id and decoding settings; never a secret). Default: nothing."""
+        return {}
 
     def to_device(self, device: str) -> Answerer:
         """Move the weights to ``device`` (``cpu``, ``cuda:1``...); returns self."""

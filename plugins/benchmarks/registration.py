@@ -33,6 +33,7 @@ INFO: dict[str, dict[str, Any]] = {
     "omnimedvqa": {"tiny": {"path": "{synth}/omnimedvqa", "image_root": "{synth}"}},
     "gmai-mmbench": {"hub_ids": ("VLMEval/GMAI-MMBench", "OpenGVLab/GMAI-MMBench"),
                      "tiny": {"path": "{synth}/gmai_mmbench/GMAI-MMBench_VAL.tsv"}},
+    "coloninst-cap": {"tiny": _test_file("coloninst/test/cap_test.json")},
     "synth-vqa-rad": {"tiny": SYNTH_TINY},
     "synth-slake": {"tiny": SYNTH_TINY},
     "synth-pathvqa": {"tiny": SYNTH_TINY},
@@ -45,6 +46,7 @@ INFO: dict[str, dict[str, Any]] = {
                             "tiny": SYNTH_TINY},
     "synth-coloninst-rec": {"description": "ColonINST-shaped synthetic referring-expression-comprehension test set",
                             "tiny": SYNTH_TINY},
+    "synth-coloninst-cap": {"description": "ColonINST-shaped synthetic captioning test set", "tiny": SYNTH_TINY},
 }
 
 

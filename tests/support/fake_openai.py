@@ -1,7 +1,8 @@
 """A scripted OpenAI-compatible chat server for tests: 127.0.0.1, port 0, stdlib only.
 
 Each request takes the next scripted behaviour (a reply, a malformed body, an HTTP status with headers,
-a hang until the server stops, a block until released); when the script is empty the ``responder`` answers. The server records
+a hang until the server stops, a block until released, a reply held open a while); when the script is empty the
+``responder`` answers, and after ``block_after`` requests every further one is blocked. The server records
 every request with its arrival time, counts replies delivered per prompt, and refuses to serve more than
 ``max_requests`` (a test that loops forever fails instead of hanging).
 """
@@ -56,7 +57,16 @@ class Block:
     limit: float = 10.0
 
 
-Behaviour = Reply | Malformed | Status | Hang | Block
+@dataclass
+class Hold:
+    """Reply ``text`` after ``window`` seconds (at once when the server stops): requests a client sends meanwhile
+    are in flight beside it (``max_in_flight`` counts them)."""
+
+    text: str
+    window: float = 0.5
+
+
+Behaviour = Reply | Malformed | Status | Hang | Block | Hold
 
 
 def prompt_key(body: dict[str, Any]) -> str:
@@ -78,6 +88,13 @@ class FakeOpenAI:
         self.delivered: Counter[str] = Counter()
         self.overflowed = False
         self.blocked = 0
+        #: after this many requests every further one is held (Block) until the server stops
+        self.block_after: int | None = None
+        #: the Authorization header of each request (None: none sent)
+        self.authorizations: list[str | None] = []
+        #: requests being handled now, and the most at once so far
+        self.in_flight = 0
+        self.max_in_flight = 0
         #: hung requests answered so far (0 while the server runs: a client that waited for one would hang)
         self.hangs_answered = 0
         self._lock = threading.Lock()
@@ -102,7 +119,10 @@ class FakeOpenAI:
             if len(self.requests) >= self.max_requests:
                 self.overflowed = True
                 return None
-            behaviour = self.script.popleft() if self.script else Reply(self.responder(body))
+            if self.block_after is not None and len(self.requests) >= self.block_after:
+                behaviour: Behaviour = Block(SUBPROCESS_HANG_S)
+            else:
+                behaviour = self.script.popleft() if self.script else Reply(self.responder(body))
             self.requests.append((time.monotonic(), body, type(behaviour).__name__))
             return behaviour
 
@@ -115,6 +135,7 @@ class FakeOpenAI:
 
             def _send(self, code: int, text: str, headers: dict[str, str] | None = None) -> None:
                 data = text.encode()
+                self._done()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -129,14 +150,33 @@ class FakeOpenAI:
                 if self.path != "/v1/chat/completions":
                     self._send(404, '{"error": "unknown path"}')
                     return
-                behaviour = fake._next(body)
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
-                    self._act(behaviour, body)
+                with fake._lock:
+                    fake.authorizations.append(self.headers.get("Authorization"))
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                self.counted = True
+                try:
+                    behaviour = fake._next(body)
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
+                        self._act(behaviour, body)
+                finally:
+                    self._done()
+
+            def _done(self) -> None:
+                """No longer in flight: before the reply is written (the client may send its next request as
+                soon as it has the reply)."""
+                if getattr(self, "counted", False):
+                    self.counted = False
+                    with fake._lock:
+                        fake.in_flight -= 1
 
             def _act(self, behaviour: Behaviour | None, body: dict[str, Any]) -> None:
                 if behaviour is None:
                     self._send(400, '{"error": "fake server request budget exhausted"}')
-                elif isinstance(behaviour, Reply):
+                elif isinstance(behaviour, Reply | Hold):
+                    if isinstance(behaviour, Hold):
+                        fake._release.wait(behaviour.window)
+                        behaviour = Reply(behaviour.text)
                     payload = {
                         "id": "chatcmpl-fake",
                         "object": "chat.completion",
