@@ -49,6 +49,8 @@ PUBLIC_API: dict[str, str] = {
     "IMAGE_OPTION_DEFAULTS": "medzoo.core.model.image_processing",
     "image_options": "medzoo.core.model.image_processing",
     "build_image_transform": "medzoo.core.model.image_processing",
+    # the registered tuning strategy whose adapters a module carries (a strategy merges another's first)
+    "adapter_owner": "medzoo.core.model.adapters",
     # the composed model
     "MultimodalModel": "medzoo.core.model.multimodal",
     "build_model": "medzoo.core.model.build",

@@ -153,16 +153,42 @@ def build_template(entry: Registration, factory, tiny: dict) -> None:
     assert "A chest radiograph." in targets and "What is shown?" not in targets
 
 
-TUNING_EXPECTED = {"frozen": "none", "full": "all", "lora": "adapters"}
+TUNING_EXPECTED = {"frozen": "none", "full": "all", "lora": "adapters", "qlora": "adapters over 4-bit",
+                   "partial": "top layers"}
+
+
+class _Stack(torch.nn.Module):
+    """Three blocks in a ModuleList: what partial tuning finds the top layers of."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(8, 8) for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
 
 
 def build_tuning(entry: Registration, factory, tiny: dict) -> None:
+    from medzoo.core.errors import RecipeError
     from medzoo.plugins.connectors.mlp import MlpGeluConnector
+    from medzoo.plugins.tuning.four_bit import four_bit_backend, run_device
 
+    expected = TUNING_EXPECTED[entry.name]
+    if expected == "top layers":
+        stack = factory(**tiny.get("options", {})).apply(_Stack(), "language")
+        top = len(stack.layers) - tiny["options"]["top_layers"]
+        assert {name.split(".")[1] for name, p in stack.named_parameters() if p.requires_grad} == {
+            str(index) for index in range(top, len(stack.layers))}
+        return
+    if expected == "adapters over 4-bit" and four_bit_backend().unavailable(run_device()):
+        with pytest.raises(RecipeError, match="needs a 4-bit backend"):
+            factory(**tiny.get("options", {})).apply(MlpGeluConnector(8, 16, 4, depth=2), "connector")
+        return
     module = MlpGeluConnector(8, 16, 4, depth=2)
     module = factory(**tiny.get("options", {})).apply(module, "connector") or module
     trainable = [name for name, parameter in module.named_parameters() if parameter.requires_grad]
-    expected = TUNING_EXPECTED[entry.name]
     if expected == "none":
         assert trainable == []
     elif expected == "all":

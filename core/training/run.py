@@ -30,6 +30,7 @@ from medzoo.core.training.run_lock import run_lock
 from medzoo.core.training.tracking import RunTracking
 from medzoo.core.training.tracking.plots import write_stage_plots
 from medzoo.core.training.trainer import StageResult, train_stage
+from medzoo.core.training.tuning_checks import check_stage_tuning
 
 DONE = "DONE.json"
 FINAL = "final"
@@ -136,6 +137,8 @@ def start_run(
     stages = planned_stages(recipe)
     stage_folders = [stage_directory(output_dir, index, stage).name for index, stage in enumerate(stages)]
     accelerator = make_accelerator()
+    for stage in stages:  # before any weights load: options the run's device cannot honour (QLoRA without 4-bit)
+        check_stage_tuning(stage, accelerator.device)
     main = accelerator.is_main_process
     if main:
         refuse_foreign_run_folder(output_dir, stage_folders)
