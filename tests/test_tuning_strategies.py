@@ -379,3 +379,38 @@ def test_dora_and_rslora_export_unmerged_as_a_peft_adapter_giving_the_merged_log
         adapted = PeftModel.from_pretrained(base, str(tmp_path / "hf" / "adapter")).eval()(**batch).logits
     torch.testing.assert_close(merged, expected, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(adapted, expected, rtol=1e-4, atol=1e-4)
+
+
+# ---- partial on every tower and language family: the trained blocks are ones that run -------------------------
+def members(kind: str) -> list[str]:
+    names = []
+    for name in components().names(kind):
+        info = components().get(kind, name).info
+        names.extend(info.get("examples", ())) if info.get("pattern") else names.append(name)
+    return names
+
+
+PARTIAL_CASES = [("vision", name) for name in members("vision_encoder")] + [
+    ("language", name) for name in members("language_model")]
+
+
+@pytest.mark.parametrize(("module_name", "name"), PARTIAL_CASES, ids=[f"{m}:{n}" for m, n in PARTIAL_CASES])
+def test_partial_top_layer_of_every_tower_and_language_family_gets_gradients(module_name, name, tiny_model_spec):
+    from medzoo.plugins.tuning.layer_stacks import layer_stacks
+    from medzoo.plugins.tuning.partial import PartialTuning
+
+    spec = {**tiny_model_spec, module_name: {"name": name}}
+    model = tiny(spec)
+    module = model.vision if module_name == "vision" else model.language.model
+    stacks = layer_stacks(module)
+    assert stacks, f"{name}: no stack of blocks found"
+    model.requires_grad_(False)
+    PartialTuning(top_layers=1).apply(module, module_name)
+    top_blocks = [blocks[-1] for blocks in stacks.values()]
+    top_parameters = {id(p) for block in top_blocks for p in block.parameters()}
+    trained = [p for p in model.parameters() if p.requires_grad]
+    assert trained and {id(p) for p in trained} == top_parameters
+    model.train()
+    model(**batch_of(model)).loss.backward()
+    for block in top_blocks:  # a block that never runs would get no gradient and train nothing
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in block.parameters()), name

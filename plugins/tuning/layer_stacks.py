@@ -14,7 +14,11 @@ def _block_class_names(module: nn.Module) -> set[str]:
     return set(getattr(module, "_no_split_modules", None) or ())
 
 
-def _homogeneous(stack: nn.ModuleList) -> bool:
+#: containers a stack of blocks is held in (transformers and open_clip: ModuleList; timm: Sequential)
+STACK_CONTAINERS = (nn.ModuleList, nn.Sequential)
+
+
+def _homogeneous(stack: nn.Module) -> bool:
     return len(stack) > 0 and len({type(child) for child in stack}) == 1
 
 
@@ -32,11 +36,11 @@ def _blocks_that_run(root: nn.Module, name: str, count: int) -> int:
 def layer_stacks(module: nn.Module) -> dict[str, list[nn.Module]]:
     """Name -> the blocks that run, for every stack of blocks in ``module`` (several for a fusion of towers).
 
-    A stack is an ``nn.ModuleList`` of the module's declared block classes; a module that declares none has one
-    stack, its longest ``nn.ModuleList`` of one class. Empty when the module has no stack (an MLP connector).
+    A stack is an ``nn.ModuleList`` or ``nn.Sequential`` of the module's declared block classes; a module that
+    declares none has one stack, its longest such container of one class. Empty when the module has no stack (an MLP connector).
     """
     names = _block_class_names(module)
-    lists = [(name, child) for name, child in module.named_modules() if isinstance(child, nn.ModuleList) and name]
+    lists = [(name, child) for name, child in module.named_modules() if isinstance(child, STACK_CONTAINERS) and name]
     if names:
         chosen = [(name, stack) for name, stack in lists
                   if _homogeneous(stack) and type(stack[0]).__name__ in names]
