@@ -125,7 +125,8 @@ class LoraTuning(TuningStrategy):
         return module
 
     def has_adapters(self, module: nn.Module) -> bool:
-        return has_lora(module) and getattr(module, OWNER_ATTRIBUTE, self.name) == self.name
+        # LoRA layers injected without an owner named (by hand, or by an older medzoo) are plain LoRA's
+        return has_lora(module) and getattr(module, OWNER_ATTRIBUTE, LoraTuning.name) == self.name
 
     def base_state_dict(self, module: nn.Module) -> dict[str, torch.Tensor]:
         """Weights without LoRA tensors, with peft's ``base_layer.`` infix removed."""
