@@ -414,3 +414,20 @@ def test_partial_top_layer_of_every_tower_and_language_family_gets_gradients(mod
     model(**batch_of(model)).loss.backward()
     for block in top_blocks:  # a block that never runs would get no gradient and train nothing
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in block.parameters()), name
+
+
+def test_a_recipe_run_trains_only_the_partial_top_layer_and_dora_on_the_tower(tmp_path):
+    from support.tiny_run import train
+
+    run, _ = train(tmp_path, "stages.instruct.tuning.language=partial",
+                   "stages.instruct.tuning.options={language: {top_layers: 1}, vision: {r: 2, alpha: 4, use_dora: true}}",
+                   "stages.instruct.tuning.vision=lora", "stages.alignment.max_steps=1", "stages.instruct.max_steps=1")
+    first = MultimodalModel.from_pretrained(str(run / "01-alignment" / "model"))
+    final = MultimodalModel.from_pretrained(str(run / "final"))
+    manifest = json.loads((run / "final" / "medzoo_model.json").read_text())
+    assert manifest["adapters"]["vision"]["strategy"] == "lora" and manifest["adapters"]["vision"]["use_dora"] is True
+    before, after = first.language.model.state_dict(), final.language.model.state_dict()
+    changed = {key.split(".")[2] for key in before if key.startswith("model.layers.")
+               and not torch.equal(before[key], after[key])}
+    assert changed == {"1"}
+    assert all(torch.equal(before[key], after[key]) for key in before if not key.startswith("model.layers.1."))
