@@ -88,6 +88,9 @@ def llava_parts(model: MultimodalModel, probe: bool = True) -> LlavaParts:
 
 def check_exportable(model: MultimodalModel) -> None:
     """Raise :class:`ExportRefused` (one line) unless ``LlavaForConditionalGeneration`` can hold ``model``."""
+    if getattr(model, "tiling", None) is not None:
+        raise ExportRefused("hf-llava cannot hold tiled images (model.vision.options.image_grid_pinpoints): "
+                            "LlavaForConditionalGeneration reads one fixed-size picture; export as llava-next")
     llava_parts(model)
 
 

@@ -17,5 +17,5 @@ def processor_for(
     template = get_template(template_name or model.language.template_name)
     return MultimodalProcessor(
         model.tokenizer, template, model.vision.transform, model.num_image_tokens, model.markup,
-        image_placement=image_placement, label_masking=label_masking,
+        image_placement=image_placement, label_masking=label_masking, tiling=model.tiling,
     )

@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from medzoo.core.dtypes import torch_dtype
 from medzoo.core.errors import PluginError
+from medzoo.core.model.anyres import NEWLINE, check_grid_early, new_image_newline
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
 
@@ -40,7 +41,11 @@ def build_component(kind: str, spec: dict[str, Any], shrink: bool, **extra: Any)
         raise PluginError(f"{kind} {spec['name']!r}: cannot load {where!r}: {error}".replace("\n", " ")) from error
 
 
-def build_connector(spec: dict[str, Any], vision_dim: int, language_dim: int, num_input_tokens: int):
+def build_connector(
+    spec: dict[str, Any], vision_dim: int, language_dim: int, num_input_tokens: int, newline: bool = False
+):
+    """The connector, with pretrained weights when ``spec`` names them; ``newline`` adds tiling's learned
+    ``image_newline`` (fresh: a LLaVA-1.5 projector has none) after those load."""
     factory = components().get("connector", spec["name"]).factory
     connector = factory(
         vision_dim=vision_dim,
@@ -51,7 +56,15 @@ def build_connector(spec: dict[str, Any], vision_dim: int, language_dim: int, nu
     source = spec.get("pretrained")
     if source:
         load_module_weights(connector, source, "connector")
+    if newline:
+        connector.register_parameter(NEWLINE, new_image_newline(language_dim))
     return connector
+
+
+def wants_newline(model_spec: dict[str, Any]) -> bool:
+    """Whether the spec tiles its images with LLaVA-NeXT's newline token."""
+    options = (model_spec.get("vision") or {}).get("options") or {}
+    return options.get("image_grid_pinpoints") is not None and options.get("newline", True) is True
 
 
 def load_module_weights(module: torch.nn.Module, source: str, what: str) -> None:
@@ -78,6 +91,7 @@ def build_model(model_config: Any, shrink: bool = False) -> MultimodalModel:
     spec = as_dict(model_config)
     dtype = torch_dtype(spec.get("dtype", "float32"))
     vision = build_component("vision_encoder", spec["vision"], shrink)
+    check_grid_early(as_dict(spec["vision"].get("options")), vision.image_size)  # before the language model loads
     language_spec = spec["language"]
     if shrink and components().get("connector", spec["connector"]["name"]).info.get("preserves_dim"):
         language_spec = shrunk_to_width(language_spec, vision.hidden_size)
@@ -88,7 +102,9 @@ def build_model(model_config: Any, shrink: bool = False) -> MultimodalModel:
         template=language_spec.get("template"),
         attention=spec.get("attention", "sdpa"),
     )
-    connector = build_connector(spec["connector"], vision.hidden_size, language.hidden_size, vision.num_tokens)
+    connector = build_connector(
+        spec["connector"], vision.hidden_size, language.hidden_size, vision.num_tokens, wants_newline(spec)
+    )
     model = MultimodalModel(vision, connector, language, spec.get("image_markup", "placeholder"), spec=spec)
     model.spec["shrink"] = shrink
     return model.to(dtype)

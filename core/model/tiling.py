@@ -109,6 +109,41 @@ def unpadded_grid(original_size: Size, grid_size: Size) -> Size:
     return rows, columns
 
 
+def capped_grid(grid: Size, budget: int, newline: bool) -> Size:
+    """The feature grid (rows, columns) shrunk until its tokens (one more per row with ``newline``) fit in
+    ``budget``: both sides scaled by the same factor (rounded down, at least 1), then the longer side cut one at
+    a time; ``(0, 0)`` when not even one feature fits. A grid that already fits is returned unchanged. (medzoo's
+    rule; LLaVA-OneVision's ``anyres_max`` likewise shrinks the unpadded grid bilinearly to a token budget.)"""
+    rows, columns = grid
+    extra = 1 if newline else 0
+    if rows * (columns + extra) <= budget:
+        return grid
+    if budget < 1 + extra:
+        return 0, 0
+    scale = math.sqrt(budget / (rows * (columns + extra)))
+    rows, columns = max(1, int(rows * scale)), max(1, int(columns * scale))
+    while rows * (columns + extra) > budget:
+        if rows >= columns and rows > 1:
+            rows -= 1
+        else:
+            columns -= 1
+    return rows, columns
+
+
+def feature_grid(
+    original_size: Size,
+    resolutions: Sequence[Sequence[int]],
+    crop_size: int,
+    tokens_per_side: int,
+    unpad: bool = True,
+) -> tuple[Size, Size]:
+    """(the crops' grid (rows, columns), the feature grid after unpadding) of an image of ``original_size``."""
+    resolution = select_best_resolution(original_size, resolutions)
+    crops = (resolution[0] // crop_size, resolution[1] // crop_size)
+    grid = (crops[0] * tokens_per_side, crops[1] * tokens_per_side)
+    return crops, (unpadded_grid(original_size, grid) if unpad else grid)
+
+
 def image_token_count(
     original_size: Size,
     resolutions: Sequence[Sequence[int]],
@@ -116,12 +151,14 @@ def image_token_count(
     tokens_per_side: int,
     unpad: bool = True,
     newline: bool = True,
+    max_tokens: int | None = None,
 ) -> int:
     """Image tokens for one image: the thumbnail's ``tokens_per_side ** 2``, then the grid's features (padding
-    removed with ``unpad``) and, with ``newline``, one learned newline token closing each feature row."""
-    resolution = select_best_resolution(original_size, resolutions)
-    grid = (resolution[0] // crop_size * tokens_per_side, resolution[1] // crop_size * tokens_per_side)
-    rows, columns = unpadded_grid(original_size, grid) if unpad else grid
+    removed with ``unpad``) and, with ``newline``, one learned newline token closing each feature row; with
+    ``max_tokens`` the grid is shrunk by :func:`capped_grid` so the whole stays within it."""
+    _, (rows, columns) = feature_grid(original_size, resolutions, crop_size, tokens_per_side, unpad)
+    if max_tokens is not None:
+        rows, columns = capped_grid((rows, columns), max_tokens - tokens_per_side**2, newline)
     return tokens_per_side**2 + rows * columns + (rows if newline else 0)
 
 

@@ -13,6 +13,7 @@ from PIL import Image
 from medzoo.core.errors import DataError
 from medzoo.core.inference import processor_for
 from medzoo.core.interfaces.dataset import Record
+from medzoo.core.model.anyres import tiled_pixels
 from medzoo.core.model.build import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.model.processor import EncodedSample, SampleTooLong, collate
@@ -85,9 +86,19 @@ def load_stage_data(model: MultimodalModel, stage: Any, on_bad_record: str) -> S
 
 
 def _encode(processor, record: Record, max_length: int, policy: str, data: StageData) -> EncodedSample | None:
+    sizes = None
+    if record.image and processor.tiling is not None:
+        try:
+            with Image.open(record.image) as handle:  # reads the header only: the size sets the token count
+                sizes = [(handle.height, handle.width)]
+        except OSError as error:
+            if policy == "error":
+                raise DataError(f"{record.image}: image of record {record.id} cannot be opened ({error})") from None
+            data.skipped["image cannot be opened"] += 1
+            return None
     try:
         sample = processor.encode_text(
-            record.messages, 1 if record.image else 0, max_length=max_length, sample_id=record.id
+            record.messages, 1 if record.image else 0, max_length=max_length, sample_id=record.id, image_sizes=sizes
         )
     except (SampleTooLong, ValueError) as error:
         if policy == "error":
@@ -106,6 +117,7 @@ def _encode(processor, record: Record, max_length: int, policy: str, data: Stage
 def load_samples(model: MultimodalModel, data: StageData, indices: list[int]) -> list[EncodedSample]:
     """The samples at ``indices`` with their images opened and transformed."""
     transform = model.vision.transform
+    tiling = model.tiling
     batch_samples = []
     for i in indices:
         sample = data.samples[i]
@@ -114,7 +126,8 @@ def load_samples(model: MultimodalModel, data: StageData, indices: list[int]) ->
         if image is not None:
             try:
                 with Image.open(image) as handle:
-                    pixels = transform(handle).unsqueeze(0)
+                    pixels = (transform(handle).unsqueeze(0) if tiling is None
+                              else tiled_pixels(transform, tiling, handle))
             except (OSError, ValueError, SyntaxError) as error:  # PIL's errors for damaged files
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
                 raise DataError(
@@ -122,7 +135,8 @@ def load_samples(model: MultimodalModel, data: StageData, indices: list[int]) ->
                     "reader's verify_images on (the default) so damaged images are counted and skipped before "
                     "training starts"
                 ) from None
-        batch_samples.append(EncodedSample(sample.input_ids, sample.labels, pixels, sample.truncated, sample.sample_id))
+        batch_samples.append(EncodedSample(sample.input_ids, sample.labels, pixels, sample.truncated, sample.sample_id,
+                                           sample.image_sizes))
     return batch_samples
 
 
