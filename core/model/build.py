@@ -12,6 +12,7 @@ from medzoo.core.dtypes import torch_dtype
 from medzoo.core.errors import PluginError
 from medzoo.core.model.anyres import NEWLINE, check_grid_early, new_image_newline
 from medzoo.core.model.multimodal import MultimodalModel
+from medzoo.core.model.multiscale import check_square_tokens, multiscale_for, scaled_transform
 from medzoo.core.plugin_system.manager import components
 
 
@@ -61,6 +62,12 @@ def build_connector(
     return connector
 
 
+def connector_input_width(model_spec: dict[str, Any], vision_width: int) -> int:
+    """The width of the features the connector takes: the tower's, times the scales of multi-scale features."""
+    scales = multiscale_for(model_spec)
+    return vision_width * (len(scales) if scales else 1)
+
+
 def wants_newline(model_spec: dict[str, Any]) -> bool:
     """Whether the spec tiles its images with LLaVA-NeXT's newline token."""
     options = (model_spec.get("vision") or {}).get("options") or {}
@@ -92,9 +99,13 @@ def build_model(model_config: Any, shrink: bool = False) -> MultimodalModel:
     dtype = torch_dtype(spec.get("dtype", "float32"))
     vision = build_component("vision_encoder", spec["vision"], shrink)
     check_grid_early(as_dict(spec["vision"].get("options")), vision.image_size)  # before the language model loads
+    scales = multiscale_for(spec)  # the scales, checked before the language model loads
+    if scales:
+        check_square_tokens(vision.num_tokens, scales)
+        scaled_transform(vision.transform, scales)
     language_spec = spec["language"]
     if shrink and components().get("connector", spec["connector"]["name"]).info.get("preserves_dim"):
-        language_spec = shrunk_to_width(language_spec, vision.hidden_size)
+        language_spec = shrunk_to_width(language_spec, connector_input_width(spec, vision.hidden_size))
     language = build_component(
         "language_model",
         language_spec,
@@ -103,7 +114,8 @@ def build_model(model_config: Any, shrink: bool = False) -> MultimodalModel:
         attention=spec.get("attention", "sdpa"),
     )
     connector = build_connector(
-        spec["connector"], vision.hidden_size, language.hidden_size, vision.num_tokens, wants_newline(spec)
+        spec["connector"], connector_input_width(spec, vision.hidden_size), language.hidden_size, vision.num_tokens,
+        wants_newline(spec),
     )
     model = MultimodalModel(vision, connector, language, spec.get("image_markup", "placeholder"), spec=spec)
     model.spec["shrink"] = shrink

@@ -280,7 +280,11 @@ TILING_OPTION_DEFAULTS: dict[str, Any] = {
     "unpad": True,
     "newline": True,
 }
-IMAGE_OPTION_DEFAULTS: dict[str, Any] = {**TRANSFORM_OPTION_DEFAULTS, **TILING_OPTION_DEFAULTS}
+#: S2-style multi-scale features (core/model/multiscale.py): the scales the tower reads each image at (null: one)
+MULTISCALE_OPTION_DEFAULTS: dict[str, Any] = {"multiscale": None}
+IMAGE_OPTION_DEFAULTS: dict[str, Any] = {
+    **TRANSFORM_OPTION_DEFAULTS, **TILING_OPTION_DEFAULTS, **MULTISCALE_OPTION_DEFAULTS,
+}
 
 
 def image_options(options: dict[str, Any], encoder: str | None = None) -> dict[str, Any]:

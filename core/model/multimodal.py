@@ -12,6 +12,12 @@ from medzoo.core.interfaces.language_model import LanguageModel
 from medzoo.core.interfaces.vision_encoder import VisionEncoder
 from medzoo.core.model.anyres import NEWLINE, Tiling, image_features, split_crops, tiling_for
 from medzoo.core.model.image_markup import ImageMarkup
+from medzoo.core.model.multiscale import (
+    check_square_tokens,
+    multiscale_features,
+    multiscale_for,
+    scaled_transform,
+)
 
 
 class ImageTokenMismatch(ValueError):
@@ -47,6 +53,11 @@ class MultimodalModel(nn.Module):
         self.markup = ImageMarkup.from_ids(image_markup, ids)
         #: how the model was built (components, sources, options): saved with the weights
         self.spec: dict[str, Any] = dict(spec or {})
+        #: S2-style scales the tower reads each image at (None: one); the connector takes their concatenation
+        self.scales = multiscale_for(self.spec)
+        self._scale_side = None if self.scales is None else check_square_tokens(vision.num_tokens, self.scales)
+        self.image_transform = (vision.transform if self.scales is None
+                                else scaled_transform(vision.transform, self.scales))
         #: dynamic-resolution tiling (None: one fixed-size picture per image)
         self.tiling: Tiling | None = tiling_for(self.spec, vision.image_size, connector.num_output_tokens)
         if self.tiling is not None and self.tiling.newline and not hasattr(connector, NEWLINE):
@@ -80,7 +91,10 @@ class MultimodalModel(nn.Module):
         """``[n_pictures, 3, H, W] -> [n_pictures, num_image_tokens, language_dim]`` (with tiling a picture is
         one crop or thumbnail)."""
         vision_dtype = next(self.vision.parameters()).dtype
-        features = self.vision(pixel_values.to(vision_dtype))
+        if self.scales is None:
+            features = self.vision(pixel_values.to(vision_dtype))
+        else:
+            features = multiscale_features(self.vision, pixel_values.to(vision_dtype), self.scales, self._scale_side)
         connector_dtype = next(self.connector.parameters(), features).dtype
         return self.connector(features.to(connector_dtype))
 

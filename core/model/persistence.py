@@ -36,7 +36,7 @@ from medzoo.core.model.adapters import (
     tunable_modules,
     tuning_strategy,
 )
-from medzoo.core.model.build import build_component, build_connector, wants_newline
+from medzoo.core.model.build import build_component, build_connector, connector_input_width, wants_newline
 from medzoo.core.model.card_files import write_model_card
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.plugin_system.manager import components
@@ -251,7 +251,8 @@ def _load_connector(
     spec = manifest["model"]["connector"]
     options = manifest["architecture"]["connector"] or spec.get("options", {})
     connector = build_connector(
-        {**spec, "pretrained": None, "options": options}, vision.hidden_size, language.hidden_size, vision.num_tokens,
+        {**spec, "pretrained": None, "options": options},
+        connector_input_width(manifest["model"], vision.hidden_size), language.hidden_size, vision.num_tokens,
         wants_newline(manifest["model"]),
     )
     if "connector" in saved:

@@ -116,7 +116,7 @@ def _encode(processor, record: Record, max_length: int, policy: str, data: Stage
 
 def load_samples(model: MultimodalModel, data: StageData, indices: list[int]) -> list[EncodedSample]:
     """The samples at ``indices`` with their images opened and transformed."""
-    transform = model.vision.transform
+    transform = model.image_transform
     tiling = model.tiling
     batch_samples = []
     for i in indices:
