@@ -193,3 +193,17 @@ def test_the_hf_llava_export_refuses_a_tiled_model_in_one_line(tiled, tmp_path):
                                             r"pinpoints\).*export as llava-next$"):
         export_hf_llava(copy.deepcopy(tiled), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_anyres_recipe_shrinks_its_grid_to_the_tiny_towers_crops(monkeypatch):
+    """LLaVA-NeXT's pinpoints in 336-px crops become the same shapes in the tiny tower's crops under shrink."""
+    from medzoo.core.recipes.loading import load_recipe
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config = load_recipe("llava-med-v1.5-anyres", ["shrink=true"]).config
+    assert config.model.vision.options.image_grid_pinpoints[2] == [672, 672]
+    model = build_model(config.model, shrink=True)
+    crop = model.vision.image_size
+    assert model.tiling.pinpoints == ((crop, 2 * crop), (2 * crop, crop), (2 * crop, 2 * crop), (3 * crop, crop),
+                                      (crop, 3 * crop))
+    assert model.spec["vision"]["options"]["image_grid_pinpoints"][0] == [crop, 2 * crop]  # saved as built

@@ -59,6 +59,18 @@ class Tiling:
         return 1 + rows * columns
 
 
+def shrunk_grid(pinpoints: Any, crop_size: int) -> Any:
+    """A recipe's grid for its real tower redrawn for the tiny one of ``shrink``: each side divided by the
+    sides' greatest common divisor (the real crop size, 336 for LLaVA-NeXT's pinpoints) and multiplied by
+    ``crop_size``, so the grid keeps its shapes in crops (anything malformed is returned for the checks)."""
+    sides = [side for pair in pinpoints for side in pair] if isinstance(pinpoints, (list, tuple)) else []
+    if not sides or not all(isinstance(pair, (list, tuple)) for pair in pinpoints) or not all(
+            isinstance(side, int) and not isinstance(side, bool) and side > 0 for side in sides):
+        return pinpoints
+    unit = math.gcd(*sides)
+    return [[side // unit * crop_size for side in pair] for pair in pinpoints]
+
+
 def check_grid_early(vision_options: dict[str, Any], crop_size: int) -> None:
     """The grid and flags of a recipe's vision options, refused in one line (run as soon as the tower's crop
     size is known, before the language model and connector load)."""

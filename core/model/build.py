@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from medzoo.core.dtypes import torch_dtype
 from medzoo.core.errors import PluginError
-from medzoo.core.model.anyres import NEWLINE, check_grid_early, new_image_newline
+from medzoo.core.model.anyres import NEWLINE, check_grid_early, new_image_newline, shrunk_grid
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.model.multiscale import check_square_tokens, multiscale_for, scaled_transform
 from medzoo.core.plugin_system.manager import components
@@ -98,6 +98,11 @@ def build_model(model_config: Any, shrink: bool = False) -> MultimodalModel:
     spec = as_dict(model_config)
     dtype = torch_dtype(spec.get("dtype", "float32"))
     vision = build_component("vision_encoder", spec["vision"], shrink)
+    if shrink and spec["vision"].get("pretrained") and (spec["vision"].get("options") or {}).get(
+            "image_grid_pinpoints") is not None:  # the tiny tower's crops are smaller: the same grid in crops
+        options = as_dict(spec["vision"]["options"])
+        options["image_grid_pinpoints"] = shrunk_grid(options["image_grid_pinpoints"], vision.image_size)
+        spec["vision"] = {**spec["vision"], "options": options}
     check_grid_early(as_dict(spec["vision"].get("options")), vision.image_size)  # before the language model loads
     scales = multiscale_for(spec)  # the scales, checked before the language model loads
     if scales:
