@@ -46,6 +46,8 @@ PUBLIC_API: dict[str, str] = {
     # helpers a plugin needs
     "blocks_to_run": "medzoo.core.interfaces.vision_encoder",
     "ImageTransform": "medzoo.core.model.image_processing",
+    # a data writer replacing a file whole or not at all (synthetic sets)
+    "write_atomically": "medzoo.core.files",
     "IMAGE_OPTION_DEFAULTS": "medzoo.core.model.image_processing",
     "image_options": "medzoo.core.model.image_processing",
     "build_image_transform": "medzoo.core.model.image_processing",
