@@ -207,3 +207,16 @@ def test_the_anyres_recipe_shrinks_its_grid_to_the_tiny_towers_crops(monkeypatch
     assert model.tiling.pinpoints == ((crop, 2 * crop), (2 * crop, crop), (2 * crop, 2 * crop), (3 * crop, crop),
                                       (crop, 3 * crop))
     assert model.spec["vision"]["options"]["image_grid_pinpoints"][0] == [crop, 2 * crop]  # saved as built
+
+
+def test_packed_rows_carry_each_images_size_in_the_order_of_its_pixels(tiled):
+    from medzoo.core.training.packing import pack_rows, pack_samples
+
+    encoded = samples(tiled)
+    capacity = max(len(sample) for sample in encoded) + 40
+    batch = pack_samples(encoded, tiled.tokenizer.pad_token_id, capacity)
+    order = [index for row in pack_rows([len(sample) for sample in encoded], capacity) for index in row]
+    assert batch["image_sizes"].tolist() == [list(SIZES[index]) for index in order]
+    assert torch.equal(batch["pixel_values"], torch.cat([encoded[index].pixel_values for index in order]))
+    with torch.no_grad():
+        assert torch.isfinite(tiled(**batch).loss)
