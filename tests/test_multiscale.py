@@ -106,3 +106,12 @@ def test_bad_scales_are_refused_in_one_line_before_the_language_model_loads(opti
         build_model(spec(**options))
     assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
     assert built == ["vision_encoder"]
+
+
+def test_the_hf_llava_export_refuses_multiscale_features_in_one_line(model, tmp_path):
+    from medzoo.app.interop.hf_llava_export import ExportRefused, export_hf_llava
+
+    with pytest.raises(ExportRefused, match=r"^hf-llava cannot hold multi-scale features \(model.vision.options."
+                                            r"multiscale: \[1, 2\]\)"):
+        export_hf_llava(copy.deepcopy(model), tmp_path / "out")
+    assert not (tmp_path / "out").exists()

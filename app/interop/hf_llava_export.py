@@ -91,6 +91,9 @@ def check_exportable(model: MultimodalModel) -> None:
     if getattr(model, "tiling", None) is not None:
         raise ExportRefused("hf-llava cannot hold tiled images (model.vision.options.image_grid_pinpoints): "
                             "LlavaForConditionalGeneration reads one fixed-size picture; export as llava-next")
+    if getattr(model, "scales", None) is not None:
+        raise ExportRefused(f"hf-llava cannot hold multi-scale features (model.vision.options.multiscale: "
+                            f"{list(model.scales)}): LlavaForConditionalGeneration runs its tower at one scale")
     llava_parts(model)
 
 
