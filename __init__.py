@@ -68,6 +68,7 @@ PUBLIC_API: dict[str, str] = {
     "image_statistics": "medzoo.core.model.transformers_vision_files",
     "square_side": "medzoo.core.model.transformers_vision_files",
     "ImageTransform": "medzoo.core.model.image_processing",
+    # a data writer replacing a file whole or not at all (synthetic sets)
     "IMAGE_OPTION_DEFAULTS": "medzoo.core.model.image_processing",
     "image_options": "medzoo.core.model.image_processing",
     "build_image_transform": "medzoo.core.model.image_processing",

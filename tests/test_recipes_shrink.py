@@ -24,7 +24,7 @@ from medzoo.core.resources import recipes_dir
 RECIPES = sorted(path.stem for path in recipes_dir().glob("*.yaml"))
 PAPER_RECIPES = ["llava-med-v1.0", "llava-med-v1.5", "llava-med-v1.5-lora", "llava-med-biomedclip"]
 #: recipes of the zoo's other models, trained one step per stage like the paper's
-ZOO_RECIPES = ["colongpt", "llava-med-llama3", "llava-med-qwen2.5-0.5b"]
+ZOO_RECIPES = ["colongpt", "llava-med-llama3", "llava-med-qwen2.5-0.5b", "llava-med-v1.5-anyres"]
 #: where the official LLaVA-Med and ColonINST data put their files (relative to data.root), and the synthetic
 #: file standing in
 REAL_LAYOUT = {

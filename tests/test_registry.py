@@ -179,15 +179,40 @@ def build_template(entry: Registration, factory, tiny: dict) -> None:
     assert "A chest radiograph." in targets and "What is shown?" not in targets
 
 
+class _Stack(torch.nn.Module):
+    """Three blocks in a ModuleList: a module whose top layers partial tuning can choose."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(8, 8) for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
 def build_tuning(entry: Registration, factory, tiny: dict) -> None:
     """What the TuningStrategy interface promises, for any strategy: base weights kept under their names, and
-    either adapters (new tensors, the only ones trained, merged away again) or a choice among the module's own."""
+    either adapters (new tensors, the only ones trained, merged away again) or a choice among the module's own.
+    A strategy that refuses this machine (``check``: QLoRA without a 4-bit backend) must say so in one line; one
+    that refuses the connector (partial tuning needs a layer stack) is tried on a stack of layers instead."""
+    from medzoo.core.errors import RecipeError
     from medzoo.plugins.connectors.mlp import MlpGeluConnector
 
-    module = MlpGeluConnector(8, 16, 4, depth=2)
-    base = dict(module.state_dict())
     strategy = factory(**tiny.get("options", {}))
-    module = strategy.apply(module, "connector") or module
+    try:
+        strategy.check("language")
+    except RecipeError as refusal:
+        assert "\n" not in str(refusal) and str(refusal), refusal
+        return
+    try:
+        strategy.check("connector")
+        module, module_name, out_width = MlpGeluConnector(8, 16, 4, depth=2), "connector", 16
+    except RecipeError:
+        module, module_name, out_width = _Stack(), "language", 8
+    base = dict(module.state_dict())
+    module = strategy.apply(module, module_name) or module
     trainable = [name for name, parameter in module.named_parameters() if parameter.requires_grad]
     assert strategy.base_state_dict(module).keys() == base.keys()
     if strategy.has_adapters(module):
@@ -202,7 +227,7 @@ def build_tuning(entry: Registration, factory, tiny: dict) -> None:
         assert (parameter.grad is not None) == parameter.requires_grad, name
     merged = strategy.merge_adapters(module)
     assert {name for name, _ in merged.named_parameters()} == set(base)
-    assert merged(torch.rand(1, 4, 8)).shape == (1, 4, 16)
+    assert merged(torch.rand(1, 4, 8)).shape == (1, 4, out_width)
 
 
 def build_dataset(entry: Registration, factory, tiny: dict) -> None:

@@ -36,23 +36,28 @@ def import_command(source, format_, output, dtype, tokenizer, template, vision_t
 
 @click.command("export")
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--format", "format_", type=click.Choice(["hf-llava"]), default="hf-llava", show_default=True)
+@click.option("--format", "format_", type=click.Choice(["hf-llava", "llava-next"]), default="hf-llava",
+              show_default=True, help="llava-next: a tiled (AnyRes) model for LlavaNextForConditionalGeneration.")
 @click.option("--output", "-O", required=True, type=click.Path(file_okay=False))
 @click.option("--dtype", type=DTYPE_CHOICE, default=None, help="Weights dtype (default: the model's).")
 @click.option("--no-merge", is_flag=True,
               help="Keep the language model's LoRA adapter unmerged: the base plus adapter/ (PEFT) for "
                    "PeftModel.from_pretrained.")
 def export_command(model_dir, format_, output, dtype, no_merge) -> None:
-    """Export the medzoo model in MODEL_DIR for transformers' LlavaForConditionalGeneration and vLLM."""
+    """Export the medzoo model in MODEL_DIR for transformers' LlavaForConditionalGeneration and vLLM (or, tiled,
+    LlavaNextForConditionalGeneration)."""
     from medzoo.app.interop.hf_llava_export import EXPORT_MARKER, check_exportable, export_hf_llava
+    from medzoo.app.interop.llava_next_export import check_llava_next_exportable, export_llava_next
     from medzoo.core.atomic_writes import refuse_overlap, refuse_unless_ours
     from medzoo.core.model.multimodal import MultimodalModel
 
     refuse_overlap(output, model_dir, "--output")
-    refuse_unless_ours(output, EXPORT_MARKER, "an hf-llava export")
+    refuse_unless_ours(output, EXPORT_MARKER, f"an {format_} export")
     model = MultimodalModel.from_pretrained(model_dir)
-    check_exportable(model)
-    report = export_hf_llava(model, output, dtype=dtype, merge_lora=not no_merge)
+    check, export = ((check_llava_next_exportable, export_llava_next) if format_ == "llava-next"
+                     else (check_exportable, export_hf_llava))
+    check(model)
+    report = export(model, output, dtype=dtype, merge_lora=not no_merge)
     for line in report.lines():
         click.echo(line)
 

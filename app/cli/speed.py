@@ -18,7 +18,8 @@ import click
 @click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--gpu/--no-gpu", "gpu", default=None, help="GPU section (default: when CUDA is available).")
 @click.option("--full-layers", default=16, show_default=True, type=click.IntRange(1), help="Decoder layers of the GPU full fine-tuning run.")
-@click.option("--skip", type=click.Choice(["training", "inference", "levers", "busy"]), multiple=True, help="Leave a section out.")
+@click.option("--skip", type=click.Choice(["training", "inference", "levers", "busy", "resolution"]), multiple=True,
+              help="Leave a section out.")
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="torch intra-op threads (1 is steadier when other processes share the cores).")
 @click.option("--competitors", default=1, show_default=True, type=click.IntRange(1),
@@ -48,6 +49,16 @@ def speed(recipe: str, overrides: tuple[str, ...], steps: int, warmup: int, ques
     if {"training", "inference", "busy"} - set(skip):
         ensure_data(config, echo)
     report = {"environment": environment(["medzoo", "speed", *sys.argv[2:]])}
+    from medzoo.app.speedbench.resolution import tiles
+
+    if tiles(config.model):  # transformers' Llava (the training and busy baselines) reads one fixed-size picture
+        skip = (*skip, "training", "busy")
+        echo("tiled recipe: the training and busy sections (transformers Llava baselines) are left out; the "
+             "resolution section times it against its fixed-size twin")
+        if "resolution" not in skip:
+            from medzoo.app.speedbench.resolution import run_resolution_bench
+
+            report["resolution"] = run_resolution_bench(config, steps, warmup, echo)
     if "training" not in skip:
         from medzoo.app.speedbench.train_step import run_training_bench
 

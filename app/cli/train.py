@@ -94,7 +94,11 @@ def summary(recipe: str, overrides: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    click.echo(f"recipe {config.name}: {model.num_image_tokens} image tokens per image")
+    if model.tiling is None:
+        click.echo(f"recipe {config.name}: {model.num_image_tokens} image tokens per image")
+    else:
+        click.echo(f"recipe {config.name}: tiled images, {model.num_image_tokens} image tokens per crop and thumbnail "
+                   f"(an image's total follows its size; grids {[list(p) for p in model.tiling.pinpoints]})")
     for name, info in report["modules"].items():
         click.echo(f"  {name:<10} {info['plugin']:<14} {info['parameters']:>14,} parameters")
     for stage, trainable in report["stages"].items():

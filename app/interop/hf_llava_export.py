@@ -89,6 +89,12 @@ def llava_parts(model: MultimodalModel, probe: bool = True) -> LlavaParts:
 
 def check_exportable(model: MultimodalModel) -> None:
     """Raise :class:`ExportRefused` (one line) unless ``LlavaForConditionalGeneration`` can hold ``model``."""
+    if getattr(model, "tiling", None) is not None:
+        raise ExportRefused("hf-llava cannot hold tiled images (model.vision.options.image_grid_pinpoints): "
+                            "LlavaForConditionalGeneration reads one fixed-size picture; export as llava-next")
+    if getattr(model, "scales", None) is not None:
+        raise ExportRefused(f"hf-llava cannot hold multi-scale features (model.vision.options.multiscale: "
+                            f"{list(model.scales)}): LlavaForConditionalGeneration runs its tower at one scale")
     llava_parts(model)
 
 
@@ -107,6 +113,17 @@ def export_hf_llava(
     earlier export (it holds ``medzoo_export.json``), anything else is refused before any work is done.
     """
     check_exportable(model)
+    return write_hf_llava(model, output, dtype, max_shard_bytes, merge_lora)
+
+
+def write_hf_llava(
+    model: MultimodalModel,
+    output: str | Path,
+    dtype: str | None = None,
+    max_shard_bytes: int = DEFAULT_SHARD_BYTES,
+    merge_lora: bool = True,
+) -> ExportReport:
+    """:func:`export_hf_llava` without its :func:`check_exportable` (the llava-next export checks its own)."""
     refuse_unless_ours(output, EXPORT_MARKER, "an hf-llava export")
     report = ExportReport(Path(output))
     adapter = None if merge_lora else take_language_adapter(model)

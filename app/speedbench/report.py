@@ -35,6 +35,10 @@ def render(report: dict[str, Any]) -> str:
         lines += _table(["medzoo batching", "tokens/s", "padded tokens/s (baseline)", "ratio", "fill",
                          "padded fill"], rows)
         lines += [""]
+    if report.get("resolution"):
+        from medzoo.app.speedbench.resolution import render_resolution
+
+        lines += render_resolution(report["resolution"])
     inference = report.get("inference")
     if inference:
         lines += [f"### Inference ({inference['questions']} {inference['benchmark']} questions, up to "

@@ -57,8 +57,9 @@ class InferenceEngine:
     def encode(self, messages: Sequence[Message], images: Sequence[Image.Image]) -> EncodedSample:
         """The prompt for the assistant's next reply (raises ValueError / DataError on a bad conversation)."""
         with self.encode_lock:
-            sample = self._encoder.encode_text(messages, len(images), add_generation_prompt=True)
-        sample.pixel_values = self.processor.image_transform.batch(list(images)) if images else None
+            sizes = [(image.height, image.width) for image in images] if self.model.tiling is not None else None
+            sample = self._encoder.encode_text(messages, len(images), add_generation_prompt=True, image_sizes=sizes)
+        sample.pixel_values = self.processor.pixels(images)
         return sample
 
     def run(self, requests: Sequence[RowRequest]) -> list[Completion]:

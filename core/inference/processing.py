@@ -16,6 +16,6 @@ def processor_for(
     """The processor for ``model`` with a template (default: the language model's) and text settings."""
     template = get_template(template_name or model.language.template_name)
     return MultimodalProcessor(
-        model.tokenizer, template, model.vision.transform, model.num_image_tokens, model.markup,
-        image_placement=image_placement, label_masking=label_masking,
+        model.tokenizer, template, model.image_transform, model.num_image_tokens, model.markup,
+        image_placement=image_placement, label_masking=label_masking, tiling=model.tiling,
     )

@@ -86,7 +86,7 @@ class Objective(ABC):
         """One training sample (anything with ``len()`` in tokens and a ``sample_id``); raises ``RecordRejected``
         (counted under its reason), or the processor's ``SampleTooLong`` / ``ValueError``."""
         sample = processor.encode_text(record.messages, 1 if record.image else 0, max_length=max_length,
-                                       sample_id=record.id)
+                                       sample_id=record.id, image_sizes=processor.record_image_sizes(record.image))
         if all(label < 0 for label in sample.labels):
             raise RecordRejected("no target tokens", f"record {record.id}: no target tokens left after truncation")
         return sample
@@ -100,8 +100,8 @@ class Objective(ABC):
         capacity: int | None = None,
     ) -> dict[str, torch.Tensor]:
         """The model's tensors for ``samples`` whose images are ``pixels`` (``[1, C, H, W]`` or ``None`` each)."""
-        rows = [EncodedSample(s.input_ids, s.labels, p, s.truncated, s.sample_id) for s, p in zip(samples, pixels,
-                                                                                                    strict=True)]
+        rows = [EncodedSample(s.input_ids, s.labels, p, s.truncated, s.sample_id, s.image_sizes)
+                for s, p in zip(samples, pixels, strict=True)]
         if packing:
             return pack_samples(rows, pad_id, capacity or max(len(row) for row in rows))
         return collate(rows, pad_id, padding_side="right")

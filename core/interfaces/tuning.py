@@ -24,6 +24,11 @@ class TuningStrategy(ABC):
     def __init__(self, **options: Any) -> None:
         self.options = options
 
+    def check(self, module_name: str, device: torch.device | None = None) -> None:  # noqa: B027 - optional
+        """Raise ``RecipeError`` (one line naming the key, the value and what is allowed) when these options cannot
+        tune ``module_name``, on ``device`` when it is given; called before any weights load (recipe validation
+        without a device, the start of a training run with its device)."""
+
     @abstractmethod
     def apply(self, module: nn.Module, module_name: str) -> nn.Module:
         """Set ``requires_grad`` (and inject adapters) on ``module``; return the module to use."""

@@ -10,6 +10,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from medzoo.core.errors import PluginError
+from medzoo.core.model.anyres import NEWLINE, new_image_newline
+from medzoo.core.model.multiscale import multiscale_for
 from medzoo.core.plugin_system.manager import components
 
 
@@ -39,7 +41,11 @@ def build_component(kind: str, spec: dict[str, Any], shrink: bool, **extra: Any)
         raise PluginError(f"{kind} {spec['name']!r}: cannot load {where!r}: {error}".replace("\n", " ")) from error
 
 
-def build_connector(spec: dict[str, Any], vision_dim: int, language_dim: int, num_input_tokens: int):
+def build_connector(
+    spec: dict[str, Any], vision_dim: int, language_dim: int, num_input_tokens: int, newline: bool = False
+):
+    """The connector, with pretrained weights when ``spec`` names them; ``newline`` adds tiling's learned
+    ``image_newline`` (fresh: a LLaVA-1.5 projector has none) after those load."""
     factory = components().get("connector", spec["name"]).factory
     connector = factory(
         vision_dim=vision_dim,
@@ -50,7 +56,21 @@ def build_connector(spec: dict[str, Any], vision_dim: int, language_dim: int, nu
     source = spec.get("pretrained")
     if source:
         load_module_weights(connector, source, "connector")
+    if newline:
+        connector.register_parameter(NEWLINE, new_image_newline(language_dim))
     return connector
+
+
+def connector_input_width(model_spec: dict[str, Any], vision_width: int) -> int:
+    """The width of the features the connector takes: the tower's, times the scales of multi-scale features."""
+    scales = multiscale_for(model_spec)
+    return vision_width * (len(scales) if scales else 1)
+
+
+def wants_newline(model_spec: dict[str, Any]) -> bool:
+    """Whether the spec tiles its images with LLaVA-NeXT's newline token."""
+    options = (model_spec.get("vision") or {}).get("options") or {}
+    return options.get("image_grid_pinpoints") is not None and options.get("newline", True) is True
 
 
 def load_module_weights(module: torch.nn.Module, source: str, what: str) -> None:

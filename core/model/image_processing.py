@@ -265,12 +265,25 @@ def to_normalised_tensor(image: Image.Image, mean: tuple[float, ...], std: tuple
 
 # The preprocessing options every built-in vision plugin accepts (besides image_aspect), with their defaults;
 # ImageTransform documents them and docs/fidelity.md maps them to lineages.
-IMAGE_OPTION_DEFAULTS: dict[str, Any] = {
+TRANSFORM_OPTION_DEFAULTS: dict[str, Any] = {
     "pad_greyscale": "rgb",
     "pad_offset": "centre",
     "pad_seed": 0,
     "high_bit_depth": "scale",
     "alpha": "drop",
+}
+#: LLaVA-NeXT AnyRes tiling (core/model/anyres.py reads them; towers only accept them): the resolutions to tile
+#: into (null: no tiling, one fixed-size image), a cap on image tokens, the unpadding and the newline token
+TILING_OPTION_DEFAULTS: dict[str, Any] = {
+    "image_grid_pinpoints": None,
+    "max_image_tokens": None,
+    "unpad": True,
+    "newline": True,
+}
+#: S2-style multi-scale features (core/model/multiscale.py): the scales the tower reads each image at (null: one)
+MULTISCALE_OPTION_DEFAULTS: dict[str, Any] = {"multiscale": None}
+IMAGE_OPTION_DEFAULTS: dict[str, Any] = {
+    **TRANSFORM_OPTION_DEFAULTS, **TILING_OPTION_DEFAULTS, **MULTISCALE_OPTION_DEFAULTS,
 }
 
 
@@ -302,7 +315,9 @@ def build_image_transform(
     """An :class:`ImageTransform`, its option errors reported as recipe errors naming the encoder."""
     try:
         return ImageTransform(  # type: ignore[arg-type]
-            size, mean, std, image_aspect, **image_options(options), resize=resize, resize_size=resize_size
+            size, mean, std, image_aspect, **{key: value for key, value in image_options(options).items()
+                                               if key in TRANSFORM_OPTION_DEFAULTS},
+            resize=resize, resize_size=resize_size,
         )
     except ValueError as error:
         raise RecipeError(f"vision encoder {encoder!r}: {error}") from error

@@ -37,7 +37,12 @@ from medzoo.core.model.adapters import (
     tunable_modules,
     tuning_strategy,
 )
-from medzoo.core.model.components import build_component, build_connector
+from medzoo.core.model.components import (
+    build_component,
+    build_connector,
+    connector_input_width,
+    wants_newline,
+)
 from medzoo.core.plugin_system.manager import components
 
 if TYPE_CHECKING:  # annotations only: the model class calls this module to save and load itself
@@ -264,7 +269,9 @@ def _load_connector(
     spec = manifest["model"]["connector"]
     options = manifest["architecture"]["connector"] or spec.get("options", {})
     connector = build_connector(
-        {**spec, "pretrained": None, "options": options}, vision.hidden_size, language.hidden_size, vision.num_tokens
+        {**spec, "pretrained": None, "options": options},
+        connector_input_width(manifest["model"], vision.hidden_size), language.hidden_size, vision.num_tokens,
+        wants_newline(manifest["model"]),
     )
     if "connector" in saved:
         path = directory / "connector.safetensors"

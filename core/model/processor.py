@@ -17,6 +17,7 @@ from medzoo.core.interfaces.conversation import (
     Message,
     place_images,
 )
+from medzoo.core.model.anyres import Tiling, tiled_pixels
 from medzoo.core.model.image_markup import ImageMarkup
 from medzoo.core.model.image_processing import ImageTransform
 
@@ -30,6 +31,8 @@ class EncodedSample:
     pixel_values: torch.Tensor | None
     truncated: bool = False
     sample_id: str = ""
+    #: each image's original (height, width), kept when the model tiles images (their token counts vary)
+    image_sizes: list[tuple[int, int]] | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -77,6 +80,7 @@ class MultimodalProcessor:
         markup: ImageMarkup,
         image_placement: str | None = None,
         label_masking: str = "exact",
+        tiling: Tiling | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         #: bound to the tokenizer (a ``chat_template`` template renders with the tokenizer's own Jinja)
@@ -91,6 +95,8 @@ class MultimodalProcessor:
         if label_masking == "official" and not hasattr(template, "official_pieces"):
             raise ValueError(f"label_masking 'official': template {template.name!r} has no official masking")
         self.label_masking = label_masking
+        #: dynamic-resolution tiling (core/model/anyres.py): images become a thumbnail plus crops
+        self.tiling = tiling
 
     @property
     def eos_token(self) -> str:
@@ -104,9 +110,35 @@ class MultimodalProcessor:
         add_generation_prompt: bool = False,
         sample_id: str = "",
     ) -> EncodedSample:
-        sample = self.encode_text(messages, len(images), max_length, add_generation_prompt, sample_id)
-        sample.pixel_values = self.image_transform.batch(list(images)) if images else None
+        sizes = [(image.height, image.width) for image in images] if self.tiling is not None else None
+        sample = self.encode_text(messages, len(images), max_length, add_generation_prompt, sample_id, sizes)
+        sample.pixel_values = self.pixels(images)
         return sample
+
+    def pixels(self, images: Sequence[Image.Image]) -> torch.Tensor | None:
+        """The tower's input for ``images`` (``None`` for none): one picture each, or with tiling each image's
+        thumbnail and crops one image after another."""
+        if not images:
+            return None
+        if self.tiling is None:
+            return self.image_transform.batch(list(images))
+        return torch.cat([tiled_pixels(self.image_transform, self.tiling, image) for image in images])
+
+    def record_image_sizes(self, image: str | None) -> list[tuple[int, int]] | None:
+        """The (height, width) of a training record's image when this processor tiles (its token count follows
+        the size; only the header is read), else None. Raises ``OSError`` for an image that cannot be opened."""
+        if image is None or self.tiling is None:
+            return None
+        with Image.open(image) as handle:
+            return [(handle.height, handle.width)]
+
+    def image_token_counts(self, num_images: int, image_sizes: Sequence[tuple[int, int]] | None) -> list[int]:
+        """The image tokens each image expands to (with tiling they follow each image's size)."""
+        if self.tiling is None:
+            return [self.num_image_tokens] * num_images
+        if image_sizes is None or len(image_sizes) != num_images:
+            raise ValueError(f"tiled images need each image's size: {num_images} image(s), sizes {image_sizes!r}")
+        return [self.tiling.token_count(size) for size in image_sizes]
 
     def encode_text(
         self,
@@ -115,8 +147,11 @@ class MultimodalProcessor:
         max_length: int | None = None,
         add_generation_prompt: bool = False,
         sample_id: str = "",
+        image_sizes: Sequence[tuple[int, int]] | None = None,
     ) -> EncodedSample:
-        """Token ids and labels only (images are transformed later, e.g. when the batch is assembled)."""
+        """Token ids and labels only (images are transformed later, e.g. when the batch is assembled); with
+        tiling ``image_sizes`` (each image's height and width) sets each image's token count."""
+        counts = self.image_token_counts(num_images, image_sizes)
         messages = place_images(messages, self.image_placement)
         rendered = self.template.render(messages, self.eos_token, add_generation_prompt=add_generation_prompt)
         ids, offsets = self.tokenize(rendered.text)
@@ -126,9 +161,9 @@ class MultimodalProcessor:
                 f"sample {sample_id or '?'}: {n_placeholders} <image> placeholder(s) in the text but {num_images} image(s)"
             )
         labels = _label_spans(ids, offsets, _with_leading_spaces(rendered.text, rendered.target_spans))
-        ids, labels = self._expand_images(ids, labels)
+        ids, labels = self._expand_images(ids, labels, counts)
         if self.label_masking == "official" and not add_generation_prompt:
-            labels = self._official_labels(messages, ids)
+            labels = self._official_labels(messages, ids, counts)
         truncated = False
         if max_length is not None and len(ids) > max_length:
             cuts_image = self.markup.fill_id in ids[max_length:] or (
@@ -139,7 +174,8 @@ class MultimodalProcessor:
             if cuts_image or (prompt_tokens is not None and prompt_tokens >= max_length):
                 raise SampleTooLong(sample_id, max_length, len(ids), prompt_tokens, cuts_image)
             ids, labels, truncated = ids[:max_length], labels[:max_length], True
-        return EncodedSample(ids, labels, None, truncated, sample_id)
+        sizes = [tuple(size) for size in image_sizes] if self.tiling is not None and image_sizes else None
+        return EncodedSample(ids, labels, None, truncated, sample_id, sizes)
 
     def tokenize(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         """Token ids and character offsets of ``text``, the way LLaVA's ``tokenizer_image_token`` builds them.
@@ -156,13 +192,20 @@ class MultimodalProcessor:
             warned["sequence-length-is-longer-than-the-specified-maximum"] = True
         return tokenize_around_images(self.tokenizer, text, self.markup.placeholder_id)
 
-    def token_count(self, text: str) -> int:
-        """Tokens of ``text`` with its images expanded (BOS included when the tokenizer adds one)."""
+    def token_count(self, text: str, image_counts: list[int] | None = None) -> int:
+        """Tokens of ``text`` with its images expanded (BOS included when the tokenizer adds one); with tiling
+        ``image_counts`` holds the token counts of the images still to come (those in ``text`` are taken)."""
         ids, _ = self.tokenize(text)
-        extra = len(self.markup.expansion(self.num_image_tokens)) - 1
-        return len(ids) + extra * ids.count(self.markup.placeholder_id)
+        images = ids.count(self.markup.placeholder_id)
+        if image_counts is None:
+            counts = [self.num_image_tokens] * images
+        else:
+            counts, image_counts[:] = image_counts[:images], image_counts[images:]
+        return len(ids) - images + sum(len(self.markup.expansion(count)) for count in counts)
 
-    def _official_labels(self, messages: Sequence[Message], expanded_ids: list[int]) -> list[int]:
+    def _official_labels(
+        self, messages: Sequence[Message], expanded_ids: list[int], counts: list[int] | None = None
+    ) -> list[int]:
         """Labels as the template's official code computes them (positions in the image-expanded sequence).
 
         Follows microsoft/LLaVA-Med v1.0.0 ``llava/train/train.py`` ``_mask_targets``: the header and every
@@ -171,22 +214,24 @@ class MultimodalProcessor:
         """
         header, pieces = self.template.official_pieces(messages)  # type: ignore[attr-defined]
         labels = list(expanded_ids)
-        cursor = self.token_count(header)
+        remaining = None if counts is None else list(counts)
+        cursor = self.token_count(header, remaining)
         labels[:cursor] = [IGNORE_INDEX] * min(cursor, len(labels))
         for speaker, text in pieces:
-            length = self.token_count(text)
+            length = self.token_count(text, remaining)
             if speaker == "user":
                 end = min(cursor + length, len(labels))
                 labels[cursor + 2 : end] = [IGNORE_INDEX] * max(0, end - cursor - 2)
             cursor += length
         return labels
 
-    def _expand_images(self, ids: list[int], labels: list[int]) -> tuple[list[int], list[int]]:
-        expansion = self.markup.expansion(self.num_image_tokens)
+    def _expand_images(self, ids: list[int], labels: list[int], counts: list[int]) -> tuple[list[int], list[int]]:
+        pending = iter(counts)
         out_ids: list[int] = []
         out_labels: list[int] = []
         for token, label in zip(ids, labels, strict=True):
             if token == self.markup.placeholder_id:
+                expansion = self.markup.expansion(next(pending))
                 out_ids.extend(expansion)
                 out_labels.extend([IGNORE_INDEX] * len(expansion))
             else:
@@ -257,7 +302,16 @@ def collate(samples: Sequence[EncodedSample], pad_id: int, padding_side: str = "
         labels[row, columns] = torch.tensor(sample.labels)
         attention_mask[row, columns] = 1
     batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    add_images(batch, samples)
+    return batch
+
+
+def add_images(batch: dict[str, torch.Tensor], samples: Sequence[EncodedSample]) -> None:
+    """``pixel_values`` of all samples in sample order (samples without images add none), and with tiling
+    ``image_sizes`` (``[n_images, 2]``: each image's original height and width) to cut them back per image."""
     pixels = [sample.pixel_values for sample in samples if sample.pixel_values is not None]
     if pixels:
         batch["pixel_values"] = torch.cat(pixels)
-    return batch
+    sizes = [size for sample in samples for size in (sample.image_sizes or ())]
+    if sizes:
+        batch["image_sizes"] = torch.tensor(sizes, dtype=torch.long)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
-from medzoo.core.model.processor import IGNORE_INDEX, EncodedSample
+from medzoo.core.model.processor import IGNORE_INDEX, EncodedSample, add_images
 
 
 def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
@@ -49,7 +49,6 @@ def pack_samples(samples: Sequence[EncodedSample], pad_id: int, capacity: int) -
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
     position_ids = torch.zeros((len(rows), width), dtype=torch.long)
-    pixels: list[torch.Tensor] = []
     for r, row in enumerate(rows):
         start = 0
         for index in row:
@@ -58,13 +57,10 @@ def pack_samples(samples: Sequence[EncodedSample], pad_id: int, capacity: int) -
             input_ids[r, start : start + n] = torch.tensor(sample.input_ids)
             labels[r, start + 1 : start + n] = torch.tensor(sample.labels[1:], dtype=torch.long)
             position_ids[r, start : start + n] = torch.arange(n)
-            if sample.pixel_values is not None:
-                pixels.append(sample.pixel_values)
             start += n
         position_ids[r, start:] = torch.arange(width - start)
     batch = {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
-    if pixels:
-        batch["pixel_values"] = torch.cat(pixels)
+    add_images(batch, [samples[index] for row in rows for index in row])
     return batch
 
 

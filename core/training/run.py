@@ -35,6 +35,7 @@ from medzoo.core.training.run_folder import (
 from medzoo.core.training.run_lock import run_lock
 from medzoo.core.training.tracking import RunTracking
 from medzoo.core.training.trainer import StageResult, train_stage
+from medzoo.core.training.tuning_checks import check_stage_tuning
 
 DONE = "DONE.json"
 FINAL = "final"
@@ -151,6 +152,8 @@ def start_run(
     adjust_threads()  # the intra-op thread count is fixed before any computation (unless MEDZOO_THREADS=auto)
     stage_folders = [stage_directory(output_dir, index, stage).name for index, stage in enumerate(stages)]
     accelerator = make_accelerator()
+    for stage in stages:  # before any weights load: options the run's device cannot honour (QLoRA without 4-bit)
+        check_stage_tuning(stage, accelerator.device)
     main = accelerator.is_main_process
     if main:
         refuse_foreign_run_folder(output_dir, stage_folders)

@@ -15,6 +15,7 @@ from medzoo.core.errors import DataError
 from medzoo.core.inference import processor_for
 from medzoo.core.interfaces.dataset import Record
 from medzoo.core.interfaces.objective import Objective, RecordRejected
+from medzoo.core.model.anyres import tiled_pixels
 from medzoo.core.model.components import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.model.processor import SampleTooLong
@@ -101,6 +102,11 @@ def _encode(objective: Objective, processor, record: Record, max_length: int, po
             raise DataError(rejected.detail) from None
         data.skipped[rejected.reason] += 1
         return None
+    except OSError as error:  # a tiled model reads the image's size (its header) to count its tokens
+        if policy == "error":
+            raise DataError(f"{record.image}: image of record {record.id} cannot be opened ({error})") from None
+        data.skipped["image cannot be opened"] += 1
+        return None
     except SampleTooLong as error:
         if policy == "error":
             raise DataError(str(error)) from None
@@ -125,8 +131,10 @@ def _encode(objective: Objective, processor, record: Record, max_length: int, po
 
 
 def load_pixels(model: MultimodalModel, data: StageData, indices: list[int]) -> list[torch.Tensor | None]:
-    """The images of the samples at ``indices``, opened and transformed (``[1, C, H, W]``; ``None``: no image)."""
-    transform = model.vision.transform
+    """The images of the samples at ``indices``, opened and transformed (``[1, C, H, W]``, or with tiling the
+    thumbnail and crops ``[1 + crops, C, H, W]``; ``None``: no image)."""
+    transform = model.image_transform
+    tiling = model.tiling
     batch_pixels = []
     for i in indices:
         sample = data.samples[i]
@@ -135,7 +143,8 @@ def load_pixels(model: MultimodalModel, data: StageData, indices: list[int]) -> 
         if image is not None:
             try:
                 with Image.open(image) as handle:
-                    pixels = transform(handle).unsqueeze(0)
+                    pixels = (transform(handle).unsqueeze(0) if tiling is None
+                              else tiled_pixels(transform, tiling, handle))
             except (OSError, ValueError, SyntaxError) as error:  # PIL's errors for damaged files
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
                 raise DataError(

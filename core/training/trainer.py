@@ -300,7 +300,8 @@ def step_record(
         "grad_norm": None if grad_norm is None else round(grad_norm, 6),
         "samples_per_s": round(len(global_batch) / seconds, 2),
         "tokens_per_s": round(run.data.num_tokens(global_batch) / seconds, 1),
-        "image_tokens": images * run.model.num_image_tokens,
+        "image_tokens": images * run.model.num_image_tokens if run.model.tiling is None else sum(
+            run.data.samples[index].input_ids.count(run.model.markup.fill_id) for index in global_batch),
     }
 
 

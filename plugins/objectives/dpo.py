@@ -129,9 +129,10 @@ class DirectPreferenceObjective(Objective):
         """Chosen rows first, then rejected rows in the same order, each with its record's image."""
         if packing:
             raise ValueError("objective 'dpo' cannot pack samples; expected packing: false")
-        chosen = [EncodedSample(s.chosen.input_ids, s.chosen.labels, p, False, s.sample_id)
+        chosen = [EncodedSample(s.chosen.input_ids, s.chosen.labels, p, False, s.sample_id, s.chosen.image_sizes)
                   for s, p in zip(samples, pixels, strict=True)]
-        rejected = [EncodedSample(s.rejected.input_ids, s.rejected.labels, p, False, s.sample_id)
+        rejected = [EncodedSample(s.rejected.input_ids, s.rejected.labels, p, False, s.sample_id,
+                                  s.rejected.image_sizes)
                     for s, p in zip(samples, pixels, strict=True)]
         return collate([*chosen, *rejected], pad_id, padding_side="right")
 
@@ -194,14 +195,14 @@ def _encode_answer(
 ) -> EncodedSample:
     """The prompt turns plus ``answer``, labels on ``answer`` only; refused when truncation leaves none of it."""
     sample = processor.encode_text([*record.messages, Message("assistant", answer)], images, max_length=max_length,
-                                   sample_id=record.id)
+                                   sample_id=record.id, image_sizes=processor.record_image_sizes(record.image))
     runs = _label_runs(sample.labels)
     if len(runs) <= earlier:
         raise RecordRejected("no target tokens",
                              f"record {record.id}: max_length {max_length} leaves no token of an answer")
     start = runs[-1][0]
     labels = [IGNORE_INDEX] * start + list(sample.labels[start:])
-    return EncodedSample(sample.input_ids, labels, None, sample.truncated, sample.sample_id)
+    return EncodedSample(sample.input_ids, labels, None, sample.truncated, sample.sample_id, sample.image_sizes)
 
 
 def _label_runs(labels: Sequence[int]) -> list[tuple[int, int]]:

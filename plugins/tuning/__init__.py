@@ -1,1 +1,2 @@
-"""Tuning strategies: frozen, full fine-tuning and LoRA (peft)."""
+"""Tuning strategies: frozen, full fine-tuning, partial (top layers), LoRA (peft; DoRA and rsLoRA as options) and
+QLoRA (LoRA over 4-bit base weights)."""

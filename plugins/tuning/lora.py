@@ -1,5 +1,8 @@
 """``lora``: low-rank adapters (peft) injected into the module's linear layers; the base stays frozen.
 
+Options ``use_dora`` (DoRA: weight-decomposed LoRA) and ``use_rslora`` (rank-stabilised scaling) switch on
+PEFT's variants of the same adapter; they save, load, merge and export as LoRA does.
+
 Adapters are injected in place (``peft.inject_adapter_in_model``), so module names and state-dict keys of
 the base model are unchanged apart from the ``lora_A`` / ``lora_B`` additions; ``merge_lora`` folds them back.
 """
@@ -30,7 +33,14 @@ DEFAULT_TARGETS: dict[str, list[str] | str] = {
     "vision": ["q_proj", "k_proj", "v_proj", "out_proj", "qkv", "proj", "fc1", "fc2"],
     "connector": ".*",
 }
-LORA_KEYS = {"r", "alpha", "dropout", "target_modules", "bias"}
+LORA_KEYS = {"r", "alpha", "dropout", "target_modules", "bias", "use_dora", "use_rslora"}
+#: LoRA variants that are switches of the same adapter (PEFT's LoraConfig names): DoRA's learnt magnitude per
+#: output feature, rank-stabilised scaling alpha / sqrt(r) instead of alpha / r
+VARIANT_SWITCHES = ("use_dora", "use_rslora")
+#: the layer types PEFT's DoRA adapts (peft/tuners/lora/layer.py: MultiheadAttention and parameter targets refuse it)
+DORA_LAYER_TYPES = ("Linear", "Embedding", "Conv1d", "Conv2d", "Conv3d", "Conv1D")
+#: set on a module by the strategy whose LoRA-format adapters it carries (LoRA and its subclasses share the layers)
+OWNER_ATTRIBUTE = "_medzoo_adapter_strategy"
 
 
 def lora_config(module_name: str, options: dict[str, Any]) -> LoraConfig:
@@ -39,6 +49,9 @@ def lora_config(module_name: str, options: dict[str, Any]) -> LoraConfig:
         raise RecipeError(
             f"tuning.options.{module_name}: unknown LoRA option(s) {sorted(unknown)}; expected {sorted(LORA_KEYS)}"
         )
+    for switch in VARIANT_SWITCHES:
+        if not isinstance(options.get(switch, False), bool):
+            raise RecipeError(f"tuning.options.{module_name}.{switch}: {options[switch]!r}; expected true or false")
     targets = options.get("target_modules", DEFAULT_TARGETS[module_name])
     if targets == ".*":
         targets = "all-linear-in-module"
@@ -48,7 +61,25 @@ def lora_config(module_name: str, options: dict[str, Any]) -> LoraConfig:
         lora_dropout=float(options.get("dropout", 0.0)),
         target_modules=targets,
         bias=options.get("bias", "none"),
+        use_dora=options.get("use_dora", False),
+        use_rslora=options.get("use_rslora", False),
     )
+
+
+def check_dora_targets(module: nn.Module, module_name: str, config: LoraConfig) -> None:
+    """Refuse, before any adapter is injected, DoRA on a targeted layer type PEFT's DoRA does not adapt."""
+    if not config.use_dora:
+        return
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    for name, child in module.named_modules():
+        supported = any(cls.__name__ in DORA_LAYER_TYPES for cls in type(child).__mro__)
+        if name and not supported and check_target_module_exists(config, name):
+            raise RecipeError(
+                f"tuning.options.{module_name}.use_dora: true on {name!r} ({type(child).__name__}); PEFT's DoRA "
+                f"adapts {', '.join(DORA_LAYER_TYPES)} layers only: expected target_modules naming those, "
+                "or use_dora: false"
+            )
 
 
 def _linear_names(module: nn.Module) -> list[str]:
@@ -73,21 +104,27 @@ def merge_lora(module: nn.Module) -> nn.Module:
 class LoraTuning(TuningStrategy):
     name = "lora"
 
+    def check(self, module_name: str, device: torch.device | None = None) -> None:
+        lora_config(module_name, dict(self.options))
+
     def apply(self, module: nn.Module, module_name: str) -> nn.Module:
         module.requires_grad_(False)
         if not has_lora(module):
             config = lora_config(module_name, dict(self.options))
             if config.target_modules == "all-linear-in-module":
                 config.target_modules = _linear_names(module)
+            check_dora_targets(module, module_name, config)
             inject_adapter_in_model(config, module, adapter_name=ADAPTER_NAME)
             module._medzoo_lora_config = config  # kept for PEFT-format export
+            setattr(module, OWNER_ATTRIBUTE, self.name)
         for name, parameter in module.named_parameters():
             if "lora_" in name:
                 parameter.requires_grad_(True)
         return module
 
     def has_adapters(self, module: nn.Module) -> bool:
-        return has_lora(module)
+        # LoRA layers injected without an owner named (by hand, or by an older medzoo) are plain LoRA's
+        return has_lora(module) and getattr(module, OWNER_ATTRIBUTE, LoraTuning.name) == self.name
 
     def base_state_dict(self, module: nn.Module) -> dict[str, torch.Tensor]:
         """Weights without LoRA tensors, with peft's ``base_layer.`` infix removed."""
@@ -115,7 +152,7 @@ class LoraTuning(TuningStrategy):
             loaded_from = getattr(getattr(module, "config", None), "name_or_path", "") or None
             config_dict["base_model_name_or_path"] = base_model or loaded_from
         (directory / ADAPTER_CONFIG).write_text(json.dumps(config_dict, indent=2, default=str))
-        return {"r": config.r, "alpha": config.lora_alpha}
+        return {"r": config.r, "alpha": config.lora_alpha, **{k: True for k in VARIANT_SWITCHES if getattr(config, k)}}
 
     def load_adapters(self, module: nn.Module, directory: Path, module_name: str) -> nn.Module:
         config_path = directory / ADAPTER_CONFIG
@@ -127,12 +164,15 @@ class LoraTuning(TuningStrategy):
                 lora_dropout=config_dict.get("lora_dropout", 0.0),
                 target_modules=config_dict["target_modules"],
                 bias=config_dict.get("bias", "none"),
+                use_dora=bool(config_dict.get("use_dora", False)),
+                use_rslora=bool(config_dict.get("use_rslora", False)),
             )
         except (OSError, json.JSONDecodeError, KeyError) as error:
             raise MedzooError(f"{config_path}: not a readable LoRA adapter config ({error!r})") from None
         state = read_safetensors(directory / ADAPTER_WEIGHTS, MedzooError, "the LoRA adapter weights saved with the model")
         inject_adapter_in_model(config, module, adapter_name=ADAPTER_NAME)
         module._medzoo_lora_config = config
+        setattr(module, OWNER_ATTRIBUTE, self.name)
         state = {k.removeprefix(PEFT_LM_PREFIX): v for k, v in state.items()}
         result = set_peft_model_state_dict(module, state, adapter_name=ADAPTER_NAME)
         unexpected = getattr(result, "unexpected_keys", [])
