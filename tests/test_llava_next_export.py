@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 from transformers import LlavaNextForConditionalGeneration, LlavaNextProcessor
 
-from medzoo.app.interop.export_refused import ExportRefused
 from medzoo.app.interop.llava_next_export import export_llava_next
+from medzoo.core.errors import ExportRefused
 from medzoo.core.inference import processor_for
 from medzoo.core.interfaces.conversation import Message
 from medzoo.core.model.build import build_model

@@ -202,12 +202,12 @@ def build_tuning(entry: Registration, factory, tiny: dict) -> None:
 
     strategy = factory(**tiny.get("options", {}))
     try:
-        strategy.check("language")
+        strategy.check("language", torch.device("cpu"))  # the device these tests build on
     except RecipeError as refusal:
         assert "\n" not in str(refusal) and str(refusal), refusal
         return
     try:
-        strategy.check("connector")
+        strategy.check("connector", torch.device("cpu"))
         module, module_name, out_width = MlpGeluConnector(8, 16, 4, depth=2), "connector", 16
     except RecipeError:
         module, module_name, out_width = _Stack(), "language", 8

@@ -19,7 +19,6 @@ import torch
 from safetensors.torch import save_file
 
 from medzoo.app.interop.checkpoint_files import DEFAULT_SHARD_BYTES
-from medzoo.app.interop.export_refused import ExportRefused
 from medzoo.app.interop.hf_llava_export import (
     EXPORT_MARKER,
     ExportReport,
@@ -29,6 +28,7 @@ from medzoo.app.interop.hf_llava_export import (
 )
 from medzoo.core.atomic_writes import atomic_directory, refuse_unless_ours
 from medzoo.core.dtypes import torch_dtype
+from medzoo.core.errors import ExportRefused
 from medzoo.core.model.anyres import NEWLINE
 from medzoo.core.model.multimodal import MultimodalModel
 

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return lines
+from medzoo.app.speedbench.markdown_table import markdown_table
 
 
 def render(report: dict[str, Any]) -> str:
@@ -26,13 +22,13 @@ def render(report: dict[str, Any]) -> str:
         rows = [[r["batching"], r["medzoo"]["step_s"], r["transformers"]["step_s"], r["medzoo"]["samples_per_s"],
                  r["transformers"]["samples_per_s"], r["medzoo"]["tokens_per_s"], r["transformers"]["tokens_per_s"],
                  r["time_ratio"], r.get("median_time_ratio", "n/a")] for r in training["rows"]]
-        lines += _table(["batches", "medzoo s/step", "transformers s/step", "medzoo samples/s",
+        lines += markdown_table(["batches", "medzoo s/step", "transformers s/step", "medzoo samples/s",
                          "transformers samples/s", "medzoo tokens/s", "transformers tokens/s",
                          "time ratio medzoo/transformers", "median-step ratio"], rows)
         lines += [""]
         rows = [[b["batching"], b["tokens_per_s"], b["baseline_tokens_per_s"], b["ratio"],
                  training["fill"][b["batching"]], training["fill"]["padded"]] for b in training["batching"]]
-        lines += _table(["medzoo batching", "tokens/s", "padded tokens/s (baseline)", "ratio", "fill",
+        lines += markdown_table(["medzoo batching", "tokens/s", "padded tokens/s (baseline)", "ratio", "fill",
                          "padded fill"], rows)
         lines += [""]
     if report.get("resolution"):
@@ -43,7 +39,7 @@ def render(report: dict[str, Any]) -> str:
     if inference:
         lines += [f"### Inference ({inference['questions']} {inference['benchmark']} questions, up to "
                   f"{inference['max_new_tokens']} new tokens, greedy)", ""]
-        lines += _table(["batch", "questions/s", "batch 1 questions/s (baseline)", "ratio", "median per-chunk ratio"],
+        lines += markdown_table(["batch", "questions/s", "batch 1 questions/s (baseline)", "ratio", "median per-chunk ratio"],
                         [[inference["batch_size"], inference["questions_per_s"],
                           inference["baseline_questions_per_s"], inference["ratio"],
                           inference.get("median_round_ratio", "n/a")]])
@@ -59,7 +55,7 @@ def render(report: dict[str, Any]) -> str:
         lines += [f"### GPU ({gpu['device']}, bf16, random weights at LLaVA-Med v1.5 shapes)", ""]
         rows = [[r["run"], r["decoder_layers"], r["micro_batch"], r["sequence"], r["step_s"], r["samples_per_s"],
                  r["tokens_per_s"], r.get("mfu", "n/a"), r.get("peak_memory_gib", "n/a")] for r in gpu["runs"]]
-        lines += _table(["run", "decoder layers", "micro-batch", "sequence", "s/step", "samples/s", "tokens/s", "MFU",
+        lines += markdown_table(["run", "decoder layers", "micro-batch", "sequence", "s/step", "samples/s", "tokens/s", "MFU",
                          "peak GiB"], rows)
         projection = gpu["projection"]
         lines += ["", f"projected curriculum on {projection['gpus']} GPUs ({projection['scaling']}): "
@@ -79,7 +75,7 @@ def _tradeoffs(levers: dict[str, Any]) -> list[str]:
              f"1 image + {connector['text_tokens']} text tokens per sample, CPU fp32)", ""]
     rows = [[r["connector"], r["image_tokens"], r["sequence"], r["step_s"], r["median_step_s"], r["samples_per_s"],
              r["tokens_per_s"], r["ratio"], r["median_ratio"]] for r in connector["rows"]]
-    lines += _table(["connector", "image tokens/sample", "sequence", "s/step", "median s/step", "samples/s",
+    lines += markdown_table(["connector", "image tokens/sample", "sequence", "s/step", "median s/step", "samples/s",
                      "tokens/s", f"samples/s ratio (baseline {connector['baseline']})", "median-step ratio"], rows)
     lines += ["", f"### Levers: gradient checkpointing ({checkpointing['stage']}; micro-batch "
               f"{checkpointing['micro_batch']} x {checkpointing['sequence']} tokens, "
@@ -88,6 +84,6 @@ def _tradeoffs(levers: dict[str, Any]) -> list[str]:
              r["step_s"], r["median_step_s"]] for r in checkpointing["rows"]]
     rows.append(["ratio on / off", checkpointing["saved_ratio"], checkpointing["held_ratio"],
                  checkpointing["time_ratio"], checkpointing["median_time_ratio"]])
-    lines += _table(["gradient checkpointing", "saved for backward MiB", "held after forward MiB", "s/step",
+    lines += markdown_table(["gradient checkpointing", "saved for backward MiB", "held after forward MiB", "s/step",
                      "median s/step"], rows)
     return lines + [""]

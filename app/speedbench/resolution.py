@@ -115,7 +115,7 @@ def render_resolution(section: dict[str, Any]) -> list[str]:
              section["median_step_s"][name]] for name in ("tiled", "fixed")]
     rows.append(["ratio tiled / fixed", tokens["ratio"], "", section["step_time_ratio"],
                  section["median_step_time_ratio"]])
-    from medzoo.app.speedbench.report import _table
+    from medzoo.app.speedbench.markdown_table import markdown_table
 
-    lines += _table(header, rows)
+    lines += markdown_table(header, rows)
     return [*lines, ""]
