@@ -37,7 +37,7 @@ def expected_start(path: Path | str, line: int, offset: int) -> str:
 
 @pytest.fixture(scope="module")
 def data_root(synthetic_data):
-    return synthetic_data(train=4, val=2, test=8)
+    return synthetic_data(train=8, val=2, test=8)  # 8 training images: the preference files are not empty
 
 
 LLAVA_MED_TEST = [
@@ -71,13 +71,19 @@ def test_a_json_list_of_answers_with_a_latin1_byte_is_one_line(tmp_path, capsys)
     assert line.startswith("error: " + expected_start(answers, line_number, offset))
 
 
-#: benchmark -> its reference file in the synthetic data set (pathvqa's is a pickle: no text to decode)
+#: benchmark -> (its reference file in the synthetic data set, the bytes the Latin-1 byte goes after: inside the
+#: first JSON string value, or inside the first data row's first cell of a csv / tsv); pathvqa's is a pickle: no
+#: text to decode
 REFERENCES = {
-    "vqa-rad": "vqa_rad/test.json",
-    "slake": "slake/test.json",
-    "coloninst-cls": "coloninst/test/cls_test.json",
-    "coloninst-reg": "coloninst/test/reg_test.json",
-    "coloninst-rec": "coloninst/test/rec_test.json",
+    "vqa-rad": ("vqa_rad/test.json", b'": "'),
+    "slake": ("slake/test.json", b'": "'),
+    "coloninst-cls": ("coloninst/test/cls_test.json", b'": "'),
+    "coloninst-reg": ("coloninst/test/reg_test.json", b'": "'),
+    "coloninst-rec": ("coloninst/test/rec_test.json", b'": "'),
+    "coloninst-cap": ("coloninst/test/cap_test.json", b'": "'),
+    "pmc-vqa": ("pmc_vqa/test_2.csv", b"\n"),
+    "omnimedvqa": ("omnimedvqa/QA_information/Open-access/Synth-ct.json", b'": "'),
+    "gmai-mmbench": ("gmai_mmbench/GMAI-MMBench_VAL.tsv", b"\n"),
 }
 
 
@@ -88,10 +94,11 @@ def test_every_benchmark_with_text_references_is_covered():
 
 @pytest.mark.parametrize("benchmark", REFERENCES)
 def test_a_latin1_byte_in_a_benchmarks_references_is_one_line(benchmark, data_root, tmp_path, capsys):
-    source = data_root / REFERENCES[benchmark]
+    relative, after = REFERENCES[benchmark]
+    source = data_root / relative
     references = tmp_path / source.name
     shutil.copyfile(source, references)
-    line_number, offset = with_latin1(references)
+    line_number, offset = with_latin1(references, after)
     before = references.read_bytes()
     answers = tmp_path / "answers.jsonl"
     answers.write_text(json.dumps({"question_id": "0", "text": "yes"}) + "\n")
@@ -128,6 +135,8 @@ DATASET_FILES = {
     "med-vqa": "vqa_rad/vqa_rad.json",
     "colon-inst": "coloninst/test/reg_test.json",
     "pmc-captions": "pmc/captions.jsonl",
+    "llava-preference": "preference/train.json",
+    "rlaif-v": "preference/rlaif_v_train.jsonl",
 }
 
 

@@ -54,6 +54,4 @@ class MultipleChoiceBenchmark(Benchmark):
         result = score_choices(texts, questions, self.protocol, subsets)
         result["n_missing"] = len(missing)
         result["answer_protocol"] = self.protocol.name
-        if self.last_report is not None and self.last_report.skipped:
-            result["skipped_by_reason"] = dict(sorted(self.last_report.skipped.items()))
         return result

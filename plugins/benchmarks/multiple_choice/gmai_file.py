@@ -17,8 +17,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medzoo import DataError, LoadReport, write_atomically
+from medzoo import DataError, LoadReport, read_text_file, write_atomically
 from medzoo.plugins.benchmarks.multiple_choice.question import MultipleChoice
+from medzoo.plugins.datasets.reference_answers import answer_problem
 
 LETTERS = "ABCDEFGHIJ"
 REQUIRED = ("index", "question", "answer", "image", "a", "b")
@@ -56,14 +57,15 @@ def read_gmai(
     path: str | Path, image_root: str | Path | None = None, require_images: bool = True
 ) -> tuple[list[GmaiQuestion], LoadReport]:
     """The usable questions of a GMAI-MMBench TSV and what was skipped, per reason: ``duplicate id``, ``answer
-    not among the options``, ``fewer than two options``, ``unreadable image`` (base64 that does not decode) and
+    not among the options``, ``fewer than two options``, ``empty answer`` / ``answer is null`` (a row too short
+    to hold it; ``reference_answers``), ``unreadable image`` (base64 that does not decode) and
     ``image not found`` (a reference to no row); a file of another layout is one DataError line."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise DataError(f"{file}: no such GMAI-MMBench tsv file")
     csv.field_size_limit(sys.maxsize)
-    with file.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
+    text = read_text_file(file, "a GMAI-MMBench tsv in UTF-8")
+    rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t"))
     header = list(rows[0]) if rows else []
     keys = {name.lower(): name for name in header}
     if not all(key in keys for key in REQUIRED):
@@ -87,7 +89,11 @@ def read_gmai(
         if len(options) < 2:
             report.skip("fewer than two options", question_id, "skip")
             continue
-        answer = (row[keys["answer"]] or "").strip()
+        problem = answer_problem(row[keys["answer"]])  # a short row's missing cell is None: no answer
+        if problem is not None:
+            report.skip(problem, question_id, "skip")
+            continue
+        answer = row[keys["answer"]].strip()
         if answer not in options:
             report.skip("answer not among the options", question_id, "skip")
             continue

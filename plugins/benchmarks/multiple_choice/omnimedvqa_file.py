@@ -13,8 +13,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medzoo import DataError, LoadReport
+from medzoo import DataError, LoadReport, read_text_file
 from medzoo.plugins.benchmarks.multiple_choice.question import MultipleChoice
+from medzoo.plugins.datasets.reference_answers import answer_problem, answer_text
 
 LETTERS = "ABCD"
 REQUIRED = ("question_id", "question", "gt_answer", "image_path")
@@ -45,10 +46,12 @@ def question_files(path: Path) -> tuple[list[Path], Path]:
 
 
 def read_records(file: Path) -> list[dict]:
+    text = read_text_file(file, "an OmniMedVQA question file (a JSON list) in UTF-8")
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataError(f"{file}: not a json file ({error})") from None
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{file}: not valid JSON (line {error.lineno} column {error.colno}: {error.msg}); "
+                        "expected a JSON list of OmniMedVQA question records") from None
     if not isinstance(data, list) or not all(isinstance(record, dict) for record in data):
         raise DataError(f"{file}: expected a json list of OmniMedVQA question records")
     if data and not all(key in data[0] for key in REQUIRED):
@@ -62,8 +65,9 @@ def read_records(file: Path) -> list[dict]:
 def read_omnimedvqa(
     path: str | Path, image_root: str | Path | None = None, require_images: bool = True
 ) -> tuple[list[OmniQuestion], LoadReport]:
-    """The usable questions and what was skipped, per reason: ``duplicate id``, ``answer not among the
-    options``, ``fewer than two options``, ``missing field``, ``image not found`` (with ``require_images``)."""
+    """The usable questions and what was skipped, per reason: a ``gt_answer`` that is null, empty or not text
+    (``reference_answers``), ``duplicate id``, ``answer not among the options``, ``fewer than two options``,
+    ``missing field`` (an absent key), ``image not found`` (with ``require_images``)."""
     given = Path(path).expanduser()
     if not given.exists():
         raise DataError(f"{given}: no such OmniMedVQA folder or file")
@@ -75,6 +79,10 @@ def read_omnimedvqa(
     for file in files:
         for number, record in enumerate(read_records(file)):
             question_id = str(record.get("question_id") or f"{file.stem}#{number}")
+            problem = answer_problem(record["gt_answer"]) if "gt_answer" in record else None  # absent: missing field
+            if problem is not None:
+                report.skip(problem, question_id, "skip")
+                continue
             if not all(record.get(key) not in (None, "") for key in REQUIRED):
                 report.skip("missing field", question_id, "skip")
                 continue
@@ -87,7 +95,7 @@ def read_omnimedvqa(
             if len(texts) < 2:
                 report.skip("fewer than two options", question_id, "skip")
                 continue
-            matches = [letter for letter, text in texts.items() if text == record["gt_answer"]]
+            matches = [letter for letter, text in texts.items() if text == answer_text(record["gt_answer"])]
             if not matches:
                 report.skip("answer not among the options", question_id, "skip")
                 continue

@@ -18,12 +18,14 @@ cell is no option. A figure is looked for under the given image root, then besid
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medzoo import DataError, LoadReport
+from medzoo import DataError, LoadReport, read_text_file
 from medzoo.plugins.benchmarks.multiple_choice.question import MultipleChoice
+from medzoo.plugins.datasets.reference_answers import answer_problem
 
 CHOICE_COLUMNS = ("choicea", "choiceb", "choicec", "choiced")
 VERSION_2 = ("index", "figurepath", "caption", "question", *CHOICE_COLUMNS, "answer", "split")
@@ -81,8 +83,7 @@ def read_pmc_vqa(
         raise DataError(f"{file}: no such PMC-VQA csv file")
     root = Path(image_root).expanduser() if image_root else None
     report = LoadReport(str(file))
-    with file.open(encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.reader(handle))
+    rows = list(csv.reader(io.StringIO(read_text_file(file, "a PMC-VQA csv in UTF-8"), newline="")))
     if not rows:
         raise DataError(f"{file}: empty file; expected a PMC-VQA csv with a header row")
     layout, positions = layout_of(file, rows[0])
@@ -105,6 +106,10 @@ def read_pmc_vqa(
         options = {key[-1].upper(): cell(key) for key in CHOICE_COLUMNS if cell(key).strip()}
         if len(options) < 2:
             report.skip("fewer than two options", question_id, "skip")
+            continue
+        problem = answer_problem(cell(answer_key))
+        if problem is not None:
+            report.skip(problem, question_id, "skip")
             continue
         try:
             choice = MultipleChoice.of(options, cell(answer_key))
