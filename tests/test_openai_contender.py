@@ -129,15 +129,33 @@ def test_at_most_concurrency_requests_are_in_flight(concurrency, data_root, item
     assert len(answers(tmp_path / "eval")) == len(items)
 
 
-def test_429_and_5xx_are_retried_and_retry_after_is_honoured(data_root, items, tmp_path):
+class RecordingClock:
+    """The endpoint's clock: ``sleep`` records how long it was asked to wait and moves the time on at once."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += max(0.0, seconds)
+
+
+def test_429_and_5xx_are_retried_and_retry_after_is_honoured(data_root, items, tmp_path, monkeypatch):
+    from medzoo.plugins.contenders import openai_endpoint
+
+    clock = RecordingClock()
+    monkeypatch.setattr(openai_endpoint, "time", clock)
     with fake_openai.FakeOpenAI(responder, max_requests=len(items) + 3) as server:
         server.push(fake_openai.Status(429, {"Retry-After": "1"}), fake_openai.Status(500),
                     fake_openai.Status(503))
         main(eval_args(server.base_url, tmp_path / "eval", data_root, "concurrency=1"))
     assert server.request_count == len(items) + 3
     assert [name for _, _, name in server.requests[:4]] == ["Status", "Status", "Status", "Reply"]
-    first, second = server.requests[0][0], server.requests[1][0]
-    assert second - first >= 0.95  # backoff=0: only the server's Retry-After held the retry back
+    assert [wait for wait in clock.sleeps if wait > 0] == [1.0]  # backoff=0: only the Retry-After waits
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["contender"]["requests"] == {
         "requests_sent": len(items) + 3, "retries": 3,

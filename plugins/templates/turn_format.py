@@ -1,5 +1,5 @@
 """A template written once, as the strings around its turns: rendered here with the trained spans, and exported
-as the equivalent Jinja chat template (``medzoo.app.interop.chat_templates``) from the same strings.
+as the equivalent Jinja chat template (the llava-hf export's chat templates) from the same strings.
 
 ``{system}``, ``{question}``, ``{answer}`` and ``{eos}`` are the only placeholders.
 """
