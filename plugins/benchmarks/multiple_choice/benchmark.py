@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from medzoo import Benchmark, BenchmarkItem, LoadReport
-from medzoo.plugins.benchmarks.common import option_int, predictions_for, published_size_warning
-from medzoo.plugins.benchmarks.multiple_choice.medevalkit import between_tags
+from medzoo.plugins.benchmarks.common import (
+    option_int,
+    predictions_for,
+    published_size_warning,
+    question_counts,
+)
+from medzoo.plugins.benchmarks.multiple_choice.medevalkit import between_tags, medevalkit_prompt
 from medzoo.plugins.benchmarks.multiple_choice.parsers import AnswerProtocol, answer_protocol
 from medzoo.plugins.benchmarks.multiple_choice.question import MultipleChoice
 from medzoo.plugins.benchmarks.multiple_choice.scoring import score_choices
@@ -37,6 +43,32 @@ class MultipleChoiceBenchmark(Benchmark):
         self.decoding["max_new_tokens"] = option_int(options, "max_new_tokens", self.decoding["max_new_tokens"])
         self.last_report: LoadReport | None = None
         self.question_counts = None
+
+    @property
+    def require_images(self) -> bool:
+        """The option ``require_images`` (default true): a question whose image resolves nowhere is skipped."""
+        return str(self.options.get("require_images", True)).lower() not in ("false", "0", "no")
+
+    def closed_items(self, questions: Sequence[Any], metadata: Callable[[Any], dict[str, Any]]) -> list[BenchmarkItem]:
+        """One closed item per question read (its ``question_id``, ``question``, ``image`` and ``choice``), with
+        ``metadata(question)`` beside the choice; counts what was read against ``last_report``."""
+        items = [
+            BenchmarkItem(
+                question_id=question.question_id,
+                question=question.question,
+                answer=question.choice.answer_letter,
+                image=question.image,
+                answer_type="closed",
+                metadata={"choice": question.choice, **metadata(question)},
+            )
+            for question in questions
+        ]
+        self.question_counts = question_counts(self.last_report, len(items))
+        return items
+
+    def prompt(self, item: BenchmarkItem) -> str:
+        """MedEvalKit's prompt after the image placeholder (a benchmark of another harness overrides it)."""
+        return "<image>" + medevalkit_prompt(item.question, list(item.metadata["choice"].options.values()))
 
     def size_warning(self, items: list[BenchmarkItem]) -> str | None:
         if self.synthetic or self.published_total is None:

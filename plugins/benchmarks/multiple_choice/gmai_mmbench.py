@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from medzoo import BenchmarkItem, DataError
-from medzoo.plugins.benchmarks.common import question_counts, synth_root
+from medzoo.plugins.benchmarks.common import synth_root
 from medzoo.plugins.benchmarks.multiple_choice.benchmark import MultipleChoiceBenchmark
 from medzoo.plugins.benchmarks.multiple_choice.gmai_file import read_gmai
 
@@ -50,21 +50,8 @@ class GmaiMmBenchBenchmark(MultipleChoiceBenchmark):
                     "or the option path=FILE"
                 )
             path = str(synth_root(self.name, self.options) / SYNTH_FILE)
-        require = str(self.options.get("require_images", True)).lower() not in ("false", "0", "no")
-        questions, self.last_report = read_gmai(path, image_root, require_images=require)
-        items = [
-            BenchmarkItem(
-                question_id=question.question_id,
-                question=question.question,
-                answer=question.choice.answer_letter,
-                image=question.image,
-                answer_type="closed",
-                metadata={"choice": question.choice, "subsets": question.subsets, "hint": question.hint},
-            )
-            for question in questions
-        ]
-        self.question_counts = question_counts(self.last_report, len(items))
-        return items
+        questions, self.last_report = read_gmai(path, image_root, require_images=self.require_images)
+        return self.closed_items(questions, lambda question: {"subsets": question.subsets, "hint": question.hint})
 
     def prompt(self, item: BenchmarkItem) -> str:
         return "<image>\n" + vlmevalkit_prompt(item.question, item.metadata["choice"].options, item.metadata["hint"])

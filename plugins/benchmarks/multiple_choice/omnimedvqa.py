@@ -14,9 +14,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from medzoo import BenchmarkItem, DataError
-from medzoo.plugins.benchmarks.common import question_counts, synth_root
+from medzoo.plugins.benchmarks.common import synth_root
 from medzoo.plugins.benchmarks.multiple_choice.benchmark import MultipleChoiceBenchmark
-from medzoo.plugins.benchmarks.multiple_choice.medevalkit import medevalkit_prompt
 from medzoo.plugins.benchmarks.multiple_choice.omnimedvqa_file import read_omnimedvqa
 
 
@@ -38,24 +37,8 @@ class OmniMedVqaBenchmark(MultipleChoiceBenchmark):
                 )
             root = synth_root(self.name, self.options)
             path, image_root = str(root / "omnimedvqa"), image_root or str(root)
-        require = str(self.options.get("require_images", True)).lower() not in ("false", "0", "no")
-        questions, self.last_report = read_omnimedvqa(path, image_root, require_images=require)
-        items = [
-            BenchmarkItem(
-                question_id=question.question_id,
-                question=question.question,
-                answer=question.choice.answer_letter,
-                image=question.image,
-                answer_type="closed",
-                metadata={"choice": question.choice, "subsets": question.subsets},
-            )
-            for question in questions
-        ]
-        self.question_counts = question_counts(self.last_report, len(items))
-        return items
-
-    def prompt(self, item: BenchmarkItem) -> str:
-        return "<image>" + medevalkit_prompt(item.question, list(item.metadata["choice"].options.values()))
+        questions, self.last_report = read_omnimedvqa(path, image_root, require_images=self.require_images)
+        return self.closed_items(questions, lambda question: {"subsets": question.subsets})
 
 
 class SynthOmniMedVqaBenchmark(OmniMedVqaBenchmark):

@@ -14,9 +14,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from medzoo import BenchmarkItem, DataError
-from medzoo.plugins.benchmarks.common import question_counts, synth_root
+from medzoo.plugins.benchmarks.common import synth_root
 from medzoo.plugins.benchmarks.multiple_choice.benchmark import MultipleChoiceBenchmark
-from medzoo.plugins.benchmarks.multiple_choice.medevalkit import medevalkit_prompt
 from medzoo.plugins.benchmarks.multiple_choice.pmc_vqa_file import read_pmc_vqa
 
 #: where ``medzoo data synth`` writes the PMC-VQA twin (below its output folder)
@@ -43,24 +42,8 @@ class PmcVqaBenchmark(MultipleChoiceBenchmark):
                 )
             root = synth_root(self.name, self.options)
             path, image_root = str(root / SYNTH_FILE), image_root or str(root / "images")
-        require = str(self.options.get("require_images", True)).lower() not in ("false", "0", "no")
-        rows, self.last_report = read_pmc_vqa(path, image_root, require_images=require)
-        items = [
-            BenchmarkItem(
-                question_id=row.question_id,
-                question=row.question,
-                answer=row.choice.answer_letter,
-                image=row.image,
-                answer_type="closed",
-                metadata={"choice": row.choice, **row.extra},
-            )
-            for row in rows
-        ]
-        self.question_counts = question_counts(self.last_report, len(items))
-        return items
-
-    def prompt(self, item: BenchmarkItem) -> str:
-        return "<image>" + medevalkit_prompt(item.question, list(item.metadata["choice"].options.values()))
+        rows, self.last_report = read_pmc_vqa(path, image_root, require_images=self.require_images)
+        return self.closed_items(rows, lambda row: row.extra)
 
 
 class SynthPmcVqaBenchmark(PmcVqaBenchmark):
