@@ -56,6 +56,11 @@ PUBLIC_API: dict[str, str] = {
     "RecordRejected": "medzoo.core.interfaces.objective",
     "PREFERENCE_RECORDS": "medzoo.core.interfaces.objective",  # the record kind a preference dataset registers
     "PreferenceRecord": "medzoo.core.interfaces.preference",
+    "Reward": "medzoo.core.interfaces.reward",  # a verifiable reward of one generated answer (GRPO)
+    "RewardContext": "medzoo.core.interfaces.reward",  # what a reward knows of the prompt: reference, metadata
+    "RolloutBackend": "medzoo.core.interfaces.rollout_backend",  # where rollouts are generated (engine, vLLM)
+    "RolloutRequest": "medzoo.core.interfaces.rollout_backend",  # G seeded completions wanted for one prompt
+    "RolloutCompletion": "medzoo.core.interfaces.rollout_backend",  # one sampled completion: token ids, text
     # helpers a plugin needs
     "blocks_to_run": "medzoo.core.interfaces.vision_encoder",
     "select_tokens": "medzoo.core.model.vision_tower",  # drop the prefix tokens, keep the class token on request
