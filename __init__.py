@@ -61,6 +61,7 @@ PUBLIC_API: dict[str, str] = {
     "RolloutBackend": "medzoo.core.interfaces.rollout_backend",  # where rollouts are generated (engine, vLLM)
     "RolloutRequest": "medzoo.core.interfaces.rollout_backend",  # G seeded completions wanted for one prompt
     "RolloutCompletion": "medzoo.core.interfaces.rollout_backend",  # one sampled completion: token ids, text
+    "EngineRollouts": "medzoo.core.training.engine_rollouts",  # rollouts from medzoo's engine (the default)
     # helpers a plugin needs
     "blocks_to_run": "medzoo.core.interfaces.vision_encoder",
     "select_tokens": "medzoo.core.model.vision_tower",  # drop the prefix tokens, keep the class token on request

@@ -134,7 +134,7 @@ DPO_STAGE = ("  - name: dpo\n    role: preference\n    datasets:\n"
 
 @pytest.mark.parametrize(("text", "pattern"), [
     (BASE + "stages:\n  - name: instruct\n    objective: {name: dpoo}\n",
-     r"stages\.instruct\.objective\.name: unknown objective 'dpoo' \(did you mean \"dpo\"\?\); known: dpo, sft"),
+     r"stages\.instruct\.objective\.name: unknown objective 'dpoo' \(did you mean \"dpo\"\?\); known: dpo, grpo, sft"),
     (BASE + "stages:\n" + DPO_STAGE + "    objective: {name: dpo, betta: 0.2}\n",
      r"stages\.dpo\.objective\.betta: objective 'dpo' takes no option 'betta' \(did you mean \"beta\"\?\)"),
     (BASE + "stages:\n" + DPO_STAGE + "    objective: {name: dpo, beta: -1}\n",

@@ -46,3 +46,5 @@ class Completion:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    #: the generated token ids (through the end-of-sequence token or the token that completed a stop string)
+    token_ids: tuple[int, ...] = ()

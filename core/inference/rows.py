@@ -22,6 +22,7 @@ class RowState:
         self.eos_ids = eos_ids
         self.finish_reason: str | None = None
         self.count = 0
+        self.token_ids: list[int] = []
 
     @property
     def done(self) -> bool:
@@ -32,6 +33,7 @@ class RowState:
             self.finish_reason = "cancelled"
             return
         self.count += 1
+        self.token_ids.append(token)
         if token in self.eos_ids:
             self._finish("stop")
             return
@@ -54,7 +56,8 @@ class RowState:
     def completion(self) -> Completion:
         if not self.done:
             self._finish("length")
-        return Completion(self.scanner.text, self.finish_reason or "length", len(self.request.sample), self.count)
+        return Completion(self.scanner.text, self.finish_reason or "length", len(self.request.sample), self.count,
+                          tuple(self.token_ids))
 
 
 class RowTracker(StoppingCriteria):

@@ -30,6 +30,9 @@ class RolloutRequest:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 64
+    #: the prompt as the stage's processor encoded it (an ``EncodedSample`` with its pixels), for backends that
+    #: generate from medzoo's own encoding; backends with their own renderer (vLLM) use ``messages``
+    prompt: Any = None
 
 
 @dataclass(frozen=True)

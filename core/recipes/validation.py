@@ -255,9 +255,6 @@ def _check_objective(path: Path, where: str, stage: Any) -> None:
         objective = factory(**options)
     except (TypeError, ValueError) as error:
         raise RecipeError(f"{path}: {where}.objective.{str(error).splitlines()[0]}") from None
-    if objective.generates_rollouts:
-        raise RecipeError(f"{path}: {where}.objective.name: objective {name!r} generates rollouts, which this "
-                          "trainer does not run yet; expected an objective over fixed records (sft, dpo)")
     if stage.packing and not objective.supports_packing:
         raise RecipeError(f"{path}: {where}.packing: true, but objective {name!r} cannot pack samples; expected false")
     for d, dataset in enumerate(stage.datasets):

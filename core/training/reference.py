@@ -9,6 +9,10 @@ Two ways, chosen by the objective's ``reference`` option (``auto`` picks the fir
   (from the starting weights, in eval mode, without gradients) and stored in the stage folder
   (``reference.pt``), so a resumed stage reads them back instead of recomputing them from changed weights.
 
+- ``copy``: a frozen copy of the starting model (eval mode, no gradients), for objectives whose samples are
+  generated during the stage (GRPO), so that nothing can be computed before it, when the stage trains more than
+  fresh LoRA adapters. It costs a second copy of the weights in memory.
+
 A reference that cannot be formed is a one-line ``RecipeError`` naming the stage's key before training starts.
 """
 
@@ -26,7 +30,7 @@ from medzoo.core.atomic_writes import write_atomically
 from medzoo.core.errors import RecipeError
 from medzoo.core.training.plan import micro_batches
 
-REFERENCE_MODES = ("auto", "adapters_off", "precomputed")
+REFERENCE_MODES = ("auto", "adapters_off", "precomputed", "copy")
 REFERENCE_FILE = "reference.pt"
 
 
@@ -59,6 +63,22 @@ class Precomputed(StageReference):
     def values(self, indices: list[int], batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         device = batch["input_ids"].device
         return self.table[torch.tensor(indices, dtype=torch.long)].to(device)
+
+
+class FrozenCopy(StageReference):
+    mode = "copy"
+
+    def __init__(self, run: Any) -> None:
+        import copy
+
+        self.run = run
+        self.model = copy.deepcopy(run.model).eval()
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+
+    def values(self, indices: list[int], batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        with torch.no_grad():
+            return self.run.data.objective.reference_values(self.model, batch).detach()
 
 
 @contextmanager
@@ -107,6 +127,12 @@ def form_reference(run: Any, stage_dir: Path, echo) -> StageReference | None:
     if mode == "adapters_off" or (mode == "auto" and problem is None):
         echo("  reference: the starting model, as the same weights with the LoRA adapters switched off")
         return AdaptersOff(run)
+    if mode == "precomputed" and objective.generates_rollouts:
+        raise RecipeError(f"{key}: 'precomputed' cannot form the reference of objective {objective.name!r}, whose "
+                          "samples are generated during the stage; expected adapters_off, copy or auto")
+    if mode == "copy" or objective.generates_rollouts:
+        echo("  reference: a frozen copy of the starting model")
+        return FrozenCopy(run)
     return Precomputed(precomputed_table(run, stage_dir / REFERENCE_FILE, echo))
 
 

@@ -33,6 +33,7 @@ from medzoo.core.training.metrics_log import MetricsLog
 from medzoo.core.training.optimisation import build_optimizer, build_schedule
 from medzoo.core.training.plan import StepPlan, micro_batches
 from medzoo.core.training.reference import StageReference, form_reference
+from medzoo.core.training.rollout_step import Rollouts, rollout_step
 from medzoo.core.training.stage_data import StageData, assemble_batch, load_stage_data
 from medzoo.core.training.tracking import RunTracking
 
@@ -67,6 +68,8 @@ class StageRun:
     checkpoints: Path
     #: the stage's starting model as the objective's reference (``None``: the objective needs none)
     reference: StageReference | None = None
+    #: where the objective's rollouts come from (``None``: the objective generates none)
+    rollouts: Rollouts | None = None
 
     @property
     def objective(self) -> Any:
@@ -119,6 +122,8 @@ def train_stage(
     data, plan = set_up_data(model, stage, accelerator.num_processes, on_bad_record, echo)
     run = set_up_optimisation(model, stage, accelerator, data, plan, stage_dir / "checkpoints")
     run.reference = form_reference(run, stage_dir, echo)  # before resuming: from the stage's starting weights
+    if run.objective.generates_rollouts:
+        run.rollouts = Rollouts(run, stage_dir)
     resumed = resume_step(run, echo) if resume else None
     log = open_metrics_log(run, stage_dir, resumed)
     totals = train_steps(run, resumed or 0, log, tracking)
@@ -223,7 +228,10 @@ def train_steps(run: StageRun, start_step: int, log: MetricsLog | None, tracking
             adjust_threads()  # follow the cores other processes leave free
         started = time.perf_counter()
         global_batch = run.plan.step_batch(step)
-        loss, grad_norm, metrics = one_step(run, step, global_batch, autocast)
+        if run.rollouts is not None:
+            loss, grad_norm, metrics = rollout_step(run, step, autocast, apply_optimizer_step, _mean_across)
+        else:
+            loss, grad_norm, metrics = one_step(run, step, global_batch, autocast)
         record = step_record(run, step, global_batch, loss, grad_norm, time.perf_counter() - started, metrics)
         totals.add(loss, len(global_batch))
         if log is not None:
@@ -255,13 +263,20 @@ def one_step(
         total += result.loss.item()
         for name, value in result.metrics.items():
             metrics[name] = metrics.get(name, 0.0) + float(value)
+    norm = apply_optimizer_step(run)
+    metrics = {name: _mean_across(accelerator, value) for name, value in metrics.items()}
+    return _mean_across(accelerator, total), norm, metrics
+
+
+def apply_optimizer_step(run: StageRun) -> float | None:
+    """Clip, step the optimizer and the schedule, zero the gradients; the norm before clipping (``None`` where
+    the engine keeps none)."""
     # FSDP: the whole wrapped model; without clipping (0) an infinite bound only measures (the factor is 1.0)
-    norm = accelerator.clip_grad_norm_(run.wrapped.parameters(), stage.max_grad_norm or math.inf)
+    norm = run.accelerator.clip_grad_norm_(run.wrapped.parameters(), run.stage.max_grad_norm or math.inf)
     run.optimizer.step()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
-    metrics = {name: _mean_across(accelerator, value) for name, value in metrics.items()}
-    return _mean_across(accelerator, total), None if norm is None else float(norm), metrics
+    return None if norm is None else float(norm)
 
 
 def micro_batch_loss(run: StageRun, step: int, indices: list[int], normaliser: Any, autocast) -> ObjectiveLoss:

@@ -21,7 +21,6 @@ whose chosen reward is the higher), ``logps/chosen``, ``logps/rejected``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,14 +37,15 @@ from medzoo import (
     PreferenceRecord,
     RecordRejected,
     collate,
-    did_you_mean,
     row_counts,
     row_sums,
     token_log_probs,
 )
+from medzoo.plugins.objectives.option_checks import check_choice as _check_choice
+from medzoo.plugins.objectives.option_checks import check_number as _check_number
 from medzoo.plugins.objectives.preference_losses import LOSS_TYPES, preference_losses
 
-REFERENCE_MODES = ("auto", "adapters_off", "precomputed")
+REFERENCE_MODES = ("auto", "adapters_off", "precomputed", "copy")
 
 
 @dataclass
@@ -216,17 +216,3 @@ def _label_runs(labels: Sequence[int]) -> list[tuple[int, int]]:
             runs.append((start, index))
             start = None
     return runs
-
-
-def _check_number(option: str, value: Any, low: float, low_open: bool = False, high: float | None = None) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low) and (high is None or value < high)
-    if not ok:
-        bound = f"> {low:g}" if low_open else (f"in [{low:g}, {high:g})" if high is not None else f">= {low:g}")
-        raise ValueError(f"{option}: {value!r} is out of range; expected a finite number {bound}")
-
-
-def _check_choice(option: str, value: Any, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(f"{option}: {value!r} is not allowed{did_you_mean(str(value), list(choices))}; expected one of "
-                         f"{', '.join(choices)}")
