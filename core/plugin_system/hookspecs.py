@@ -76,6 +76,12 @@ def register_objectives(register: Register) -> None:
 
 
 @hookspec
+def register_rewards(register: Register) -> None:
+    """Register rewards for objectives that learn from rewards (factory: a ``medzoo.core.interfaces.reward.Reward``
+    subclass), named with a weight each in a GRPO stage's ``objective.rewards``."""
+
+
+@hookspec
 def register_benchmarks(register: Register) -> None:
     """Register benchmarks (factory: a ``medzoo.core.interfaces.benchmark.Benchmark`` subclass)."""
 

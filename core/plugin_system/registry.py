@@ -25,6 +25,7 @@ HOOK_KINDS: dict[str, str] = {
     "register_optimizers": "optimizer",
     "register_lr_schedules": "lr_schedule",
     "register_objectives": "objective",
+    "register_rewards": "reward",
     "register_benchmarks": "benchmark",
     "register_instruct_backends": "instruct_backend",
     "register_contenders": "contender",
