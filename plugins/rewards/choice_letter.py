@@ -55,8 +55,9 @@ class ChoiceLetterReward(AnswerReward):
 
     - 0.0 when the answer is empty, names two or more different option letters (``A or B``), or the answer
       protocol (option ``protocol``) does not count it right;
-    - 1.0 when, besides, the answer is one option letter and nothing else (the ``strict`` protocol: ``B``, ``b``,
-      ``(B)``, ``B.``, ``**B**``);
+    - 1.0 when, besides, the answer is one option letter and nothing else (what the ``strict`` protocol reads:
+      ``B``, ``(B)``, ``B.``, ``**B**``, blanks around it; ``b`` too, but VLMEvalKit, the default protocol, reads
+      capitals only and counts ``b`` wrong, so it earns 0 there);
     - 0.5 for any other answer the protocol counts right (``Answer: B``, ``\\boxed{B}``, ``B: CT scan``, the
       option's text alone).
 
