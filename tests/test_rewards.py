@@ -421,3 +421,34 @@ def test_closed_and_open_rewards_on_synthetic_vqa_rad_items_match_the_benchmark(
     recall = reward("token-f1", mode="recall")
     open_scores = [recall.score(predictions[item.question_id], item_context(item)) for item in opened]
     assert metrics["open_recall"] == pytest.approx(100 * sum(open_scores) / len(opened))
+
+
+def record_context(record) -> RewardContext:
+    """A training record as a GRPO objective hands it to its rewards: the last assistant message as the reference."""
+    reply = next(message.content for message in reversed(record.messages) if message.role == "assistant")
+    question = next(message.content for message in reversed(record.messages) if message.role == "user")
+    return RewardContext(record_id=record.id, reference=reply, question=question, metadata=record.metadata)
+
+
+def test_rewards_read_the_synthetic_training_records(synth_root):
+    """The records the tiny GRPO stage trains on (ColonINST REC) and closed VQA training records: the reference
+    reply earns the full reward, a moved box or the other yes/no answer less."""
+    rec = components().get("dataset", "colon-inst").factory()
+    records, report = rec.read(str(synth_root / "coloninst/train/rec_train.json"), image_root=str(synth_root / "images"))
+    assert records and report.total_skipped == 0
+    box = reward("box-iou")
+    for record in records:
+        context_ = record_context(record)
+        x1, y1, x2, y2 = record.metadata["answer_box"]
+        assert box.score(context_.reference, context_) == 1.0
+        assert box.score(f"{{<{x1}><{y1}><{x2 + 9}><{y2 + 9}>}}", context_) < 1.0
+    vqa = components().get("dataset", "med-vqa").factory(q_lang="en")
+    records, _ = vqa.read(str(synth_root / "slake/train.json"), image_root=str(synth_root / "images"))
+    closed = [r for r in records if str(r.metadata["answer_type"]).upper() == "CLOSED" and
+              r.metadata["answer"].lower() in ("yes", "no")]
+    assert closed
+    exact = reward("exact-match")
+    for record in closed:
+        context_ = record_context(record)
+        other = "No." if context_.reference.lower() == "yes" else "Yes."
+        assert (exact.score(context_.reference.upper(), context_), exact.score(other, context_)) == (1.0, 0.0)
