@@ -82,7 +82,7 @@ SCRIPT = """
         result = CliRunner().invoke(cli, ["plugins", "--json"], env=env)
         assert result.exit_code == 0, result.output
         listing = json.loads(result.stdout)
-        names = ("conv-vit", "perceiver-resampler", "clip")
+        names = ("conv-vit", "perceiver-resampler", "laterality", "clip")
         found = {row["name"]: row["provider"] for row in listing["components"] if row["name"] in names}
         return found, [failure["plugin"] for failure in listing["failures"]]
 
@@ -122,6 +122,7 @@ def test_entry_point_discovery(run):
     assert run["found"] == {
         "conv-vit": "example (medzoo-example-plugin)",
         "perceiver-resampler": "example (medzoo-example-plugin)",
+        "laterality": "example (medzoo-example-plugin)",
         "clip": "medzoo.vision",
     }
     assert run["failures"] == []
@@ -149,13 +150,15 @@ def test_recipe_builds_and_runs_with_the_plugin_components(run):
 
 def test_the_builtin_parametrised_tests_cover_the_plugin(target):
     """The suites parametrised over every registered component pick the installed plugin up unchanged."""
-    files = ["tests/test_vision_encoders.py", "tests/test_connectors.py", "tests/test_model_composition.py"]
+    files = ["tests/test_vision_encoders.py", "tests/test_connectors.py", "tests/test_model_composition.py",
+             "tests/test_rewards.py"]
     command = f"import sys, pytest; sys.exit(pytest.main({files!r} + ['-p', 'no:cacheprovider', '-k', "
-    command += "'conv-vit or perceiver-resampler']))"
+    command += "'conv-vit or perceiver-resampler or laterality']))"
     result = run_python(command, target)
     assert result.returncode == 0, result.stdout[-3000:]
     passed = re.search(r"(\d+) passed", result.stdout)
-    assert passed and int(passed.group(1)) >= 27  # today: 6 encoder, 3 connector and 18 composition tests
+    # today: 6 encoder, 3 connector, 18 composition and 2 reward tests
+    assert passed and int(passed.group(1)) >= 29
 
 
 # --- the components themselves, imported from the source tree ---------------------------------------------------
@@ -250,3 +253,25 @@ def test_resampler_rejects_bad_options(example):
         resampler_class(24, 32, 16, num_latents=0)
     with pytest.raises(ValueError, match="built for 16 tokens, got 9"):
         resampler_class(24, 32, 16)(torch.randn(1, 9, 24))
+
+
+def test_laterality_reward_pays_for_the_side_alone(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    from medzoo_example.laterality import LateralityReward
+
+    from medzoo import RewardContext
+
+    try:
+        left, both = RewardContext("r1", "Left lower lobe."), RewardContext("r2", "Bilateral effusions")
+        reward = LateralityReward(partial=0.25)
+        assert [reward.score(text, left) for text in ("LEFT base", "right base", "left or right", "", "leftward")] == [
+            1.0, 0.0, 0.25, 0.0, 0.0]
+        assert reward.score("both lungs", both) == reward.score("left and right", both) == 1.0
+        assert reward.score("left", both) == 0.0
+        with pytest.raises(ValueError, match=r"^record r3: reference 'A nodule\.' names no side; laterality expected"):
+            reward.score("left", RewardContext("r3", "A nodule."))
+        with pytest.raises(ValueError, match=r"^partial: 2 is not allowed; expected a number in \[0, 1\]$"):
+            LateralityReward(partial=2)
+    finally:
+        for name in [name for name in sys.modules if name.startswith("medzoo_example")]:
+            del sys.modules[name]

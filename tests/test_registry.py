@@ -297,6 +297,19 @@ def build_objective(entry: Registration, factory, tiny: dict) -> None:
     assert any(parameter.grad is not None for parameter in model.parameters())
 
 
+def build_reward(entry: Registration, factory, tiny: dict) -> None:
+    from medzoo.core.interfaces.reward import Reward, RewardContext
+
+    reward = factory(**tiny.get("options", {}))
+    assert isinstance(reward, Reward) and reward.describe()["name"] == entry.name
+    scores = {}
+    for side in ("right", "wrong"):
+        case = dict(tiny[side])
+        completion = case.pop("completion")
+        scores[side] = reward.score(completion, RewardContext(**{**tiny["context"], **case}))
+    assert scores["right"] > scores["wrong"], scores
+
+
 BUILDERS = {
     "vision_encoder": build_vision,
     "connector": build_connector,
@@ -310,6 +323,7 @@ BUILDERS = {
     "optimizer": build_optimizer,
     "lr_schedule": build_lr_schedule,
     "objective": build_objective,
+    "reward": build_reward,
 }
 
 

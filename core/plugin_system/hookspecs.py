@@ -78,7 +78,7 @@ def register_objectives(register: Register) -> None:
 @hookspec
 def register_rewards(register: Register) -> None:
     """Register rewards for objectives that learn from rewards (factory: a ``medzoo.core.interfaces.reward.Reward``
-    subclass), named in a GRPO stage's ``objective.rewards``."""
+    subclass), named with a weight each in a GRPO stage's ``objective.rewards``."""
 
 
 @hookspec

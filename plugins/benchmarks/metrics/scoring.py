@@ -243,6 +243,18 @@ def candidate_open_hit(prediction: str, reference: str, candidates: Sequence[str
     return best == normalize_answer(reference)
 
 
+def medvqa_answer(text: Any) -> str:
+    """An answer (prediction or reference) as ``score_medvqa`` compares it: lower-cased, then ``normalize_answer``;
+    None is the empty answer. The closed criteria (``closed_hit``, ``closed_hit_strict``) take two of these."""
+    return normalize_answer(_prediction_text(text).lower())
+
+
+def medvqa_token_scores(prediction: str, reference: str) -> tuple[float, float, float]:
+    """(f1, precision, recall) of one pair of ``medvqa_answer`` texts as ``score_medvqa`` counts them: each
+    normalised once more first, as the official ``calculate_f1score`` does (recall is the paper's Open score)."""
+    return token_f1(normalize_answer(prediction), normalize_answer(reference))
+
+
 def canonical_answer_type(answer_type: str) -> str:
     """'OPEN'/'CLOSED' (any case, stray spaces), PathVQA's 'yes/no' / 'other' / 'number' -> 'open' / 'closed'.
     (The official scripts take exactly 'OPEN' and 'CLOSED' and silently skip anything else.)"""
@@ -295,11 +307,11 @@ def score_medvqa(
         zip(predictions, references, answer_types, strict=True)
     ):
         kind = canonical_answer_type(answer_type)
-        pred = normalize_answer(_prediction_text(prediction).lower())
-        ref = normalize_answer(_reference_text(reference, index).lower())
+        pred = medvqa_answer(prediction)
+        ref = medvqa_answer(_reference_text(reference, index))
         # the script normalises once more inside calculate_f1score / calculate_exactmatch
         pred_twice, ref_twice = normalize_answer(pred), normalize_answer(ref)
-        f1, precision, recall = token_f1(pred_twice, ref_twice)
+        f1, precision, recall = medvqa_token_scores(pred, ref)
         if kind == "closed":
             per_metric["closed_accuracy"].append(float(closed_hit(pred, ref)))
             per_metric["closed_accuracy_strict"].append(float(closed_hit_strict(pred, ref)))

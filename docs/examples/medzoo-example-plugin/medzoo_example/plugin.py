@@ -37,3 +37,20 @@ def register_objectives(register: Register) -> None:
         description="supervised tuning with label-smoothed cross-entropy (objective: {name: smoothed-sft, smoothing})",
         tiny={"options": {"smoothing": 0.1}},
     )
+
+
+@hookimpl
+def register_rewards(register: Register) -> None:
+    from medzoo_example.laterality import LateralityReward
+
+    register(
+        "laterality",
+        LateralityReward,
+        description="1 when the answer names the reference's side (left / right / bilateral), for GRPO stages",
+        tiny={
+            "options": {"partial": 0.25},
+            "context": {"record_id": "cxr-1", "reference": "Left lower lobe.", "question": "Where is the opacity?"},
+            "right": {"completion": "In the left lung base."},
+            "wrong": {"completion": "The right lower lobe."},
+        },
+    )
