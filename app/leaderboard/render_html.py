@@ -1,7 +1,7 @@
 """A self-contained html leaderboard that fits a 1280 px window: one section per protocol, each with its legend,
 a sortable table (click a header; the best of each column marked; wide tables scroll inside their own box),
 each run's training-curve links and thumbnail, and one inline-SVG bar chart per metric column ranking only that
-section's rows; then the image-ablation table of the markdown render.
+section's rows; then the image-ablation table of the markdown render and the details (accuracy per subset).
 
 No external scripts, styles or fonts: the page works offline and can be attached to a report (the curve links
 point at the runs' PNGs, relative to the folder the page is written to; thumbnails are inline).
@@ -17,6 +17,7 @@ from medzoo.app.leaderboard.ablation import ablation_rows
 from medzoo.app.leaderboard.html_charts import KINDS, charts, kind_colour, kind_label
 from medzoo.app.leaderboard.html_curves import curves_cell
 from medzoo.app.leaderboard.render_text import format_value, legend, run_notes
+from medzoo.app.leaderboard.subset_details import render_subsets_html
 from medzoo.app.leaderboard.table import Leaderboard, ModelRow
 
 _STYLE = """
@@ -164,6 +165,12 @@ def _ablation(rows: list[ModelRow]) -> str:
     )
 
 
+def _details(rows: list[ModelRow]) -> str:
+    """Accuracy per subset of the runs' multiple-choice benchmarks (``subset_details``), or ``""``."""
+    folders = [Path(row.source) for row in rows if row.kind == "run" and row.source and Path(row.source).is_dir()]
+    return render_subsets_html(folders)
+
+
 def _legend(rows: list[ModelRow]) -> str:
     """The page legend: a swatch for each kind of row the page shows (and only those), then how to read it."""
     shown = {row.kind for row in rows}
@@ -181,7 +188,7 @@ def _legend(rows: list[ModelRow]) -> str:
 
 def render_html(board: Leaderboard, title: str = "medzoo leaderboard", page_dir: str | Path | None = None) -> str:
     """The whole page: one section per protocol (nothing is ranked across sections), then the image-ablation
-    table; curve links are relative to ``page_dir``, the folder the page is written to (default: the current
+    table and the per-subset details; curve links are relative to ``page_dir``, the folder the page is written to (default: the current
     one, as when it is printed and redirected to a file here)."""
     folder = Path.cwd() if page_dir is None else Path(page_dir).expanduser()
     sections = "".join(_section(section, folder) for section in board.sections or [board])
@@ -190,5 +197,5 @@ def render_html(board: Leaderboard, title: str = "medzoo leaderboard", page_dir:
         f'<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>"
-        f"{_legend(board.rows)}{sections}{_ablation(board.rows)}<script>{_SCRIPT}</script></body></html>\n"
+        f"{_legend(board.rows)}{sections}{_ablation(board.rows)}{_details(board.rows)}<script>{_SCRIPT}</script></body></html>\n"
     )
