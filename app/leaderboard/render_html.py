@@ -14,6 +14,7 @@ from html import escape
 from pathlib import Path
 
 from medzoo.app.leaderboard.ablation import ablation_rows
+from medzoo.app.leaderboard.column_notes import column_label, column_notes
 from medzoo.app.leaderboard.html_charts import KINDS, charts, kind_colour, kind_label
 from medzoo.app.leaderboard.html_curves import curves_cell
 from medzoo.app.leaderboard.render_text import format_value, legend, run_notes
@@ -41,7 +42,7 @@ td.curves img { display: block; border: 1px solid #d0d5dd; margin-bottom: 0.2rem
 td.curves .stage { display: block; }
 section { margin-top: 2rem; }
 section h2 { font-size: 1.1rem; margin-bottom: 0.2rem; }
-p.protocol-legend, p.ablation-legend { margin: 0 0 0.6rem; color: #475467; max-width: 60rem; }
+p.protocol-legend, p.ablation-legend, p.column-note { margin: 0 0 0.6rem; color: #475467; max-width: 60rem; }
 .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 360px), 1fr));
           gap: 1rem 1.5rem; margin-top: 1.2rem; }
 .chart { margin: 0; min-width: 0; }
@@ -104,7 +105,8 @@ def _table(board: Leaderboard, page_dir: Path) -> str:
     curves = {id(row): curves_cell(row, page_dir) for row in board.rows}
     with_curves = any(curves.values())
     group_headers = "".join(
-        f'<th colspan="{sum(1 for c in board.columns if c.group == g)}">{escape(g.label)}</th>' for g in board.groups
+        f'<th colspan="{sum(1 for c in board.columns if c.group == g)}">{escape(column_label(g))}</th>'
+        for g in board.groups
     )
     metric_headers = "".join(_sortable(c.key, c.metric) for c in board.columns)
     curves_header = '<th rowspan="2">Curves</th>' if with_curves else ""
@@ -138,7 +140,8 @@ def _section(board: Leaderboard, page_dir: Path) -> str:
     return (
         f'<section class="protocol" id="protocol-{escape(board.protocol)}"><h2>{escape(name)}</h2>'
         f'<p class="protocol-legend">{escape(legend(board.protocol))}</p>'
-        f"{_table(board, page_dir)}{charts(board)}</section>"
+        + "".join(f'<p class="column-note">{escape(note)}.</p>' for note in column_notes(board))
+        + f"{_table(board, page_dir)}{charts(board)}</section>"
     )
 
 
