@@ -149,3 +149,23 @@ def test_two_runs_of_one_model_get_distinct_detail_columns(tmp_path):
     first = _mcq_run(tmp_path / "x", "same", "omnimedvqa", 75.0, SUBSETS)
     second = _mcq_run(tmp_path / "y", "same", "omnimedvqa", 25.0, SUBSETS)
     assert subset_tables([first, second])[0].models == ["same", f"same ({second})"]
+
+
+def test_one_run_on_every_new_benchmark_gives_one_row_per_parser_protocol(tmp_path):
+    run = _mcq_run(tmp_path, "tiny-all", "pmc-vqa", 50.0)
+    for benchmark, parser, split in (("omnimedvqa", "medevalkit", "test"), ("gmai-mmbench", "vlmevalkit", "val")):
+        folder = run / "eval" / benchmark
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps(
+            {"accuracy": 25.0, "n": 4, "answer_protocol": parser, "benchmark": benchmark, "split": split}))
+    board = leaderboard_from_runs([run], published=True)
+    sections = {section.protocol: section for section in board.sections}
+    assert set(list(sections)[:2]) == {"medevalkit-mcq", "vlmevalkit-exact"}  # the run's two protocols first
+    mcq, exact = sections["medevalkit-mcq"], sections["vlmevalkit-exact"]
+    assert [c.key for c in mcq.columns] == ["pmc-vqa:test:accuracy", "omnimedvqa:test:accuracy"]
+    assert [c.key for c in exact.columns] == ["gmai-mmbench:val:accuracy"]
+    assert [row.model for row in exact.rows] == ["tiny-all"]  # no published GMAI-MMBench row is shipped
+    assert mcq.best(mcq.columns[1]) == 83.4  # Lingshu-32B's OmniMedVQA, beside the run's 25.0
+    markdown = render(board, "md")
+    assert "| Model | Source | pmc-vqa accuracy | omnimedvqa accuracy |" in markdown
+    assert "| Model | Source | gmai-mmbench (val) accuracy |" in markdown
