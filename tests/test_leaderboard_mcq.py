@@ -167,5 +167,5 @@ def test_one_run_on_every_new_benchmark_gives_one_row_per_parser_protocol(tmp_pa
     assert [row.model for row in exact.rows] == ["tiny-all"]  # no published GMAI-MMBench row is shipped
     assert mcq.best(mcq.columns[1]) == 83.4  # Lingshu-32B's OmniMedVQA, beside the run's 25.0
     markdown = render(board, "md")
-    assert "| Model | Source | pmc-vqa accuracy | omnimedvqa accuracy |" in markdown
-    assert "| Model | Source | gmai-mmbench (val) accuracy |" in markdown
+    assert "| Model | Source | Notes | pmc-vqa accuracy | omnimedvqa accuracy |" in markdown
+    assert "| Model | Source | Notes | gmai-mmbench (val) accuracy |" in markdown
