@@ -169,3 +169,12 @@ def test_one_run_on_every_new_benchmark_gives_one_row_per_parser_protocol(tmp_pa
     markdown = render(board, "md")
     assert "| Model | Source | Notes | pmc-vqa accuracy | omnimedvqa accuracy |" in markdown
     assert "| Model | Source | Notes | gmai-mmbench (val) accuracy |" in markdown
+
+
+def test_the_leaderboard_md_of_medzoo_run_and_sweep_carries_the_details(tmp_path):
+    from medzoo.app.cli.run import _leaderboard
+
+    run = _mcq_run(tmp_path, "swept", "omnimedvqa", 75.0, SUBSETS)
+    text = _leaderboard([run], tmp_path / "leaderboard.md")
+    assert "omnimedvqa, per question_type" in text and "| Anatomy Identification | 75.00 (4) |" in text
+    assert (tmp_path / "leaderboard.md").read_text() == text
