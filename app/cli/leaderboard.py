@@ -53,8 +53,9 @@ def leaderboard(run_dirs: tuple[str, ...], fmt: str, published: bool, output: st
     text = render(leaderboard_from_runs(runs, published=published), fmt, output)
     if fmt == "md":
         from medzoo.app.leaderboard.ablation import render_ablation_markdown
+        from medzoo.app.leaderboard.subset_details import render_subsets_markdown
 
-        text += render_ablation_markdown(runs)
+        text += render_ablation_markdown(runs) + render_subsets_markdown(runs)
     if output:
         write_atomically(output, text)
         click.echo(f"wrote {output}", err=True)

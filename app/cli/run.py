@@ -13,9 +13,11 @@ DEFAULT_RECIPE = "tiny"
 def _leaderboard(run_dirs: list[Path], output: Path) -> str:
     from medzoo.app.leaderboard.ablation import render_ablation_markdown
     from medzoo.app.leaderboard.render import render_run_dirs
+    from medzoo.app.leaderboard.subset_details import render_subsets_markdown
     from medzoo.core.atomic_writes import write_atomically
 
-    text = render_run_dirs([str(p) for p in run_dirs], fmt="md") + render_ablation_markdown(run_dirs)
+    text = (render_run_dirs([str(p) for p in run_dirs], fmt="md") + render_ablation_markdown(run_dirs)
+            + render_subsets_markdown(run_dirs))
     write_atomically(output, text)
     return text
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from medzoo.core.errors import DataError, did_you_mean
 
 #: how a data set is prepared (see :mod:`medzoo.app.data_prepare.run`)
-KINDS = ("vqa", "files", "pmc-images", "coloninst", "multiple-choice")
+KINDS = ("vqa", "files", "pmc-images", "coloninst", "multiple-choice", "omnimedvqa")
 
 #: LLaVA-Med's data as committed (Git LFS) to microsoft/LLaVA-Med, pinned to the commit that added it; the
 #: hanoverprod URLs of its download_data.sh answer "website not configured" since 2025 (issues #121, #122)
@@ -89,6 +89,13 @@ CATALOGUE: dict[str, DatasetSource] = {
             "test.csv + images.zip as --source)",
             hub_id="RadGenome/PMC-VQA", hub_patterns=("test_2.csv", "images.zip", "images_2.zip"), default_output="data",
             benchmark="pmc-vqa",
+        ),
+        DatasetSource(
+            "omnimedvqa", "omnimedvqa", "omnimedvqa",
+            "OmniMedVQA release archive (Images/ + QA_information/Open-access json, as MedEvalKit reads it), or "
+            "the unpacked OmniMedVQA folder as --source (checked in place)",
+            hub_id="foreverbeliever/OmniMedVQA", hub_patterns=("OmniMedVQA.zip",), default_output="data",
+            benchmark="omnimedvqa",
         ),
         DatasetSource(
             "coloninst", "coloninst", "", "ColonINST (a local copy: Json-file/ and Positive-images/)",

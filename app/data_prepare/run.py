@@ -155,9 +155,18 @@ def prepare_multiple_choice(context: Context) -> None:
         unpack_and_check(paths, context.output / context.dataset.folder, context.summary, context.dataset.name)
 
 
+def prepare_omnimedvqa(context: Context) -> None:
+    from medzoo.app.data_prepare.omnimedvqa import prepare_omnimedvqa as unpack_and_check
+    from medzoo.app.data_prepare.vqa_inputs import gather
+
+    paths = gather(context.dataset, context.sources, context.downloads, context.fetcher)
+    if paths:  # else every source failed (counted)
+        unpack_and_check(paths, context.output / context.dataset.folder, context.summary)
+
+
 RUNNERS: dict[str, Callable[[Context], None]] = {
     "vqa": prepare_vqa, "files": prepare_files, "pmc-images": prepare_pmc_images, "coloninst": prepare_coloninst,
-    "multiple-choice": prepare_multiple_choice,
+    "multiple-choice": prepare_multiple_choice, "omnimedvqa": prepare_omnimedvqa,
 }
 
 

@@ -30,6 +30,7 @@ SYNTHETIC = "synthetic"
 MEDEVALKIT_MCQ = "medevalkit-mcq"
 VLMEVALKIT_EXACT = "vlmevalkit-exact"
 STRICT_LETTER = "strict-letter"
+MEDEVALKIT_MMMU = "medevalkit-mmmu"
 #: a multiple-choice metrics.json's ``answer_protocol`` -> the protocol of its leaderboard row (no training on
 #: the benchmark, or a synthetic twin: the answer parser is what makes figures comparable)
 ANSWER_PROTOCOL_ROWS = {"medevalkit": MEDEVALKIT_MCQ, "vlmevalkit": VLMEVALKIT_EXACT, "strict": STRICT_LETTER}
@@ -58,6 +59,9 @@ PROTOCOLS: dict[str, Protocol] = {
                  "rule-based judge_multi_choice (letter, \\boxed{}, option text, difflib fallback); accuracy"),
         Protocol(VLMEVALKIT_EXACT, "multiple choice, no training on the benchmark: VLMEvalKit's exact matching "
                  "(can_infer; no LLM judge); accuracy"),
+        Protocol(MEDEVALKIT_MMMU, "MMMU as MedEvalKit runs it, no training on the benchmark: MMMU's own prompt "
+                 "and answer parser (parse_multi_choice_response in MMMU's eval_utils, not judge_multi_choice); "
+                 "accuracy"),
         Protocol(STRICT_LETTER, "multiple choice, no training on the benchmark: only an answer that is one "
                  "option letter counts (medzoo's own); accuracy"),
     )

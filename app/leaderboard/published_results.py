@@ -23,6 +23,11 @@ BENCHMARK_NAMES = {
     "ColonINST-CLS": "coloninst-cls",
     "ColonINST-REG": "coloninst-reg",
     "ColonINST-REC": "coloninst-rec",
+    "PMC-VQA": "pmc-vqa",
+    "OmniMedVQA": "omnimedvqa",
+    "GMAI-MMBench": "gmai-mmbench",
+    "MMMU-Med": "mmmu-med",
+    "MedXpertQA-MM": "medxpertqa-mm",
 }
 METRIC_NAMES = {"iou": "mean_iou"}
 COLUMNS = ("benchmark", "split", "metric", "model", "variant", "protocol", "value", "source")
@@ -45,7 +50,8 @@ def read_published(path: Path = PUBLISHED_CSV) -> list[dict[str, str]]:
 
 
 def published_rows(path: Path = PUBLISHED_CSV) -> list[ModelRow]:
-    """One row per (model, variant, protocol); the label adds the variant only where a model name repeats."""
+    """One row per (model, variant, protocol); the label adds the variant only where a model name comes with
+    several variants (the same model and variant under two protocols keeps its plain name)."""
     raw = read_published(path)
     by_model: dict[tuple[str, str, str], ModelRow] = {}
     for entry in raw:
@@ -59,8 +65,10 @@ def published_rows(path: Path = PUBLISHED_CSV) -> list[ModelRow]:
         group = ColumnGroup(BENCHMARK_NAMES.get(entry["benchmark"], entry["benchmark"].lower()), entry["split"])
         metric = METRIC_NAMES.get(entry["metric"], entry["metric"])
         row.scores.setdefault(group, {})[metric] = float(entry["value"])
-    names = [model for model, _, _ in by_model]
+    variants: dict[str, set[str]] = {}
+    for model, variant, _ in by_model:
+        variants.setdefault(model, set()).add(variant)
     for (model, variant, _), row in by_model.items():
-        if names.count(model) > 1 and variant:
+        if len(variants[model]) > 1 and variant:
             row.model = f"{model} ({variant})"
     return list(by_model.values())

@@ -1,7 +1,7 @@
 """A self-contained html leaderboard that fits a 1280 px window: one section per protocol, each with its legend,
 a sortable table (click a header; the best of each column marked; wide tables scroll inside their own box),
 each run's training-curve links and thumbnail, and one inline-SVG bar chart per metric column ranking only that
-section's rows; then the image-ablation table of the markdown render.
+section's rows; then the image-ablation table of the markdown render and the details (accuracy per subset).
 
 No external scripts, styles or fonts: the page works offline and can be attached to a report (the curve links
 point at the runs' PNGs, relative to the folder the page is written to; thumbnails are inline).
@@ -14,9 +14,11 @@ from html import escape
 from pathlib import Path
 
 from medzoo.app.leaderboard.ablation import ablation_rows
+from medzoo.app.leaderboard.column_notes import column_label, column_notes
 from medzoo.app.leaderboard.html_charts import KINDS, charts, kind_colour, kind_label
 from medzoo.app.leaderboard.html_curves import curves_cell
 from medzoo.app.leaderboard.render_text import format_value, legend, run_notes
+from medzoo.app.leaderboard.subset_details import render_subsets_html
 from medzoo.app.leaderboard.table import Leaderboard, ModelRow
 
 _STYLE = """
@@ -40,7 +42,7 @@ td.curves img { display: block; border: 1px solid #d0d5dd; margin-bottom: 0.2rem
 td.curves .stage { display: block; }
 section { margin-top: 2rem; }
 section h2 { font-size: 1.1rem; margin-bottom: 0.2rem; }
-p.protocol-legend, p.ablation-legend { margin: 0 0 0.6rem; color: #475467; max-width: 60rem; }
+p.protocol-legend, p.ablation-legend, p.column-note { margin: 0 0 0.6rem; color: #475467; max-width: 60rem; }
 .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 360px), 1fr));
           gap: 1rem 1.5rem; margin-top: 1.2rem; }
 .chart { margin: 0; min-width: 0; }
@@ -103,7 +105,8 @@ def _table(board: Leaderboard, page_dir: Path) -> str:
     curves = {id(row): curves_cell(row, page_dir) for row in board.rows}
     with_curves = any(curves.values())
     group_headers = "".join(
-        f'<th colspan="{sum(1 for c in board.columns if c.group == g)}">{escape(g.label)}</th>' for g in board.groups
+        f'<th colspan="{sum(1 for c in board.columns if c.group == g)}">{escape(column_label(g))}</th>'
+        for g in board.groups
     )
     metric_headers = "".join(_sortable(c.key, c.metric) for c in board.columns)
     curves_header = '<th rowspan="2">Curves</th>' if with_curves else ""
@@ -137,7 +140,8 @@ def _section(board: Leaderboard, page_dir: Path) -> str:
     return (
         f'<section class="protocol" id="protocol-{escape(board.protocol)}"><h2>{escape(name)}</h2>'
         f'<p class="protocol-legend">{escape(legend(board.protocol))}</p>'
-        f"{_table(board, page_dir)}{charts(board)}</section>"
+        + "".join(f'<p class="column-note">{escape(note)}.</p>' for note in column_notes(board))
+        + f"{_table(board, page_dir)}{charts(board)}</section>"
     )
 
 
@@ -164,6 +168,12 @@ def _ablation(rows: list[ModelRow]) -> str:
     )
 
 
+def _details(rows: list[ModelRow]) -> str:
+    """Accuracy per subset of the runs' multiple-choice benchmarks (``subset_details``), or ``""``."""
+    folders = [Path(row.source) for row in rows if row.kind == "run" and row.source and Path(row.source).is_dir()]
+    return render_subsets_html(folders)
+
+
 def _legend(rows: list[ModelRow]) -> str:
     """The page legend: a swatch for each kind of row the page shows (and only those), then how to read it."""
     shown = {row.kind for row in rows}
@@ -181,7 +191,7 @@ def _legend(rows: list[ModelRow]) -> str:
 
 def render_html(board: Leaderboard, title: str = "medzoo leaderboard", page_dir: str | Path | None = None) -> str:
     """The whole page: one section per protocol (nothing is ranked across sections), then the image-ablation
-    table; curve links are relative to ``page_dir``, the folder the page is written to (default: the current
+    table and the per-subset details; curve links are relative to ``page_dir``, the folder the page is written to (default: the current
     one, as when it is printed and redirected to a file here)."""
     folder = Path.cwd() if page_dir is None else Path(page_dir).expanduser()
     sections = "".join(_section(section, folder) for section in board.sections or [board])
@@ -190,5 +200,5 @@ def render_html(board: Leaderboard, title: str = "medzoo leaderboard", page_dir:
         f'<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>"
-        f"{_legend(board.rows)}{sections}{_ablation(board.rows)}<script>{_SCRIPT}</script></body></html>\n"
+        f"{_legend(board.rows)}{sections}{_ablation(board.rows)}{_details(board.rows)}<script>{_SCRIPT}</script></body></html>\n"
     )

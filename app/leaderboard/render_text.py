@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+from medzoo.app.leaderboard.column_notes import column_label, column_notes
 from medzoo.app.leaderboard.protocols import PROTOCOLS
 from medzoo.app.leaderboard.table import Leaderboard, ModelRow
 
@@ -32,7 +33,8 @@ def legend(protocol: str) -> str:
 
 def _markdown_section(board: Leaderboard) -> list[str]:
     notes = any(run_notes(row) for row in board.rows)
-    header = ["Model", "Source", *(["Notes"] if notes else []), *(f"{c.group.label} {c.metric}" for c in board.columns)]
+    header = ["Model", "Source", *(["Notes"] if notes else []),
+              *(f"{column_label(c.group)} {c.metric}" for c in board.columns)]
     lines = [
         "| " + " | ".join(_escape_markdown(cell) for cell in header) + " |",
         "|" + "|".join(["---", "---", *(["---"] if notes else []), *("---:" for _ in board.columns)]) + "|",
@@ -49,6 +51,7 @@ def _markdown_section(board: Leaderboard) -> list[str]:
     if board.protocol:
         lines.append(f"\nProtocol **{board.protocol}**: {_escape_markdown(legend(board.protocol))}. Bold: the best "
                      "of a column within this table (other protocols are not comparable).")
+    lines += [f"\n{_escape_markdown(note)}." for note in column_notes(board)]
     return lines
 
 

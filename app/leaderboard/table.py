@@ -14,7 +14,8 @@ COUNT_KEYS = frozenset({"n", "n_open", "n_closed", "n_missing", "n_malformed", "
 UNRANKED = frozenset({"seconds"})
 DEFAULT_SPLITS = ("test", "")
 #: column groups come in this order (real benchmarks, then their synthetic twins), unknown ones after
-BENCHMARK_ORDER = ("vqa-rad", "slake", "pathvqa", "coloninst-cls", "coloninst-reg", "coloninst-rec", "pmc-vqa")
+BENCHMARK_ORDER = ("vqa-rad", "slake", "pathvqa", "coloninst-cls", "coloninst-reg", "coloninst-rec", "coloninst-cap",
+                   "pmc-vqa", "omnimedvqa", "gmai-mmbench", "mmmu-med", "medxpertqa-mm")
 SPLIT_ORDER = ("test", "seen", "unseen")
 
 

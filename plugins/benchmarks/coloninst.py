@@ -172,8 +172,9 @@ class ColonInstCapBenchmark(ColonInstBenchmark):
     headline_metrics = ("bleu_4", "rouge_l")
     decoding = {"do_sample": False, "max_new_tokens": 256}
     #: recorded in metrics.json: these figures compare only with other medzoo CAP figures
-    scoring_protocol: ClassVar[str] = ("medzoo's own (IntelliScope publishes no CAP metric): corpus BLEU-4 on 13a "
-                                       "tokens, mean ROUGE-L F on rouge_score tokens, lower-cased")
+    scoring_protocol: ClassVar[str] = ("medzoo's own (IntelliScope publishes no CAP metric): corpus BLEU-4 on "
+                                       "sacrebleu 13a tokens (punctuation split off), mean ROUGE-L F on rouge_score "
+                                       "tokens (split at every character outside a-z0-9), both sides lower-cased")
 
     def score(self, predictions: dict[str, str], items: list[BenchmarkItem]) -> dict[str, Any]:
         texts, missing = predictions_for(predictions, items)
