@@ -7,12 +7,15 @@ The formulas follow TRL's ``GRPOTrainer`` (huggingface/trl ``trl/trainer/grpo_tr
   unbiased std) or ``batch`` (the whole batch's), not divided where ``scale`` is ``none`` (Dr. GRPO); a group
   whose rewards are all equal (std 0) has zero advantages and teaches nothing: it is counted;
 - per token: ``-min(r * A, clip(r, 1 - clip_low, 1 + clip_high) * A)`` with ``r = exp(logp - old_logp)``, plus
-  ``beta`` times the k3 estimate of KL to the reference, ``exp(ref - logp) - (ref - logp) - 1``;
+  ``beta`` times the k3 estimate of KL to the reference, ``exp(ref - logp) - (ref - logp) - 1`` (optionally times
+  ``r``: TRL's ``use_bias_correction_kl``, on by default in TRL 1.16.0, off here as in the GRPO paper);
 - reduction (``normalisation``): ``grpo`` (each completion's token mean, averaged over completions), ``dapo``
   (token sum over the tokens of the whole batch), ``dr_grpo`` (token sum over completions x the completion
   budget). medzoo reduces over the whole optimizer step (all micro-batches, all processes) so that accumulation
   and data parallelism give the gradient of one big batch: the micro-batch's share is its sum divided by the
   step's normaliser (:func:`loss_normaliser`).
+
+``tests/test_trl_agreement.py`` checks values and gradients against TRL 1.16.0's own code.
 """
 
 from __future__ import annotations
@@ -53,10 +56,12 @@ def per_token_policy_loss(
     clip_high: float = 0.2,
     ref_logps: torch.Tensor | None = None,
     beta: float = 0.0,
+    kl_ratio_correction: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The loss of every completion token (``logps`` and ``old_logps``: ``[tokens]``, ``advantages``: each token's
     completion's advantage, ``[tokens]``) and, per token, ``clipped`` (1.0 where the clipped term was taken) and
-    ``kl`` (where ``beta`` is not 0)."""
+    ``kl`` (where ``beta`` is not 0). ``kl_ratio_correction`` multiplies the KL term by the (differentiable) ratio,
+    DeepSeek-V3.2's unbiased KL gradient: it changes the gradient even where the ratio is 1."""
     ratio = torch.exp(logps - old_logps)
     unclipped = ratio * advantages
     clipped = torch.clamp(ratio, 1 - clip_low, 1 + clip_high) * advantages
@@ -67,6 +72,8 @@ def per_token_policy_loss(
             raise ValueError("beta is not 0 but no reference log-probabilities were given")
         delta = ref_logps - logps
         kl = torch.exp(delta) - delta - 1
+        if kl_ratio_correction:
+            kl = kl * ratio
         losses = losses + beta * kl
         parts["kl"] = kl.detach()
     return losses, parts

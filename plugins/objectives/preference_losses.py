@@ -4,7 +4,9 @@ The formulas follow TRL's ``DPOTrainer.dpo_loss`` (huggingface/trl ``trl/trainer
 a68fb896f008f58a3d37abf11ae665357b7c679a): with ``logits = (chosen - rejected) - (ref_chosen - ref_rejected)``,
 ``sigmoid`` is ``-logsigmoid(beta * logits) * (1 - eps) - logsigmoid(-beta * logits) * eps`` (DPO, with cDPO's
 label smoothing ``eps``) and ``ipo`` is ``(logits - 1 / (2 * beta)) ** 2`` over per-token mean log-probabilities;
-the rewards are ``beta * (logps - ref_logps)``, detached.
+the rewards are ``beta * (logps - ref_logps)``, detached. ``tests/test_trl_agreement.py`` checks the ``dpo``
+objective's losses and gradients against TRL 1.16.0's own ``DPOTrainer._compute_loss`` (whose ``sigmoid`` no longer
+takes label smoothing: cDPO is its ``aot`` loss on one pair).
 """
 
 from __future__ import annotations
