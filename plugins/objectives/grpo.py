@@ -13,7 +13,8 @@ Options:
 - ``normalisation``: ``grpo`` (default), ``dapo`` or ``dr_grpo``;
 - ``clip_low`` / ``clip_high``: the ratio's clip range (``clip_high`` defaults to ``clip_low``; DAPO: 0.28);
 - ``beta`` (default 0): the KL term's weight; with ``beta`` > 0 the stage forms a reference (``reference``:
-  ``auto``, ``adapters_off`` or ``copy``);
+  ``auto``, ``adapters_off`` or ``copy``); ``kl_ratio_correction``: the KL term times the importance ratio (TRL
+  1.16's default ``use_bias_correction_kl``; off here, as in the GRPO paper);
 - ``updates_per_rollout`` (default 1): optimizer steps on each rollout batch (TRL's ``num_iterations``);
 - ``rollouts``: ``{backend: engine}`` (default; ``batch_rows`` completions per generate call) or
   ``{backend: vllm, ...}`` (see docs/objectives.md).
@@ -117,6 +118,7 @@ class GroupRelativeObjective(Objective):
         clip_low: float = 0.2,
         clip_high: float | None = None,
         beta: float = 0.0,
+        kl_ratio_correction: bool = False,
         updates_per_rollout: int = 1,
         reference: str = "auto",
         rollouts: Mapping[str, Any] | None = None,
@@ -134,6 +136,8 @@ class GroupRelativeObjective(Objective):
         if clip_high is not None:
             check_number("clip_high", clip_high, low=0.0)
         check_number("beta", beta, low=0.0)
+        if not isinstance(kl_ratio_correction, bool):
+            raise ValueError(f"kl_ratio_correction: {kl_ratio_correction!r} is not allowed; expected true or false")
         _check_integer("updates_per_rollout", updates_per_rollout, 1)
         check_choice("reference", reference, REFERENCE_MODES)
         rollouts = dict(rollouts or {})
@@ -145,7 +149,7 @@ class GroupRelativeObjective(Objective):
         super().__init__(rewards=_plain(rewards), group_size=group_size, temperature=temperature, top_p=top_p,
                          max_completion_length=max_completion_length, scale_rewards=scale_rewards,
                          normalisation=normalisation, clip_low=clip_low, clip_high=clip_high, beta=beta,
-                         updates_per_rollout=updates_per_rollout, reference=reference, rollouts=rollouts)
+                         kl_ratio_correction=kl_ratio_correction, updates_per_rollout=updates_per_rollout, reference=reference, rollouts=rollouts)
         self.rewards = build_rewards(rewards)
         self.group_size = group_size
         self.temperature, self.top_p = float(temperature), float(top_p)
@@ -154,6 +158,7 @@ class GroupRelativeObjective(Objective):
         self.clip_low = float(clip_low)
         self.clip_high = float(clip_low if clip_high is None else clip_high)
         self.beta = float(beta)
+        self.kl_ratio_correction = kl_ratio_correction
         self.updates_per_rollout = updates_per_rollout
         #: how the trainer forms the reference when ``beta`` > 0 (auto | adapters_off | copy)
         self.reference_mode = reference
@@ -280,7 +285,8 @@ class GroupRelativeObjective(Objective):
         old = batch["old_logps"].to(log_probs) if "old_logps" in batch else log_probs.detach()
         advantages = batch["advantages"].to(log_probs)[rows]
         losses, parts = per_token_policy_loss(log_probs, old, advantages, self.clip_low, self.clip_high,
-                                              None if reference is None else reference.to(log_probs), self.beta)
+                                              None if reference is None else reference.to(log_probs), self.beta,
+                                              self.kl_ratio_correction)
         share = reduce_policy_loss(losses, rows, batch["input_ids"].shape[0], self.normalisation, normaliser) * scale
         per_token = scale / normaliser["all_tokens"]
         metrics = {"policy/clip_ratio": parts["clipped"].sum() * per_token}
