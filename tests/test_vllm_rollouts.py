@@ -250,6 +250,21 @@ def test_requests_become_llava_hf_prompts_with_one_seed_per_completion(monkeypat
         assert completion.text == model.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
 
+def test_stop_strings_end_vllm_sampling_and_cut_the_text_as_medzoos_engine(monkeypatch, export):
+    from medzoo.plugins.objectives.vllm_rollouts import completion
+
+    model, folder, _ = export
+    install_fake_vllm(monkeypatch)
+    backend = vllm_rollouts({"mode": "colocate", "model": str(folder), "template": "llava_med_v1"})
+    [prompt] = backend.build_prompts(model, [RolloutRequest("q", [Message("user", QUESTION)], None, count=1, seed=0)])
+    assert prompt.sampling["stop"] == ["###"] and prompt.sampling["stop_token_ids"] == [model.tokenizer.eos_token_id]
+    ids = model.tokenizer(" The liver. ### Human: more", add_special_tokens=False).input_ids
+    done = completion(model, backend.processor(model), ids, "stop")
+    assert done.text == "The liver." and done.token_ids == tuple(ids) and done.finish_reason == "stop"
+    with pytest.raises(TrainingError, match=r"finish_reason 'abort'; expected 'stop' or 'length'"):
+        completion(model, backend.processor(model), ids, "abort")
+
+
 def test_an_export_of_another_architecture_is_refused_in_one_line(monkeypatch, export, tmp_path):
     model, folder, expected = export
     install_fake_vllm(monkeypatch)
@@ -360,7 +375,7 @@ def test_server_mode_syncs_weights_with_trls_protocol(monkeypatch, export, trl_s
     assert_same_tensors(broadcast, expected)
     # a second sync reuses the group: only the update round trip
     TrlServer.log.clear()
-    backend.sync_weights(model)  # nothing trains in an eval-mode copy with requires_grad on: everything again
+    backend.sync_weights(model)  # every parameter of the tiny policy requires gradients: all of them again
     assert [path for method, path, _ in TrlServer.log if method == "POST"] == [
         "/start_weight_update", "/update_weights", "/finish_weight_update", "/reset_prefix_cache"]
     backend.close()
@@ -376,6 +391,9 @@ def test_server_mode_generates_from_token_ids_with_the_image_features(monkeypatc
                 RolloutRequest("b", [Message("user", "Is the sky blue?")], None, count=1, seed=3, max_new_tokens=4)]
     completions = backend.generate(model, requests)
     posts = [(path, body) for method, path, body in TrlServer.log if method == "POST"]
+    assert posts[0][0] == "/v1/chat/completions/render"  # the image first, once; then the completions at once
+    posts = [posts[0], *sorted(posts[1:], key=lambda post: (post[0] != "/inference/v1/generate",
+                                                            post[1].get("sampling_params", post[1])["seed"]))]
     assert [path for path, _ in posts] == ["/v1/chat/completions/render", "/inference/v1/generate",
                                            "/inference/v1/generate", "/v1/completions"]
     render = posts[0][1]
