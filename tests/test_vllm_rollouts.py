@@ -179,14 +179,16 @@ def test_after_the_first_sync_only_the_trained_tensors_are_sent(monkeypatch, exp
 
 
 def test_lora_is_sent_merged_and_the_policy_keeps_its_adapters(monkeypatch, export, tmp_path):
-    model, folder, _ = export
+    model, folder, base = export
     install_fake_vllm(monkeypatch)
     policy = copy.deepcopy(model)
     policy.requires_grad_(False)  # a LoRA stage: the tower and the projector frozen
     LoraTuning(r=4, alpha=8, target_modules=["q_proj", "v_proj"]).apply(policy.language.model, "language")
+    LoraTuning(r=2, alpha=4).apply(policy.connector, "connector")
+    LoraTuning(r=2, alpha=4).apply(policy.vision, "vision")
     with torch.no_grad():  # a trained adapter: B is zero at initialisation, which would merge to nothing
         generator = torch.Generator().manual_seed(1)
-        for name, parameter in policy.language.model.named_parameters():
+        for name, parameter in policy.named_parameters():
             if "lora_B" in name:
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.1)
     before = {key: value.clone() for key, value in policy.state_dict().items()}
@@ -200,9 +202,12 @@ def test_lora_is_sent_merged_and_the_policy_keeps_its_adapters(monkeypatch, expo
     assert any(".lora_A." in key for key in after), "the policy lost its adapters"
     llm.loaded.clear()
     backend.sync_weights(policy)  # later syncs: the merged adapted layers only (the rest is frozen)
-    adapted = {name: tensor for name, tensor in merged.items() if name.endswith(("q_proj.weight", "v_proj.weight"))
-               and name.startswith("language_model.")}
-    assert len(adapted) == 2 * policy.language.model.config.num_hidden_layers
+    # the adapted layers: where the merged export differs from the base's (every B is non-zero)
+    adapted = {name: tensor for name, tensor in merged.items() if not torch.equal(tensor, base[name])}
+    layers = policy.language.model.config.num_hidden_layers
+    assert sum(name.startswith("language_model.") for name in adapted) == 2 * layers  # q_proj, v_proj
+    assert {"multi_modal_projector.linear_1.weight", "multi_modal_projector.linear_2.weight"} <= set(adapted)
+    assert any(name.startswith("vision_tower.") for name in adapted)
     assert_same_tensors(llm.loaded, adapted)
 
 

@@ -63,7 +63,8 @@ def outgoing_tensors(model: Any, trained_only: bool) -> list[OutgoingTensor]:
     for name, tensor in llava_hf_weights(model).items():
         if LORA_TENSOR in name:
             continue
-        layer = lora_layers.get(tensor.data_ptr()) if name.endswith(f"{BASE_LAYER}weight") else None
+        # a LoRA layer's base weight, under peft's name or as a connector's llava_hf_export reads it
+        layer = lora_layers.get(tensor.data_ptr()) if name.endswith("weight") else None
         if trained_only and layer is None and tensor.data_ptr() not in trained:
             continue
         outgoing.append(OutgoingTensor(name.replace(BASE_LAYER, "."), tensor, layer))
