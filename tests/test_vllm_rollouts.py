@@ -19,8 +19,10 @@ import json
 import sys
 import threading
 import types
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,12 +31,13 @@ from PIL import Image
 
 from medzoo.app.interop.hf_llava_export import export_hf_llava
 from medzoo.core.checked_reads import read_safetensors
-from medzoo.core.errors import MedzooError, RecipeError, TrainingError
+from medzoo.core.errors import MedzooError, TrainingError
 from medzoo.core.interfaces.conversation import Message
 from medzoo.core.interfaces.rollout_backend import RolloutRequest
 from medzoo.core.model.build import build_model
 from medzoo.plugins.objectives import vllm_server
 from medzoo.plugins.objectives.vllm_rollouts import vllm_rollouts
+from medzoo.plugins.objectives.vllm_switch import check_vllm_options, vllm_backend
 from medzoo.plugins.tuning.lora import LoraTuning
 from medzoo.testing import TINY_MODEL
 
@@ -255,6 +258,30 @@ def test_requests_become_llava_hf_prompts_with_one_seed_per_completion(monkeypat
         assert completion.text == model.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
 
+@dataclass(frozen=True)
+class EncodedRequest(RolloutRequest):
+    """A request carrying the objective's own encoding of its prompt (GRPO passes ``prompt=``)."""
+
+    prompt: Any = None
+
+
+def test_the_objectives_encoded_prompt_is_what_vllm_continues(monkeypatch, export, image_file):
+    from medzoo.core.inference.processing import processor_for
+
+    model, folder, _ = export
+    install_fake_vllm(monkeypatch)
+    backend = vllm_rollouts({"mode": "colocate", "model": str(folder)})
+    backend.synced_once = True
+    messages = [Message("user", f"<image>\n{QUESTION}")]
+    encoded = processor_for(model, "llava_med_v1").encode_text(messages, 1, add_generation_prompt=True)
+    request = EncodedRequest("e", messages, image_file, count=2, seed=5, prompt=encoded)
+    backend.generate(model, [request])
+    [llm] = FakeLlm.built
+    assert [row["prompt_token_ids"] for row, _ in llm.generated] == [encoded.input_ids] * 2
+    assert encoded.input_ids != backend.build_prompts(model, [RolloutRequest("e", messages, image_file, 1, 5)]
+                                                      )[0].token_ids  # not the model's own template rendering
+
+
 def test_stop_strings_end_vllm_sampling_and_cut_the_text_as_medzoos_engine(monkeypatch, export):
     from medzoo.plugins.objectives.vllm_rollouts import completion
 
@@ -430,8 +457,8 @@ def test_without_vllm_or_a_gpu_the_switch_is_one_line(monkeypatch, export, has_v
     else:
         monkeypatch.setitem(sys.modules, "vllm", None)  # importlib finds no vllm, installed or not
     monkeypatch.setattr(torch.cuda, "is_available", lambda: has_gpu)
-    with pytest.raises(RecipeError) as caught:
-        vllm_rollouts({"backend": "vllm", "mode": "colocate", "model": str(export[1])})
+    with pytest.raises(ValueError) as caught:
+        vllm_backend({"mode": "colocate", "model": str(export[1])})
     assert str(caught.value) == (f"rollouts.backend: 'vllm' needs the vllm package and a CUDA GPU; this machine has "
                                  f"{lacks}: install vllm on a GPU machine or use backend: engine")
 
@@ -446,6 +473,8 @@ def test_without_vllm_or_a_gpu_the_switch_is_one_line(monkeypatch, export, has_v
     ({"mode": "server", "gpus": 2}, r"rollouts.gpus: unknown option of backend 'vllm'; expected one of "),
 ], ids=["mode", "no-model", "not-an-export", "utilisation", "url", "length", "unknown"])
 def test_bad_options_are_one_line_naming_the_key(options, message):
-    with pytest.raises(RecipeError, match=message) as caught:
-        vllm_rollouts(options)
+    with pytest.raises(ValueError, match=message) as caught:
+        check_vllm_options(options)  # at recipe load: neither vLLM nor a GPU needed
     assert "\n" not in str(caught.value)
+    with pytest.raises(ValueError, match=message):
+        vllm_backend(options)

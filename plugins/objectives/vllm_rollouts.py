@@ -6,9 +6,10 @@ vLLM serves the policy as llava-hf (``LlavaForConditionalGeneration``): ``coloca
 (``vllm_server``). The policy's weights are sent under their llava-hf names, LoRA merged (``vllm_weights``): all
 of them before the first rollout, then after each optimizer step those training changes.
 
-A request's prompt is rendered with the model's conversation template into token ids with the image placeholder
-expanded to the image's tokens, as llava-hf's ``LlavaProcessor`` expands ``<image>`` (vLLM recognises the expanded
-run and fills it with the image, passed as ``multi_modal_data``). Completion ``k`` is its own vLLM request with
+A request's prompt is the token ids the objective encoded (``RolloutRequest.prompt``), so vLLM samples after
+exactly the ids the loss scores; without one the messages are rendered with the model's conversation template.
+Either way the image placeholder is expanded to the image's tokens, as llava-hf's ``LlavaProcessor`` expands
+``<image>`` (vLLM recognises the expanded run and fills it with the image, passed as ``multi_modal_data``). Completion ``k`` is its own vLLM request with
 ``n=1`` and ``seed = request.seed + k``, so it does not depend on how vLLM numbers the children of an ``n > 1``
 request. The text is the ids decoded and cut at the template's first stop string, as medzoo's engine does.
 """
@@ -27,7 +28,6 @@ from typing import Any
 import torch
 
 from medzoo import (
-    RecipeError,
     RolloutBackend,
     RolloutCompletion,
     RolloutRequest,
@@ -67,35 +67,36 @@ class VllmOptions:
 
     @classmethod
     def parse(cls, options: dict[str, Any]) -> VllmOptions:
-        """Checked options, or :class:`RecipeError` (one line) naming the key, the value and what was expected."""
+        """Checked options, or ``ValueError`` (one line) naming the key (``rollouts.<option>``), the value and what
+        was expected (the objective puts ``stages.<name>.objective.`` before it, as for its other options)."""
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
-            raise RecipeError(f"{KEY}.{unknown[0]}: unknown option of backend 'vllm'; expected one of "
+            raise ValueError(f"{KEY}.{unknown[0]}: unknown option of backend 'vllm'; expected one of "
                               f"{', '.join(sorted(OPTIONS))}")
         values = {**{key: value for key, value in OPTIONS.items() if key != "backend"}, **options}
         values.pop("backend", None)
         mode = values["mode"]
         if mode not in MODES:
-            raise RecipeError(f"{KEY}.mode: {mode!r}; expected one of {', '.join(MODES)}")
+            raise ValueError(f"{KEY}.mode: {mode!r}; expected one of {', '.join(MODES)}")
         utilisation = values["gpu_memory_utilization"]
         if isinstance(utilisation, bool) or not isinstance(utilisation, int | float) or not 0 < utilisation <= 1:
-            raise RecipeError(f"{KEY}.gpu_memory_utilization: {utilisation!r}; expected a number in (0, 1]")
+            raise ValueError(f"{KEY}.gpu_memory_utilization: {utilisation!r}; expected a number in (0, 1]")
         length = values["max_model_len"]
         if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
-            raise RecipeError(f"{KEY}.max_model_len: {length!r}; expected a positive integer")
+            raise ValueError(f"{KEY}.max_model_len: {length!r}; expected a positive integer")
         timeout = values["server_timeout"]
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
-            raise RecipeError(f"{KEY}.server_timeout: {timeout!r}; expected a number of seconds >= 0")
+            raise ValueError(f"{KEY}.server_timeout: {timeout!r}; expected a number of seconds >= 0")
         if not isinstance(values["base_url"], str) or not values["base_url"].startswith(("http://", "https://")):
-            raise RecipeError(f"{KEY}.base_url: {values['base_url']!r}; expected an http:// or https:// URL")
+            raise ValueError(f"{KEY}.base_url: {values['base_url']!r}; expected an http:// or https:// URL")
         model = values["model"]
         if mode == "colocate":
             if model is None:
-                raise RecipeError(f"{KEY}.model: missing; mode colocate builds vLLM from an hf-llava export of the "
+                raise ValueError(f"{KEY}.model: missing; mode colocate builds vLLM from an hf-llava export of the "
                                   "policy (medzoo export <model dir> <folder> --format hf-llava)")
             model = Path(model)
             if not (model / "config.json").is_file():
-                raise RecipeError(f"{KEY}.model: {str(model)!r} holds no config.json; expected an hf-llava export "
+                raise ValueError(f"{KEY}.model: {str(model)!r} holds no config.json; expected an hf-llava export "
                                   "folder (medzoo export --format hf-llava)")
         values["model"] = None if model is None else Path(model)
         return cls(**values)
@@ -114,13 +115,13 @@ def missing_requirements() -> list[str]:
 
 
 def vllm_rollouts(options: dict[str, Any]) -> VllmRollouts:
-    """The vLLM rollout backend for a stage's ``rollouts`` options; :class:`RecipeError` (one line) for a bad
-    option or where vLLM cannot run here."""
+    """The vLLM rollout backend for a stage's ``rollouts`` options; ``ValueError`` (one line) for a bad option or
+    where vLLM cannot run here."""
     parsed = VllmOptions.parse(dict(options))
     missing = missing_requirements()
     if missing:
         has = "neither" if len(missing) == 2 else missing[0]
-        raise RecipeError(f"{KEY}.backend: 'vllm' needs the vllm package and a CUDA GPU; this machine has {has}: "
+        raise ValueError(f"{KEY}.backend: 'vllm' needs the vllm package and a CUDA GPU; this machine has {has}: "
                           "install vllm on a GPU machine or use backend: engine")
     return VllmRollouts(parsed)
 
@@ -171,8 +172,11 @@ class VllmRollouts(RolloutBackend):
         prompts = []
         for request in requests:
             image = load_image(request.image) if request.image is not None else None
-            ids = processor.encode_text(request.messages, 0 if image is None else 1, add_generation_prompt=True,
-                                        sample_id=request.prompt_id).input_ids
+            encoded = getattr(request, "prompt", None)  # the objective's own encoding, which its loss scores
+            if encoded is None:
+                encoded = processor.encode_text(request.messages, 0 if image is None else 1,
+                                                add_generation_prompt=True, sample_id=request.prompt_id)
+            ids = list(encoded.input_ids)
             for k in range(request.count):
                 sampling = {"n": 1, "seed": request.seed + k, "temperature": request.temperature,
                             "top_p": request.top_p, "max_tokens": request.max_new_tokens, **stops}
