@@ -413,6 +413,16 @@ def test_server_mode_syncs_weights_with_trls_protocol(monkeypatch, export, trl_s
     backend.close()
 
 
+def test_server_mode_refuses_to_sync_from_several_processes(monkeypatch, export, trl_server):
+    install_fake_nccl(monkeypatch)
+    backend = vllm_rollouts({"mode": "server", "base_url": trl_server, "server_timeout": 5})
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda group=None: 2)
+    with pytest.raises(TrainingError, match="under DDP use mode: colocate"):
+        backend.sync_weights(export[0])
+    assert not [path for method, path, _ in TrlServer.log if method == "POST"]
+
+
 def test_server_mode_generates_from_token_ids_with_the_image_features(monkeypatch, export, image_file, trl_server):
     model, folder, _ = export
     install_fake_nccl(monkeypatch)

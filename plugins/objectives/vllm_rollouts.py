@@ -293,6 +293,10 @@ class ServedLlm:
     def load(self, model: Any, tensors: list[OutgoingTensor]) -> None:
         if not tensors:
             return
+        if torch.distributed.is_available() and torch.distributed.is_initialized() \
+                and torch.distributed.get_world_size() > 1:
+            raise TrainingError("rollouts.mode: server syncs the weights from one process (the NCCL group has one "
+                                "trainer rank); under DDP use mode: colocate")
         self.server.open_weight_transfer(next(model.parameters()).device)
         metadata = [(tensor.name, str(tensor.dtype).removeprefix("torch."), list(tensor.shape)) for tensor in tensors]
         self.server.send_weights(metadata, stream(tensors))
