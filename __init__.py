@@ -62,6 +62,9 @@ PUBLIC_API: dict[str, str] = {
     "RolloutRequest": "medzoo.core.interfaces.rollout_backend",  # G seeded completions wanted for one prompt
     "RolloutCompletion": "medzoo.core.interfaces.rollout_backend",  # one sampled completion: token ids, text
     "EngineRollouts": "medzoo.core.training.engine_rollouts",  # rollouts from medzoo's engine (the default)
+    # a model's tensors under llava-hf's names (the hf-llava export's mapping; vLLM's weight sync)
+    "llava_hf_weights": "medzoo.core.model.llava_hf_weights",
+    "processor_for": "medzoo.core.inference.processing",  # conversations -> token ids as the model is prompted
     # helpers a plugin needs
     "blocks_to_run": "medzoo.core.interfaces.vision_encoder",
     "select_tokens": "medzoo.core.model.vision_tower",  # drop the prefix tokens, keep the class token on request

@@ -31,9 +31,9 @@ import torch
 from medzoo.app.interop.chat_templates import calibrated_chat_template, chat_template_for
 from medzoo.app.interop.checkpoint_files import DEFAULT_SHARD_BYTES, save_state_dict
 from medzoo.app.interop.hf_llava_adapter import ADAPTER_DIR, take_language_adapter
-from medzoo.app.interop.hf_llava_projector import IDENTITY_ACT, express_projector, projector_state_dict
+from medzoo.app.interop.hf_llava_projector import IDENTITY_ACT, express_projector
 from medzoo.app.interop.hf_llava_text import check_language, text_config
-from medzoo.app.interop.hf_llava_vision import express_vision_tower, tower_config, tower_state_dict
+from medzoo.app.interop.hf_llava_vision import express_vision_tower, tower_config
 from medzoo.app.interop.vllm_support import vllm_refusals
 from medzoo.app.model_cards.writing import write_model_card
 from medzoo.core.atomic_writes import atomic_directory, refuse_unless_ours, write_file
@@ -42,6 +42,7 @@ from medzoo.core.errors import ExportRefused
 from medzoo.core.interfaces.llava_hf import LlavaHfProjector, LlavaHfTower
 from medzoo.core.model.adapters import merge_adapters
 from medzoo.core.model.image_processing import ImageTransform
+from medzoo.core.model.llava_hf_weights import llava_hf_tensors
 from medzoo.core.model.multimodal import MultimodalModel
 
 __all__ = ["EXPORT_MARKER", "ExportRefused", "ExportReport", "check_exportable", "export_hf_llava"]
@@ -164,11 +165,9 @@ def write_hf_llava(
 
 
 def hf_llava_state_dict(model: MultimodalModel, parts: LlavaParts, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """The model's tensors under the classic llava-hf keys (tied weights are written twice)."""
-    tensors = tower_state_dict(parts.tower)
-    tensors.update(projector_state_dict(parts.projector))
-    for key, value in model.language.model.state_dict().items():
-        tensors[f"language_model.{key}"] = value
+    """The model's tensors under the classic llava-hf keys (``llava_hf_tensors``, the one mapping), in ``dtype``
+    (tied weights are written twice)."""
+    tensors = llava_hf_tensors(model, parts.tower, parts.projector)
     converted: dict[str, torch.Tensor] = {}
     seen: set[int] = set()
     for key, value in tensors.items():

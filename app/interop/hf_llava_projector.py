@@ -9,20 +9,11 @@ refused here, before the connector is asked.
 
 from __future__ import annotations
 
-import torch
-
 from medzoo.core.errors import ExportRefused
 from medzoo.core.interfaces.connector import Connector
 from medzoo.core.interfaces.llava_hf import IDENTITY_ACT, LlavaHfProjector
 
-__all__ = ["IDENTITY_ACT", "express_projector", "projector_state_dict"]
-
-
-def projector_state_dict(projector: LlavaHfProjector) -> dict[str, torch.Tensor]:
-    """The projector's tensors under llava-hf's ``multi_modal_projector.linear_{1,2}.{weight,bias}`` keys."""
-    layers = {"linear_1": projector.linear_1, "linear_2": projector.linear_2}
-    return {f"multi_modal_projector.{layer}.{part}": tensor
-            for layer, (weight, bias) in layers.items() for part, tensor in (("weight", weight), ("bias", bias))}
+__all__ = ["IDENTITY_ACT", "express_projector"]
 
 
 def express_projector(connector: Connector, name: str) -> LlavaHfProjector:

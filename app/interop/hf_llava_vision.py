@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from medzoo.core.errors import ExportRefused
 from medzoo.core.interfaces.llava_hf import LlavaHfTower, refusal
@@ -26,14 +25,6 @@ CONFIG_BOOKKEEPING = frozenset({
 })
 
 
-def tower_state_dict(tower: LlavaHfTower) -> dict[str, Any]:
-    """The tower's tensors under the classic llava-hf keys (``vision_tower.vision_model.*`` for CLIP and SigLIP,
-    which transformers 5 loads by removing the prefix again)."""
-    prefix = classic_prefix(tower.model)
-    return {f"vision_tower.{'' if key.startswith(prefix) else prefix}{key}": value
-            for key, value in tower.model.state_dict().items()}
-
-
 def tower_config(tower: LlavaHfTower) -> dict[str, Any]:
     """``vision_config``: the tower model's config, from which AutoModel builds its class."""
     return config_dict(tower.model.config)
@@ -42,20 +33,6 @@ def tower_config(tower: LlavaHfTower) -> dict[str, Any]:
 def config_dict(config: Any) -> dict[str, Any]:
     """A transformers config as the fields that rebuild it (``model_type`` included), without bookkeeping."""
     return {key: value for key, value in config.to_diff_dict().items() if key not in CONFIG_BOOKKEEPING}
-
-
-def classic_prefix(model: nn.Module) -> str:
-    """The key prefix transformers strips when loading ``model``'s class (``vision_model.`` for CLIP in 5.x),
-    which the classic layout (transformers 4.x, vLLM) has; empty where there is none."""
-    try:
-        from transformers.conversion_mapping import extract_weight_conversions_for_model
-        from transformers.core_model_loading import PrefixChange
-    except ImportError:  # transformers 4.x: the keys already carry it
-        return ""
-    for conversion in extract_weight_conversions_for_model(model) or ():
-        if isinstance(conversion, PrefixChange) and conversion.prefix_to_remove:
-            return f"{conversion.prefix_to_remove}."
-    return ""
 
 
 def express_vision_tower(encoder: VisionEncoder, name: str, probe: bool = True) -> LlavaHfTower:

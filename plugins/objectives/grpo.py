@@ -142,6 +142,10 @@ class GroupRelativeObjective(Objective):
         check_choice("reference", reference, REFERENCE_MODES)
         rollouts = dict(rollouts or {})
         check_choice("rollouts.backend", rollouts.get("backend", "engine"), ROLLOUT_BACKENDS)
+        if rollouts.get("backend", "engine") == "vllm":
+            from medzoo.plugins.objectives.vllm_switch import check_vllm_options
+
+            check_vllm_options({k: v for k, v in rollouts.items() if k != "backend"})
         if rollouts.get("backend", "engine") == "engine":
             unknown = sorted(set(rollouts) - {"backend", "batch_rows"})
             if unknown:
