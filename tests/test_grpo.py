@@ -274,6 +274,9 @@ def test_a_precomputed_reference_is_refused_in_one_line(tmp_path):
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"group_size": 1}, r"^group_size: 1 is out of range; expected an integer >= 2$"),
+    ({"max_completion_length": 0}, r"^max_completion_length: 0 is out of range; expected an integer >= 1$"),
+    ({"rewards": {"colour-named": float("nan")}}, r"^rewards.colour-named.weight: nan is not allowed; expected a "
+                                                  r"finite number$"),
     ({"normalisation": "bnpo"}, r"^normalisation: 'bnpo' is not allowed"),
     ({"scale_rewards": "rank"}, r"^scale_rewards: 'rank' is not allowed"),
     ({"clip_low": 1.5}, r"^clip_low: 1.5 is out of range"),

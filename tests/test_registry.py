@@ -289,9 +289,18 @@ def build_objective(entry: Registration, factory, tiny: dict) -> None:
     else:
         records = [Record(f"c{i}", [*prompt, Message("assistant", "A chest radiograph.")]) for i in range(2)]
     samples = [objective.encode(processor_for(model), record, 64) for record in records]
+    normaliser = None if objective.generates_rollouts else objective.normaliser(samples)
+    if objective.generates_rollouts:  # the samples are prompts: roll them out with the engine, then train on that
+        from medzoo.core.training.engine_rollouts import EngineRollouts
+
+        requests = objective.rollout_requests(samples, [1, 2], 64)
+        completions = (objective.rollout_backend(None) or EngineRollouts()).generate(model, requests)
+        samples, _ = objective.rollout_rows(samples, completions, lambda tensor: tensor)
+        normaliser = objective.rollout_normaliser([row.completion_tokens for row in samples])
+        model.train()
     batch = objective.collate(samples, [None] * len(samples), model.tokenizer.pad_token_id)
     reference = objective.reference_values(model, batch) if objective.needs_reference else None
-    result = objective.loss(model, batch, objective.normaliser(samples), reference=reference)
+    result = objective.loss(model, batch, normaliser, reference=reference)
     result.loss.backward()
     assert torch.isfinite(result.loss) and all(torch.isfinite(torch.as_tensor(v)) for v in result.metrics.values())
     assert any(parameter.grad is not None for parameter in model.parameters())
