@@ -93,6 +93,9 @@ class Rollouts:
         finally:
             run.model.set_gradient_checkpointing(bool(run.stage.gradient_checkpointing))
             run.wrapped.train()
+            for request in requests:  # the prompts stay in the stage data: do not keep their pixels with them
+                if request.prompt is not None:
+                    request.prompt.pixel_values = None
         rows, metrics = objective.rollout_rows(samples, completions, self._gather)
         lengths = self._gather(torch.tensor([row.completion_tokens for row in rows], dtype=torch.long)).tolist()
         batch = RolloutBatch(cycle, rows, [pixels[row.prompt_index] for row in rows], metrics, lengths)
