@@ -337,11 +337,14 @@ def test_a_qlora_model_does_not_load_where_there_is_no_4bit_backend(recorder, ti
 
 @pytest.mark.gpu
 def test_qlora_on_cuda_trains_saves_loads_and_merges(tiny_model_spec, tmp_path):
-    pytest.importorskip("bitsandbytes")
+    """The real bitsandbytes path (benchmarks/gpu_bench.sh runs it on a GPU machine; never run on this CPU)."""
+    bnb = pytest.importorskip("bitsandbytes")
     from medzoo.plugins.tuning.qlora import QLoraTuning
 
     model = tiny(tiny_model_spec).cuda()
     QLoraTuning(r=4, alpha=8, compute_dtype="float32").apply(model.language.model, "language")
+    four_bit_layers = [m for m in model.language.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert four_bit_layers and all(m.weight.device.type == "cuda" for m in four_bit_layers)
     model.trained_modules = {"language"}
     batch = {k: v.cuda() for k, v in batch_of(model).items()}
     one_step(model, batch)
