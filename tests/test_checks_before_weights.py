@@ -142,3 +142,35 @@ def test_partial_deeper_than_the_stack_is_refused_before_weights_load(tmp_path, 
                               "options": {"language": {"top_layers": 3}}})
     assert message == ("stages.instruct.tuning.options.language.top_layers: 3 exceeds the language's 2 layers that "
                        "run; expected an integer from 1 to 2")
+
+
+def structure(module: torch.nn.Module) -> dict[str, tuple[str, tuple[int, ...]]]:
+    return {name: (type(module.get_submodule(name.rpartition(".")[0]) if "." in name else module).__name__,
+                   tuple(value.shape)) for name, value in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("tower", components().names("vision_encoder"))
+def test_every_tower_built_weightless_from_its_config_has_the_real_ones_shapes(tower):
+    from medzoo.core.model.components import build_component
+    from medzoo.core.model.weightless import weightless
+
+    real, skeleton = build_component("vision_encoder", {"name": tower}, False), weightless(
+        "vision_encoder", {"name": tower}, False)
+    assert {p.device.type for p in skeleton.parameters()} == {"meta"}
+    assert structure(skeleton) == structure(real)
+    assert (skeleton.image_size, skeleton.num_tokens, skeleton.hidden_size) == (
+        real.image_size, real.num_tokens, real.hidden_size)
+
+
+@pytest.mark.parametrize(("kind", "name", "source"), [
+    ("vision_encoder", "clip", "{clip}"), ("vision_encoder", "open_clip", "{open_clip}"),
+    ("vision_encoder", "fusion", "clip={clip}+open_clip={open_clip}"), ("language_model", "mistral", "{mistral}")])
+def test_a_pretrained_component_built_weightless_has_the_loaded_ones_shapes(kind, name, source, checkpoints):
+    from medzoo.core.model.components import build_component
+    from medzoo.core.model.weightless import weightless
+
+    spec = {"name": name, "pretrained": source.format(**checkpoints)}
+    extra = {"template": "mistral_instruct"} if kind == "language_model" else {}
+    real, skeleton = build_component(kind, spec, False, **extra), weightless(kind, spec, False, **extra)
+    assert {p.device.type for p in skeleton.parameters()} == {"meta"}
+    assert structure(skeleton) == structure(real)
