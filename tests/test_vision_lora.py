@@ -89,3 +89,34 @@ def test_lora_naming_no_layer_of_the_module_is_refused_in_one_line(tiny_model_sp
                               "vision module (OpenClipVisionEncoder), so LoRA would train nothing; expected names "
                               "of its layers, e.g. out_proj, c_fc, c_proj")
     assert not any(p.requires_grad for p in tower.parameters())
+
+
+def test_qlora_on_the_open_clip_tower_adapts_its_attention_and_merges(tiny_model_spec, monkeypatch, tmp_path):
+    """QLoRA (bitsandbytes replaced by the recorder: no 4-bit backend here) quantises the tower's MLP, keeps the
+    nn.MultiheadAttention in full precision with its LoRA, and merges both kinds back to plain layers."""
+    from support.recorded_bnb import Recorder, recorded_bnb
+
+    from medzoo.plugins.tuning import four_bit
+    from medzoo.plugins.tuning.qlora import QLoraTuning
+
+    backend = four_bit.BitsAndBytes(bnb=recorded_bnb(Recorder()), devices=("cpu",))
+    monkeypatch.setattr(four_bit, "four_bit_backend", lambda: backend)
+    torch.manual_seed(0)
+    model = build_model({**tiny_model_spec, "vision": {"name": "open_clip"}})
+    batch = batch_of(model)
+    model.requires_grad_(False)
+    QLoraTuning(r=4, alpha=8).apply(model.vision, "vision")
+    model.trained_modules = {"vision"}
+    trained = {name for name, p in model.vision.named_parameters() if p.requires_grad}
+    assert any(ATTENTION.search(name) for name in trained) and any(MLP.search(name) for name in trained)
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model(**batch).loss.backward()
+    optimizer.step()
+    tuned = logits(model, batch)
+    assert merge_adapters(model) == ["vision"]
+    assert not any(backend.is_quantised(m) for m in model.vision.modules())
+    torch.testing.assert_close(logits(model, batch), tuned, rtol=1e-4, atol=1e-5)
+    model.save_pretrained(str(tmp_path / "merged"))
+    torch.testing.assert_close(logits(MultimodalModel.from_pretrained(str(tmp_path / "merged")), batch), tuned,
+                               rtol=1e-4, atol=1e-5)
