@@ -174,3 +174,10 @@ def test_a_pretrained_component_built_weightless_has_the_loaded_ones_shapes(kind
     real, skeleton = build_component(kind, spec, False, **extra), weightless(kind, spec, False, **extra)
     assert {p.device.type for p in skeleton.parameters()} == {"meta"}
     assert structure(skeleton) == structure(real)
+
+
+def test_multiscale_features_of_a_non_square_token_grid_are_refused_before_weights_load(
+        tmp_path, checkpoints, no_weights):
+    message = refusal(tmp_path, checkpoints, vision_options={"multiscale": [1, 2], "feature_select": "cls_patch"})
+    assert message == ("model.vision.options.multiscale: [1, 2]: multi-scale features pool the tower's square patch "
+                       "grid, but it gives 17 tokens per picture; expected a square number (feature_select 'patch')")
