@@ -335,13 +335,31 @@ def test_a_qlora_model_does_not_load_where_there_is_no_4bit_backend(recorder, ti
                                          "needs a 4-bit backend and device 'cpu' has none")
 
 
+def test_a_qlora_adapter_is_refused_unmerged_export_in_one_line(recorder, tiny_model_spec, tmp_path):
+    from medzoo.app.interop.hf_llava_export import export_hf_llava
+    from medzoo.core.errors import ExportRefused
+    from medzoo.plugins.tuning.qlora import QLoraTuning
+
+    model = tiny(tiny_model_spec)
+    QLoraTuning(r=4, alpha=8).apply(model.language.model, "language")
+    model.trained_modules = {"language"}
+    with pytest.raises(ExportRefused) as refused:
+        export_hf_llava(model, tmp_path / "hf", merge_lora=False)
+    assert str(refused.value) == ("--no-merge writes LoRA adapters in PEFT format; the language model's adapters "
+                                  "are 'qlora''s (export without --no-merge to merge them)")
+    assert not (tmp_path / "hf" / "adapter").exists()
+
+
 @pytest.mark.gpu
 def test_qlora_on_cuda_trains_saves_loads_and_merges(tiny_model_spec, tmp_path):
-    pytest.importorskip("bitsandbytes")
+    """The real bitsandbytes path (benchmarks/gpu_bench.sh runs it on a GPU machine; never run on this CPU)."""
+    bnb = pytest.importorskip("bitsandbytes")
     from medzoo.plugins.tuning.qlora import QLoraTuning
 
     model = tiny(tiny_model_spec).cuda()
     QLoraTuning(r=4, alpha=8, compute_dtype="float32").apply(model.language.model, "language")
+    four_bit_layers = [m for m in model.language.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert four_bit_layers and all(m.weight.device.type == "cuda" for m in four_bit_layers)
     model.trained_modules = {"language"}
     batch = {k: v.cuda() for k, v in batch_of(model).items()}
     one_step(model, batch)

@@ -20,6 +20,13 @@ class Buildable(ABC):
         """Build with random weights from an architecture config."""
 
     @classmethod
+    def weightless(cls, source: str, **options: Any) -> Buildable | None:
+        """What :meth:`from_pretrained` builds from ``source``, from its config alone, without reading its weights
+        (the caller builds on the ``meta`` device): its shapes and layers are checked before any weights load.
+        ``None`` (the default): only loading the weights tells."""
+        return None
+
+    @classmethod
     @abstractmethod
     def tiny_config(cls) -> dict[str, Any]:
         """A tiny architecture config of the same type, for tests and ``shrink`` builds."""

@@ -29,6 +29,11 @@ class TuningStrategy(ABC):
         tune ``module_name``, on ``device`` when it is given; called before any weights load (recipe validation
         without a device, the start of a training run with its device)."""
 
+    def check_module(self, module: nn.Module, module_name: str) -> None:  # noqa: B027 - optional
+        """Raise ``RecipeError`` (one line: key, value, what is allowed) when these options cannot tune ``module``
+        as built (layer names and types, depth); called on a weightless copy of the model (parameters on the
+        ``meta`` device) before any weights load, so it must read the module's structure only."""
+
     @abstractmethod
     def apply(self, module: nn.Module, module_name: str) -> nn.Module:
         """Set ``requires_grad`` (and inject adapters) on ``module``; return the module to use."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from medzoo.core.dtypes import torch_dtype
@@ -29,8 +30,13 @@ def shrunk_to_width(language_spec: dict[str, Any], width: int) -> dict[str, Any]
 def build_model(model_config: Any, shrink: bool = False) -> MultimodalModel:
     """Compose encoder + connector + language model as the recipe's ``model`` section says."""
     spec = as_dict(model_config)
-    dtype = torch_dtype(spec.get("dtype", "float32"))
-    vision = build_component("vision_encoder", spec["vision"], shrink)
+    return compose(spec, shrink, build_component).to(torch_dtype(spec.get("dtype", "float32")))
+
+
+def compose(spec: dict[str, Any], shrink: bool, build: Callable[..., Any]) -> MultimodalModel:
+    """The model of ``spec``, each component made by ``build(kind, component_spec, shrink, **options)`` (the
+    connector's pretrained weights loaded unless ``build`` is :func:`~medzoo.core.model.weightless.weightless`)."""
+    vision = build("vision_encoder", spec["vision"], shrink)
     if shrink and spec["vision"].get("pretrained") and (spec["vision"].get("options") or {}).get(
             "image_grid_pinpoints") is not None:  # the tiny tower's crops are smaller: the same grid in crops
         options = as_dict(spec["vision"]["options"])
@@ -44,17 +50,18 @@ def build_model(model_config: Any, shrink: bool = False) -> MultimodalModel:
     language_spec = spec["language"]
     if shrink and components().get("connector", spec["connector"]["name"]).info.get("preserves_dim"):
         language_spec = shrunk_to_width(language_spec, connector_input_width(spec, vision.hidden_size))
-    language = build_component(
+    language = build(
         "language_model",
         language_spec,
         shrink,
         template=language_spec.get("template"),
         attention=spec.get("attention", "sdpa"),
     )
+    connector_spec = spec["connector"] if build is build_component else {**spec["connector"], "pretrained": None}
     connector = build_connector(
-        spec["connector"], connector_input_width(spec, vision.hidden_size), language.hidden_size, vision.num_tokens,
+        connector_spec, connector_input_width(spec, vision.hidden_size), language.hidden_size, vision.num_tokens,
         wants_newline(spec),
     )
     model = MultimodalModel(vision, connector, language, spec.get("image_markup", "placeholder"), spec=spec)
     model.spec["shrink"] = shrink
-    return model.to(dtype)
+    return model

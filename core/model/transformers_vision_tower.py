@@ -108,6 +108,24 @@ class TransformersVisionTower(VisionTowerBase):
                    **preprocessing, **image_options(options))
 
     @classmethod
+    def weightless(
+        cls,
+        source: str,
+        feature_layer: int = -2,
+        feature_select: FeatureSelect = "patch",
+        image_aspect: str = "pad",
+        dtype: torch.dtype | str | None = None,
+        image_size: int | None = None,
+        **options: Any,
+    ) -> TransformersVisionTower:
+        """:meth:`from_pretrained`'s tower from the source's config (and preprocessor config), no weights read."""
+        model_class, config_class = cls.transformers_classes(cls.checkpoint_model_type(source))
+        model = model_class(config_class.from_pretrained(source, **cls.config_overrides))
+        preprocessing = cls.checkpoint_preprocessing(source, model.config, image_size)
+        return cls(model, feature_layer=feature_layer, feature_select=feature_select, image_aspect=image_aspect,
+                   **preprocessing, **image_options(options))
+
+    @classmethod
     def checkpoint_preprocessing(cls, source: str, config: Any, image_size: int | None) -> dict[str, Any]:
         """Constructor arguments from the source's ``preprocessor_config.json`` (default: the statistics, once
         its size is checked against the tower's); ``image_size``: the size a caller asked for, where the tower

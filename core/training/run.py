@@ -35,7 +35,7 @@ from medzoo.core.training.run_folder import (
 from medzoo.core.training.run_lock import run_lock
 from medzoo.core.training.tracking import RunTracking
 from medzoo.core.training.trainer import StageResult, train_stage
-from medzoo.core.training.tuning_checks import check_stage_tuning
+from medzoo.core.training.tuning_checks import check_before_weights, check_stage_tuning
 
 DONE = "DONE.json"
 FINAL = "final"
@@ -154,6 +154,7 @@ def start_run(
     accelerator = make_accelerator()
     for stage in stages:  # before any weights load: options the run's device cannot honour (QLoRA without 4-bit)
         check_stage_tuning(stage, accelerator.device)
+    check_before_weights(recipe, stages)  # the model's shapes and the modules' tuning, on a weightless model
     main = accelerator.is_main_process
     if main:
         refuse_foreign_run_folder(output_dir, stage_folders)

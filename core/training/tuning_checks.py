@@ -9,6 +9,7 @@ import torch
 from medzoo.core.errors import RecipeError
 from medzoo.core.interfaces.tuning import MODULES, TuningStrategy
 from medzoo.core.model.components import as_dict
+from medzoo.core.model.weightless import weightless_model
 from medzoo.core.plugin_system.manager import components
 
 
@@ -30,3 +31,20 @@ def check_stage_tuning(stage: Any, device: torch.device | None = None) -> None:
             strategy.check(name, device)
         except RecipeError as error:
             raise RecipeError(f"stages.{stage.name}.{error}") from None
+
+
+def check_before_weights(recipe: Any, stages: list[Any]) -> None:
+    """The recipe's model built weightless (core/model/weightless.py: the tiling grid, the image-token cap and
+    multi-scale features checked against the tower and connector) and each stage's strategies checked against
+    the modules they tune (DoRA's layer types, LoRA targets that exist, partial's depth): the first problem
+    raises its one-line ``RecipeError``, before any weights load."""
+    model = weightless_model(recipe.model, shrink=bool(recipe.shrink))
+    if model is None:  # a component that only loading tells about: its checks run as the model builds
+        return
+    for stage in stages:
+        for name, strategy in stage_strategies(stage.tuning).items():
+            module = model.language.model if name == "language" else getattr(model, name)
+            try:
+                strategy.check_module(module, name)
+            except RecipeError as error:
+                raise RecipeError(f"stages.{stage.name}.{error}") from None

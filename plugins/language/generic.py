@@ -43,7 +43,7 @@ class GenericCausalLanguageModel(HFCausalLanguageModel):
         return causal_lm_model_types()
 
     @classmethod
-    def _meta_model(cls, folder: Path) -> nn.Module:
+    def _meta_model(cls, folder: Path | str) -> nn.Module:
         from transformers import AutoConfig, AutoModelForCausalLM
 
         return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))

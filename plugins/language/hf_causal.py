@@ -208,6 +208,34 @@ class HFCausalLanguageModel(LanguageModel):
         return cls(model, loaded_tokenizer, template=template, tokenizer_source=tokenizer_source)
 
     @classmethod
+    def weightless(
+        cls,
+        source: str,
+        template: str | None = None,
+        tokenizer: str | None = None,
+        padding_side: str = "right",
+        **_: Any,
+    ) -> HFCausalLanguageModel | None:
+        """:meth:`from_pretrained`'s model from the source's config and tokenizer, no weights read (``None`` for a
+        model type only remote code builds)."""
+        from transformers import PretrainedConfig
+
+        cls._check_template(template)
+        try:
+            model_type = PretrainedConfig.get_config_dict(source)[0].get("model_type")
+        except OSError:
+            return None  # from_pretrained says why, in its own words
+        if model_type in cls._native_model_types():
+            model = cls._meta_model(source)
+        elif model_type in cls.compatible_model_types:
+            model = cls.causal_lm_class(cls.config_class.from_pretrained(source))
+        else:
+            return None
+        tokenizer_source = tokenizer or source
+        return cls(model, load_tokenizer(tokenizer_source, padding_side), template=template,
+                   tokenizer_source=tokenizer_source)
+
+    @classmethod
     def from_config(
         cls,
         config: dict[str, Any],
@@ -264,7 +292,7 @@ class HFCausalLanguageModel(LanguageModel):
         return attention
 
     @classmethod
-    def _meta_model(cls, folder: Path) -> nn.Module:
+    def _meta_model(cls, folder: Path | str) -> nn.Module:
         """The architecture a local checkpoint folder describes (built on the meta device by the caller)."""
         return cls.causal_lm_class(cls.config_class.from_pretrained(folder))
 

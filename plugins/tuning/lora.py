@@ -5,6 +5,12 @@ PEFT's variants of the same adapter; they save, load, merge and export as LoRA d
 
 Adapters are injected in place (``peft.inject_adapter_in_model``), so module names and state-dict keys of
 the base model are unchanged apart from the ``lora_A`` / ``lora_B`` additions; ``merge_lora`` folds them back.
+
+A vision tower without target names in the recipe gets adapters on its attention and MLP projections whatever
+its family calls them; an ``nn.MultiheadAttention`` (open_clip's native ViT, whose query / key / value weights
+are one ``in_proj_weight``, not a Linear layer) is adapted whole through PEFT's MultiheadAttention LoRA. Options
+that would adapt no layer of the module are refused in one line (:meth:`LoraTuning.check_module`, run on a
+weightless copy of the model before any weights load).
 """
 
 from __future__ import annotations
@@ -30,7 +36,10 @@ PEFT_LM_PREFIX = "base_model.model."
 #: default LoRA targets per module when the recipe names none
 DEFAULT_TARGETS: dict[str, list[str] | str] = {
     "language": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-    "vision": ["q_proj", "k_proj", "v_proj", "out_proj", "qkv", "proj", "fc1", "fc2"],
+    # transformers' CLIP / SigLIP / DINOv2 (q/k/v/out_proj, fc1/fc2, DINOv2's query/key/value/dense), timm (qkv,
+    # proj, fc1/fc2), open_clip's native ViT (c_fc/c_proj; its nn.MultiheadAttention: see vision_targets)
+    "vision": ["q_proj", "k_proj", "v_proj", "out_proj", "qkv", "proj", "fc1", "fc2", "query", "key", "value",
+               "dense", "c_fc", "c_proj"],
     "connector": ".*",
 }
 LORA_KEYS = {"r", "alpha", "dropout", "target_modules", "bias", "use_dora", "use_rslora"}
@@ -86,19 +95,63 @@ def _linear_names(module: nn.Module) -> list[str]:
     return [name for name, child in module.named_modules() if isinstance(child, nn.Linear) and name]
 
 
+def _inside_attention(module: nn.Module, name: str) -> bool:
+    parent_name = name.rpartition(".")[0]
+    return isinstance(module.get_submodule(parent_name) if parent_name else module, nn.MultiheadAttention)
+
+
+def vision_targets(module: nn.Module) -> list[str]:
+    """The default vision targets as full layer names: the Linear layers named in ``DEFAULT_TARGETS`` and every
+    ``nn.MultiheadAttention`` whole (PEFT adapts its packed query / key / value projection and its out_proj)."""
+    suffixes = set(DEFAULT_TARGETS["vision"])
+    return [
+        name for name, child in module.named_modules()
+        if name and (isinstance(child, nn.MultiheadAttention) or (
+            isinstance(child, nn.Linear) and name.rpartition(".")[2] in suffixes and not _inside_attention(module, name)))
+    ]
+
+
+def check_targets_exist(module: nn.Module, module_name: str, config: LoraConfig, given: Any) -> None:
+    """Refuse options whose ``target_modules`` match no layer of ``module`` (an adapter that would train nothing)."""
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    if any(name and check_target_module_exists(config, name) for name, _ in module.named_modules()):
+        return
+    layers = [name.rpartition(".")[2] for name in _linear_names(module)]
+    examples = ", ".join(dict.fromkeys(layers).keys() if layers else ["(none: it has no Linear layer)"])
+    key = f"tuning.options.{module_name}.target_modules"
+    raise RecipeError(f"{key}: {given!r} names no layer of the {module_name} module ({type(module).__name__}), so "
+                      f"LoRA would train nothing; expected names of its layers, e.g. {examples}")
+
+
 def has_lora(module: nn.Module) -> bool:
     return any(isinstance(child, LoraLayer) for child in module.modules())
 
 
 def merge_lora(module: nn.Module) -> nn.Module:
-    """Fold every LoRA adapter into its base layer and put the plain base layer back in place."""
-    for name, child in list(module.named_modules()):
-        if isinstance(child, LoraLayer):
+    """Fold every LoRA adapter into its base layer and put the plain base layer back in place (outermost first:
+    a MultiheadAttention adapter holds its out_proj's adapter, which its merge folds too)."""
+    while (found := next(((n, c) for n, c in module.named_modules() if isinstance(c, LoraLayer)), None)) is not None:
+        name, child = found
+        if not child.merged:
             child.merge(safe_merge=True)
-            parent_name, _, attribute = name.rpartition(".")
-            parent = module.get_submodule(parent_name) if parent_name else module
-            setattr(parent, attribute, child.get_base_layer())
+        parent_name, _, attribute = name.rpartition(".")
+        parent = module.get_submodule(parent_name) if parent_name else module
+        setattr(parent, attribute, child.get_base_layer())
+    for child in module.modules():
+        if isinstance(child, nn.MultiheadAttention):
+            _restore_attention_parameters(child)
     return module
+
+
+def _restore_attention_parameters(attention: nn.MultiheadAttention) -> None:
+    """PEFT's merged MultiheadAttention holds ``in_proj_weight`` and ``out_proj.weight`` as plain tensors: make
+    them parameters again (frozen, as the base's were), so they are saved with the module."""
+    for owner, attribute in ((attention, "in_proj_weight"), (attention.out_proj, "weight")):
+        value = owner.__dict__.get(attribute)
+        if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
+            delattr(owner, attribute)
+            owner.register_parameter(attribute, nn.Parameter(value.detach(), requires_grad=False))
 
 
 class LoraTuning(TuningStrategy):
@@ -107,13 +160,26 @@ class LoraTuning(TuningStrategy):
     def check(self, module_name: str, device: torch.device | None = None) -> None:
         lora_config(module_name, dict(self.options))
 
+    def module_config(self, module: nn.Module, module_name: str) -> LoraConfig:
+        """The PEFT config for ``module`` (default targets resolved to its layers), checked against it."""
+        config = lora_config(module_name, dict(self.options))
+        given = self.options.get("target_modules", DEFAULT_TARGETS[module_name])
+        if config.target_modules == "all-linear-in-module":
+            config.target_modules = _linear_names(module)
+        elif module_name == "vision" and "target_modules" not in self.options:
+            config.target_modules = vision_targets(module)
+        check_dora_targets(module, module_name, config)
+        check_targets_exist(module, module_name, config, given)
+        return config
+
+    def check_module(self, module: nn.Module, module_name: str) -> None:
+        if not has_lora(module):
+            self.module_config(module, module_name)
+
     def apply(self, module: nn.Module, module_name: str) -> nn.Module:
         module.requires_grad_(False)
         if not has_lora(module):
-            config = lora_config(module_name, dict(self.options))
-            if config.target_modules == "all-linear-in-module":
-                config.target_modules = _linear_names(module)
-            check_dora_targets(module, module_name, config)
+            config = self.module_config(module, module_name)
             inject_adapter_in_model(config, module, adapter_name=ADAPTER_NAME)
             module._medzoo_lora_config = config  # kept for PEFT-format export
             setattr(module, OWNER_ATTRIBUTE, self.name)

@@ -43,7 +43,11 @@ class PartialTuning(TuningStrategy):
             raise RecipeError(f"{key}: {value!r}; expected an integer >= 1 (how many top layers to train)")
         return value
 
-    def apply(self, module: nn.Module, module_name: str) -> nn.Module:
+    def check_module(self, module: nn.Module, module_name: str) -> None:
+        self._stacks(module, module_name)
+
+    def _stacks(self, module: nn.Module, module_name: str) -> dict[str, Any]:
+        """The module's stacks of blocks, refused in one line when there is none or ``top_layers`` exceeds one."""
         self.check(module_name)
         top = self._top_layers(module_name)
         stacks = layer_stacks(module)
@@ -54,6 +58,11 @@ class PartialTuning(TuningStrategy):
         if top > fewest:
             raise RecipeError(f"tuning.options.{module_name}.top_layers: {top} exceeds the {module_name}'s {fewest} "
                               f"layers that run; expected an integer from 1 to {fewest}")
+        return stacks
+
+    def apply(self, module: nn.Module, module_name: str) -> nn.Module:
+        stacks = self._stacks(module, module_name)
+        top = self._top_layers(module_name)
         owner = adapter_owner(module)
         if owner is not None:  # another stage's adapters: folded in first, as full tuning does
             owner[1].merge_adapters(module)

@@ -4,7 +4,8 @@ Every Linear layer of the module is quantised (the LM head and the projections i
 which reads its weights directly, stay as they are), then LoRA (options as for ``lora``) is injected on top.
 Saving writes the base weights dequantised and ``quantisation.json`` beside the PEFT adapter; loading quantises
 the base again the same way. Merging folds each adapter into its dequantised base and leaves plain Linear
-layers, so a merged model saves and exports like any other. DoRA is refused (its merge into 4-bit weights is
+layers (an adapter over a full-precision layer, such as a vision tower's ``nn.MultiheadAttention``, merges as
+LoRA's does), so a merged model saves and exports like any other. DoRA is refused (its merge into 4-bit weights is
 PEFT's requantising one, not a plain model). On a device without a 4-bit backend the strategy is refused in one
 line before any weights load (``check`` at the start of a run).
 """
@@ -21,7 +22,7 @@ from torch import nn
 from medzoo import MedzooError, RecipeError
 from medzoo.plugins.tuning import four_bit
 from medzoo.plugins.tuning.four_bit import COMPUTE_DTYPES, QUANT_TYPES, QuantisationPlan
-from medzoo.plugins.tuning.lora import OWNER_ATTRIBUTE, LoraTuning, lora_config
+from medzoo.plugins.tuning.lora import OWNER_ATTRIBUTE, LoraTuning, lora_config, merge_lora
 
 QUANT_KEYS = ("quant_type", "double_quant", "compute_dtype")
 QUANTISATION_FILE = "quantisation.json"
@@ -131,6 +132,8 @@ class QLoraTuning(LoraTuning):
         for name, child in list(module.named_modules()):
             if isinstance(child, LoraLayer):
                 base = child.get_base_layer()
+                if not backend.is_quantised(base):
+                    continue  # an adapter over a layer kept in full precision: merged as LoRA merges it, below
                 weight = backend.dequantise(base)
                 weight = weight + child.get_delta_weight("default").to(weight.dtype)
             elif name and backend.is_quantised(child) and not name.endswith(".base_layer"):
@@ -145,6 +148,7 @@ class QLoraTuning(LoraTuning):
             parent_name, _, attribute = name.rpartition(".")
             parent = module.get_submodule(parent_name) if parent_name else module
             setattr(parent, attribute, plain)
+        merge_lora(module)  # the adapters over full-precision layers (an nn.MultiheadAttention's)
         for attribute in (PLAN_ATTRIBUTE, OWNER_ATTRIBUTE, "_medzoo_lora_config"):
             if hasattr(module, attribute):
                 delattr(module, attribute)

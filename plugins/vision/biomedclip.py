@@ -66,6 +66,14 @@ class BiomedClipVisionEncoder(OpenClipVisionEncoder):
     @classmethod
     def load_tower(cls, found: OpenClipCheckpoint) -> tuple[nn.Module, Any]:
         """The timm trunk the open_clip config names, its ``visual.trunk.*`` weights loaded strictly."""
+        trunk, name = cls.unloaded_tower(found)
+        config_name = found.config_source.rsplit("/", 1)[-1]
+        load_prefixed_weights(trunk, found.weights, TRUNK_PREFIX, f"timm {name!r} in {config_name}")
+        return trunk, name
+
+    @classmethod
+    def unloaded_tower(cls, found: OpenClipCheckpoint) -> tuple[nn.Module, Any]:
+        """The timm trunk the open_clip config names (weights not read) and its name."""
         import timm
         from timm.layers import to_2tuple
 
@@ -83,8 +91,6 @@ class BiomedClipVisionEncoder(OpenClipVisionEncoder):
                 f"{found.config_source}: vision_cfg.image_size {declared_size[0]} differs from timm {name!r}'s input "
                 f"size {trunk.patch_embed.img_size[0]}"
             )
-        config_name = found.config_source.rsplit("/", 1)[-1]
-        load_prefixed_weights(trunk, found.weights, TRUNK_PREFIX, f"timm {name!r} in {config_name}")
         return trunk, name
 
     @classmethod

@@ -97,12 +97,37 @@ class FusionVisionEncoder(VisionEncoder):
     ) -> FusionVisionEncoder:
         """Each tower from its own ``pretrained`` source: a preset, ``name=source+name=source`` or a folder
         with ``fusion.json``."""
+        return cls._from_sources(source, "from_pretrained", feature_layer, feature_select, image_aspect, dtype,
+                                 tower_options, **options)  # type: ignore[return-value]
+
+    @classmethod
+    def weightless(cls, source: str, *args: Any, **options: Any) -> FusionVisionEncoder | None:
+        """Each tower's own ``weightless`` (``None`` when one of them is unknown without its weights)."""
+        return cls._from_sources(source, "weightless", *args, **options)
+
+    @classmethod
+    def _from_sources(
+        cls,
+        source: str,
+        make: str,
+        feature_layer: int = -2,
+        feature_select: FeatureSelect = "patch",
+        image_aspect: str = "pad",
+        dtype: torch.dtype | str | None = None,
+        tower_options: list[dict[str, Any]] | None = None,
+        **options: Any,
+    ) -> FusionVisionEncoder | None:
+        """The towers of ``source``, each made by its class's ``make`` method (``from_pretrained`` or
+        ``weightless``)."""
         specs = pretrained_towers(source)
         common = fusion_defaults(feature_layer, feature_select, image_aspect, dtype, options)
         towers, own = [], []
         for index, spec in enumerate(merge_tower_options(specs, tower_options)):
             factory = tower_factory(spec, index)
-            towers.append(factory.from_pretrained(spec["pretrained"], **{**common, **spec["options"]}))
+            tower = getattr(factory, make)(spec["pretrained"], **{**common, **spec["options"]})
+            if tower is None:
+                return None
+            towers.append(tower)
             own.append(spec["options"])
         return cls(towers, own, feature_layer, feature_select, image_aspect)
 

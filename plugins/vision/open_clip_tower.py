@@ -15,6 +15,7 @@ Preprocessing (``preprocess``): ``open_clip`` (default) is open_clip's own eval 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -144,8 +145,28 @@ class OpenClipVisionEncoder(VisionEncoder):
         (``open_clip_config.json`` + ``open_clip_pytorch_model.bin`` / ``.safetensors``) or a built-in
         architecture with a pretrained tag (``ViT-B-16:openai``); statistics from the ``preprocess_cfg`` (for the
         ``checkpoint_preprocess_modes``; CLIP's otherwise)."""
+        return cls._from_checkpoint(source, cls.load_tower, feature_layer, feature_select, image_aspect, dtype,
+                                    preprocess, **options)
+
+    @classmethod
+    def weightless(cls, source: str, *args: Any, **options: Any) -> OpenClipVisionEncoder:
+        """:meth:`from_pretrained`'s tower from the checkpoint's config, no weights read."""
+        return cls._from_checkpoint(source, cls.unloaded_tower, *args, **options)
+
+    @classmethod
+    def _from_checkpoint(
+        cls,
+        source: str,
+        make_tower: Callable[[OpenClipCheckpoint], tuple[nn.Module, Any]],
+        feature_layer: int = -2,
+        feature_select: FeatureSelect = "patch",
+        image_aspect: str = "pad",
+        dtype: torch.dtype | str | None = None,
+        preprocess: str | None = None,
+        **options: Any,
+    ) -> OpenClipVisionEncoder:
         found = resolve_checkpoint(source, cls.name)
-        visual, model_cfg = cls.load_tower(found)
+        visual, model_cfg = make_tower(found)
         visual = visual.to(resolve_dtype(dtype)).eval()
         mean, std, own = OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, None
         if (preprocess or cls.default_preprocess) in cls.checkpoint_preprocess_modes:
@@ -155,9 +176,14 @@ class OpenClipVisionEncoder(VisionEncoder):
                    **image_options(options))
 
     @classmethod
+    def unloaded_tower(cls, found: OpenClipCheckpoint) -> tuple[nn.Module, Any]:
+        """The checkpoint's tower as its config describes it (weights not read) and its model_cfg."""
+        return build_visual(found.model_cfg, cls.name), found.model_cfg
+
+    @classmethod
     def load_tower(cls, found: OpenClipCheckpoint) -> tuple[nn.Module, Any]:
         """The checkpoint's tower, its ``visual.*`` weights loaded strictly, and its model_cfg."""
-        visual = build_visual(found.model_cfg, cls.name)
+        visual, _ = cls.unloaded_tower(found)
         load_prefixed_weights(visual, found.weights, "visual.", f"the vision tower of {found.source!r}")
         return visual, found.model_cfg
 
