@@ -160,3 +160,42 @@ def test_an_hf_vlm_contender_answers_the_twin_under_its_declared_policy(policy, 
         assert all(answer["prompt"].startswith("<image>\nQuestion:") for answer in answers)
     else:
         assert metrics["n"] == len(answers) and all(a["prompt"].count("<image>") == 2 for a in answers)
+
+
+def test_data_prepare_fetches_the_mm_split_and_images_and_checks_them(snapshot, tmp_path, capsys, monkeypatch):
+    import hashlib
+    import zipfile
+
+    from medzoo.app.cli.main import main
+    from medzoo.app.data_prepare import hub
+
+    published = tmp_path / "published"
+    (published / "MM").mkdir(parents=True)
+    (published / "Text").mkdir()
+    (published / "MM" / "test.jsonl").write_bytes((snapshot / "MM" / "test.jsonl").read_bytes())
+    (published / "Text" / "test.jsonl").write_text("{}\n")
+    with zipfile.ZipFile(published / "images.zip", "w") as archive:
+        for name in ("a.png", "b.png", "broken.png"):
+            archive.write(snapshot / "images" / name, f"images/{name}")
+    files = [path for path in sorted(published.rglob("*")) if path.is_file()]
+
+    def list_files(repo_id):
+        assert repo_id == "TsinghuaC3I/MedXpertQA"
+        return [hub.HubFile(str(path.relative_to(published)), path.stat().st_size,
+                            hashlib.sha256(path.read_bytes()).hexdigest()) for path in files]
+
+    def fetch(repo_id, file, local_dir):
+        target = Path(local_dir) / file.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((published / file.path).read_bytes())
+        return target
+
+    monkeypatch.setattr(hub, "list_files", list_files)
+    monkeypatch.setattr(hub, "fetch", fetch)
+    out = tmp_path / "data"
+    main(["data", "prepare", "medxpertqa-mm", "--output", str(out), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert "records converted 2" in printed and "image not found: 1" in printed
+    assert (out / "medxpertqa" / "MM" / "test.jsonl").is_file() and (out / "medxpertqa" / "images" / "a.png").is_file()
+    assert not (out / "medxpertqa" / "Text").exists()
+    assert len(medxpertqa().load(str(out / "medxpertqa"))) == 2

@@ -201,3 +201,33 @@ def test_an_hf_vlm_contender_answers_the_twin(synthetic_data, tmp_path, single_t
     assert metrics["image_protocol"] == "medevalkit" and "multi_image" not in metrics
     assert set(metrics["subsets"]["subject"]) == {"Basic_Medical_Science", "Clinical_Medicine",
                                                   "Diagnostics_and_Laboratory_Medicine", "Pharmacy", "Public_Health"}
+
+
+def test_data_prepare_fetches_the_health_and_medicine_files_and_checks_them(snapshot, tmp_path, capsys, monkeypatch):
+    import hashlib
+
+    from medzoo.app.cli.main import main
+    from medzoo.app.data_prepare import hub
+
+    published = sorted(path for path in snapshot.rglob("*.parquet"))
+
+    def list_files(repo_id):
+        assert repo_id == "MMMU/MMMU"
+        return [hub.HubFile(str(path.relative_to(snapshot)), path.stat().st_size,
+                            hashlib.sha256(path.read_bytes()).hexdigest()) for path in published]
+
+    def fetch(repo_id, file, local_dir):
+        target = Path(local_dir) / file.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((snapshot / file.path).read_bytes())
+        return target
+
+    monkeypatch.setattr(hub, "list_files", list_files)
+    monkeypatch.setattr(hub, "fetch", fetch)
+    out = tmp_path / "data"
+    main(["data", "prepare", "mmmu-med", "--output", str(out), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert "records converted 2" in printed and "duplicate id: 1" in printed
+    assert (out / "mmmu" / "Clinical_Medicine" / "validation-00000-of-00001.parquet").is_file()
+    assert not (out / "mmmu" / "Biology").exists() and not list((out / "mmmu").rglob("dev-*"))
+    assert len(mmmu().load(str(out / "mmmu"))) == 2

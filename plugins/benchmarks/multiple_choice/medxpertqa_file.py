@@ -49,11 +49,11 @@ def question_file(path: Path) -> Path:
 
 def image_folders(file: Path, image_root: str | Path | None) -> list[Path]:
     """Where image names are looked up: ``image_root`` (and its ``images``), else the snapshot's ``images``
-    folder (beside ``MM/``), ``images`` beside the file, and the file's own folder."""
+    folder (beside ``MM/``), ``images`` beside the file, the file's own folder and the snapshot folder."""
     if image_root:
         root = Path(image_root).expanduser()
         return [root, root / "images"]
-    return [file.parent.parent / "images", file.parent / "images", file.parent]
+    return [file.parent.parent / "images", file.parent / "images", file.parent, file.parent.parent]
 
 
 def _rows(file: Path) -> list[tuple[int, object]]:
