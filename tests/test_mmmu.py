@@ -12,6 +12,7 @@ the last \\boxed{}; an open question's raw response handed to ``eval_open``) and
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -102,6 +103,8 @@ def test_medevalkit_shows_image_1_alone_and_all_shows_each_image_at_its_tag(snap
     item = every.load(str(snapshot))[0]
     assert len(item.images) == 2 and item.images[1].name.endswith("_2.png")
     assert every.prompt(item).startswith("\nCompare <image> with <image>.\n\n(A) CT")
+    first_only = dataclasses.replace(item, extra_images=[])  # what multi_image=first leaves of it
+    assert every.prompt(first_only).startswith("\nCompare <image> with <image 2>.")
     assert mmmu_prompt("Name it.", []) == "\nName it.\n\n        Answer the question using a single word or phrase."
     with pytest.raises(DataError, match="option images='some'"):
         mmmu(images="some")
