@@ -129,6 +129,7 @@ PUBLIC_API: dict[str, str] = {
     # evaluation: what benchmarks, contenders and instruction backends exchange with medzoo
     "QuestionCounts": "medzoo.core.evaluation.question_counts",  # a benchmark's questions: asked, skipped by reason
     "Answerer": "medzoo.core.interfaces.answerer",  # what a contender factory returns
+    "check_multi_image_policy": "medzoo.core.evaluation.multi_image",  # a contender's multi_image option checked
     "PromptChoice": "medzoo.core.interfaces.answerer",  # a contender's answer to "which prompt do you use?"
     "ChatRequest": "medzoo.core.inference",  # one chat to answer: messages and images
     "SamplingSettings": "medzoo.core.inference",  # decoding settings of a request

@@ -114,6 +114,22 @@ def synth_root(tmp_path: Path) -> Path:
     (root / "gmai_mmbench" / "GMAI-MMBench_VAL.tsv").write_text(
         "index\tquestion\tA\tB\tanswer\timage\tmodality\n"
         f"0\tWhich organ is shown?\tlung\tliver\tB\t{ct_image}\tCT\n")
+    for folder in ("images", "MM"):
+        (root / "medxpertqa" / folder).mkdir(parents=True)
+    for name in ("MM-0-a.png", "MM-0-b.png"):
+        (root / "medxpertqa" / "images" / name).write_bytes((root / "images" / "ct" / "test_000000.png").read_bytes())
+    (root / "medxpertqa" / "MM" / "test.jsonl").write_text(json.dumps({
+        "id": "MM-0", "question": "Which organs?", "options": {"A": "lung", "B": "liver", "C": "brain", "D": "bone",
+        "E": "skin"}, "label": "B", "images": ["MM-0-a.png", "MM-0-b.png"], "medical_task": "Diagnosis",
+        "body_system": "Digestive", "question_type": "Understanding"}) + "\n")  # fmt: skip
+    from medzoo.app.data_synth.multi_image import write_parquet
+
+    image = {"bytes": (root / "images" / "ct" / "test_000000.png").read_bytes(), "path": "ct.png"}
+    write_parquet(root / "mmmu" / "Clinical_Medicine" / "validation-00000-of-00001.parquet", [{
+        "id": "validation_Clinical_Medicine_1", "question": "Which organ does <image 1> show?",
+        "options": "['lung', 'liver']", "explanation": "", "image_1": image,
+        **{f"image_{n}": None for n in range(2, 8)}, "img_type": "['CT']", "answer": "B", "topic_difficulty": "Easy",
+        "question_type": "multiple-choice", "subfield": "Radiology"}])  # fmt: skip
     return root
 
 

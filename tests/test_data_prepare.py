@@ -407,7 +407,8 @@ def test_the_catalogue_hub_ids_are_the_benchmarks_registered_ones():
     from medzoo.plugins.benchmarks.registration import INFO  # what register_benchmarks registers
 
     with_benchmark = [source for source in dataset_sources.CATALOGUE.values() if source.benchmark is not None]
-    assert {source.name for source in with_benchmark} == {"vqa-rad", "slake", "pathvqa", "pmc-vqa", "omnimedvqa"}
+    assert {source.name for source in with_benchmark} == {"vqa-rad", "slake", "pathvqa", "pmc-vqa", "omnimedvqa",
+                                                          "mmmu-med", "medxpertqa-mm"}
     for source in with_benchmark:
         assert source.hub_id in INFO[source.benchmark]["hub_ids"]
 

@@ -44,6 +44,10 @@ def load(root: Path, relative: str):
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     if relative.endswith(".pkl"):
         return pickle.loads(path.read_bytes())
+    if relative.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
     if relative.endswith((".csv", ".tsv")):
         with path.open(encoding="utf-8", newline="") as handle:
             return list(csv.DictReader(handle, delimiter="\t" if relative.endswith(".tsv") else ","))

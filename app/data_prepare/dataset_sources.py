@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from medzoo.core.errors import DataError, did_you_mean
 
 #: how a data set is prepared (see :mod:`medzoo.app.data_prepare.run`)
-KINDS = ("vqa", "files", "pmc-images", "coloninst", "multiple-choice", "omnimedvqa")
+KINDS = ("vqa", "files", "pmc-images", "coloninst", "multiple-choice", "omnimedvqa", "multi-image")
 
 #: LLaVA-Med's data as committed (Git LFS) to microsoft/LLaVA-Med, pinned to the commit that added it; the
 #: hanoverprod URLs of its download_data.sh answer "website not configured" since 2025 (issues #121, #122)
@@ -96,6 +96,21 @@ CATALOGUE: dict[str, DatasetSource] = {
             "the unpacked OmniMedVQA folder as --source (checked in place)",
             hub_id="foreverbeliever/OmniMedVQA", hub_patterns=("OmniMedVQA.zip",), default_output="data",
             benchmark="omnimedvqa",
+        ),
+        DatasetSource(
+            "mmmu-med", "multi-image", "mmmu",
+            "MMMU's Health & Medicine validation parquet files (five subjects, images embedded), as MedEvalKit "
+            "loads them (or the snapshot folder as --source)",
+            hub_id="MMMU/MMMU", hub_patterns=tuple(f"{subject}/validation-*.parquet" for subject in (
+                "Basic_Medical_Science", "Clinical_Medicine", "Diagnostics_and_Laboratory_Medicine", "Pharmacy",
+                "Public_Health")),
+            default_output="data", benchmark="mmmu-med",
+        ),
+        DatasetSource(
+            "medxpertqa-mm", "multi-image", "medxpertqa",
+            "MedXpertQA's multimodal test split (MM/test.jsonl) and images.zip, as MedEvalKit fetches them",
+            hub_id="TsinghuaC3I/MedXpertQA", hub_patterns=("MM/test.jsonl", "images.zip"), default_output="data",
+            benchmark="medxpertqa-mm",
         ),
         DatasetSource(
             "coloninst", "coloninst", "", "ColonINST (a local copy: Json-file/ and Positive-images/)",

@@ -164,9 +164,21 @@ def prepare_omnimedvqa(context: Context) -> None:
         unpack_and_check(paths, context.output / context.dataset.folder, context.summary)
 
 
+def prepare_multi_image(context: Context) -> None:
+    from medzoo.app.data_prepare.multi_image_sets import prepare_multi_image_set
+    from medzoo.app.data_prepare.vqa_inputs import gather
+
+    paths = gather(context.dataset, context.sources, context.downloads, context.fetcher)
+    hub_dir = context.downloads / "hub" / (context.dataset.hub_id or "").replace("/", "--")
+    if paths:  # else every source failed (counted)
+        prepare_multi_image_set(paths, context.output / context.dataset.folder, context.summary,
+                                context.dataset.benchmark or context.dataset.name, hub_dir)
+
+
 RUNNERS: dict[str, Callable[[Context], None]] = {
     "vqa": prepare_vqa, "files": prepare_files, "pmc-images": prepare_pmc_images, "coloninst": prepare_coloninst,
     "multiple-choice": prepare_multiple_choice, "omnimedvqa": prepare_omnimedvqa,
+    "multi-image": prepare_multi_image,
 }
 
 

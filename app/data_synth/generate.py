@@ -13,6 +13,8 @@ Layout under ``output_dir`` (all image paths in the files are relative to ``outp
     pmc_vqa/test_2.csv                              PMC-VQA test_2.csv (multiple choice, MedEvalKit's copy)
     omnimedvqa/QA_information/Open-access/*.json    OmniMedVQA (the same questions, one file per domain)
     gmai_mmbench/GMAI-MMBench_VAL.tsv               GMAI-MMBench as VLMEvalKit's TSV (the same questions)
+    medxpertqa/MM/test.jsonl, medxpertqa/images/    MedXpertQA-MM (two images per question, by file name)
+    mmmu/<Subject>/validation-00000-of-00001.parquet   MMMU Health & Medicine (images embedded; pyarrow)
     preference/{train,test}.json, preference/rlaif_v_train.jsonl   preference pairs (llava-preference, rlaif-v)
 
 Those names are those of the real data sets, so ``synthesize`` never writes over a folder holding any of them
@@ -29,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from medzoo.app.data_synth import multiple_choice, preference, sampling, writers
+from medzoo.app.data_synth import multi_image, multiple_choice, preference, sampling, writers
 from medzoo.app.data_synth.images import (
     DOMAINS,
     RADIOLOGY,
@@ -38,18 +40,19 @@ from medzoo.app.data_synth.images import (
     per_domain_counts,
     render_split,
 )
-from medzoo.core.atomic_writes import NotOursError
+from medzoo.core.atomic_writes import NotOursError, write_atomically
 from medzoo.core.errors import DataError
 
-#: 2: the preference pairs (``preference/``) were added; a complete set of an older version is ``outdated``
-FORMAT_VERSION = 2
+#: 2: the preference pairs (``preference/``) were added; 3: the multi-image twins (``medxpertqa/``, ``mmmu/``);
+#: a complete set of an older version is ``outdated``
+FORMAT_VERSION = 3
 DEFAULT_SEED = 0
 #: images per split, over all five domains: enough variety for the tiny recipe to learn to read the images
 #: (with 400 training images it memorises them and answers closed questions from the question alone)
 DEFAULT_SIZES: dict[str, int] = {"train": 4000, "val": 100, "test": 300}
 #: the top-level entries ``synthesize`` writes (and ``--overwrite`` may replace)
 OUTPUT_ENTRIES = ("manifest.json", "images", "pmc", "llava_med", "vqa_rad", "slake", "pathvqa", "coloninst", "pmc_vqa",
-                  "omnimedvqa", "gmai_mmbench", "preference")
+                  "omnimedvqa", "gmai_mmbench", "medxpertqa", "mmmu", "preference")
 MANIFEST = "manifest.json"
 #: the generator's id in every manifest: the module's first home, kept so folders synthesised before the move
 #: stay medzoo's own
@@ -152,6 +155,13 @@ def synthesize(output_dir: str | Path, seed: int = DEFAULT_SEED, sizes: Mapping[
     for name, records in multiple_choice.omnimedvqa_records(choices).items():
         files[f"omnimedvqa/QA_information/Open-access/{name}"] = records
     files["gmai_mmbench/GMAI-MMBench_VAL.tsv"] = multiple_choice.gmai_rows(choices, root / "images")
+    pairs = multi_image.image_pairs(test_images, sampling.stream(seed, "multi_image"))
+    records, named = multi_image.medxpertqa_records(pairs, sampling.stream(seed, "medxpertqa"))
+    files["medxpertqa/MM/test.jsonl"] = records
+    for name, relative in named.items():
+        write_atomically(root / "medxpertqa" / "images" / name, (root / "images" / relative).read_bytes())
+    for subject, rows in multi_image.mmmu_rows(pairs, sampling.stream(seed, "mmmu"), root / "images").items():
+        files[f"mmmu/{subject}/{multi_image.MMMU_FILE}"] = rows
     files["preference/train.json"] = preference.llava_preference_records(train_images, sampling.stream(seed, "pref"))
     files["preference/test.json"] = preference.llava_preference_records(test_images, sampling.stream(seed, "pref/test"))
     files["preference/rlaif_v_train.jsonl"] = preference.rlaif_v_records(train_images, sampling.stream(seed, "rlaif"))
@@ -166,6 +176,8 @@ def synthesize(output_dir: str | Path, seed: int = DEFAULT_SEED, sizes: Mapping[
             writers.write_jsonl(path, records)
         elif relative.endswith(".pkl"):
             writers.write_pickle(path, records)
+        elif relative.endswith(".parquet"):
+            multi_image.write_parquet(path, records)
         else:
             writers.write_json(path, records)
 

@@ -24,7 +24,9 @@ class PreparedRequest:
 
 def conversation(messages: list[ChatMessage], loader: ImageLoader, limits: ServeLimits
                  ) -> tuple[list[Message], list[Image.Image]]:
-    """Messages in medzoo's form; each user message's images become ``<image>`` lines before its text."""
+    """Messages in medzoo's form: each ``image_url`` part of a user message becomes an ``<image>`` line where it
+    stood among the text parts (several images: several placeholders, in order; the processor's image placement
+    still moves a turn's single image as the template wants)."""
     if len(messages) > limits.max_messages:
         raise RequestError(400, f"{len(messages)} messages; the limit is {limits.max_messages}", param="messages")
     out: list[Message] = []
@@ -32,15 +34,14 @@ def conversation(messages: list[ChatMessage], loader: ImageLoader, limits: Serve
     for index, message in enumerate(messages):
         param = f"messages[{index}].content"
         parts = [message.content] if isinstance(message.content, str) else message.content
-        texts: list[str] = []
-        n_images = 0
+        pieces: list[str] = []
         for part_index, part in enumerate(parts):
             if isinstance(part, str) or part.type == "text":
                 text = part if isinstance(part, str) else part.text
                 if IMAGE_PLACEHOLDER in text:
                     raise RequestError(400, f"text must not contain {IMAGE_PLACEHOLDER!r}; send images as image_url "
                                        "parts", param=param)
-                texts.append(text)
+                pieces.append(text)
                 continue
             if message.role != "user":
                 raise RequestError(400, f"images are only accepted in user messages, not {message.role!r}",
@@ -49,9 +50,9 @@ def conversation(messages: list[ChatMessage], loader: ImageLoader, limits: Serve
                 raise RequestError(400, f"more than {limits.max_images_per_request} image(s) in the request",
                                    param=param, code="too_many_images")
             images.append(loader.load(part.image_url.url, f"{param}[{part_index}].image_url"))
-            n_images += 1
+            pieces.append(IMAGE_PLACEHOLDER)
         role = "system" if message.role == "developer" else message.role
-        out.append(Message(role, f"{IMAGE_PLACEHOLDER}\n" * n_images + "\n".join(texts)))
+        out.append(Message(role, "\n".join(pieces)))
     return out, images
 
 

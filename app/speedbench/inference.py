@@ -19,11 +19,12 @@ from medzoo.core.model.multimodal import MultimodalModel
 def requests_for(benchmark: Any, count: int) -> list[ChatRequest]:
     requests = []
     for item in benchmark.load(None, None)[:count]:
-        image = None
-        if item.image is not None:
-            with Image.open(item.image) as handle:
-                image = handle.convert("RGB")
-        requests.append(ChatRequest([Message("user", benchmark.prompt(item))], image))
+        images = []
+        for path in item.images:  # every image of the question, in placeholder order
+            with Image.open(path) as handle:
+                images.append(handle.convert("RGB"))
+        requests.append(ChatRequest([Message("user", benchmark.prompt(item))], images[0] if images else None,
+                                    images[1:]))
     return requests
 
 

@@ -11,6 +11,7 @@ part file, the main process merges the parts into the answer file and scores onc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -35,6 +36,7 @@ from medzoo.core.evaluation.answer_meta import (
 )
 from medzoo.core.evaluation.answer_parts import merge_parts, part_files, part_path, read_records
 from medzoo.core.evaluation.medzoo_answerer import as_answerer
+from medzoo.core.evaluation.multi_image import REFUSED_KIND, apply_multi_image, multi_image_policy
 from medzoo.core.evaluation.processes import EvalProcesses
 from medzoo.core.evaluation.question_counts import counts_of
 from medzoo.core.inference import ChatRequest, SamplingSettings
@@ -53,7 +55,7 @@ def get_benchmark(name: str, options: dict[str, Any] | None = None) -> Benchmark
 
 
 #: benchmark options that choose the evaluation protocol (read here, not by the benchmark)
-PROTOCOL_OPTIONS = ("prompt_template", "decoding", "temperature", "seed")
+PROTOCOL_OPTIONS = ("prompt_template", "decoding", "temperature", "seed", "multi_image")
 DECODINGS = ("greedy", "sampled")
 
 
@@ -110,25 +112,28 @@ def protocol_for(model: Model, benchmark: Benchmark, options: dict[str, Any]) ->
     return Protocol(str(name), settings)
 
 
-def _image_of(item: BenchmarkItem) -> Image.Image:
+def _image_of(item: BenchmarkItem, path: Path) -> Image.Image:
     try:
-        with Image.open(item.image) as handle:
+        with Image.open(path) as handle:
             handle.load()
             return handle.copy()  # the vision encoder's transform handles the mode (L, 16-bit, RGBA...)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         detail = str(error).splitlines()[0] if str(error) else "unreadable"
         raise DataError(
-            f"{item.image}: question {item.question_id}: cannot read the image ({type(error).__name__}: {detail})"
+            f"{path}: question {item.question_id}: cannot read the image ({type(error).__name__}: {detail})"
         ) from None
 
 
 def _request(benchmark: Benchmark, item: BenchmarkItem, ablation: str | None) -> ChatRequest:
-    image = None
-    if item.image is not None:
-        image = _image_of(item)
+    """The question's prompt and every image of it (each ablated alike, the first with the question's seed)."""
+    images = []
+    for position, path in enumerate(item.images):
+        image = _image_of(item, path)
         if ablation:
-            image = ablated_image(image.convert("RGB"), ablation, zlib.crc32(str(item.question_id).encode()))
-    return ChatRequest([Message("user", benchmark.prompt(item))], image)
+            key = str(item.question_id) if not position else f"{item.question_id}/{position}"
+            image = ablated_image(image.convert("RGB"), ablation, zlib.crc32(key.encode()))
+        images.append(image)
+    return ChatRequest([Message("user", benchmark.prompt(item))], images[0] if images else None, images[1:])
 
 
 def _answers_in(predictions_path: Path, echo=print) -> dict[str, str]:
@@ -343,11 +348,13 @@ def evaluate(
     options, protocol_options = split_protocol_options(options)
     benchmark = get_benchmark(benchmark_name, options)
     protocol = protocol_for(answerer, benchmark, protocol_options)
+    policy = multi_image_policy(answerer.multi_image, protocol_options.get("multi_image"), model_id)
     weights = answerer.weights_fingerprint()
     files = answer_files(output_dir, image_ablation)
+    recorded = options if policy == "all" else {**options, "multi_image": policy}
     metas = {
         kind: answer_meta(
-            model_id=model_id, weights=weights, benchmark=benchmark_name, options=options, data=data,
+            model_id=model_id, weights=weights, benchmark=benchmark_name, options=recorded, data=data,
             image_root=image_root, protocol=protocol.record(), image_ablation=kind,
         )
         for kind in files
@@ -359,7 +366,12 @@ def evaluate(
         if processes.is_main and redo_stale:
             _redo_stale(files, metas, output_dir, benchmark_name, echo)
     counts = counts_of(benchmark, len(items))
+    items, several = apply_multi_image(items, policy)
+    if several.refused:
+        counts = dataclasses.replace(counts, skipped={**counts.skipped, REFUSED_KIND: several.refused})
     say(counts.describe(benchmark_name))
+    if several.several:
+        say(several.describe(benchmark_name))
     size_warning = benchmark.size_warning(items) if hasattr(benchmark, "size_warning") else None
     if size_warning:
         say(size_warning)
@@ -390,6 +402,8 @@ def evaluate(
     if described:
         metrics["contender"] = described
     metrics.update(counts.as_metrics())
+    if several.several or policy != "all":
+        metrics["multi_image"] = several.as_metrics()
     if size_warning:
         metrics["size_warning"] = size_warning
     write_atomically(output_dir / "metrics.json", json.dumps(metrics, indent=2))

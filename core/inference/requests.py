@@ -15,14 +15,16 @@ from medzoo.core.model.processor import EncodedSample
 
 @dataclass
 class ChatRequest:
-    """A conversation (and its image) whose next assistant reply is wanted."""
+    """A conversation (and its images) whose next assistant reply is wanted: ``image`` is the first image,
+    ``extra_images`` the others, in the order of the conversation's ``<image>`` placeholders."""
 
     messages: list[Message]
     image: Image.Image | None = None
+    extra_images: list[Image.Image] = field(default_factory=list)
 
     @property
     def images(self) -> list[Image.Image]:
-        return [self.image] if self.image is not None else []
+        return [self.image, *self.extra_images] if self.image is not None else []
 
 
 @dataclass

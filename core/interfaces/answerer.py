@@ -33,6 +33,9 @@ class Answerer(ABC):
 
     #: the name written into every answer line and ``metrics.json`` (``model_id``)
     model_id: str = "model"
+    #: how it answers a question with several images: ``all`` (each image at its placeholder), ``first`` (the
+    #: first image only) or ``refuse`` (not asked); see ``medzoo.core.evaluation.multi_image``
+    multi_image: str = "all"
 
     @abstractmethod
     def answer(

@@ -14,12 +14,21 @@ if TYPE_CHECKING:
 
 @dataclass
 class BenchmarkItem:
+    """One question. ``image`` is its first image (or None); a question with several images keeps the others in
+    ``extra_images``, in the order the benchmark's prompt places its ``<image>`` placeholders (``images``: all)."""
+
     question_id: str
     question: str
     answer: str
     image: Path | None = None
     answer_type: str = "open"
     metadata: dict[str, Any] = field(default_factory=dict)
+    extra_images: list[Path] = field(default_factory=list)
+
+    @property
+    def images(self) -> list[Path]:
+        """Every image of the question, the first one first (empty: none)."""
+        return [self.image, *self.extra_images] if self.image is not None else []
 
 
 class Benchmark(ABC):

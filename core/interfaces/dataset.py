@@ -26,12 +26,21 @@ class BadRecord(Exception):
 
 @dataclass
 class Record:
-    """One training or evaluation example: a conversation about zero or one image."""
+    """One training or evaluation example: a conversation about zero, one or several images.
+
+    ``image`` is the first image (or None); a record with several images keeps the others in ``extra_images``,
+    in the order of the conversation's ``<image>`` placeholders. ``images`` lists them all."""
 
     id: str
     messages: list[Message]
     image: Path | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    extra_images: list[Path] = field(default_factory=list)
+
+    @property
+    def images(self) -> list[Path]:
+        """Every image of the record, the first one first (empty: none)."""
+        return [self.image, *self.extra_images] if self.image is not None else []
 
 
 @dataclass

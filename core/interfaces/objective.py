@@ -92,8 +92,8 @@ class Objective(ABC):
     def encode(self, processor: Any, record: Record, max_length: int) -> Any:
         """One training sample (anything with ``len()`` in tokens and a ``sample_id``); raises ``RecordRejected``
         (counted under its reason), or the processor's ``SampleTooLong`` / ``ValueError``."""
-        sample = processor.encode_text(record.messages, 1 if record.image else 0, max_length=max_length,
-                                       sample_id=record.id, image_sizes=processor.record_image_sizes(record.image))
+        sample = processor.encode_text(record.messages, len(record.images), max_length=max_length,
+                                       sample_id=record.id, image_sizes=processor.record_image_sizes(record.images))
         if all(label < 0 for label in sample.labels):
             raise RecordRejected("no target tokens", f"record {record.id}: no target tokens left after truncation")
         return sample

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from os import PathLike
 
 import torch
 from PIL import Image
@@ -124,13 +125,18 @@ class MultimodalProcessor:
             return self.image_transform.batch(list(images))
         return torch.cat([tiled_pixels(self.image_transform, self.tiling, image) for image in images])
 
-    def record_image_sizes(self, image: str | None) -> list[tuple[int, int]] | None:
-        """The (height, width) of a training record's image when this processor tiles (its token count follows
-        the size; only the header is read), else None. Raises ``OSError`` for an image that cannot be opened."""
-        if image is None or self.tiling is None:
+    def record_image_sizes(self, images: str | Sequence[str] | None) -> list[tuple[int, int]] | None:
+        """The (height, width) of a training record's image(s) when this processor tiles (their token counts
+        follow the sizes; only the headers are read), else None. ``images``: one path, a list of paths or None.
+        Raises ``OSError`` for an image that cannot be opened."""
+        paths = [] if images is None else [images] if isinstance(images, str | PathLike) else list(images)
+        if not paths or self.tiling is None:
             return None
-        with Image.open(image) as handle:
-            return [(handle.height, handle.width)]
+        sizes = []
+        for path in paths:
+            with Image.open(path) as handle:
+                sizes.append((handle.height, handle.width))
+        return sizes
 
     def image_token_counts(self, num_images: int, image_sizes: Sequence[tuple[int, int]] | None) -> list[int]:
         """The image tokens each image expands to (with tiling they follow each image's size)."""

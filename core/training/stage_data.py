@@ -30,6 +30,7 @@ class StageData:
     """Encoded samples of a stage (the objective's samples; images load when a batch is assembled)."""
 
     samples: list[Any]
+    #: each sample's image: a path, a list of paths (several images, in placeholder order) or None
     images: list[Any]
     dataset_of: list[int]
     sizes: list[int]
@@ -84,7 +85,7 @@ def load_stage_data(model: MultimodalModel, stage: Any, on_bad_record: str) -> S
             if encoded is None:
                 continue
             samples.append(encoded)
-            images.append(record.image)
+            images.append(record.image if not record.extra_images else record.images)
             dataset_of.append(index)
             kept += 1
         sizes.append(kept)
@@ -130,21 +131,29 @@ def _encode(objective: Objective, processor, record: Record, max_length: int, po
     return sample
 
 
+def image_paths(images: Any) -> list[Any]:
+    """A sample's entry of :attr:`StageData.images` as a list: ``None`` (no image), one path, or a list of paths
+    (a record with several images, in placeholder order)."""
+    if images is None:
+        return []
+    return list(images) if isinstance(images, list | tuple) else [images]
+
+
 def load_pixels(model: MultimodalModel, data: StageData, indices: list[int]) -> list[torch.Tensor | None]:
-    """The images of the samples at ``indices``, opened and transformed (``[1, C, H, W]``, or with tiling the
-    thumbnail and crops ``[1 + crops, C, H, W]``; ``None``: no image)."""
+    """The images of the samples at ``indices``, opened and transformed (``[1, C, H, W]`` per image, or with
+    tiling each image's thumbnail and crops ``[1 + crops, C, H, W]``, a sample's images one after another;
+    ``None``: no image)."""
     transform = model.image_transform
     tiling = model.tiling
     batch_pixels = []
     for i in indices:
         sample = data.samples[i]
-        image = data.images[i]
-        pixels = None
-        if image is not None:
+        pieces = []
+        for image in image_paths(data.images[i]):
             try:
                 with Image.open(image) as handle:
-                    pixels = (transform(handle).unsqueeze(0) if tiling is None
-                              else tiled_pixels(transform, tiling, handle))
+                    pieces.append(transform(handle).unsqueeze(0) if tiling is None
+                                  else tiled_pixels(transform, tiling, handle))
             except (OSError, ValueError, SyntaxError) as error:  # PIL's errors for damaged files
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
                 raise DataError(
@@ -152,7 +161,7 @@ def load_pixels(model: MultimodalModel, data: StageData, indices: list[int]) -> 
                     "reader's verify_images on (the default) so damaged images are counted and skipped before "
                     "training starts"
                 ) from None
-        batch_pixels.append(pixels)
+        batch_pixels.append(torch.cat(pieces) if pieces else None)
     return batch_pixels
 
 

@@ -34,7 +34,7 @@ from medzoo.core.training.optimisation import build_optimizer, build_schedule
 from medzoo.core.training.plan import StepPlan, micro_batches
 from medzoo.core.training.reference import StageReference, form_reference
 from medzoo.core.training.rollout_step import Rollouts, rollout_step
-from medzoo.core.training.stage_data import StageData, assemble_batch, load_stage_data
+from medzoo.core.training.stage_data import StageData, assemble_batch, image_paths, load_stage_data
 from medzoo.core.training.tracking import RunTracking
 
 __all__ = ["StageResult", "apply_tuning", "build_optimizer", "train_stage"]
@@ -304,7 +304,7 @@ def step_record(
     """The ``metrics.jsonl`` line of one step: ``lr`` is the first parameter group's, ``lr/<module>`` each
     ``optimizer.module_lr`` group's; the objective's metrics follow ``loss`` under their own names."""
     rates = run.scheduler.get_last_lr()
-    images = sum(1 for index in global_batch if run.data.images[index] is not None)
+    images = sum(len(image_paths(run.data.images[index])) for index in global_batch)
     return {
         "step": step + 1,
         "epoch": round((step + 1) / run.plan.per_epoch, 4),

@@ -17,7 +17,7 @@ SKIP_KIND_OF_REASON = {
     "unreadable image": "image_corrupt",
 }
 #: reasons of records that are not this benchmark's questions (another split, another language)
-LEFT_OUT_PREFIXES = ("other split", "q_lang ")
+LEFT_OUT_PREFIXES = ("other split", "q_lang ", "other subject")
 
 
 def synth_root(benchmark: str, options: dict[str, Any]) -> Path:

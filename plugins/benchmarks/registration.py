@@ -8,6 +8,8 @@ from medzoo import Register, hookimpl
 from medzoo.plugins.benchmarks.coloninst import COLONINST_BENCHMARKS
 from medzoo.plugins.benchmarks.medvqa import MEDVQA_BENCHMARKS
 from medzoo.plugins.benchmarks.multiple_choice.gmai_mmbench import GMAI_BENCHMARKS
+from medzoo.plugins.benchmarks.multiple_choice.medxpertqa import MEDXPERTQA_BENCHMARKS
+from medzoo.plugins.benchmarks.multiple_choice.mmmu import MMMU_BENCHMARKS
 from medzoo.plugins.benchmarks.multiple_choice.omnimedvqa import OMNIMEDVQA_BENCHMARKS
 from medzoo.plugins.benchmarks.multiple_choice.pmc_vqa import PMC_VQA_BENCHMARKS
 
@@ -35,12 +37,20 @@ INFO: dict[str, dict[str, Any]] = {
     "gmai-mmbench": {"hub_ids": ("VLMEval/GMAI-MMBench", "OpenGVLab/GMAI-MMBench"),
                      "tiny": {"path": "{synth}/gmai_mmbench/GMAI-MMBench_VAL.tsv"}},
     "coloninst-cap": {"tiny": _test_file("coloninst/test/cap_test.json")},
+    "medxpertqa-mm": {"hub_ids": ("TsinghuaC3I/MedXpertQA",), "licence": "MIT",
+                      "tiny": {"path": "{synth}/medxpertqa/MM/test.jsonl"}},
+    # MedEvalKit's MMMU scoring never counts an open answer right, so the tiny configs (which answer every
+    # question with its reference) score with the mmmu protocol
+    "mmmu-med": {"hub_ids": ("MMMU/MMMU",), "licence": "Apache-2.0",
+                 "tiny": {"path": "{synth}/mmmu", "options": {"protocol": "mmmu"}}},
     "synth-vqa-rad": {"tiny": SYNTH_TINY},
     "synth-slake": {"tiny": SYNTH_TINY},
     "synth-pathvqa": {"tiny": SYNTH_TINY},
     "synth-pmc-vqa": {"tiny": SYNTH_TINY},
     "synth-omnimedvqa": {"tiny": SYNTH_TINY},
     "synth-gmai-mmbench": {"tiny": SYNTH_TINY},
+    "synth-medxpertqa-mm": {"tiny": SYNTH_TINY},
+    "synth-mmmu-med": {"tiny": {"options": {"root": "{synth}", "protocol": "mmmu"}}},
     "synth-coloninst-cls": {"description": "ColonINST-shaped synthetic classification test set",
                             "tiny": SYNTH_TINY},
     "synth-coloninst-reg": {"description": "ColonINST-shaped synthetic referring-expression-generation test set",
@@ -54,7 +64,8 @@ INFO: dict[str, dict[str, Any]] = {
 @hookimpl
 def register_benchmarks(register: Register) -> None:
     for benchmark in (*MEDVQA_BENCHMARKS, *COLONINST_BENCHMARKS, *PMC_VQA_BENCHMARKS,
-                      *OMNIMEDVQA_BENCHMARKS, *GMAI_BENCHMARKS):
+                      *OMNIMEDVQA_BENCHMARKS, *GMAI_BENCHMARKS, *MEDXPERTQA_BENCHMARKS,
+                      *MMMU_BENCHMARKS):
         info = dict(INFO.get(benchmark.name, {}))
         description = info.pop("description", (benchmark.__doc__ or benchmark.name).strip().splitlines()[0])
         register(

@@ -20,6 +20,7 @@ from medzoo import (
     DataError,
     PluginError,
     PromptChoice,
+    check_multi_image_policy,
     torch_dtype,
     weights_fingerprint,
 )
@@ -77,9 +78,14 @@ class HfVlmContender(Answerer):
         self._new_style = "processor_kwargs" in inspect.signature(processor.apply_chat_template).parameters
 
     @classmethod
-    def from_pretrained(cls, source: str, dtype: str = "auto", model_id: str | None = None) -> HfVlmContender:
+    def from_pretrained(
+        cls, source: str, dtype: str = "auto", model_id: str | None = None, multi_image: str = "all"
+    ) -> HfVlmContender:
         """Load ``source`` (a hub id, or a folder ``save_pretrained`` wrote) in ``dtype`` (``auto``: the
-        checkpoint's own); a one-line PluginError naming the source when it is not such a model."""
+        checkpoint's own); a one-line PluginError naming the source when it is not such a model.
+        ``multi_image``: ``all`` (a question's images go to the chat template as image parts, each where its
+        placeholder stood), or for a model that takes one image ``first`` / ``refuse`` (see ``Answerer``)."""
+        policy = check_multi_image_policy(multi_image, "contender hf-vlm: option multi_image")
         if dtype not in DTYPES:
             raise PluginError(f"contender hf-vlm: option dtype={dtype!r}: expected one of {', '.join(DTYPES)}")
         path = Path(source).expanduser()
@@ -99,7 +105,9 @@ class HfVlmContender(Answerer):
         if not hasattr(processor, "tokenizer") or not hasattr(processor, "image_processor"):
             raise PluginError(f"{where}: AutoProcessor gave a {type(processor).__name__}, expected a processor "
                               "with a tokenizer and an image processor")
-        return cls(model, processor, model_id or _model_id(source, local))
+        contender = cls(model, processor, model_id or _model_id(source, local))
+        contender.multi_image = policy
+        return contender
 
     # -- the answerer interface ---------------------------------------------------------------------------
     def weights_fingerprint(self) -> str:

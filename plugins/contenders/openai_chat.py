@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
-from medzoo import Answerer, DataError, PluginError, PromptChoice
+from medzoo import Answerer, DataError, PluginError, PromptChoice, check_multi_image_policy
 from medzoo.plugins.contenders.openai_messages import openai_messages
 
 if TYPE_CHECKING:  # httpx loads when the contender does, not when the plugin registers
@@ -103,10 +103,13 @@ class OpenAIContender(Answerer):
         timeout: float | str = 300.0,
         extra_body: dict[str, Any] | str | None = None,
         api_key: str | None = None,
+        multi_image: str = "all",
     ) -> OpenAIContender:
         """``source``: the model id the endpoint serves; ``base_url`` (else ``$OPENAI_BASE_URL``): the endpoint,
         e.g. ``http://localhost:8000/v1``; ``api_key_env``: the environment variable holding the key (unset or
-        empty: no key, as local servers take)."""
+        empty: no key, as local servers take); ``multi_image``: ``all`` (several ``image_url`` parts, each where
+        its placeholder stood), or for an endpoint that takes one image ``first`` / ``refuse``."""
+        several = check_multi_image_policy(multi_image, "contender openai: option multi_image")
         if api_key is not None:
             raise PluginError("contender openai: option api_key: a key is never given on the command line (it would "
                               f"be recorded); put it in an environment variable and pass api_key_env=NAME (default "
@@ -131,8 +134,10 @@ class OpenAIContender(Answerer):
         )
         endpoint = ChatEndpoint(base_url, os.environ.get(api_key_env, ""), _number("timeout", timeout, float, 0.001),
                                 policy)
-        return cls(source, endpoint, _number("concurrency", concurrency, int, 1), api_key_env,
-                   _extra_body(extra_body) if extra_body is not None else {})
+        contender = cls(source, endpoint, _number("concurrency", concurrency, int, 1), api_key_env,
+                        _extra_body(extra_body) if extra_body is not None else {})
+        contender.multi_image = several
+        return contender
 
     # -- the answerer interface ---------------------------------------------------------------------------------
     def weights_fingerprint(self) -> str:

@@ -1,8 +1,10 @@
 """The ``llava-json`` reader: LLaVA conversation records from a local .json / .jsonl file or a hub dataset.
 
-A record is ``{"id", "image"?, "conversations": [{"from": "human"|"gpt", "value": ...}, ...]}``.
-Placeholder policy: a record with an image must hold exactly one ``<image>``, in its first user turn;
-a record without an image must hold none. Any other record is skipped as ``placeholder_mismatch``.
+A record is ``{"id", "image"?, "conversations": [{"from": "human"|"gpt", "value": ...}, ...]}``; ``image`` is
+one relative path, or (LLaVA-NeXT's interleaved records) a list of them for a record with several images.
+Placeholder policy: a record with one image must hold exactly one ``<image>``, in its first user turn; a record
+with a list of N images must hold N ``<image>`` placeholders, all in user turns (the i-th placeholder shows the
+i-th image); a record without an image must hold none. Any other record is skipped as ``placeholder_mismatch``.
 """
 
 from __future__ import annotations
@@ -161,6 +163,15 @@ def parse_conversation(turns: Any) -> list[Message]:
     return messages
 
 
+def check_placeholders(messages: list[Message], count: int) -> None:
+    """The placeholder policy of a record with a list of ``count`` images (see the module docstring)."""
+    in_user = sum(message.content.count(IMAGE_PLACEHOLDER) for message in messages if message.role == "user")
+    total = sum(message.content.count(IMAGE_PLACEHOLDER) for message in messages)
+    if total != count or in_user != count:
+        raise BadRecord(PLACEHOLDER_MISMATCH, f"{count} image(s) listed but {total} {IMAGE_PLACEHOLDER} "
+                        f"placeholder(s) ({in_user} in human turns); expected one per image, in human turns")
+
+
 def check_placeholder(messages: list[Message], has_image: bool) -> None:
     """Apply the placeholder policy described in the module docstring."""
     total = sum(message.content.count(IMAGE_PLACEHOLDER) for message in messages)
@@ -221,6 +232,8 @@ class LlavaJsonReader(DatasetReader):
         has_image = value is not None and value != ""
         if not has_image and self.options.get("require_image", True):
             raise BadRecord(IMAGE_REQUIRED, "record has no image and the reader requires one")
+        if isinstance(value, list):
+            return self._record_with_images(row, identifier, messages, value, images)
         check_placeholder(messages, has_image)
         image = None
         if has_image:
@@ -233,3 +246,15 @@ class LlavaJsonReader(DatasetReader):
                 raise BadRecord(MALFORMED, "'image' must be a relative path string")
         metadata = {key: item for key, item in row.items() if key not in ("id", "image", "conversations")}
         return Record(id=identifier, messages=messages, image=image, metadata=metadata)
+
+    def _record_with_images(
+        self, row: dict[str, Any], identifier: str, messages: list[Message], paths: list[Any], images: ImageChecker
+    ) -> Record:
+        """A record whose ``image`` is a list of relative paths: one image per placeholder, in order."""
+        if not paths or not all(isinstance(path, str) and path for path in paths):
+            raise BadRecord(MALFORMED, "'image' as a list must hold relative path strings")
+        check_placeholders(messages, len(paths))
+        located = [images.locate(path) for path in paths]
+        metadata = {key: item for key, item in row.items() if key not in ("id", "image", "conversations")}
+        return Record(id=identifier, messages=messages, image=located[0], metadata=metadata,
+                      extra_images=located[1:])

@@ -111,7 +111,7 @@ class DirectPreferenceObjective(Objective):
         if not isinstance(record, PreferenceRecord):
             raise RecordRejected("not a preference record",
                                  f"record {record.id}: not a preference record (no chosen and rejected answers)")
-        images = 1 if record.image else 0
+        images = len(record.images)
         earlier = sum(1 for message in record.messages if message.role == "assistant")
         chosen = _encode_answer(processor, record, record.chosen, images, max_length, earlier)
         rejected = _encode_answer(processor, record, record.rejected, images, max_length, earlier)
@@ -195,7 +195,7 @@ def _encode_answer(
 ) -> EncodedSample:
     """The prompt turns plus ``answer``, labels on ``answer`` only; refused when truncation leaves none of it."""
     sample = processor.encode_text([*record.messages, Message("assistant", answer)], images, max_length=max_length,
-                                   sample_id=record.id, image_sizes=processor.record_image_sizes(record.image))
+                                   sample_id=record.id, image_sizes=processor.record_image_sizes(record.images))
     runs = _label_runs(sample.labels)
     if len(runs) <= earlier:
         raise RecordRejected("no target tokens",

@@ -180,9 +180,9 @@ class GroupRelativeObjective(Objective):
             raise RecordRejected("no reference answer",
                                  f"record {record.id}: its conversation does not end with an assistant reply")
         prompt_turns = messages[:-1]
-        images = 1 if record.image else 0
+        images = len(record.images)
         prompt = processor.encode_text(prompt_turns, images, add_generation_prompt=True, sample_id=record.id,
-                                       image_sizes=processor.record_image_sizes(record.image))
+                                       image_sizes=processor.record_image_sizes(record.images))
         if len(prompt) >= max_length:
             raise RecordRejected("prompt longer than max_length",
                                  f"record {record.id}: its prompt takes {len(prompt)} tokens, max_length is "

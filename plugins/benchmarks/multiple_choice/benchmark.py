@@ -50,19 +50,21 @@ class MultipleChoiceBenchmark(Benchmark):
         return str(self.options.get("require_images", True)).lower() not in ("false", "0", "no")
 
     def closed_items(self, questions: Sequence[Any], metadata: Callable[[Any], dict[str, Any]]) -> list[BenchmarkItem]:
-        """One closed item per question read (its ``question_id``, ``question``, ``image`` and ``choice``), with
-        ``metadata(question)`` beside the choice; counts what was read against ``last_report``."""
-        items = [
-            BenchmarkItem(
+        """One closed item per question read (its ``question_id``, ``question``, ``image`` - or ``images``, several
+        - and ``choice``), with ``metadata(question)`` beside the choice; counts what was read against
+        ``last_report``."""
+        items = []
+        for question in questions:
+            images = list(getattr(question, "images", None) or ([question.image] if question.image else []))
+            items.append(BenchmarkItem(
                 question_id=question.question_id,
                 question=question.question,
                 answer=question.choice.answer_letter,
-                image=question.image,
+                image=images[0] if images else None,
                 answer_type="closed",
                 metadata={"choice": question.choice, **metadata(question)},
-            )
-            for question in questions
-        ]
+                extra_images=images[1:],
+            ))
         self.question_counts = question_counts(self.last_report, len(items))
         return items
 

@@ -22,6 +22,12 @@ def score_choices(
     """``accuracy`` (percent), ``n``, ``n_right`` and, when questions carry subsets (kind -> name, e.g.
     ``{"modality": "CT"}``), ``subsets``: kind -> name -> ``{"n", "accuracy"}``."""
     right = [protocol.judge(response, question) for response, question in zip(responses, questions, strict=True)]
+    return accuracy_by_subset(right, subsets)
+
+
+def accuracy_by_subset(right: Sequence[bool], subsets: Sequence[dict[str, str]] | None = None) -> dict[str, Any]:
+    """``accuracy`` (percent), ``n``, ``n_right`` of judged answers and, per subset kind and name, ``n`` and
+    ``accuracy`` (``subsets``, when questions carry any)."""
     result: dict[str, Any] = {"accuracy": percent(sum(right), len(right)), "n": len(right), "n_right": sum(right)}
     tallies: dict[str, dict[str, list[int]]] = {}
     for correct, groups in zip(right, subsets or [{}] * len(right), strict=True):
