@@ -178,3 +178,15 @@ def test_the_leaderboard_md_of_medzoo_run_and_sweep_carries_the_details(tmp_path
     text = _leaderboard([run], tmp_path / "leaderboard.md")
     assert "omnimedvqa, per question_type" in text and "| Anatomy Identification | 75.00 (4) |" in text
     assert (tmp_path / "leaderboard.md").read_text() == text
+
+
+def test_an_mmmu_run_under_medevalkit_sits_with_the_published_mmmu_rows(tmp_path):
+    """MMMU as MedEvalKit runs it parses with MMMU's own parser, not judge_multi_choice: its row is medevalkit-mmmu."""
+    run = _mcq_run(tmp_path, "tiny-mmmu", "mmmu-med", 40.0)
+    board = leaderboard_from_runs([run], published=True)
+    sections = {section.protocol: section for section in board.sections}
+    assert list(sections)[0] == "medevalkit-mmmu"
+    assert "tiny-mmmu" in [row.model for row in sections["medevalkit-mmmu"].rows]
+    others = [row.model for protocol, section in sections.items() if protocol != "medevalkit-mmmu"
+              for row in section.rows]
+    assert "tiny-mmmu" not in others

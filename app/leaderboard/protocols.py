@@ -34,6 +34,9 @@ MEDEVALKIT_MMMU = "medevalkit-mmmu"
 #: a multiple-choice metrics.json's ``answer_protocol`` -> the protocol of its leaderboard row (no training on
 #: the benchmark, or a synthetic twin: the answer parser is what makes figures comparable)
 ANSWER_PROTOCOL_ROWS = {"medevalkit": MEDEVALKIT_MCQ, "vlmevalkit": VLMEVALKIT_EXACT, "strict": STRICT_LETTER}
+#: benchmarks whose parser under the same ``answer_protocol`` name is another harness's: (benchmark, parser) -> row
+#: (MMMU as MedEvalKit runs it uses MMMU's own prompt and parser, not ``judge_multi_choice``)
+BENCHMARK_PROTOCOL_ROWS = {("mmmu-med", "medevalkit"): MEDEVALKIT_MMMU, ("synth-mmmu-med", "medevalkit"): MEDEVALKIT_MMMU}
 
 PROTOCOLS: dict[str, Protocol] = {
     protocol.name: protocol

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from medzoo import read_text_file
-from medzoo.app.leaderboard.protocols import ANSWER_PROTOCOL_ROWS, SYNTHETIC, ZERO_SHOT
+from medzoo.app.leaderboard.protocols import ANSWER_PROTOCOL_ROWS, BENCHMARK_PROTOCOL_ROWS, SYNTHETIC, ZERO_SHOT
 from medzoo.app.leaderboard.row_names import name_from_model_ids
 from medzoo.app.leaderboard.table import ColumnGroup, ModelRow
 from medzoo.app.leaderboard.training import CONTENDER_TEMPLATE, benchmark_protocol, recorded_stages
@@ -157,8 +157,12 @@ def answer_protocol_row(path: Path, protocol: str) -> str:
     """A zero-shot or synthetic multiple-choice row's protocol is its answer parser's (``answer_protocol``)."""
     data = _read_json(path)
     parser = data.get("answer_protocol") if isinstance(data, dict) else None
-    if protocol in (ZERO_SHOT, SYNTHETIC) and isinstance(parser, str) and parser in ANSWER_PROTOCOL_ROWS:
-        return ANSWER_PROTOCOL_ROWS[parser]
+    if protocol in (ZERO_SHOT, SYNTHETIC) and isinstance(parser, str):
+        special = BENCHMARK_PROTOCOL_ROWS.get((path.parent.name, parser))
+        if special is not None:
+            return special
+        if parser in ANSWER_PROTOCOL_ROWS:
+            return ANSWER_PROTOCOL_ROWS[parser]
     return protocol
 
 
