@@ -26,7 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from medzoo import read_text_file
-from medzoo.app.leaderboard.protocols import ANSWER_PROTOCOL_ROWS, BENCHMARK_PROTOCOL_ROWS, SYNTHETIC, ZERO_SHOT
+from medzoo.app.leaderboard.protocols import (
+    ANSWER_PROTOCOL_ROWS,
+    BENCHMARK_PROTOCOL_ROWS,
+    SYNTHETIC,
+    ZERO_SHOT,
+)
 from medzoo.app.leaderboard.row_names import name_from_model_ids
 from medzoo.app.leaderboard.table import ColumnGroup, ModelRow
 from medzoo.app.leaderboard.training import CONTENDER_TEMPLATE, benchmark_protocol, recorded_stages
