@@ -25,6 +25,8 @@ RECIPES = sorted(path.stem for path in recipes_dir().glob("*.yaml"))
 PAPER_RECIPES = ["llava-med-v1.0", "llava-med-v1.5", "llava-med-v1.5-lora", "llava-med-biomedclip"]
 #: recipes of the zoo's other models, trained one step per stage like the paper's
 ZOO_RECIPES = ["colongpt", "llava-med-llama3", "llava-med-qwen2.5-0.5b", "llava-med-v1.5-anyres"]
+#: recipes adding a stage beyond supervised tuning, trained one step per stage in tests/test_objective_recipes.py
+OBJECTIVE_RECIPES = ["llava-med-v1.5-dpo", "colongpt-grpo"]
 #: where the official LLaVA-Med and ColonINST data put their files (relative to data.root), and the synthetic
 #: file standing in
 REAL_LAYOUT = {
@@ -67,7 +69,8 @@ def shrunk(name: str, data_root: Path) -> object:
 
 
 def test_every_recipe_is_covered():
-    assert set(PAPER_RECIPES) | set(ZOO_RECIPES) == set(RECIPES) - {"tiny", "tiny-dpo", "tiny-grpo"}  # the CPU recipes
+    assert set(PAPER_RECIPES) | set(ZOO_RECIPES) | set(OBJECTIVE_RECIPES) == set(RECIPES) - {"tiny", "tiny-dpo",
+                                                                                             "tiny-grpo"}  # the CPU recipes
 
 
 @pytest.mark.parametrize("name", RECIPES)

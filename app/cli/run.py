@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import click
@@ -57,35 +56,51 @@ def run_command(recipe, output_dir, overrides, fresh, allow_recipe_change, image
 
 @click.command("sweep")
 @click.argument("recipe")
-@click.option("-g", "--grid", "grids", multiple=True, required=True,
+@click.option("-g", "--grid", "grids", multiple=True,
               help="key=v1,v2,... (repeatable); every combination is trained and evaluated.")
 @click.option("-o", "--override", "overrides", multiple=True, help="Override applied to every combination.")
 @click.option("--output-dir", "-d", required=True, type=click.Path(file_okay=False))
 @click.option("--image-ablation", type=click.Choice(["noise", "blank"]), default=None)
 @ALLOW_RECIPE_CHANGE
 def sweep_command(recipe, grids, overrides, output_dir, image_ablation, allow_recipe_change) -> None:
-    """Train and evaluate RECIPE once per combination of the grid, then write the sweep's leaderboard."""
+    """Train and evaluate RECIPE once per combination of the grid, then write the sweep's leaderboard. RECIPE may
+    be a sweep file (recipes/sweeps/NAME.yaml or a path) naming several recipes: each is a combination (crossed
+    with its grid and -g), and stages that combinations share train once."""
     from medzoo.app.pipeline import run_recipe
+    from medzoo.app.sweep_plan import (
+        Sweep,
+        combinations,
+        grid_axes,
+        load_sweep,
+        seed_from_earlier,
+        sweep_file,
+        training_prefix,
+    )
     from medzoo.core.errors import RecipeError
     from medzoo.core.recipes.loading import load_recipe
 
-    axes = []
-    for grid in grids:
-        if "=" not in grid:
-            raise RecipeError(f"--grid {grid!r}: expected key=v1,v2,...")
-        key, values = grid.split("=", 1)
-        axes.append([(key, value) for value in values.split(",")])
+    found = sweep_file(recipe)
+    sweep = load_sweep(found) if found is not None else Sweep((recipe,))
+    sweep = Sweep(sweep.recipes, (*sweep.axes, *grid_axes(grids)), (*sweep.overrides, *overrides), sweep.name,
+                  sweep.description, sweep.source)
+    if found is None and not grids:
+        raise RecipeError(f"sweep {recipe}: no --grid given; expected -g key=v1,v2,... or a sweep file")
     output = Path(output_dir)
-    run_dirs = []
-    for combination in itertools.product(*axes):
-        label = "__".join(f"{key.split('.')[-1]}={value}" for key, value in combination).replace("/", "_")
-        settings = [*overrides, *(f"{key}={value}" for key, value in combination)]
-        config = load_recipe(recipe, settings).config
-        config.name = f"{config.name}[{label}]"
-        click.echo(f"== {label}")
-        run_recipe(config, output / label, resume=True, image_ablation=image_ablation, echo=click.echo,
+    run_dirs, finished = [], []
+    for combination in combinations(sweep):
+        config = load_recipe(combination.recipe, list(combination.overrides)).config
+        if combination.grid_label:
+            config.name = f"{config.name}[{combination.grid_label}]"
+        click.echo(f"== {combination.label}")
+        run_dir = output / combination.label
+        prefix = training_prefix(config)
+        copied = seed_from_earlier(run_dir, prefix, finished)
+        if copied:
+            click.echo(f"shared with an earlier combination, copied: {', '.join(copied)}")
+        run_recipe(config, run_dir, resume=True, image_ablation=image_ablation, echo=click.echo,
                    allow_recipe_change=allow_recipe_change)
-        run_dirs.append(output / label)
+        run_dirs.append(run_dir)
+        finished.append((run_dir, prefix))
     from medzoo.app.plots import write_sweep_plot
 
     figure = write_sweep_plot(output, run_dirs)  # every combination's loss over its curriculum

@@ -13,7 +13,8 @@ the full id in the row's details; benchmarks that disagree give ``mixed: a, b``)
 
 ``metrics.json`` is either ``{"benchmark": ..., "split": ..., "metrics": {name: percent, ...}}`` or a flat
 ``{name: percent, ..., "benchmark": ..., "split": ...}`` (non-numeric entries are ignored); without a split
-the benchmark's default split is assumed (test; unseen for ColonINST). Each benchmark's scores get a protocol
+the benchmark's default split is assumed (test; unseen for ColonINST). A row trained beyond supervised tuning
+says so first in its details (``objective_notes``: ``+DPO``, ``+GRPO (box-iou)``). Each benchmark's scores get a protocol
 (``training.benchmark_protocol``: from the stages ``run.json`` records and their ``recipe.yaml`` datasets; a
 multiple-choice benchmark not trained on takes its answer parser's, ``answer_protocol``); a run whose benchmarks
 differ in protocol gives one row per protocol.
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from medzoo import read_text_file
+from medzoo.app.leaderboard.objective_notes import objective_note
 from medzoo.app.leaderboard.protocols import (
     ANSWER_PROTOCOL_ROWS,
     BENCHMARK_PROTOCOL_ROWS,
@@ -153,7 +155,8 @@ def run_rows(run_dir: str | Path) -> list[ModelRow]:
             bases.setdefault(protocol, {})[group.benchmark] = basis
     for protocol, row in rows.items():
         row.model, named = row_name(folder, row_files[protocol])
-        row.details = "; ".join(note for note in (*answering[protocol], named) if note)
+        trained = objective_note(run_info(folder), [recorded_model_id(path) for path in row_files[protocol]])
+        row.details = "; ".join(note for note in (trained, *answering[protocol], named) if note)
         row.basis = _basis(bases.get(protocol, {}))
     return list(rows.values())
 

@@ -99,6 +99,8 @@ class ModelCard:
     licence_note: str = ""
     provenance: list[str] = field(default_factory=list)
     recipe: RecipeInfo | None = None
+    #: one line per trained stage: its objective, key options and (GRPO) rewards with their weights
+    objectives: list[str] = field(default_factory=list)
     evaluations: list[EvaluationRow] = field(default_factory=list)
     usage: str = ""
     limitations: list[str] = field(default_factory=list)
@@ -198,6 +200,8 @@ def render_card(card: ModelCard) -> str:
         lines += ["## Provenance", "", *(f"- {line}" for line in card.provenance), ""]
     if card.recipe is not None:
         lines += [*_recipe(card.recipe), ""]
+    if card.objectives:
+        lines += ["## Training objectives", "", *(f"- {line}" for line in card.objectives), ""]
     lines += [*_evaluations(card), "", *_image_reliance(card), ""]
     if card.usage:
         lines += ["## How to use", "", card.usage.strip(), ""]

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from medzoo.app.model_cards.card import ComponentRow, EvaluationRow, ModelCard, RecipeInfo, StageRow
+from medzoo.app.training_objectives import card_line, folder_objectives, up_to
 from medzoo.core.interfaces.benchmark import benchmark_class
 
 RUN_MARKER = "medzoo_run.json"  # core/training/run_folder.py writes it into every run folder
@@ -287,6 +288,7 @@ def build_card(context: CardContext) -> ModelCard:
     run_dir = run_folder_of(context.directory) or run_folder_of(context.loaded_from)
     recipe, datasets = recipe_info(run_dir) if run_dir is not None else (None, [])
     names = " -> ".join(f"`{row.plugin}`" for row in rows[:3])
+    objectives = up_to(folder_objectives(run_dir), context.extra.get("stage")) if run_dir is not None else []
     card = ModelCard(
         title=context.directory.name if context.directory.name not in ("final", "model") or run_dir is None
         else f"{run_dir.name} ({context.directory.name})",
@@ -294,8 +296,10 @@ def build_card(context: CardContext) -> ModelCard:
         library_name="transformers" if context.export else "medzoo",
         license=licence, license_name=licence_name, licence_note=note,
         base_models=base_models(context), datasets=datasets,
-        tags=[str((context.spec.get(part) or {}).get("name")) for part, _, _ in PARTS],
+        tags=[str((context.spec.get(part) or {}).get("name")) for part, _, _ in PARTS]
+        + [o.name for o in objectives if not o.supervised],
         components=rows, provenance=_provenance(context), recipe=recipe,
+        objectives=[card_line(objective) for objective in objectives],
         evaluations=evaluations(run_dir, context.fingerprint) if run_dir is not None else [],
         usage=(EXPORT_USAGE if context.export else MEDZOO_USAGE).format(path=context.directory),
     )

@@ -21,8 +21,8 @@ from medzoo.core.model.components import as_dict
 from medzoo.core.model.multimodal import MultimodalModel
 from medzoo.core.model.persistence import FolderFiles
 from medzoo.core.plugin_system.manager import components
-from medzoo.core.recipes.objective_section import objective_spec
 from medzoo.core.training.distributed import cpu_accelerator, is_sharded, whole_model_construction
+from medzoo.core.training.objectives import stage_objective
 from medzoo.core.training.provenance import reproducibility_record
 from medzoo.core.training.run_folder import (
     RECIPE_FILE,
@@ -230,9 +230,10 @@ def stage_model(run: RecipeRun, stage: Any) -> MultimodalModel:
 
 def save_stage(run: RecipeRun, stage: Any, stage_dir: Path, result: StageResult) -> dict[str, Any]:
     """On the main process: the stage's model, its ``DONE.json`` summary; its checkpoints go. Returns the summary."""
-    objective, options = objective_spec(stage)
+    # every option with its default filled in (a GRPO stage: each reward with its weight, the rollout backend)
     summary = {
-        "stage": stage.name, "role": stage.role, "objective": {"name": objective, **options}, "steps": result.steps, "first_loss": result.first_loss,
+        "stage": stage.name, "role": stage.role, "objective": stage_objective(stage).describe(), "steps": result.steps,
+        "first_loss": result.first_loss,
         "last_loss": result.last_loss, "seconds": round(result.seconds, 2), "samples": result.samples,
         "processes": run.accelerator.num_processes,
     }

@@ -102,6 +102,8 @@ class ColonInstReader(DatasetReader):
     Options:
 
     - ``task`` (default: from the file name or per record), ``require_images`` (default true);
+    - ``tasks`` (train mode; default: all): keep only the records of these tasks (``[rec]``: the REC dialogues of
+      ``ColonINST-train-3tasks.json``); the others are counted in the report under ``task <t> not selected``;
     - ``mode``: ``train`` (default) reads one record per json record and skips, counting each in the
       ``LoadReport``, records without a usable answer (null, empty or not text, a REC answer without a
       four-number box, a
@@ -133,6 +135,7 @@ class ColonInstReader(DatasetReader):
             raise DataError(f"colon-inst option task={task!r}: expected one of {', '.join(COLONINST_TASKS)}")
         settings = _Settings(
             task=task,
+            tasks=_selected_tasks(self.options.get("tasks")),
             roots=candidate_image_roots(data_file, image_root),
             require_images=truthy(self.options.get("require_images", True)),
             strip_answers=truthy(self.options.get("strip_answers", False)),
@@ -222,6 +225,13 @@ class ColonInstReader(DatasetReader):
             return None
         question, answer = strip_placeholder(messages[0].content), messages[1].content
         record_task = settings.task or guess_task(question, answer)
+        if settings.tasks is not None and record_task not in settings.tasks:
+            reason = f"task {record_task} not selected"  # a selection, not a bad record: counted, never an error
+            report.skipped[reason] += 1
+            report.examples.setdefault(reason, [])
+            if len(report.examples[reason]) < 3:
+                report.examples[reason].append(record_id)
+            return None
         answer_box, question_box = parse_box(answer), parse_box(question)
         if record_task == "rec" and answer_box is None:
             report.skip("REC answer without a four-number box", record_id, policy, answer)
@@ -308,11 +318,25 @@ class ColonInstReader(DatasetReader):
 @dataclass(frozen=True)
 class _Settings:
     task: str | None
+    tasks: frozenset[str] | None
     roots: list[Path]
     require_images: bool
     strip_answers: bool
     source: str
     score_empty: bool = False
+
+
+def _selected_tasks(value: Any) -> frozenset[str] | None:
+    """The ``tasks`` option as a set of ColonINST tasks (None: every task)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        names = [part.strip() for part in value.split(",")]
+    else:  # a list (or an OmegaConf ListConfig)
+        names = list(value) if hasattr(value, "__iter__") and not isinstance(value, dict) else []
+    if not names or any(name not in COLONINST_TASKS for name in names):
+        raise DataError(f"colon-inst option tasks={value!r}: expected a list of {', '.join(COLONINST_TASKS)}")
+    return frozenset(names)
 
 
 def _metadata(

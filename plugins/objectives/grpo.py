@@ -172,6 +172,12 @@ class GroupRelativeObjective(Objective):
     def needs_reference(self) -> bool:
         return self.beta > 0
 
+    def describe(self) -> dict[str, Any]:
+        """Every option, each reward as ``{weight, <its options>}`` and the rollout backend named (``run.json``)."""
+        rewards = {name: {"weight": weight, **{k: v for k, v in reward.describe().items() if k != "name"}}
+                   for name, (reward, weight) in self.rewards.items()}
+        return {**super().describe(), "rewards": rewards, "rollouts": {"backend": "engine", **self.rollout_options}}
+
     # -- data ---------------------------------------------------------------------------------------------------
 
     def encode(self, processor: Any, record: Any, max_length: int) -> PromptSample:
