@@ -86,11 +86,13 @@ def test_a_recipes_own_grpo_stage_is_the_one_measured():
     assert not built and stage.name == "mine"
     timed, own_beta = with_split_settings(stage, 3)
     assert own_beta == 0.0 and timed.max_steps == 3
-    assert OmegaConf.to_container(timed.objective) == {"name": "grpo", "group_size": 3,
-                                                       "rewards": {"token-f1": 1.0}, "beta": 0.04}
+    assert OmegaConf.to_container(timed.objective) == {"name": "grpo", "group_size": 3, "rewards": {"token-f1": 1.0},
+                                                       "beta": 0.04, "rollouts": {}}
     with_kl = OmegaConf.merge(OmegaConf.structured(StageConfig), {
-        "name": "kl", "objective": {"name": "grpo", "beta": 0.2, "rewards": {"token-f1": 1.0}}})
-    assert with_split_settings(with_kl, 1)[0].objective.beta == 0.2
+        "name": "kl", "objective": {"name": "grpo", "beta": 0.2, "rewards": {"token-f1": 1.0},
+                                    "rollouts": {"backend": "vllm", "mode": "colocate"}}})
+    timed = with_split_settings(with_kl, 1)[0]
+    assert timed.objective.beta == 0.2 and OmegaConf.to_container(timed.objective.rollouts) == {"backend": "engine"}
 
 
 def test_generated_tokens_count_up_to_the_first_end_of_sequence():
