@@ -10,9 +10,9 @@ both sides (a hook on each ``lm_head``), so every row runs to the token budget a
 number of tokens. Rounds alternate between the two (``interleaved``).
 
 *Step split.* The stage's steps as the trainer takes them (``rollout_step``), each step's time cut into
-generation (the backend's ``generate``), scoring (rewards, advantages, rows), reference (the KL term's
-log-probabilities; ``beta`` is raised to 0.04 when the stage has none, so the reference is measured) and update
-(forward, backward, clipping, optimizer: the rest of the step).
+generation (the backend's ``generate``), scoring (the rest of building the rollout rows: the prompts' images,
+rewards, advantages), reference (the KL term's log-probabilities; ``beta`` is raised to 0.04 when the stage has
+none, so the reference is measured) and update (forward, backward, clipping, optimizer: the rest of the step).
 
 A recipe without a GRPO stage gets one built from its instruct stage's data: ColonINST REC prompts with the IoU
 reward when the stage has them, else all its prompts with token F1; the language model trained in full. A stage
