@@ -99,3 +99,14 @@ def test_generated_tokens_count_up_to_the_first_end_of_sequence():
     new = torch.tensor([[5, 6, 2, 9, 9], [5, 6, 7, 8, 9], [2, 1, 1, 1, 1]])
     assert generated_tokens(new, eos=2) == 3 + 5 + 1
     assert generated_tokens(new, eos=None) == 15
+
+
+def test_a_comparison_that_cannot_run_is_reported_with_its_reason():
+    split = {"step_s": 1.0, "seconds": dict.fromkeys(PARTS, 0.25), "shares": dict.fromkeys(PARTS, 0.25),
+             "beta": 0.1, "stage_beta": 0.1, "reference": "adapters_off"}
+    section = {"stage": "grpo", "built": False, "prompts": 2, "group_size": 2, "temperature": 1.0, "top_p": 0.9,
+               "max_new_tokens": 8, "batch_rows": 4, "warmup": 0, "steps": 1, "split": split,
+               "generation": {"status": "not measured: transformers' Llava reads one fixed-size picture"}}
+    text = "\n".join(render_rollouts(section))
+    assert "generation comparison not measured: transformers' Llava reads one fixed-size picture" in text
+    assert "reference: adapters_off)" in text and "| update | 0.25 | 0.25 |" in text
