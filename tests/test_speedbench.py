@@ -129,6 +129,7 @@ def test_bench_command_reports_every_figure_with_its_baseline(synth_root, monkey
     monkeypatch.setattr(training_tradeoffs, "TradeoffShapes", lambda: TINY_TRADEOFFS)
     result = CliRunner().invoke(cli, [
         "speed", "--json", "--steps", "1", "--warmup", "0", "--questions", "4", "--max-new-tokens", "2", "--no-gpu",
+        "--skip", "rollouts",  # its own test: tests/test_speedbench_rollouts.py
         "-o", f"data.root={synth_root}", "-o", "stages.1.micro_batch_size=4",
     ], catch_exceptions=False)
     assert result.exit_code == 0, result.output

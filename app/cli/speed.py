@@ -1,5 +1,5 @@
-"""``medzoo speed`` (alias ``medzoo speed``): training-step, batching, inference, training levers (and, with CUDA, GPU) throughput with
-baselines."""
+"""``medzoo speed`` (alias ``medzoo speed``): training-step, batching, inference, GRPO rollouts, training levers (and,
+with CUDA, GPU) throughput with baselines."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import click
 @click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--gpu/--no-gpu", "gpu", default=None, help="GPU section (default: when CUDA is available).")
 @click.option("--full-layers", default=16, show_default=True, type=click.IntRange(1), help="Decoder layers of the GPU full fine-tuning run.")
-@click.option("--skip", type=click.Choice(["training", "inference", "levers", "busy", "resolution"]), multiple=True,
+@click.option("--skip", type=click.Choice(["training", "inference", "rollouts", "levers", "busy", "resolution"]),
+              multiple=True,
               help="Leave a section out.")
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="torch intra-op threads (1 is steadier when other processes share the cores).")
@@ -29,7 +30,7 @@ def speed(recipe: str, overrides: tuple[str, ...], steps: int, warmup: int, ques
           gpu: bool | None, full_layers: int, skip: tuple[str, ...], threads: int | None, competitors: int,
           as_json: bool) -> None:
     """Measure medzoo against same-process baselines (transformers Llava, padded batches, batch-1 inference,
-    mlp2x_gelu connector, no gradient checkpointing, fixed threads beside competing processes)."""
+    transformers' generate for GRPO rollouts, mlp2x_gelu connector, no gradient checkpointing, fixed threads beside competing processes)."""
     import torch
 
     from medzoo.app.data_setup import ensure_data
@@ -46,7 +47,7 @@ def speed(recipe: str, overrides: tuple[str, ...], steps: int, warmup: int, ques
         pin_threads(threads)
     echo = (lambda message: click.echo(message, err=True)) if as_json else click.echo
     config = load_recipe(recipe, list(overrides)).config
-    if {"training", "inference", "busy"} - set(skip):
+    if {"training", "inference", "rollouts", "busy"} - set(skip):
         ensure_data(config, echo)
     report = {"environment": environment(["medzoo", "speed", *sys.argv[2:]])}
     from medzoo.app.speedbench.resolution import tiles
@@ -69,6 +70,10 @@ def speed(recipe: str, overrides: tuple[str, ...], steps: int, warmup: int, ques
         torch.manual_seed(0)
         model = build_model(config.model, shrink=config.shrink)
         report["inference"] = run_inference_bench(model, config, questions, 16, max_new_tokens, echo)
+    if "rollouts" not in skip:
+        from medzoo.app.speedbench.rollouts import run_rollout_bench
+
+        report["rollouts"] = run_rollout_bench(config, steps, warmup, max_new_tokens, echo)
     if "levers" not in skip:
         from medzoo.app.speedbench.training_tradeoffs import run_tradeoffs_section
 

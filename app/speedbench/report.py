@@ -44,6 +44,10 @@ def render(report: dict[str, Any]) -> str:
                           inference["baseline_questions_per_s"], inference["ratio"],
                           inference.get("median_round_ratio", "n/a")]])
         lines += [""]
+    if report.get("rollouts"):
+        from medzoo.app.speedbench.rollouts import render_rollouts
+
+        lines += render_rollouts(report["rollouts"])
     if report.get("levers"):
         lines += _tradeoffs(report["levers"])
     if report.get("busy"):

@@ -47,6 +47,9 @@ class InferenceEngine:
         self._encoder.tokenizer = copy.deepcopy(model.tokenizer)
         tokenizer = model.tokenizer
         self.eos_ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+        #: token ids no row may generate (``EngineRollouts``: the image markup, whose positions the model fills
+        #: with image features, so a completion holding one could not be trained on)
+        self.suppressed_ids: tuple[int, ...] = ()
         config = model.language.model.config
         self.context_length = int(getattr(config, "max_position_embeddings", 0) or 2048)
 
@@ -112,6 +115,8 @@ class InferenceEngine:
             "stopping_criteria": StoppingCriteriaList([RowTracker(rows, self.tokenizer_lock)]),
             **sampling_options(settings, shared_sampling),
         }
+        if self.suppressed_ids:
+            options["suppress_tokens"] = list(self.suppressed_ids)
         self.model.generate(**batch, **options)
 
 

@@ -16,29 +16,54 @@ class RowSampler(LogitsProcessor):
 
     ``generate`` then runs greedy (argmax), so greedy rows keep Hugging Face's exact greedy behaviour and
     sampling rows draw from their own ``torch.Generator`` (seeded per request), whatever the batch holds.
+
+    A row's random numbers are drawn up front: ``max_new_tokens`` uniforms from its own generator, the t-th
+    picking its t-th token by inverse transform sampling (the first token whose cumulative probability exceeds
+    it), so every step samples all rows at once with no per-row work, and a row's tokens depend only on its
+    logits and its seed.
     """
 
     def __init__(self, params: Sequence[SamplingSettings]) -> None:
         self.rows = [index for index, p in enumerate(params) if not p.greedy]
+        self.row_index = torch.tensor(self.rows, dtype=torch.long)
         self.temperature = torch.tensor([params[i].temperature for i in self.rows], dtype=torch.float32)
         self.top_p = torch.tensor([params[i].top_p for i in self.rows], dtype=torch.float32)
-        self.generators = [
-            torch.Generator().manual_seed(params[i].seed if params[i].seed is not None else secrets.randbits(63))
-            for i in self.rows
-        ]
+        self.filtered = self.top_p < 1.0
+        budget = max((params[i].max_new_tokens for i in self.rows), default=0)
+        #: ``[rows, budget]``: row k's t-th uniform; a row's steps after its own budget (its tokens are discarded
+        #: once it has finished) reuse 0.5, so no row's draws depend on another row's budget
+        self.uniforms = torch.full((len(self.rows), budget), 0.5, dtype=torch.float64)
+        for k, i in enumerate(self.rows):
+            seed = params[i].seed if params[i].seed is not None else secrets.randbits(63)
+            own = params[i].max_new_tokens
+            self.uniforms[k, :own] = torch.rand(own, generator=torch.Generator().manual_seed(seed),
+                                                dtype=torch.float64)
+        self.step = 0
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if not self.rows:
             return scores
-        logits = scores[self.rows].float().cpu() / self.temperature[:, None]
-        probs = top_p_filter(torch.softmax(logits, dim=-1), self.top_p)
-        chosen = [
-            int(torch.multinomial(probs[k], 1, generator=generator)) for k, generator in enumerate(self.generators)
-        ]
-        for row, token in zip(self.rows, chosen, strict=True):
-            scores[row] = float("-inf")
-            scores[row, token] = 0.0
+        logits = scores[self.row_index.to(scores.device)].float().cpu() / self.temperature[:, None]
+        probs = torch.softmax(logits, dim=-1)
+        if self.filtered.any():
+            probs[self.filtered] = top_p_filter(probs[self.filtered], self.top_p[self.filtered])
+        column = min(self.step, self.uniforms.shape[1] - 1)
+        self.step += 1
+        chosen = inverse_transform(probs, self.uniforms[:, column])
+        rows = self.row_index.to(scores.device)
+        scores[rows] = float("-inf")
+        scores[rows, chosen.to(scores.device)] = 0.0
         return scores
+
+
+def inverse_transform(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """Per row, the first token whose cumulative probability exceeds ``uniform`` x the row's total mass (never a
+    token of probability 0)."""
+    cumulative = probs.double().cumsum(dim=-1)
+    targets = (uniforms.double() * cumulative[:, -1]).unsqueeze(-1).contiguous()
+    chosen = torch.searchsorted(cumulative, targets, right=True).squeeze(-1)
+    last_possible = probs.shape[-1] - 1 - (probs > 0).flip(-1).int().argmax(dim=-1)
+    return torch.minimum(chosen, last_possible)
 
 
 def top_p_filter(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:

@@ -58,6 +58,9 @@ class EngineRollouts(RolloutBackend):
     def _engine_for(self, model: Any) -> InferenceEngine:
         if self._engine is None or self._engine.model is not model:
             self._engine = InferenceEngine(model, self.template)
+            markup = model.markup
+            ids = {markup.placeholder_id, markup.fill_id, markup.start_id, markup.end_id}
+            self._engine.suppressed_ids = tuple(sorted(i for i in ids if i is not None))
         else:
             model.eval()
         return self._engine
