@@ -190,3 +190,18 @@ def test_an_mmmu_run_under_medevalkit_sits_with_the_published_mmmu_rows(tmp_path
     others = [row.model for protocol, section in sections.items() if protocol != "medevalkit-mmmu"
               for row in section.rows]
     assert "tiny-mmmu" not in others
+
+
+def test_gmai_mmbench_published_rows_are_the_authors_leaderboard_under_vlmevalkits_judged_protocol():
+    """The GMAI-MMBench Readme's leaderboard (uni-medical/GMAI-MMBench README.md at 1ee81be), val and test."""
+    from medzoo.app.leaderboard.published_results import read_published
+
+    rows = [row for row in read_published() if row["benchmark"] == "GMAI-MMBench"]
+    figures = {(row["model"], row["split"]): float(row["value"]) for row in rows}
+    assert figures[("GPT-4o", "val")] == 53.53 and figures[("GPT-4o", "test")] == 53.96
+    assert figures[("LLaVA-Med", "val")] == 20.54 and figures[("LLaVA-Med", "test")] == 19.60
+    assert {row["protocol"] for row in rows} == {"vlmevalkit-judge"}
+    assert all("uni-medical/GMAI-MMBench" in row["source"] for row in rows)
+    board = leaderboard_from_runs([], published=True)
+    section = {s.protocol: s for s in board.sections}["vlmevalkit-judge"]
+    assert {c.key for c in section.columns} == {"gmai-mmbench:val:accuracy", "gmai-mmbench:test:accuracy"}

@@ -31,6 +31,7 @@ MEDEVALKIT_MCQ = "medevalkit-mcq"
 VLMEVALKIT_EXACT = "vlmevalkit-exact"
 STRICT_LETTER = "strict-letter"
 MEDEVALKIT_MMMU = "medevalkit-mmmu"
+VLMEVALKIT_JUDGE = "vlmevalkit-judge"
 #: a multiple-choice metrics.json's ``answer_protocol`` -> the protocol of its leaderboard row (no training on
 #: the benchmark, or a synthetic twin: the answer parser is what makes figures comparable)
 ANSWER_PROTOCOL_ROWS = {"medevalkit": MEDEVALKIT_MCQ, "vlmevalkit": VLMEVALKIT_EXACT, "strict": STRICT_LETTER}
@@ -65,6 +66,9 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol(MEDEVALKIT_MMMU, "MMMU as MedEvalKit runs it, no training on the benchmark: MMMU's own prompt "
                  "and answer parser (parse_multi_choice_response in MMMU's eval_utils, not judge_multi_choice); "
                  "accuracy"),
+        Protocol(VLMEVALKIT_JUDGE, "multiple choice, no training on the benchmark: VLMEvalKit's default MCQ "
+                 "evaluation, exact matching and then an LLM (chatgpt-0125) picking the option of an answer it "
+                 "cannot match (how GMAI-MMBench's authors ran it); accuracy"),
         Protocol(STRICT_LETTER, "multiple choice, no training on the benchmark: only an answer that is one "
                  "option letter counts (medzoo's own); accuracy"),
     )
