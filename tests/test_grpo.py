@@ -18,6 +18,7 @@ from medzoo import Reward, hookimpl
 from medzoo.core.errors import RecipeError
 from medzoo.core.interfaces.conversation import Message
 from medzoo.core.interfaces.dataset import Record
+from medzoo.core.interfaces.reward import RewardContext
 from medzoo.core.interfaces.rollout_backend import RolloutCompletion
 from medzoo.core.plugin_system.manager import components, register_plugin, unregister_plugin
 from medzoo.testing import TINY_MODEL
@@ -272,6 +273,24 @@ def test_a_precomputed_reference_is_refused_in_one_line(tmp_path):
 
 # -- options --------------------------------------------------------------------------------------------------------
 
+def test_one_reward_serves_twice_under_two_names():
+    from medzoo.core.model.processor import EncodedSample
+    from medzoo.plugins.objectives.grpo import PromptSample
+
+    objective = grpo(rewards={"chars": {"reward": "test-characters", "weight": 1.0},
+                              "named": {"reward": "colour-named", "weight": 2.0}, "test-characters": 0.5})
+    assert {name: (reward.name, weight) for name, (reward, weight) in objective.rewards.items()} == {
+        "chars": ("test-characters", 1.0), "named": ("colour-named", 2.0), "test-characters": ("test-characters", 0.5)}
+    assert objective.describe()["rewards"]["chars"] == {"weight": 1.0, "reward": "test-characters"}
+    prompt = PromptSample(EncodedSample([1, 2], [-100, -100], None), [], None, RewardContext("r", "Red."), "r")
+    group = [RolloutCompletion((5,), "red", "stop"), RolloutCompletion((6, 7), "blue!", "stop"),
+             RolloutCompletion((8,), "x", "stop"), RolloutCompletion((9,), "red red", "stop")]
+    _, metrics = objective.rollout_rows([prompt], [group], lambda tensor: tensor)
+    assert metrics["rewards/chars"] == pytest.approx((0.3 + 0.5 + 0.1 + 0.7) / 4)
+    assert metrics["rewards/named"] == pytest.approx(0.5)
+    assert metrics["reward"] == pytest.approx(1.5 * metrics["rewards/chars"] + 2 * 0.5)
+
+
 @pytest.mark.parametrize(("options", "message"), [
     ({"group_size": 1}, r"^group_size: 1 is out of range; expected an integer >= 2$"),
     ({"max_completion_length": 0}, r"^max_completion_length: 0 is out of range; expected an integer >= 1$"),
@@ -286,6 +305,7 @@ def test_a_precomputed_reference_is_refused_in_one_line(tmp_path):
     ({"rewards": {"colour-named": "high"}}, r"^rewards.colour-named.weight: 'high' is not allowed"),
     ({"rewards": {"colour-named": {"weight": 1.0, "bogus": 2}}}, r"^rewards.colour-named.bogus: reward .colour-named. takes no option .bogus.; expected one of \(none\)"),
     ({"rollouts": {"backend": "sglang"}}, r"^rollouts.backend: 'sglang' is not allowed"),
+    ({"rewards": {"hit": {"reward": "no-such"}}}, r"^rewards.hit.reward: unknown reward 'no-such'"),
 ])
 def test_bad_options_are_one_line(options, message):
     with pytest.raises(ValueError, match=message) as error:

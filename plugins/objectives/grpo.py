@@ -7,7 +7,8 @@ clipped-ratio policy loss over the completion tokens, plus ``beta`` x KL to the 
 
 Options:
 
-- ``rewards``: ``{name: weight}`` or ``{name: {weight: w, <the reward's options>}}`` (registered rewards);
+- ``rewards``: ``{name: weight}`` or ``{name: {weight: w, <the reward's options>}}`` (registered rewards); an
+  entry with ``reward: <plugin>`` uses that plugin under its own log name (one reward twice, e.g. IoU and hit);
 - ``group_size`` (>= 2), ``temperature``, ``top_p``, ``max_completion_length``: how completions are sampled;
 - ``scale_rewards``: ``group`` (default), ``batch`` or ``none`` (Dr. GRPO);
 - ``normalisation``: ``grpo`` (default), ``dapo`` or ``dr_grpo``;
@@ -174,7 +175,8 @@ class GroupRelativeObjective(Objective):
 
     def describe(self) -> dict[str, Any]:
         """Every option, each reward as ``{weight, <its options>}`` and the rollout backend named (``run.json``)."""
-        rewards = {name: {"weight": weight, **{k: v for k, v in reward.describe().items() if k != "name"}}
+        rewards = {name: {"weight": weight, **({"reward": reward.name} if reward.name != name else {}),
+                          **{k: v for k, v in reward.describe().items() if k != "name"}}
                    for name, (reward, weight) in self.rewards.items()}
         return {**super().describe(), "rewards": rewards, "rollouts": {"backend": "engine", **self.rollout_options}}
 
@@ -307,23 +309,26 @@ class GroupRelativeObjective(Objective):
 
 def build_rewards(spec: Mapping[str, Any]) -> dict[str, tuple[Any, float]]:
     """``{name: (reward, weight)}`` from the recipe's ``rewards`` mapping; unknown names and bad weights are one
-    line naming the reward."""
+    line naming the reward. An entry may name its plugin with ``reward:`` so one reward serves twice under two
+    log names (``{iou: {reward: box-iou}, hit: {reward: box-iou, mode: hit}}``)."""
     built = {}
     for name, value in spec.items():
         options = dict(value) if isinstance(value, Mapping) else {"weight": value}
         weight = options.pop("weight", 1.0)
+        plugin = options.pop("reward", name)
         ok = isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight)
         if not ok:
             raise ValueError(f"rewards.{name}.weight: {weight!r} is not allowed; expected a finite number")
         try:
-            factory = components().get("reward", name).factory
+            factory = components().get("reward", str(plugin)).factory
         except Exception as error:
-            raise ValueError(f"rewards.{name}: {str(error).splitlines()[0]}") from None
+            key = f"rewards.{name}" + (".reward" if plugin != name else "")
+            raise ValueError(f"{key}: {str(error).splitlines()[0]}") from None
         accepted = _reward_options(factory)
         unknown = sorted(set(options) - accepted) if accepted is not None else []
         if unknown:
-            raise ValueError(f"rewards.{name}.{unknown[0]}: reward {name!r} takes no option {unknown[0]!r}; expected "
-                             f"one of {', '.join(sorted(accepted)) or '(none)'} besides weight")
+            raise ValueError(f"rewards.{name}.{unknown[0]}: reward {plugin!r} takes no option {unknown[0]!r}; "
+                             f"expected one of {', '.join(sorted(accepted)) or '(none)'} besides weight and reward")
         try:
             built[name] = (factory(**options), float(weight))
         except TypeError as error:
