@@ -408,7 +408,7 @@ def test_the_catalogue_hub_ids_are_the_benchmarks_registered_ones():
 
     with_benchmark = [source for source in dataset_sources.CATALOGUE.values() if source.benchmark is not None]
     assert {source.name for source in with_benchmark} == {"vqa-rad", "slake", "pathvqa", "pmc-vqa", "omnimedvqa",
-                                                          "mmmu-med", "medxpertqa-mm"}
+                                                          "mmmu-med", "medxpertqa-mm", "gmai-mmbench"}
     for source in with_benchmark:
         assert source.hub_id in INFO[source.benchmark]["hub_ids"]
 

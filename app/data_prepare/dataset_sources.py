@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from medzoo.core.errors import DataError, did_you_mean
 
 #: how a data set is prepared (see :mod:`medzoo.app.data_prepare.run`)
-KINDS = ("vqa", "files", "pmc-images", "coloninst", "multiple-choice", "omnimedvqa", "multi-image")
+KINDS = ("vqa", "files", "pmc-images", "coloninst", "multiple-choice", "omnimedvqa", "multi-image",
+         "gmai-mmbench")
 
 #: LLaVA-Med's data as committed (Git LFS) to microsoft/LLaVA-Med, pinned to the commit that added it; the
 #: hanoverprod URLs of its download_data.sh answer "website not configured" since 2025 (issues #121, #122)
@@ -111,6 +112,14 @@ CATALOGUE: dict[str, DatasetSource] = {
             "MedXpertQA's multimodal test split (MM/test.jsonl) and images.zip, as MedEvalKit fetches them",
             hub_id="TsinghuaC3I/MedXpertQA", hub_patterns=("MM/test.jsonl", "images.zip"), default_output="data",
             benchmark="medxpertqa-mm",
+        ),
+        DatasetSource(
+            "gmai-mmbench", "gmai-mmbench", "gmai_mmbench",
+            "GMAI-MMBench's VAL tsv (base64 images) as VLMEvalKit downloads it; the test parts (no answers) from "
+            "the gated OpenGVLab/GMAI-MMBench with --source, or local tsv files or a folder",
+            hub_id="VLMEval/GMAI-MMBench",
+            hub_patterns=("GMAI-MMBench_VAL.tsv", "GMAI_mm_bench_TEST_part_*.tsv"), default_output="data",
+            benchmark="gmai-mmbench",
         ),
         DatasetSource(
             "coloninst", "coloninst", "", "ColonINST (a local copy: Json-file/ and Positive-images/)",

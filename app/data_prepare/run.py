@@ -175,10 +175,19 @@ def prepare_multi_image(context: Context) -> None:
                                 context.dataset.benchmark or context.dataset.name, hub_dir)
 
 
+def prepare_gmai_mmbench(context: Context) -> None:
+    from medzoo.app.data_prepare.gmai_mmbench import prepare_gmai_mmbench as place_and_check
+    from medzoo.app.data_prepare.vqa_inputs import gather
+
+    paths = gather(context.dataset, context.sources, context.downloads, context.fetcher)
+    if paths:  # else every source failed (counted)
+        place_and_check(paths, context.output / context.dataset.folder, context.summary)
+
+
 RUNNERS: dict[str, Callable[[Context], None]] = {
     "vqa": prepare_vqa, "files": prepare_files, "pmc-images": prepare_pmc_images, "coloninst": prepare_coloninst,
     "multiple-choice": prepare_multiple_choice, "omnimedvqa": prepare_omnimedvqa,
-    "multi-image": prepare_multi_image,
+    "multi-image": prepare_multi_image, "gmai-mmbench": prepare_gmai_mmbench,
 }
 
 
