@@ -63,12 +63,27 @@ DELIMITERS = {".csv": ",", ".tsv": "\t"}
 
 
 def read_records(path: Path) -> list:
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
     if path.suffix in DELIMITERS:  # one dict per data row, keyed by the header
         return list(csv.DictReader(io.StringIO(path.read_text(), newline=""), delimiter=DELIMITERS[path.suffix]))
     return pickle.loads(path.read_bytes()) if path.suffix == ".pkl" else json.loads(path.read_text())
 
 
 def write_records(path: Path, records: list) -> None:
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(record) + "\n" for record in records))
+        return
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(records, schema=pq.read_schema(PARQUET_SCHEMAS[path.name])), path)
+        return
     if path.suffix in DELIMITERS:
         with path.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(records[0]), delimiter=DELIMITERS[path.suffix])
@@ -116,7 +131,12 @@ READERS = {
     "omnimedvqa": ("omnimedvqa", "omnimedvqa/QA_information/Open-access/Synth-ct.json", by_key("question_id"),
                    key_setter("gt_answer")),
     "gmai-mmbench": ("gmai-mmbench", "gmai_mmbench/GMAI-MMBench_VAL.tsv", by_key("index"), key_setter("answer")),
+    "medxpertqa-mm": ("medxpertqa-mm", "medxpertqa/MM/test.jsonl", by_key("id"), key_setter("label")),
+    "mmmu-med": ("mmmu-med", "mmmu/Clinical_Medicine/validation-00000-of-00001.parquet", by_key("id"),
+                 key_setter("answer")),
 }
+#: a parquet file's schema comes from the file it was read from (its answer column may then hold a null)
+PARQUET_SCHEMAS: dict[str, Path] = {}
 
 #: case -> (the answer written into the file, the reason it is counted under)
 CASES = {
@@ -128,8 +148,15 @@ CASES = {
 TEXT_CELL_CASES = ("empty", "blank")
 
 
+#: a parquet column has one type: a string column holds null, empty or blank text, not a list or a boolean
+PARQUET_CASES = ("null", "empty", "blank")
+
+
 def cases_of(reader: str) -> tuple[str, ...]:
-    return TEXT_CELL_CASES if Path(READERS[reader][1]).suffix in DELIMITERS else tuple(CASES)
+    suffix = Path(READERS[reader][1]).suffix
+    if suffix == ".parquet":
+        return PARQUET_CASES
+    return TEXT_CELL_CASES if suffix in DELIMITERS else tuple(CASES)
 
 
 def test_every_benchmark_reader_is_covered():
@@ -149,6 +176,7 @@ def test_a_reference_without_an_answer_is_counted_and_left_out_of_every_metric(d
     predictions = {item.question_id: item.answer for item in items} | {target: "none"}
     answers = tmp_path / "answers.jsonl"
     answers.write_text("".join(json.dumps({"question_id": q, "text": t}) + "\n" for q, t in predictions.items()))
+    PARQUET_SCHEMAS[source.name] = source
     records = read_records(source)
     (position,) = [i for i, record in enumerate(records) if isinstance(record, dict) and is_record(record, i, target)]
     faulty, without = tmp_path / "faulty" / source.name, tmp_path / "without" / source.name

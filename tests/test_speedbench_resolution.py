@@ -20,7 +20,7 @@ def test_speed_reports_the_tiled_and_fixed_size_image_tokens_and_step_times(synt
 
     root = synthetic_data(train=8, val=0, test=0)
     result = CliRunner().invoke(cli, [
-        "speed", "--json", "--steps", "1", "--warmup", "0", "--no-gpu", "--skip", "inference", "--skip", "levers",
+        "speed", "--json", "--steps", "1", "--warmup", "0", "--no-gpu", "--skip", "inference", "--skip", "rollouts", "--skip", "levers",
         "-o", f"data.root={root}", "-o", "stages.1.micro_batch_size=4", "-o", GRID,
     ], catch_exceptions=False)
     assert result.exit_code == 0, result.output

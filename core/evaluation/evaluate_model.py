@@ -112,7 +112,9 @@ def protocol_for(model: Model, benchmark: Benchmark, options: dict[str, Any]) ->
     return Protocol(str(name), settings)
 
 
-def _image_of(item: BenchmarkItem, path: Path) -> Image.Image:
+def _image_of(item: BenchmarkItem, path: Path | None = None) -> Image.Image:
+    """One image of ``item`` (``path``; default its first), opened whole; a damaged file is one line."""
+    path = item.image if path is None else path
     try:
         with Image.open(path) as handle:
             handle.load()

@@ -19,6 +19,7 @@ from typing import Any
 
 from medzoo import DataError, LoadReport
 from medzoo.plugins.benchmarks.multiple_choice.question_images import QuestionImageProblem, embedded_image
+from medzoo.plugins.datasets.reference_answers import answer_problem
 
 #: MMMU's Health & Medicine subjects (its hub configurations; MedEvalKit's ``DOMAIN_CAT2SUB_CAT``)
 SUBJECTS = ("Basic_Medical_Science", "Clinical_Medicine", "Diagnostics_and_Laboratory_Medicine", "Pharmacy",
@@ -101,9 +102,10 @@ def _question(row: dict[str, Any], file: Path, folder: Path, require_images: boo
     question_id = str(row["id"])
     options = _options(row["options"])
     question_type = str(row["question_type"] or MULTIPLE_CHOICE)
-    answer = str(row["answer"] if row["answer"] is not None else "").strip()
-    if not answer:
-        raise ValueError("empty answer")
+    problem = answer_problem(row["answer"])  # the shared rule: null, empty or not text, counted as such
+    if problem is not None:
+        raise ValueError(problem)
+    answer = str(row["answer"]).strip()
     if question_type == MULTIPLE_CHOICE:
         if options is None or len(options) < 2:
             raise ValueError("fewer than two options")
