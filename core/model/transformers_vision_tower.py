@@ -103,9 +103,7 @@ class TransformersVisionTower(VisionTowerBase):
         model_class, config_class = cls.transformers_classes(cls.checkpoint_model_type(source))
         model = load_vision_model(cls.name, source, model_class, config_class, dtype, cls.checkpoint,
                                   **cls.config_overrides)
-        preprocessing = cls.checkpoint_preprocessing(source, model.config, image_size)
-        return cls(model, feature_layer=feature_layer, feature_select=feature_select, image_aspect=image_aspect,
-                   **preprocessing, **image_options(options))
+        return cls._around(model, source, image_size, feature_layer, feature_select, image_aspect, options)
 
     @classmethod
     def weightless(
@@ -121,6 +119,14 @@ class TransformersVisionTower(VisionTowerBase):
         """:meth:`from_pretrained`'s tower from the source's config (and preprocessor config), no weights read."""
         model_class, config_class = cls.transformers_classes(cls.checkpoint_model_type(source))
         model = model_class(config_class.from_pretrained(source, **cls.config_overrides))
+        return cls._around(model, source, image_size, feature_layer, feature_select, image_aspect, options)
+
+    @classmethod
+    def _around(
+        cls, model: nn.Module, source: str, image_size: int | None, feature_layer: int,
+        feature_select: FeatureSelect, image_aspect: str, options: dict[str, Any],
+    ) -> TransformersVisionTower:
+        """The tower around ``model`` (loaded or weight-free) with the source's preprocessing."""
         preprocessing = cls.checkpoint_preprocessing(source, model.config, image_size)
         return cls(model, feature_layer=feature_layer, feature_select=feature_select, image_aspect=image_aspect,
                    **preprocessing, **image_options(options))

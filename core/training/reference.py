@@ -159,12 +159,11 @@ def precomputed_table(run: Any, path: Path, echo) -> torch.Tensor:
 
 def compute_table(run: Any) -> torch.Tensor:
     """The objective's reference values of every sample, in micro-batches, eval mode, no gradients."""
-    from medzoo.core.dtypes import torch_dtype
+    from medzoo.core.dtypes import precision_autocast
     from medzoo.core.training.stage_data import assemble_batch
 
     stage, objective = run.stage, run.data.objective
-    autocast = torch.autocast(device_type=run.accelerator.device.type, dtype=torch_dtype(stage.precision),
-                              enabled=stage.precision != "fp32")
+    autocast = precision_autocast(stage.precision, run.accelerator.device.type)
     everything = list(range(len(run.data.samples)))
     rows: list[torch.Tensor] = []
     run.wrapped.eval()

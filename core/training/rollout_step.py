@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from medzoo.core.atomic_writes import write_atomically
+from medzoo.core.dtypes import precision_autocast
 from medzoo.core.errors import TrainingError
 from medzoo.core.training.checkpoint import latest_checkpoint
 from medzoo.core.training.distributed import backward
@@ -114,7 +115,7 @@ class Rollouts:
         """Each row's completion log-probabilities under the policy that generated them (the ratio's
         denominator for every step of the cycle)."""
         run, objective = self.run, self.run.objective
-        with torch.no_grad(), step_autocast(run):
+        with torch.no_grad(), precision_autocast(run.stage.precision, run.accelerator.device.type):
             for indices in row_micro_batches(len(batch.rows), run.stage.micro_batch_size):
                 tensors = objective.collate([batch.rows[i] for i in indices], [batch.pixels[i] for i in indices],
                                             run.model.tokenizer.pad_token_id)
@@ -160,13 +161,6 @@ class Rollouts:
 def row_micro_batches(count: int, micro_batch_size: int) -> list[list[int]]:
     """``range(count)`` cut into near-equal micro-batches of at most ``micro_batch_size`` rows."""
     return micro_batches(list(range(count)), 1, 0, micro_batch_size)
-
-
-def step_autocast(run: Any) -> Any:
-    from medzoo.core.dtypes import torch_dtype
-
-    return torch.autocast(device_type=run.accelerator.device.type, dtype=torch_dtype(run.stage.precision),
-                          enabled=run.stage.precision != "fp32")
 
 
 def rollout_step(

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from medzoo.core.atomic_writes import write_file
 from medzoo.core.cpu_threads import adjust_threads
-from medzoo.core.dtypes import torch_dtype
+from medzoo.core.dtypes import precision_autocast
 from medzoo.core.errors import DataError, RecipeError, TrainingError
 from medzoo.core.interfaces.objective import ObjectiveLoss
 from medzoo.core.model.components import as_dict
@@ -212,11 +212,7 @@ def open_metrics_log(run: StageRun, stage_dir: Path, resumed: int | None) -> Met
 def train_steps(run: StageRun, start_step: int, log: MetricsLog | None, tracking: RunTracking | None = None) -> Totals:
     """Every optimizer step from ``start_step``: train, log, checkpoint."""
     stage = run.stage
-    autocast = torch.autocast(
-        device_type=run.accelerator.device.type,
-        dtype=torch_dtype(stage.precision),
-        enabled=stage.precision != "fp32",
-    )
+    autocast = precision_autocast(stage.precision, run.accelerator.device.type)
     run.wrapped.train()
     totals = Totals()
     main = run.accelerator.is_main_process
