@@ -193,6 +193,34 @@ def test_the_gradient_is_the_policy_gradient_by_hand(tmp_path, normalisation):
             assert torch.allclose(got[name], parameter.grad, atol=1e-6), name
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_log_probabilities_are_those_of_the_sampling_temperature(temperature):
+    """The ratio and the KL term use log-softmax(logits / temperature) of each completion token, the distribution
+    the rollouts were drawn from (TRL's GRPOTrainer: ``logits / self.temperature``, huggingface/trl
+    trl/trainer/grpo_trainer.py at v1.16.0, ``_get_per_token_logps_and_entropies``)."""
+    from medzoo.core.inference import processor_for
+
+    model = tiny_model().eval()
+    objective = grpo(group_size=2, rewards={"test-characters": 1.0}, temperature=temperature,
+                     max_completion_length=5)
+    record = Record("r1", [Message("user", "Say something."), Message("assistant", "Red.")])
+    sample = objective.encode(processor_for(model), record, 128)
+    rows, _ = objective.rollout_rows([sample], [[RolloutCompletion((11, 12, 13), "abc", "stop"),
+                                                 RolloutCompletion((14,), "a", "stop")]], lambda t: t)
+    batch = objective.collate(rows, [None, None], model.tokenizer.pad_token_id)
+    got, owner = objective.behaviour_log_probs(model, batch)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+    prompt = len(sample.prompt)
+    expected = []
+    for row, tokens in enumerate([(11, 12, 13), (14,)]):
+        for offset, token in enumerate(tokens):
+            position = prompt + offset - 1  # the logits that predict the token
+            expected.append(torch.log_softmax(logits[row, position] / temperature, -1)[token].item())
+    assert owner.tolist() == [0, 0, 0, 1]
+    assert got.tolist() == pytest.approx(expected, abs=1e-5)
+
+
 # -- seeded rollouts, resume ----------------------------------------------------------------------------------------
 
 def test_a_completion_does_not_depend_on_the_batch_it_was_generated_in(tmp_path):

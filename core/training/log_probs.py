@@ -15,8 +15,14 @@ import torch.nn.functional as F
 from medzoo.core.training.loss import target_mask
 
 
-def token_log_probs(model: Any, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(log p, row)`` of every labelled token of ``batch`` under ``model``, in row-major order (float32)."""
+def token_log_probs(
+    model: Any, batch: Mapping[str, torch.Tensor], temperature: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log p, row)`` of every labelled token of ``batch`` under ``model``, in row-major order (float32).
+
+    ``temperature``: the log-probabilities of the distribution tokens were sampled from (logits / temperature), as
+    TRL's GRPOTrainer computes them; 1 is the model's own distribution.
+    """
     inputs = {key: value for key, value in batch.items() if key != "labels"}
     labels = batch["labels"]
     keep = target_mask(labels)
@@ -24,7 +30,7 @@ def token_log_probs(model: Any, batch: Mapping[str, torch.Tensor]) -> tuple[torc
     logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits
     if logits.dim() == 3:  # a language model without boolean logits_to_keep: project everything, select here
         logits = logits[keep]
-    log_probs = -F.cross_entropy(logits.float(), targets, reduction="none")
+    log_probs = -F.cross_entropy(logits.float() / temperature, targets, reduction="none")
     return log_probs, keep.nonzero(as_tuple=True)[0]
 
 

@@ -284,7 +284,7 @@ class GroupRelativeObjective(Objective):
 
     def behaviour_log_probs(self, model: Any, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
-            log_probs, rows = token_log_probs(model, _model_inputs(batch))
+            log_probs, rows = token_log_probs(model, _model_inputs(batch), self.temperature)
         return log_probs.detach(), rows
 
     def reference_values(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -293,7 +293,7 @@ class GroupRelativeObjective(Objective):
 
     def loss(self, model: Any, batch: Mapping[str, torch.Tensor], normaliser: dict[str, float], scale: float = 1.0,
              reference: torch.Tensor | None = None) -> ObjectiveLoss:
-        log_probs, rows = token_log_probs(model, _model_inputs(batch))
+        log_probs, rows = token_log_probs(model, _model_inputs(batch), self.temperature)
         old = batch["old_logps"].to(log_probs) if "old_logps" in batch else log_probs.detach()
         advantages = batch["advantages"].to(log_probs)[rows]
         losses, parts = per_token_policy_loss(log_probs, old, advantages, self.clip_low, self.clip_high,
