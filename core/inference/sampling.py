@@ -43,17 +43,22 @@ class RowSampler(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if not self.rows:
             return scores
+        chosen = self.choose(scores)
+        rows = self.row_index.to(scores.device)
+        scores[rows] = float("-inf")
+        scores[rows, chosen.to(scores.device)] = 0.0
+        return scores
+
+    def choose(self, scores: torch.Tensor) -> torch.Tensor:
+        """The next token of every sampling row (in ``rows`` order, on the CPU) from the batch's ``scores``; each
+        call is the next step."""
         logits = scores[self.row_index.to(scores.device)].float().cpu() / self.temperature[:, None]
         probs = torch.softmax(logits, dim=-1)
         if self.filtered.any():
             probs[self.filtered] = top_p_filter(probs[self.filtered], self.top_p[self.filtered])
         column = min(self.step, self.uniforms.shape[1] - 1)
         self.step += 1
-        chosen = inverse_transform(probs, self.uniforms[:, column])
-        rows = self.row_index.to(scores.device)
-        scores[rows] = float("-inf")
-        scores[rows, chosen.to(scores.device)] = 0.0
-        return scores
+        return inverse_transform(probs, self.uniforms[:, column])
 
 
 def inverse_transform(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,7 @@ class EngineRollouts(RolloutBackend):
         try:
             with torch.no_grad():
                 for start in range(0, len(rows), self.batch_rows):
-                    completions.extend(engine.run(rows[start : start + self.batch_rows]))
+                    completions.extend(engine.run_grouped(rows[start : start + self.batch_rows]))
         finally:
             model.train(was_training)
         grouped, position = [], 0
