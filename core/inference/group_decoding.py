@@ -149,6 +149,7 @@ class GroupDecoder:
         positions = padding.sum(dim=-1, keepdim=True)  # the first generated token's position, per row
         logits = logits.index_select(0, owner_index)
         choose = token_chooser(settings, self.suppressed_ids, device)
+        forward = self.forward_for_steps(cache, step_mask, positions)
         for step in range(budget):
             tokens = choose(logits)
             listed = tokens.tolist()
@@ -158,12 +159,26 @@ class GroupDecoder:
                         row.push(token)
             if all(row.done for row in rows) or step + 1 == budget:
                 break
-            out = self.language_model(
-                input_ids=tokens[:, None], attention_mask=step_mask(width + step + 1), position_ids=positions + step,
-                past_key_values=cache, use_cache=True,
-            )
-            logits = out.logits[:, -1]
+            logits = forward(tokens, step, width + step + 1)
         return True
+
+    def forward_for_steps(self, cache: Cache, step_mask: Callable[[int], torch.Tensor | None],
+                          positions: torch.Tensor) -> Callable[[torch.Tensor, int, int], torch.Tensor]:
+        """``forward(tokens, step, keys)``: the next logits after feeding each row's token of ``step``, attending to
+        the first ``keys`` positions: the Llama family's lean step where it applies (core/inference/decode_step.py),
+        else the model's own forward."""
+        from medzoo.core.inference.decode_step import llama_family_step
+
+        lean = llama_family_step(self.language_model)
+        if lean is not None:
+            return lambda tokens, step, keys: lean(tokens, positions + step, step_mask(keys), cache)
+
+        def forward(tokens: torch.Tensor, step: int, keys: int) -> torch.Tensor:
+            out = self.language_model(input_ids=tokens[:, None], attention_mask=step_mask(keys),
+                                      position_ids=positions + step, past_key_values=cache, use_cache=True)
+            return out.logits[:, -1]
+
+        return forward
 
     def prefill(self, prompts: list[EncodedSample], device: torch.device
                 ) -> tuple[Cache, torch.Tensor, torch.Tensor] | None:
@@ -208,6 +223,8 @@ def token_chooser(settings: Sequence[Any], suppressed_ids: Sequence[int], device
         scores = logits.float()
         if len(suppressed):
             scores = scores.index_fill(-1, suppressed, float("-inf"))
+        if len(sampler.rows) == len(scores):
+            return sampler.choose(scores).to(device)
         tokens = scores.argmax(dim=-1)
         if sampler.rows:
             tokens[sampled] = sampler.choose(scores).to(device)

@@ -66,7 +66,11 @@ def inverse_transform(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tens
     token of probability 0)."""
     cumulative = probs.double().cumsum(dim=-1)
     targets = (uniforms.double() * cumulative[:, -1]).unsqueeze(-1).contiguous()
-    chosen = torch.searchsorted(cumulative, targets, right=True).squeeze(-1)
+    chosen = torch.searchsorted(cumulative, targets, right=True).squeeze(-1).clamp_(max=probs.shape[-1] - 1)
+    # only a pick past the last possible token (rounding at the top of the cumulative mass) has probability 0:
+    # any earlier token of probability 0 has the cumulative mass of the one before it, which was picked first
+    if bool((probs.gather(-1, chosen[:, None]) > 0).all()):
+        return chosen
     last_possible = probs.shape[-1] - 1 - (probs > 0).flip(-1).int().argmax(dim=-1)
     return torch.minimum(chosen, last_possible)
 

@@ -1,0 +1,123 @@
+"""One decoding step of a Llama-family language model (Llama, Mistral, Qwen2) without its modules' Python wrappers.
+
+At a new token per row, a small model's step is mostly Python: the model's forward decorators, every module's
+``__call__``, keyword plumbing and config lookups. :class:`LlamaFamilyStep` runs the same tensor operations, in the
+same order and on the same weights as transformers' ``MistralDecoderLayer`` / ``LlamaDecoderLayer`` /
+``Qwen2DecoderLayer`` with sdpa attention (``transformers/models/mistral/modeling_mistral.py`` and
+``transformers/integrations/sdpa_attention.py``, transformers 5.x), so its logits equal the model's forward
+bit for bit (tests/test_group_decoding.py). :func:`llama_family_step` returns None, and the caller uses the model's
+forward, for anything else: another architecture, another attention implementation, a projection that is not a
+plain ``nn.Linear`` (LoRA, quantised), hooks on a layer, or a model in training mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.integrations.sdpa_attention import pack_gqa, use_gqa_in_sdpa
+
+
+def _family() -> dict[type, tuple[type, type, type]]:
+    """Causal-LM class -> (decoder layer, attention, RMS norm) classes the step reproduces."""
+    from transformers.models.llama import modeling_llama as llama
+    from transformers.models.mistral import modeling_mistral as mistral
+    from transformers.models.qwen2 import modeling_qwen2 as qwen2
+
+    return {
+        llama.LlamaForCausalLM: (llama.LlamaDecoderLayer, llama.LlamaAttention, llama.LlamaRMSNorm),
+        mistral.MistralForCausalLM: (mistral.MistralDecoderLayer, mistral.MistralAttention, mistral.MistralRMSNorm),
+        qwen2.Qwen2ForCausalLM: (qwen2.Qwen2DecoderLayer, qwen2.Qwen2Attention, qwen2.Qwen2RMSNorm),
+    }
+
+
+def _plain(module: nn.Module) -> bool:
+    """No hooks anywhere inside (the step would skip them)."""
+    return all(not (m._forward_hooks or m._forward_pre_hooks or hasattr(m, "_hf_hook")) for m in module.modules())
+
+
+def llama_family_step(language_model: Any) -> LlamaFamilyStep | None:
+    """The lean step for ``language_model``, or None where it would not compute what the model's forward does."""
+    classes = _family().get(type(language_model))
+    if classes is None or language_model.training:
+        return None
+    if getattr(language_model.config, "_attn_implementation", None) != "sdpa":
+        return None
+    layer_class, attention_class, norm_class = classes
+    inner = language_model.model
+    if type(inner.norm) is not norm_class or not _plain(inner.norm) or not _plain(inner.rotary_emb):
+        return None
+    for layer in inner.layers:
+        attention, mlp = layer.self_attn, layer.mlp
+        linears = (attention.q_proj, attention.k_proj, attention.v_proj, attention.o_proj,
+                   mlp.gate_proj, mlp.up_proj, mlp.down_proj)
+        if (type(layer) is not layer_class or type(attention) is not attention_class or not _plain(layer)
+                or any(type(linear) is not nn.Linear for linear in linears)
+                or any(type(norm) is not norm_class for norm in (layer.input_layernorm,
+                                                                 layer.post_attention_layernorm))):
+            return None
+    return LlamaFamilyStep(language_model)
+
+
+def rms_norm(hidden: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+    """``LlamaRMSNorm.forward``'s operations."""
+    dtype = hidden.dtype
+    hidden = hidden.to(torch.float32)
+    variance = hidden.pow(2).mean(-1, keepdim=True)
+    hidden = hidden * torch.rsqrt(variance + norm.variance_epsilon)
+    return norm.weight * hidden.to(dtype)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class LlamaFamilyStep:
+    """``step(tokens, positions, mask, cache)``: the next-token logits ``[rows, vocab]`` for ``tokens`` ``[rows]`` at
+    ``positions`` ``[rows, 1]``, with the attention mask the model's sdpa would get and a cache of
+    ``BufferLayer`` s (core/inference/group_decoding.py)."""
+
+    def __init__(self, language_model: Any) -> None:
+        self.language_model = language_model
+        inner = language_model.model
+        self.embed, self.rotary, self.norm = inner.embed_tokens, inner.rotary_emb, inner.norm
+        self.layers = [(layer.input_layernorm, layer.self_attn, layer.post_attention_layernorm, layer.mlp)
+                       for layer in inner.layers]
+
+    def __call__(self, tokens: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None,
+                 cache: Any) -> torch.Tensor:
+        hidden = self.embed(tokens[:, None])
+        rows = hidden.shape[0]
+        cos, sin = self.rotary(hidden, position_ids=positions)
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        for (before, attention, after, mlp), layer in zip(self.layers, cache.layers, strict=True):
+            head_dim, groups = attention.head_dim, attention.num_key_value_groups
+            residual = hidden
+            hidden = rms_norm(hidden, before)
+            shape = (rows, 1, -1, head_dim)
+            query = F.linear(hidden, attention.q_proj.weight, attention.q_proj.bias).view(shape).transpose(1, 2)
+            key = F.linear(hidden, attention.k_proj.weight, attention.k_proj.bias).view(shape).transpose(1, 2)
+            value = F.linear(hidden, attention.v_proj.weight, attention.v_proj.bias).view(shape).transpose(1, 2)
+            query = (query * cos) + (rotate_half(query) * sin)
+            key = (key * cos) + (rotate_half(key) * sin)
+            keys, values = layer.update(key, value)
+            options = {}
+            if groups > 1:  # sdpa_attention_forward's grouped-query handling for one query token
+                if use_gqa_in_sdpa(mask, keys, values):
+                    options["enable_gqa"] = True
+                else:
+                    query = pack_gqa(query, groups)
+            out = F.scaled_dot_product_attention(query, keys, values, attn_mask=mask, dropout_p=0.0,
+                                                 scale=attention.scaling, is_causal=False, **options)
+            out = out.reshape(rows, -1, 1, values.shape[-1]).transpose(1, 2).contiguous().reshape(rows, 1, -1)
+            hidden = residual + F.linear(out, attention.o_proj.weight, attention.o_proj.bias)
+            residual = hidden
+            hidden = rms_norm(hidden, after)
+            gate = mlp.act_fn(F.linear(hidden, mlp.gate_proj.weight, mlp.gate_proj.bias))
+            up = F.linear(hidden, mlp.up_proj.weight, mlp.up_proj.bias)
+            hidden = residual + F.linear(gate * up, mlp.down_proj.weight, mlp.down_proj.bias)
+        hidden = rms_norm(hidden, self.norm)
+        return self.language_model.lm_head(hidden)[:, -1]
