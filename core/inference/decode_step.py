@@ -12,6 +12,7 @@ plain ``nn.Linear`` (LoRA, quantised), hooks on a layer, or a model in training 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -38,8 +39,9 @@ def _plain(module: nn.Module) -> bool:
     return all(not (m._forward_hooks or m._forward_pre_hooks or hasattr(m, "_hf_hook")) for m in module.modules())
 
 
-def llama_family_step(language_model: Any) -> LlamaFamilyStep | None:
-    """The lean step for ``language_model``, or None where it would not compute what the model's forward does."""
+def llama_family_step(language_model: Any, first_positions: torch.Tensor, steps: int) -> LlamaFamilyStep | None:
+    """The lean step for ``language_model`` (rows whose first generated token is at ``first_positions``
+    ``[rows, 1]``, up to ``steps`` tokens), or None where it would not compute what the model's forward does."""
     classes = _family().get(type(language_model))
     if classes is None or language_model.training:
         return None
@@ -58,16 +60,41 @@ def llama_family_step(language_model: Any) -> LlamaFamilyStep | None:
                 or any(type(norm) is not norm_class for norm in (layer.input_layernorm,
                                                                  layer.post_attention_layernorm))):
             return None
-    return LlamaFamilyStep(language_model)
+    return LlamaFamilyStep(language_model, first_positions, steps)
 
 
-def rms_norm(hidden: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+def rms_norm(hidden: torch.Tensor, weight: torch.Tensor, epsilon: float) -> torch.Tensor:
     """``LlamaRMSNorm.forward``'s operations."""
     dtype = hidden.dtype
-    hidden = hidden.to(torch.float32)
+    if dtype != torch.float32:
+        hidden = hidden.to(torch.float32)
     variance = hidden.pow(2).mean(-1, keepdim=True)
-    hidden = hidden * torch.rsqrt(variance + norm.variance_epsilon)
-    return norm.weight * hidden.to(dtype)
+    hidden = hidden * torch.rsqrt(variance + epsilon)
+    return weight * (hidden if dtype == torch.float32 else hidden.to(dtype))
+
+
+@dataclass(frozen=True)
+class LayerParts:
+    """What one decoder layer's step reads, looked up once."""
+
+    before: tuple[torch.Tensor, float]
+    after: tuple[torch.Tensor, float]
+    #: (weight, bias) of q, k, v, o, gate, up, down
+    linears: tuple[tuple[torch.Tensor, torch.Tensor | None], ...]
+    head_dim: int
+    groups: int
+    scaling: float
+    act: Any
+
+    @classmethod
+    def of(cls, layer: nn.Module) -> LayerParts:
+        attention, mlp = layer.self_attn, layer.mlp
+        linears = (attention.q_proj, attention.k_proj, attention.v_proj, attention.o_proj,
+                   mlp.gate_proj, mlp.up_proj, mlp.down_proj)
+        norms = (layer.input_layernorm, layer.post_attention_layernorm)
+        before, after = ((norm.weight, norm.variance_epsilon) for norm in norms)
+        return cls(before, after, tuple((linear.weight, linear.bias) for linear in linears), attention.head_dim,
+                   attention.num_key_value_groups, attention.scaling, mlp.act_fn)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -76,31 +103,47 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 class LlamaFamilyStep:
-    """``step(tokens, positions, mask, cache)``: the next-token logits ``[rows, vocab]`` for ``tokens`` ``[rows]`` at
-    ``positions`` ``[rows, 1]``, with the attention mask the model's sdpa would get and a cache of
-    ``BufferLayer`` s (core/inference/group_decoding.py)."""
+    """``step(tokens, index, mask, cache)``: the next-token logits ``[rows, vocab]`` after feeding ``tokens``
+    ``[rows]`` as generated token ``index`` (at position ``first_positions + index``), with the attention mask the
+    model's sdpa would get and a cache of ``BufferLayer`` s (core/inference/group_decoding.py)."""
 
-    def __init__(self, language_model: Any) -> None:
+    #: rotary types whose frequencies follow the longest position seen so far (computed step by step)
+    STEPWISE_ROPE = ("dynamic", "longrope")
+
+    def __init__(self, language_model: Any, first_positions: torch.Tensor, steps: int) -> None:
         self.language_model = language_model
         inner = language_model.model
         self.embed, self.rotary, self.norm = inner.embed_tokens, inner.rotary_emb, inner.norm
-        self.layers = [(layer.input_layernorm, layer.self_attn, layer.post_attention_layernorm, layer.mlp)
-                       for layer in inner.layers]
+        #: per layer: its norms' weights and epsilons, its projections' (weight, bias), the attention's head size,
+        #: query groups and scale, the activation (looked up once: attribute access on modules is slow)
+        self.layers = [LayerParts.of(layer) for layer in inner.layers]
+        self.final_norm = (self.norm.weight, self.norm.variance_epsilon)
+        self.first_positions = first_positions
+        self.rotations: tuple[torch.Tensor, torch.Tensor] | None = None
+        if getattr(self.rotary, "rope_type", "default") not in self.STEPWISE_ROPE:
+            # every step's cos and sin at once: the same elementwise operations on the same positions
+            like = self.embed.weight[:1, None]
+            positions = first_positions + torch.arange(steps, device=first_positions.device)
+            cos, sin = self.rotary(like, position_ids=positions)
+            self.rotations = cos.unsqueeze(1), sin.unsqueeze(1)
 
-    def __call__(self, tokens: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None,
-                 cache: Any) -> torch.Tensor:
+    def __call__(self, tokens: torch.Tensor, index: int, mask: torch.Tensor | None, cache: Any) -> torch.Tensor:
         hidden = self.embed(tokens[:, None])
         rows = hidden.shape[0]
-        cos, sin = self.rotary(hidden, position_ids=positions)
-        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-        for (before, attention, after, mlp), layer in zip(self.layers, cache.layers, strict=True):
-            head_dim, groups = attention.head_dim, attention.num_key_value_groups
+        if self.rotations is not None:
+            cos, sin = (part[:, :, index : index + 1] for part in self.rotations)
+        else:
+            cos, sin = self.rotary(hidden, position_ids=self.first_positions + index)
+            cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        for parts, layer in zip(self.layers, cache.layers, strict=True):
+            q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj = parts.linears
+            head_dim, groups = parts.head_dim, parts.groups
             residual = hidden
-            hidden = rms_norm(hidden, before)
+            hidden = rms_norm(hidden, *parts.before)
             shape = (rows, 1, -1, head_dim)
-            query = F.linear(hidden, attention.q_proj.weight, attention.q_proj.bias).view(shape).transpose(1, 2)
-            key = F.linear(hidden, attention.k_proj.weight, attention.k_proj.bias).view(shape).transpose(1, 2)
-            value = F.linear(hidden, attention.v_proj.weight, attention.v_proj.bias).view(shape).transpose(1, 2)
+            query = F.linear(hidden, *q_proj).view(shape).transpose(1, 2)
+            key = F.linear(hidden, *k_proj).view(shape).transpose(1, 2)
+            value = F.linear(hidden, *v_proj).view(shape).transpose(1, 2)
             query = (query * cos) + (rotate_half(query) * sin)
             key = (key * cos) + (rotate_half(key) * sin)
             keys, values = layer.update(key, value)
@@ -111,13 +154,12 @@ class LlamaFamilyStep:
                 else:
                     query = pack_gqa(query, groups)
             out = F.scaled_dot_product_attention(query, keys, values, attn_mask=mask, dropout_p=0.0,
-                                                 scale=attention.scaling, is_causal=False, **options)
+                                                 scale=parts.scaling, is_causal=False, **options)
             out = out.reshape(rows, -1, 1, values.shape[-1]).transpose(1, 2).contiguous().reshape(rows, 1, -1)
-            hidden = residual + F.linear(out, attention.o_proj.weight, attention.o_proj.bias)
+            hidden = residual + F.linear(out, *o_proj)
             residual = hidden
-            hidden = rms_norm(hidden, after)
-            gate = mlp.act_fn(F.linear(hidden, mlp.gate_proj.weight, mlp.gate_proj.bias))
-            up = F.linear(hidden, mlp.up_proj.weight, mlp.up_proj.bias)
-            hidden = residual + F.linear(gate * up, mlp.down_proj.weight, mlp.down_proj.bias)
-        hidden = rms_norm(hidden, self.norm)
+            hidden = rms_norm(hidden, *parts.after)
+            gate = parts.act(F.linear(hidden, *gate_proj))
+            hidden = residual + F.linear(gate * F.linear(hidden, *up_proj), *down_proj)
+        hidden = rms_norm(hidden, *self.final_norm)
         return self.language_model.lm_head(hidden)[:, -1]

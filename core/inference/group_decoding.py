@@ -149,7 +149,7 @@ class GroupDecoder:
         positions = padding.sum(dim=-1, keepdim=True)  # the first generated token's position, per row
         logits = logits.index_select(0, owner_index)
         choose = token_chooser(settings, self.suppressed_ids, device)
-        forward = self.forward_for_steps(cache, step_mask, positions)
+        forward = self.forward_for_steps(cache, step_mask, positions, budget)
         for step in range(budget):
             tokens = choose(logits)
             listed = tokens.tolist()
@@ -163,15 +163,15 @@ class GroupDecoder:
         return True
 
     def forward_for_steps(self, cache: Cache, step_mask: Callable[[int], torch.Tensor | None],
-                          positions: torch.Tensor) -> Callable[[torch.Tensor, int, int], torch.Tensor]:
+                          positions: torch.Tensor, steps: int) -> Callable[[torch.Tensor, int, int], torch.Tensor]:
         """``forward(tokens, step, keys)``: the next logits after feeding each row's token of ``step``, attending to
         the first ``keys`` positions: the Llama family's lean step where it applies (core/inference/decode_step.py),
         else the model's own forward."""
         from medzoo.core.inference.decode_step import llama_family_step
 
-        lean = llama_family_step(self.language_model)
+        lean = llama_family_step(self.language_model, positions, steps)
         if lean is not None:
-            return lambda tokens, step, keys: lean(tokens, positions + step, step_mask(keys), cache)
+            return lambda tokens, step, keys: lean(tokens, step, step_mask(keys), cache)
 
         def forward(tokens: torch.Tensor, step: int, keys: int) -> torch.Tensor:
             out = self.language_model(input_ids=tokens[:, None], attention_mask=step_mask(keys),

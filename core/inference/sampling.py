@@ -29,6 +29,9 @@ class RowSampler(LogitsProcessor):
         self.temperature = torch.tensor([params[i].temperature for i in self.rows], dtype=torch.float32)
         self.top_p = torch.tensor([params[i].top_p for i in self.rows], dtype=torch.float32)
         self.filtered = self.top_p < 1.0
+        self.any_filtered = bool(self.filtered.any())
+        #: dividing by a temperature of 1 changes nothing, so it is skipped when every row has it
+        self.unscaled = bool((self.temperature == 1.0).all())
         budget = max((params[i].max_new_tokens for i in self.rows), default=0)
         #: ``[rows, budget]``: row k's t-th uniform; a row's steps after its own budget (its tokens are discarded
         #: once it has finished) reuse 0.5, so no row's draws depend on another row's budget
@@ -52,9 +55,11 @@ class RowSampler(LogitsProcessor):
     def choose(self, scores: torch.Tensor) -> torch.Tensor:
         """The next token of every sampling row (in ``rows`` order, on the CPU) from the batch's ``scores``; each
         call is the next step."""
-        logits = scores[self.row_index.to(scores.device)].float().cpu() / self.temperature[:, None]
+        logits = scores[self.row_index.to(scores.device)].float().cpu()
+        if not self.unscaled:
+            logits = logits / self.temperature[:, None]
         probs = torch.softmax(logits, dim=-1)
-        if self.filtered.any():
+        if self.any_filtered:
             probs[self.filtered] = top_p_filter(probs[self.filtered], self.top_p[self.filtered])
         column = min(self.step, self.uniforms.shape[1] - 1)
         self.step += 1

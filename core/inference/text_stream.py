@@ -14,8 +14,11 @@ class IncrementalDecoder:
         self.tokens: list[int] = []
         self._prefix = 0
         self._read = 0
+        self._backend = rust_decoder(tokenizer)
 
     def _decode(self, tokens: list[int]) -> str:
+        if self._backend is not None:
+            return self._backend.decode(tokens, skip_special_tokens=True)
         return self.tokenizer.decode(tokens, skip_special_tokens=True)
 
     def push(self, token: int) -> str:
@@ -34,6 +37,22 @@ class IncrementalDecoder:
             return ""
         self._prefix, self._read = self._read, len(self.tokens)
         return after[len(before) :]
+
+
+def rust_decoder(tokenizer):
+    """The ``tokenizers`` object behind a fast tokenizer whose ``decode(ids, skip_special_tokens=True)`` is exactly
+    its ``decode`` (no clean-up of spaces, neither method overridden), so called directly it gives the same text
+    without transformers' per-call wrapping; None otherwise."""
+    try:
+        from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+        from transformers.tokenization_utils_tokenizers import TokenizersBackend
+    except ImportError:
+        return None
+    kind = type(tokenizer)
+    if (not isinstance(tokenizer, TokenizersBackend) or kind.decode is not PreTrainedTokenizerBase.decode
+            or kind._decode is not TokenizersBackend._decode or tokenizer.clean_up_tokenization_spaces):
+        return None
+    return tokenizer._tokenizer
 
 
 class StopScanner:
