@@ -140,10 +140,12 @@ class LlamaFamilyStep:
             head_dim, groups = parts.head_dim, parts.groups
             residual = hidden
             hidden = rms_norm(hidden, *parts.before)
-            shape = (rows, 1, -1, head_dim)
-            query = F.linear(hidden, *q_proj).view(shape).transpose(1, 2)
-            key = F.linear(hidden, *k_proj).view(shape).transpose(1, 2)
-            value = F.linear(hidden, *v_proj).view(shape).transpose(1, 2)
+            # one query position: [rows, 1, heads x head_dim] viewed as [rows, heads, 1, head_dim] is the model's
+            # view-and-transpose without the transpose
+            shape = (rows, -1, 1, head_dim)
+            query = F.linear(hidden, *q_proj).view(shape)
+            key = F.linear(hidden, *k_proj).view(shape)
+            value = F.linear(hidden, *v_proj).view(shape)
             query = (query * cos) + (rotate_half(query) * sin)
             key = (key * cos) + (rotate_half(key) * sin)
             keys, values = layer.update(key, value)
@@ -155,7 +157,7 @@ class LlamaFamilyStep:
                     query = pack_gqa(query, groups)
             out = F.scaled_dot_product_attention(query, keys, values, attn_mask=mask, dropout_p=0.0,
                                                  scale=parts.scaling, is_causal=False, **options)
-            out = out.reshape(rows, -1, 1, values.shape[-1]).transpose(1, 2).contiguous().reshape(rows, 1, -1)
+            out = out.reshape(rows, 1, -1)  # heads then head_dim, as the model's transpose-and-reshape lays them out
             hidden = residual + F.linear(out, *o_proj)
             residual = hidden
             hidden = rms_norm(hidden, *parts.after)

@@ -53,11 +53,11 @@ class BufferLayer(DynamicLayer):
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
                ) -> tuple[torch.Tensor, torch.Tensor]:
-        end = self.length + key_states.shape[-2]
-        self.key_buffer[:, :, self.length : end] = key_states
-        self.value_buffer[:, :, self.length : end] = value_states
-        self.length = end
-        self.keys, self.values = self.key_buffer[:, :, :end], self.value_buffer[:, :, :end]
+        added = key_states.shape[-2]
+        self.key_buffer.narrow(2, self.length, added).copy_(key_states)
+        self.value_buffer.narrow(2, self.length, added).copy_(value_states)
+        self.length += added
+        self.keys, self.values = self.key_buffer.narrow(2, 0, self.length), self.value_buffer.narrow(2, 0, self.length)
         return self.keys, self.values
 
     def get_seq_length(self) -> int:

@@ -30,6 +30,7 @@ class RowSampler(LogitsProcessor):
         self.top_p = torch.tensor([params[i].top_p for i in self.rows], dtype=torch.float32)
         self.filtered = self.top_p < 1.0
         self.any_filtered = bool(self.filtered.any())
+        self.every_row = self.rows == list(range(len(params)))
         #: dividing by a temperature of 1 changes nothing, so it is skipped when every row has it
         self.unscaled = bool((self.temperature == 1.0).all())
         budget = max((params[i].max_new_tokens for i in self.rows), default=0)
@@ -55,7 +56,10 @@ class RowSampler(LogitsProcessor):
     def choose(self, scores: torch.Tensor) -> torch.Tensor:
         """The next token of every sampling row (in ``rows`` order, on the CPU) from the batch's ``scores``; each
         call is the next step."""
-        logits = scores[self.row_index.to(scores.device)].float().cpu()
+        if self.every_row and scores.dtype == torch.float32 and scores.device.type == "cpu":
+            logits = scores  # softmax below makes a new tensor, so the caller's scores are never changed
+        else:
+            logits = scores[self.row_index.to(scores.device)].float().cpu()
         if not self.unscaled:
             logits = logits / self.temperature[:, None]
         probs = torch.softmax(logits, dim=-1)
@@ -69,8 +73,8 @@ class RowSampler(LogitsProcessor):
 def inverse_transform(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
     """Per row, the first token whose cumulative probability exceeds ``uniform`` x the row's total mass (never a
     token of probability 0)."""
-    cumulative = probs.double().cumsum(dim=-1)
-    targets = (uniforms.double() * cumulative[:, -1]).unsqueeze(-1).contiguous()
+    cumulative = probs.cumsum(dim=-1, dtype=torch.float64)
+    targets = (uniforms.double() * cumulative[:, -1]).unsqueeze(-1)
     chosen = torch.searchsorted(cumulative, targets, right=True).squeeze(-1).clamp_(max=probs.shape[-1] - 1)
     # only a pick past the last possible token (rounding at the top of the cumulative mass) has probability 0:
     # any earlier token of probability 0 has the cumulative mass of the one before it, which was picked first
