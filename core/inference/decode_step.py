@@ -49,7 +49,9 @@ def llama_family_step(language_model: Any, first_positions: torch.Tensor, steps:
         return None
     layer_class, attention_class, norm_class = classes
     inner = language_model.model
-    if type(inner.norm) is not norm_class or not _plain(inner.norm) or not _plain(inner.rotary_emb):
+    embed = inner.embed_tokens
+    if (type(inner.norm) is not norm_class or not _plain(inner.norm) or not _plain(inner.rotary_emb)
+            or type(embed) is not nn.Embedding or embed.max_norm is not None or not _plain(embed)):
         return None
     for layer in inner.layers:
         attention, mlp = layer.self_attn, layer.mlp
@@ -94,12 +96,23 @@ class LayerParts:
         norms = (layer.input_layernorm, layer.post_attention_layernorm)
         before, after = ((norm.weight, norm.variance_epsilon) for norm in norms)
         return cls(before, after, tuple((linear.weight, linear.bias) for linear in linears), attention.head_dim,
-                   attention.num_key_value_groups, attention.scaling, mlp.act_fn)
+                   attention.num_key_value_groups, attention.scaling, activation(mlp.act_fn))
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+def activation(module: Any) -> Any:
+    """The function a SiLU activation module calls (skipping its ``__call__``), else the module itself."""
+    from transformers.activations import SiLUActivation
+
+    if type(module) in (SiLUActivation, nn.SiLU) and not getattr(module, "inplace", False) and _plain(module):
+        return F.silu
+    return module
+
+
+def signed_sin(sin: torch.Tensor) -> torch.Tensor:
+    """``sin`` with its first half negated: ``rotate_half(x) * sin`` (``cat(-x2, x1) * sin``) equals
+    ``x.roll(half) * signed_sin(sin)`` bit for bit (a product's sign is exact), in one operation instead of four."""
+    half = sin.shape[-1] // 2
+    return torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
 
 
 class LlamaFamilyStep:
@@ -125,16 +138,17 @@ class LlamaFamilyStep:
             like = self.embed.weight[:1, None]
             positions = first_positions + torch.arange(steps, device=first_positions.device)
             cos, sin = self.rotary(like, position_ids=positions)
-            self.rotations = cos.unsqueeze(1), sin.unsqueeze(1)
+            self.rotations = cos.unsqueeze(1), signed_sin(sin).unsqueeze(1)
 
     def __call__(self, tokens: torch.Tensor, index: int, mask: torch.Tensor | None, cache: Any) -> torch.Tensor:
-        hidden = self.embed(tokens[:, None])
+        hidden = F.embedding(tokens[:, None], self.embed.weight)
         rows = hidden.shape[0]
         if self.rotations is not None:
             cos, sin = (part[:, :, index : index + 1] for part in self.rotations)
         else:
             cos, sin = self.rotary(hidden, position_ids=self.first_positions + index)
-            cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+            cos, sin = cos.unsqueeze(1), signed_sin(sin).unsqueeze(1)
+        half = cos.shape[-1] // 2
         for parts, layer in zip(self.layers, cache.layers, strict=True):
             q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj = parts.linears
             head_dim, groups = parts.head_dim, parts.groups
@@ -146,8 +160,8 @@ class LlamaFamilyStep:
             query = F.linear(hidden, *q_proj).view(shape)
             key = F.linear(hidden, *k_proj).view(shape)
             value = F.linear(hidden, *v_proj).view(shape)
-            query = (query * cos) + (rotate_half(query) * sin)
-            key = (key * cos) + (rotate_half(key) * sin)
+            query = (query * cos) + (query.roll(half, -1) * sin)
+            key = (key * cos) + (key.roll(half, -1) * sin)
             keys, values = layer.update(key, value)
             options = {}
             if groups > 1:  # sdpa_attention_forward's grouped-query handling for one query token
