@@ -60,12 +60,14 @@ class StopScanner:
     the beginning of a stop string. Stops are matched in the text as generated; whitespace around the answer is
     then dropped (trailing whitespace is held until more text follows it)."""
 
-    def __init__(self, stops: Sequence[str]) -> None:
+    def __init__(self, stops: Sequence[str], releases: bool = True) -> None:
         self.stops = [stop for stop in stops if stop]
         self._longest = max((len(stop) for stop in self.stops), default=0)
         self.raw = ""
         self.released = 0
         self.stopped = False
+        #: False: nobody reads the released text (no stream), so ``feed`` and ``finish`` only find the stops
+        self.releases = releases
 
     @property
     def text(self) -> str:
@@ -83,11 +85,11 @@ class StopScanner:
             self.raw = self.raw[: min(hits)]
             self.stopped = True
             return self.finish()
-        return self._release(len(self.raw) - self._held())
+        return self._release(len(self.raw) - self._held()) if self.releases else ""
 
     def finish(self) -> str:
         """Release everything still held back except trailing whitespace."""
-        return self._release(len(self.raw))
+        return self._release(len(self.raw)) if self.releases else ""
 
     def _held(self) -> int:
         for size in range(min(self._longest - 1, len(self.raw)), 0, -1):
