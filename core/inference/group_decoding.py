@@ -140,10 +140,11 @@ class GroupDecoder:
         if prefill is None:
             return False
         cache_of_prompts, logits, padding = prefill
+        del prefill
         cache = expanded_cache(cache_of_prompts, owner_index, width + budget)
+        del cache_of_prompts  # the rows' copies replace it
         if cache is None:
             return False
-        del cache_of_prompts
         padding = padding.index_select(0, owner_index)
         step_mask = self.mask_for_steps(padding, budget)
         positions = padding.sum(dim=-1, keepdim=True)  # the first generated token's position, per row
