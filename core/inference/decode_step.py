@@ -132,6 +132,8 @@ class LlamaFamilyStep:
         self.layers = [LayerParts.of(layer) for layer in inner.layers]
         self.final_norm = (self.norm.weight, self.norm.variance_epsilon)
         self.first_positions = first_positions
+        #: sdpa's grouped-query choice, by whether the step has a mask
+        self.gqa: dict[bool, bool] = {}
         self.rotations: tuple[torch.Tensor, torch.Tensor] | None = None
         if getattr(self.rotary, "rope_type", "default") not in self.STEPWISE_ROPE:
             # every step's cos and sin at once: the same elementwise operations on the same positions
@@ -165,7 +167,10 @@ class LlamaFamilyStep:
             keys, values = layer.update(key, value)
             options = {}
             if groups > 1:  # sdpa_attention_forward's grouped-query handling for one query token
-                if use_gqa_in_sdpa(mask, keys, values):
+                gqa = self.gqa.get(mask is None)
+                if gqa is None:  # its answer depends only on whether there is a mask and on head sizes
+                    gqa = self.gqa[mask is None] = use_gqa_in_sdpa(mask, keys, values)
+                if gqa:
                     options["enable_gqa"] = True
                 else:
                     query = pack_gqa(query, groups)
