@@ -66,8 +66,11 @@ def llama_family_step(language_model: Any, first_positions: torch.Tensor, steps:
 
 
 def rms_norm(hidden: torch.Tensor, weight: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """``LlamaRMSNorm.forward``'s operations."""
+    """``LlamaRMSNorm.forward``'s operations (on the CPU in fp32 as torch's ``rms_norm``, which computes the same
+    operations in one call: ``x * rsqrt(mean(x^2) + eps) * weight``)."""
     dtype = hidden.dtype
+    if dtype == torch.float32 and weight.dtype == torch.float32 and hidden.device.type == "cpu":
+        return F.rms_norm(hidden, (hidden.shape[-1],), weight, epsilon)
     if dtype != torch.float32:
         hidden = hidden.to(torch.float32)
     variance = hidden.pow(2).mean(-1, keepdim=True)
