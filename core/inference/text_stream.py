@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
+
+#: per fast tokenizer, the text of each single token decoded so far (``decode`` is a pure function of the ids, and
+#: the incremental decoder's first window is usually the one previous token)
+_SINGLE_TOKEN_TEXTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class IncrementalDecoder:
@@ -15,11 +20,19 @@ class IncrementalDecoder:
         self._prefix = 0
         self._read = 0
         self._backend = rust_decoder(tokenizer)
+        self._singles: dict[int, str] | None = None
+        if self._backend is not None:
+            self._singles = _SINGLE_TOKEN_TEXTS.setdefault(tokenizer, {})
 
     def _decode(self, tokens: list[int]) -> str:
-        if self._backend is not None:
+        if self._backend is None:
+            return self.tokenizer.decode(tokens, skip_special_tokens=True)
+        if len(tokens) != 1:
             return self._backend.decode(tokens, skip_special_tokens=True)
-        return self.tokenizer.decode(tokens, skip_special_tokens=True)
+        text = self._singles.get(tokens[0])
+        if text is None:
+            text = self._singles[tokens[0]] = self._backend.decode(tokens, skip_special_tokens=True)
+        return text
 
     def push(self, token: int) -> str:
         """Add one token; return the new text it completes (may be empty)."""
