@@ -234,3 +234,20 @@ def test_the_tokenizers_backend_decodes_what_the_tokenizer_decodes(engine):
     ids = torch.randint(0, len(tokenizer), (20, 12), generator=torch.Generator().manual_seed(0)).tolist()
     for row in ids:
         assert backend.decode(row, skip_special_tokens=True) == tokenizer.decode(row, skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("language", ["llama", "qwen2", "qwen3", "phi3", "gemma2"])
+def test_other_language_models_answer_what_generate_answers(language):
+    """Llama and Qwen2 take the Llama-family step (Qwen2's projections have biases); Qwen3 and Phi-3 step through
+    their own forward; the tiny Gemma2's sliding window (16) is shorter than the generation, so generate answers."""
+    from medzoo.core.model.build import build_model
+
+    torch.manual_seed(0)
+    with single_thread():
+        engine = InferenceEngine(build_model({**TINY_MODEL, "language": {"name": language}}))
+        lean = llama_family_step(engine.model.language.model, torch.zeros(1, 1, dtype=torch.long), 1)
+        assert (lean is not None) == (language in ("llama", "qwen2"))
+        samples = prompts(engine)
+        with torch.no_grad():
+            expected = answers(engine.run(rows_for(samples, SETTINGS["mixed"])))
+            assert answers(engine.run_grouped(rows_for(samples, SETTINGS["mixed"]))) == expected
