@@ -137,19 +137,21 @@ class LlamaFamilyStep:
         self.first_positions = first_positions
         #: sdpa's grouped-query choice, by whether the step has a mask
         self.gqa: dict[bool, bool] = {}
-        self.rotations: tuple[torch.Tensor, torch.Tensor] | None = None
+        #: each step's (cos, signed sin), ``[rows, 1, 1, head_dim]`` views
+        self.rotations: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         if getattr(self.rotary, "rope_type", "default") not in self.STEPWISE_ROPE:
             # every step's cos and sin at once: the same elementwise operations on the same positions
             like = self.embed.weight[:1, None]
             positions = first_positions + torch.arange(steps, device=first_positions.device)
             cos, sin = self.rotary(like, position_ids=positions)
-            self.rotations = cos.unsqueeze(1), signed_sin(sin).unsqueeze(1)
+            cos, sin = cos.unsqueeze(1), signed_sin(sin).unsqueeze(1)
+            self.rotations = [(cos[:, :, i : i + 1], sin[:, :, i : i + 1]) for i in range(steps)]
 
     def __call__(self, tokens: torch.Tensor, index: int, mask: torch.Tensor | None, cache: Any) -> torch.Tensor:
         hidden = F.embedding(tokens[:, None], self.embed.weight)
         rows = hidden.shape[0]
         if self.rotations is not None:
-            cos, sin = (part[:, :, index : index + 1] for part in self.rotations)
+            cos, sin = self.rotations[index]
         else:
             cos, sin = self.rotary(hidden, position_ids=self.first_positions + index)
             cos, sin = cos.unsqueeze(1), signed_sin(sin).unsqueeze(1)

@@ -220,12 +220,15 @@ def token_chooser(settings: Sequence[Any], suppressed_ids: Sequence[int], device
     sampled = sampler.row_index.to(device)
     suppressed = torch.tensor(sorted(suppressed_ids), dtype=torch.long, device=device)
 
+    on_cpu = device.type == "cpu"
+
     def choose(logits: torch.Tensor) -> torch.Tensor:
-        scores = logits.float()
+        scores = logits if logits.dtype == torch.float32 else logits.float()
         if len(suppressed):
             scores = scores.index_fill(-1, suppressed, float("-inf"))
         if len(sampler.rows) == len(scores):
-            return sampler.choose(scores).to(device)
+            chosen = sampler.choose(scores)
+            return chosen if on_cpu else chosen.to(device)
         tokens = scores.argmax(dim=-1)
         if sampler.rows:
             tokens[sampled] = sampler.choose(scores).to(device)
