@@ -33,6 +33,8 @@ class InferenceEngine:
     batch), :meth:`answer` answers many conversations with one settings (evaluation, the speed bench: batches
     of similar prompt length; sampling uses Hugging Face's sampler on torch's global generator, seeded once per
     call with ``seed``, so a run is repeatable for the same questions, batch size and device).
+    :meth:`run_grouped` answers like :meth:`run` where rows share prompts (GRPO's rollouts): one prefill per prompt
+    and a lean decoding loop instead of ``generate`` (core/inference/group_decoding.py).
     """
 
     def __init__(self, model: MultimodalModel, template_name: str | None = None) -> None:
