@@ -12,6 +12,7 @@ from PIL import Image
 from transformers import LogitsProcessorList, StoppingCriteriaList
 
 from medzoo.core.cpu_threads import adjust_threads
+from medzoo.core.inference.group_decoding import GroupDecoder
 from medzoo.core.inference.processing import processor_for
 from medzoo.core.inference.requests import ChatRequest, Completion, RowRequest
 from medzoo.core.inference.rows import RowState, RowTracker
@@ -32,6 +33,8 @@ class InferenceEngine:
     batch), :meth:`answer` answers many conversations with one settings (evaluation, the speed bench: batches
     of similar prompt length; sampling uses Hugging Face's sampler on torch's global generator, seeded once per
     call with ``seed``, so a run is repeatable for the same questions, batch size and device).
+    :meth:`run_grouped` answers like :meth:`run` where rows share prompts (GRPO's rollouts): one prefill per prompt
+    and a lean decoding loop instead of ``generate`` (core/inference/group_decoding.py).
     """
 
     def __init__(self, model: MultimodalModel, template_name: str | None = None) -> None:
@@ -74,6 +77,14 @@ class InferenceEngine:
             request.settings.validate()
         return self._run(requests, shared_sampling=False)
 
+    def run_grouped(self, requests: Sequence[RowRequest]) -> list[Completion]:
+        """Answer like :meth:`run` (the same tokens for the same rows and seeds) where many rows share a prompt
+        (GRPO's completions): requests holding the same ``sample`` object share one prefill, and the rows are
+        decoded by the lean loop of ``core/inference/group_decoding.py`` (``generate`` where it cannot)."""
+        for request in requests:
+            request.settings.validate()
+        return self._run(requests, shared_sampling=False, grouped=True)
+
     def answer(
         self, requests: Sequence[ChatRequest], settings: SamplingSettings | None = None, batch_size: int = 16
     ) -> list[Completion]:
@@ -92,16 +103,22 @@ class InferenceEngine:
                 answers[index] = completion
         return [answers[index] for index in range(len(requests))]
 
-    def _run(self, requests: Sequence[RowRequest], shared_sampling: bool) -> list[Completion]:
+    def _run(self, requests: Sequence[RowRequest], shared_sampling: bool, grouped: bool = False) -> list[Completion]:
         live = [r for r in requests if not r.cancelled.is_set()]
         rows = [RowState(r, self.model.tokenizer, self.template_stops, self.eos_ids) for r in live]
-        if rows:
+        if rows and not (grouped and self._decode_grouped(rows)):
             self._generate(rows, shared_sampling)
         by_request = {id(row.request): row for row in rows}
         return [
             by_request[id(r)].completion() if id(r) in by_request else Completion("", "cancelled", len(r.sample), 0)
             for r in requests
         ]
+
+    def _decode_grouped(self, rows: list[RowState]) -> bool:
+        if self.device.type == "cpu":
+            adjust_threads()
+        with torch.no_grad():
+            return GroupDecoder(self.model, self.suppressed_ids, self.tokenizer_lock).decode(rows)
 
     def _generate(self, rows: list[RowState], shared_sampling: bool) -> None:
         settings = [row.request.settings for row in rows]

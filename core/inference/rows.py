@@ -18,7 +18,7 @@ class RowState:
     def __init__(self, request: RowRequest, tokenizer, template_stops: Sequence[str], eos_ids: set[int]) -> None:
         self.request = request
         self.decoder = IncrementalDecoder(tokenizer)
-        self.scanner = StopScanner([*template_stops, *request.settings.stop])
+        self.scanner = StopScanner([*template_stops, *request.settings.stop], releases=request.on_text is not None)
         self.eos_ids = eos_ids
         self.finish_reason: str | None = None
         self.count = 0

@@ -1,5 +1,6 @@
-"""Rollouts from medzoo's one inference engine: batched ``generate`` with a KV cache, each completion sampled from
-its own seeded generator (so a completion does not depend on the batch it was generated in)."""
+"""Rollouts from medzoo's one inference engine (``InferenceEngine.run_grouped``): each prompt prefilled once, its
+KV cache copied to its completions, all rows decoded together by the engine's lean loop; each completion sampled
+from its own seeded generator (so a completion does not depend on the batch it was generated in)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from medzoo.core.interfaces.rollout_backend import RolloutBackend, RolloutComple
 class EngineRollouts(RolloutBackend):
     """Generates with the policy itself (no copy of the weights, so there is nothing to synchronise).
 
-    ``batch_rows``: completions per ``generate`` call; ``template``: the stage's conversation template (its stop
+    ``batch_rows``: completions decoded together; ``template``: the stage's conversation template (its stop
     strings end a completion).
     """
 
@@ -45,7 +46,7 @@ class EngineRollouts(RolloutBackend):
         try:
             with torch.no_grad():
                 for start in range(0, len(rows), self.batch_rows):
-                    completions.extend(engine.run(rows[start : start + self.batch_rows]))
+                    completions.extend(engine.run_grouped(rows[start : start + self.batch_rows]))
         finally:
             model.train(was_training)
         grouped, position = [], 0
