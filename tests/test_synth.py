@@ -83,7 +83,7 @@ def question_answer_pairs(root: Path) -> dict[str, list[tuple[str, str]]]:
 def test_layout_and_manifest(synth_dir: Path) -> None:
     manifest = load(synth_dir, "manifest.json")
     assert manifest["format_version"] == FORMAT_VERSION
-    assert manifest["seed"] == 0 and manifest["sizes"] == SMALL_SIZES
+    assert manifest["seed"] == 0 and manifest["sizes"] == {**SMALL_SIZES, "rl": 240}  # rl: 0.6 x train
     assert sorted(path.name for path in synth_dir.iterdir()) == sorted(OUTPUT_ENTRIES)
     for relative, count in manifest["counts"].items():
         assert len(load(synth_dir, relative)) == count > 0, relative
@@ -197,6 +197,37 @@ def test_coloninst_records(synth_dir: Path) -> None:
             assert 0 <= x1 < x2 < 64 and 0 <= y1 < y2 < 64
 
 
+def test_the_rl_prompt_pool_is_rec_on_frames_of_its_own(synth_dir: Path) -> None:
+    pool = load(synth_dir, "coloninst/rl/rec_rl.json")
+    frames = load(synth_dir, "manifest.json")["images"]["colonoscopy"]["rl"]
+    assert frames == 240 and len(pool) == 180  # balanced findings: one frame in four is normal, without a box
+    assert len({record["id"] for record in pool}) == len(pool)
+    supervised = {record["image"] for split in ("train", "val", "test")
+                  for task in ("cls", "reg", "rec", "cap")
+                  for record in load(synth_dir, f"coloninst/{split}/{task}_{split}.json")}
+    assert all(record["image"].startswith("colonoscopy/rl_") for record in pool)
+    assert not supervised & {record["image"] for record in pool}
+    for record in pool:
+        human, gpt = record["conversations"]
+        assert human["value"].removeprefix(f"{IMAGE_PLACEHOLDER}\n") in {
+            t.format(category=c) for t in COLONINST_TEMPLATES["rec"] for c in ("polyp", "bleeding", "ulcer")}
+        x1, y1, x2, y2 = map(int, BOX.fullmatch(gpt["value"]).groups())
+        assert 0 <= x1 < x2 < 64 and 0 <= y1 < y2 < 64
+
+
+def test_the_rl_pool_size_changes_no_other_file(tmp_path: Path) -> None:
+    """The pool's frames draw from their own random stream: a data set written before the pool existed, or with
+    another pool size, holds the same bytes everywhere else (the demo's figures do not move)."""
+    default, other = tmp_path / "default", tmp_path / "other"
+    synthesize(default, seed=7, sizes=SMALL)
+    synthesize(other, seed=7, sizes={**SMALL, "rl": 3})
+    pool = ("coloninst/rl/", "images/colonoscopy/rl_", "manifest.json")
+    files = sorted(str(p.relative_to(default)) for p in default.rglob("*") if p.is_file())
+    shared = [f for f in files if not f.startswith(pool)]
+    assert shared and all((default / f).read_bytes() == (other / f).read_bytes() for f in shared)
+    assert len(load(other, "coloninst/rl/rec_rl.json")) <= 3 < len(load(default, "coloninst/rl/rec_rl.json"))
+
+
 def test_captions_and_llava_med_files(synth_dir: Path) -> None:
     captions = load(synth_dir, "pmc/captions.jsonl")
     assert set(captions[0]) == {"pair_id", "image", "fig_label", "fig_caption", "in_text_mention", "domain"}
@@ -266,7 +297,7 @@ def test_cli_synth_writes_refuses_and_overwrites(tmp_path: Path) -> None:
     result = runner.invoke(cli, arguments)
     assert result.exit_code == 0, result.output
     manifest = load(output, "manifest.json")
-    assert manifest["seed"] == 5 and manifest["sizes"] == {**DEFAULT_SIZES, "train": 20, "test": 10}
+    assert manifest["seed"] == 5 and manifest["sizes"] == {**DEFAULT_SIZES, "train": 20, "test": 10, "rl": 12}
     assert "wrote" in result.output
 
     (output / "notes.txt").write_text("keep me")

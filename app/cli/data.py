@@ -32,7 +32,8 @@ def data() -> None:
               help="Directory to write the data set into.")
 @click.option("--seed", default=None, type=int, help="Random seed (same seed: byte-identical files).")
 @click.option("--size", "sizes", multiple=True, metavar="KEY=N",
-              help="Images per split over all domains: train=N, val=N, test=N (repeatable).")
+              help="Images per split over all domains: train=N, val=N, test=N; rl=N colonoscopy frames for GRPO "
+                   "prompts (default 0.6 x train) (repeatable).")
 @click.option("--overwrite", is_flag=True,
               help="Replace a previous synthetic data set in OUTPUT (only one medzoo synthesised: its manifest says so).")
 def synth(output: Path, seed: int | None, sizes: tuple[str, ...], overwrite: bool) -> None:

@@ -10,6 +10,7 @@ Layout under ``output_dir`` (all image paths in the files are relative to ``outp
     slake/{train,validation,test}.json              SLAKE
     pathvqa/qas/{train,test}/{split}_qa.pkl         PathVQA
     coloninst/{train,val,test}/{cls,reg,rec,cap}_{split}.json   ColonINST
+    coloninst/rl/rec_rl.json                        ColonINST REC prompts for reinforcement learning (own frames)
     pmc_vqa/test_2.csv                              PMC-VQA test_2.csv (multiple choice, MedEvalKit's copy)
     omnimedvqa/QA_information/Open-access/*.json    OmniMedVQA (the same questions, one file per domain)
     gmai_mmbench/GMAI-MMBench_VAL.tsv               GMAI-MMBench as VLMEvalKit's TSV (the same questions)
@@ -44,12 +45,17 @@ from medzoo.core.atomic_writes import NotOursError, write_atomically
 from medzoo.core.errors import DataError
 
 #: 2: the preference pairs (``preference/``) were added; 3: the multi-image twins (``medxpertqa/``, ``mmmu/``);
-#: a complete set of an older version is ``outdated``
-FORMAT_VERSION = 3
+#: 4: the reinforcement-learning prompt pool (``coloninst/rl/``); a complete set of an older version is ``outdated``
+FORMAT_VERSION = 4
 DEFAULT_SEED = 0
 #: images per split, over all five domains: enough variety for the tiny recipe to learn to read the images
 #: (with 400 training images it memorises them and answers closed questions from the question alone)
 DEFAULT_SIZES: dict[str, int] = {"train": 4000, "val": 100, "test": 300}
+#: the ``rl`` size: colonoscopy frames of their own, whose ColonINST REC prompts (``coloninst/rl/rec_rl.json``, about
+#: three in four frames show a finding) feed a GRPO stage with prompts no supervised stage saw, as RL prompt sets
+#: are kept apart from SFT data; by default ``RL_SHARE`` x the ``train`` size (4000 -> 2400 frames, 1800 prompts)
+RL_SIZE = "rl"
+RL_SHARE = 0.6
 #: the top-level entries ``synthesize`` writes (and ``--overwrite`` may replace)
 OUTPUT_ENTRIES = ("manifest.json", "images", "pmc", "llava_med", "vqa_rad", "slake", "pathvqa", "coloninst", "pmc_vqa",
                   "omnimedvqa", "gmai_mmbench", "medxpertqa", "mmmu", "preference")
@@ -93,14 +99,17 @@ def refuse_foreign_data(output_dir: str | Path) -> None:
 
 
 def resolve_sizes(sizes: Mapping[str, int] | None) -> dict[str, int]:
-    """Defaults updated with ``sizes``; unknown keys or negative / non-integer values raise DataError."""
+    """Defaults updated with ``sizes``, and ``rl`` (when not given) ``RL_SHARE`` x ``train``; unknown keys or
+    negative / non-integer values raise DataError."""
     resolved = dict(DEFAULT_SIZES)
+    known = (*DEFAULT_SIZES, RL_SIZE)
     for key, value in (sizes or {}).items():
-        if key not in DEFAULT_SIZES:
-            raise DataError(f"synthetic data size {key!r} is unknown; expected one of {', '.join(DEFAULT_SIZES)}")
+        if key not in known:
+            raise DataError(f"synthetic data size {key!r} is unknown; expected one of {', '.join(known)}")
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise DataError(f"synthetic data size {key}={value!r}: expected a non-negative integer")
         resolved[key] = value
+    resolved.setdefault(RL_SIZE, round(RL_SHARE * resolved["train"]))
     return resolved
 
 
@@ -121,6 +130,8 @@ def synthesize(output_dir: str | Path, seed: int = DEFAULT_SEED, sizes: Mapping[
         for domain in DOMAINS:
             count = per_domain_counts(resolved[split])[domain.name]
             images[domain.name][split] = render_split(domain, split, count, seed, root / "images")
+    colonoscopy = next(domain for domain in DOMAINS if domain.name == "colonoscopy")
+    images["colonoscopy"][RL_SIZE] = render_split(colonoscopy, RL_SIZE, resolved[RL_SIZE], seed, root / "images")
 
     def radiology(split: str) -> list[SynthImage]:
         return [image for name in RADIOLOGY for image in images[name][split]]
@@ -148,6 +159,7 @@ def synthesize(output_dir: str | Path, seed: int = DEFAULT_SEED, sizes: Mapping[
     for split in SPLITS:
         for task, records in writers.coloninst_records(images["colonoscopy"][split], split).items():
             files[f"coloninst/{split}/{task}_{split}.json"] = records
+    files["coloninst/rl/rec_rl.json"] = writers.coloninst_records(images["colonoscopy"][RL_SIZE], RL_SIZE)["rec"]
 
     test_images = [image for domain in DOMAINS for image in images[domain.name]["test"]]
     choices = multiple_choice.choice_questions(test_images, sampling.stream(seed, "pmc_vqa"))
