@@ -10,10 +10,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from support.hang_guard import describe_timeout
 
 from medzoo.testing import TINY_MODEL, ColourSquares, train_colour_model
 from medzoo.testing import single_thread as one_thread
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> None:
+    """Every test starts with torch on one intra-op thread. The tiny models' kernels are too small to gain from
+    more, and beside other jobs on a 2-core machine a second OpenMP thread that gets descheduled stalls every
+    kernel (tests/test_model_composition.py: 237 s with torch's default 2 threads, 28 s with one, measured back
+    to back on a loaded machine). Thread-count behaviour itself is tested with its own fixtures
+    (tests/test_reproducible_runs.py, tests/test_cpu_threads.py); subprocesses keep their own settings."""
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

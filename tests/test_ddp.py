@@ -3,7 +3,8 @@ one process with the same global batch, writes logs and checkpoints once, and re
 
 Each launch's runs are trained once per module (:class:`Runs`) and compared by several tests: the one-process run
 (every launch's reference, and the FSDP one-process resume's), each launch's uninterrupted two-process run (matched
-against one process, and against its own resume) and its killed run (copied before each resume)."""
+against one process, and against its own resume) and its killed run (copied before each resume). The one-process
+runs train in the test's own process (no interpreter to start), the launches in processes of their own."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from support import hang_at_checkpoint
 from support.hang_guard import SUBPROCESS_HANG_S, wait_for
+from support.in_process import medzoo_here
 
 from medzoo.testing import TINY_MODEL
 
@@ -91,9 +93,8 @@ def free_port() -> int:
 
 def command(recipe: Path, run: Path, processes: int, *extra: str, launch: str = "ddp",
             module: tuple[str, str] = CLI) -> list[str]:
+    """The ``accelerate launch`` command line of a run on ``processes`` (two or more) processes."""
     tail = [*module, "train", str(recipe), "--output-dir", str(run), *extra]
-    if processes == 1:
-        return [sys.executable, *tail]
     launcher = os.path.join(os.path.dirname(sys.executable), "accelerate")
     return [launcher, "launch", *LAUNCHES[launch], "--num_processes", str(processes), "--num_machines", "1",
             "--main_process_port", str(free_port()), *tail]
@@ -114,6 +115,10 @@ def environment(**extra: str) -> dict[str, str]:
 
 def run(recipe: Path, out: Path, processes: int, *extra: str, launch: str = "ddp",
         expect: int = 0) -> subprocess.CompletedProcess:
+    if processes == 1:  # the one-process reference runs in the test's own process, on one thread as the launches
+        result = medzoo_here("train", str(recipe), "--output-dir", str(out), *extra)
+        assert result.returncode == expect, result.stderr[-3000:]
+        return result
     # the DeepSpeed configs name their JSON files relative to the repository root, as the docs launch them
     result = subprocess.run(command(recipe, out, processes, *extra, launch=launch), capture_output=True, text=True,
                             env=environment(), timeout=SUBPROCESS_HANG_S, cwd=CONFIGS.parents[1])

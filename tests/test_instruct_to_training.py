@@ -1,16 +1,14 @@
 """The paper's data path end to end: the synthetic set's figure captions go through ``medzoo instruct
 generate`` (against a scripted OpenAI-compatible server on 127.0.0.1), and the generated LLaVA instruction
-JSON trains the tiny recipe's stage-2 (instruction tuning) stage."""
+JSON trains the tiny recipe's stage-2 (instruction tuning) stage. The commands run in this process."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 from support import fake_openai as openai_fake_server
-from support.hang_guard import SUBPROCESS_HANG_S
+from support.in_process import medzoo_here as medzoo
 
 from medzoo.core.interfaces.conversation import IMAGE_PLACEHOLDER
 
@@ -38,11 +36,6 @@ def generator_reply(body: dict) -> str:
         f"User: Is there anything else worth noting?\nAssistant: {rest}\n"
         "User: Where did you read that?\nAssistant: The caption says so."  # must be dropped by the filter
     )
-
-
-def medzoo(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "medzoo.app.cli", *args], capture_output=True, text=True,
-                          timeout=SUBPROCESS_HANG_S)
 
 
 def test_synthetic_captions_to_instructions_to_stage2_training(fake, tmp_path):

@@ -17,6 +17,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from support import hang_at_checkpoint
 from support.hang_guard import SUBPROCESS_HANG_S, wait_for
+from support.in_process import medzoo_here
 
 from medzoo.testing import TINY_MODEL
 
@@ -78,6 +79,7 @@ def write_recipe(tmp_path: Path, steps: int = 6, language_tuning: str = "full") 
 
 
 def medzoo(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """The console script in a process of its own (the kill test's runs; the others run in this process)."""
     return subprocess.run([sys.executable, "-m", "medzoo.app.cli", *args], capture_output=True, text=True,
                           timeout=SUBPROCESS_HANG_S, **kwargs)
 
@@ -92,7 +94,7 @@ def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 def test_two_stages_train_and_loss_falls(tmp_path):
     recipe = write_recipe(tmp_path, steps=8)
-    result = medzoo("train", str(recipe), "--output-dir", str(tmp_path / "run"))
+    result = medzoo_here("train", str(recipe), "--output-dir", str(tmp_path / "run"))
     assert result.returncode == 0, result.stderr[-2000:]
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert [s["stage"] for s in run["stages"]] == ["alignment", "instruct"]
@@ -156,7 +158,7 @@ def test_kill_and_resume_reproduces_uninterrupted_weights(tmp_path):
 
 def test_lora_adapters_are_peft_format_and_merge_to_same_logits(tmp_path):
     recipe = write_recipe(tmp_path, steps=3, language_tuning="lora")
-    result = medzoo("train", str(recipe), "--output-dir", str(tmp_path / "run"))
+    result = medzoo_here("train", str(recipe), "--output-dir", str(tmp_path / "run"))
     assert result.returncode == 0, result.stderr[-2000:]
     final = tmp_path / "run" / "final"
     adapter = final / "adapters" / "language"
@@ -165,7 +167,7 @@ def test_lora_adapters_are_peft_format_and_merge_to_same_logits(tmp_path):
     assert all(k.startswith("base_model.model.") for k in load_file(str(adapter / "adapter_model.safetensors")))
 
     merged_dir = tmp_path / "merged"
-    merged = medzoo("merge-lora", str(final), "--output", str(merged_dir))
+    merged = medzoo_here("merge-lora", str(final), "--output", str(merged_dir))
     assert merged.returncode == 0, merged.stderr[-2000:]
     from medzoo.core.model.multimodal import MultimodalModel
     from medzoo.plugins.tuning.lora import has_lora
