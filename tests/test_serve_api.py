@@ -278,7 +278,23 @@ def test_a_disconnected_stream_stops_its_row(server, http, monkeypatch):
     engine = server.server.config.app.state.batcher.engine
     completions = []
     run = engine.run
-    monkeypatch.setattr(engine, "run", lambda rows: completions.extend(done := run(rows)) or done)
+
+    def held_after_first_text(rows):
+        """Each row's text callback, once it has sent text, waits (up to 60 s) for the server to mark the row
+        cancelled: the row cannot reach its budget before the disconnect is seen, however busy the machine."""
+        for row in rows:
+            if row.on_text is not None:
+                send, cancelled = row.on_text, row.cancelled
+
+                def on_text(text, send=send, cancelled=cancelled):
+                    send(text)
+                    if text:
+                        cancelled.wait(60)
+                row.on_text = on_text
+        completions.extend(done := run(rows))
+        return done
+
+    monkeypatch.setattr(engine, "run", held_after_first_text)
     request = body(stream=True, max_tokens=64, temperature=2.0, seed=1)
     with http.stream("POST", "/v1/chat/completions", json=request) as response:
         for line in response.iter_lines():
