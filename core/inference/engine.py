@@ -73,17 +73,13 @@ class InferenceEngine:
 
         Raises :class:`InvalidSettings` before generating when a row's settings are out of range.
         """
-        for request in requests:
-            request.settings.validate()
-        return self._run(requests, shared_sampling=False)
+        return self._run(_validated(requests), shared_sampling=False)
 
     def run_grouped(self, requests: Sequence[RowRequest]) -> list[Completion]:
         """Answer like :meth:`run` (the same tokens for the same rows and seeds) where many rows share a prompt
         (GRPO's completions): requests holding the same ``sample`` object share one prefill, and the rows are
         decoded by the lean loop of ``core/inference/group_decoding.py`` (``generate`` where it cannot)."""
-        for request in requests:
-            request.settings.validate()
-        return self._run(requests, shared_sampling=False, grouped=True)
+        return self._run(_validated(requests), shared_sampling=False, grouped=True)
 
     def answer(
         self, requests: Sequence[ChatRequest], settings: SamplingSettings | None = None, batch_size: int = 16
@@ -106,8 +102,11 @@ class InferenceEngine:
     def _run(self, requests: Sequence[RowRequest], shared_sampling: bool, grouped: bool = False) -> list[Completion]:
         live = [r for r in requests if not r.cancelled.is_set()]
         rows = [RowState(r, self.model.tokenizer, self.template_stops, self.eos_ids) for r in live]
-        if rows and not (grouped and self._decode_grouped(rows)):
-            self._generate(rows, shared_sampling)
+        if rows:
+            if self.device.type == "cpu":
+                adjust_threads()  # follow the cores other processes leave free
+            if not (grouped and self._decode_grouped(rows)):
+                self._generate(rows, shared_sampling)
         by_request = {id(row.request): row for row in rows}
         return [
             by_request[id(r)].completion() if id(r) in by_request else Completion("", "cancelled", len(r.sample), 0)
@@ -115,15 +114,11 @@ class InferenceEngine:
         ]
 
     def _decode_grouped(self, rows: list[RowState]) -> bool:
-        if self.device.type == "cpu":
-            adjust_threads()
         with torch.no_grad():
             return GroupDecoder(self.model, self.suppressed_ids, self.tokenizer_lock).decode(rows)
 
     def _generate(self, rows: list[RowState], shared_sampling: bool) -> None:
         settings = [row.request.settings for row in rows]
-        if self.device.type == "cpu":
-            adjust_threads()  # follow the cores other processes leave free
         batch = collate([row.request.sample for row in rows], self.model.tokenizer.pad_token_id, "left")
         batch.pop("labels")
         batch = {key: value.to(self.device) for key, value in batch.items()}
@@ -135,6 +130,13 @@ class InferenceEngine:
         if self.suppressed_ids:
             options["suppress_tokens"] = list(self.suppressed_ids)
         self.model.generate(**batch, **options)
+
+
+def _validated(requests: Sequence[RowRequest]) -> Sequence[RowRequest]:
+    """``requests``, once every row's settings are checked (:class:`InvalidSettings` names the first bad one)."""
+    for request in requests:
+        request.settings.validate()
+    return requests
 
 
 def sampling_options(settings: Sequence[SamplingSettings], shared: bool) -> dict:
